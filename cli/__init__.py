@@ -1,0 +1,1 @@
+"""The `w2s` command-line interface."""

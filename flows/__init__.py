@@ -1,0 +1,1 @@
+"""Prefect flows: compose the tasks into the pipeline (no ML logic here)."""

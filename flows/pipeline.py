@@ -1,0 +1,59 @@
+"""The weak-to-strong pipeline as one Prefect flow.
+
+ingest -> validate -> split -> weak -> weak labels (GX + DVC) -> student, ceiling -> evaluate
+-> register. Tasks exchange paths, hashes and small dataclasses only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, runtime
+
+from tasks import data, evaluate, strong, tracking, weak
+from tasks.context import RunContext
+from w2s.config import Config, stable_hash
+
+
+def new_run_name(config: dict) -> str:
+    """Sortable, unique-enough run folder name: UTC time plus a short config hash."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    return f"{stamp}-{stable_hash(config)[:6]}"
+
+
+@flow(name="w2s-pipeline", log_prints=True, validate_parameters=False)
+def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
+    """Run the whole pipeline for a validated config; return metrics, lineage and the model."""
+    cfg = Config.model_validate(config)
+    run_name = new_run_name(config)
+    run_dir = Path(project_dir) / ".w2s" / "runs" / run_name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
+    ctx = RunContext(project_dir, str(run_dir), parent_id, config)
+    ok = False
+    try:
+        table = data.ingest(ctx)
+        tags["data_md5"] = table.data_md5
+        data.validate(ctx, table)
+        splits = data.split(ctx, table)
+        weak_ref, weak_run_id = weak.train_weak(ctx, splits)
+        labels = weak.weak_labels(ctx, splits, weak_ref, table)
+        tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id)
+        student = strong.train_strong(ctx, splits, "w2s", labels)
+        ceiling = strong.train_strong(ctx, splits, "ceiling")
+        metrics = evaluate.evaluate(ctx, splits, weak_ref, student, ceiling)
+        model = None
+        if cfg.registry.enabled:
+            model = evaluate.register(ctx, student, splits.label_names, tags)
+        ok = True
+    finally:
+        tracking.finish(parent_id, tags, ok)
+    return {
+        "run_name": run_name, "run_dir": str(run_dir), "mlflow_run_id": parent_id,
+        "metrics": metrics, "tags": tags, "model": model, "weak_labels": labels,
+        "label_names": splits.label_names, "counts": splits.counts,
+        "reused": {"weak": weak_ref.reused, "w2s": student.reused, "ceiling": ceiling.reused},
+        "early_stopping": cfg.strong.early_stopping,
+    }

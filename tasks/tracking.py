@@ -1,0 +1,33 @@
+"""Tasks that open and close the MLflow parent run of a pipeline run."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from w2s import tracking
+from w2s.config import Config
+from w2s.lineage import git_commit, method_name, params_hash
+from w2s.project import Project
+
+
+@task(name="start-tracking", cache_policy=NO_CACHE)
+def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None) -> tuple[str, dict]:
+    """Create the parent run with params and the lineage tags known before training."""
+    project = Project.discover(project_dir)
+    tracking.configure(project)
+    cfg = Config.model_validate(config)
+    tags = {
+        "git_commit": git_commit(project.root), "params_hash": params_hash(cfg),
+        "prefect_flow_run_id": flow_run_id or "none", "method": method_name(cfg),
+    }
+    run = tracking.start_run(tracking.experiment_id(project, cfg.tracking.experiment), run_name, tags=tags)
+    run.params(config)
+    return run.run_id, tags
+
+
+@task(name="finish-tracking", cache_policy=NO_CACHE)
+def finish(run_id: str, tags: dict, ok: bool) -> None:
+    """Record the final lineage tags and close the parent run as FINISHED or FAILED."""
+    tracking.RunLog(run_id).tags(tags)
+    tracking.end_run(run_id, ok)

@@ -1,0 +1,211 @@
+"""Typed experiment configuration: `params.yaml` parsed into pydantic models.
+
+Every field has a type, a default and a help text; unknown keys and wrong types are errors that
+name the offending key. `--set a.b=c` overrides are applied to the raw mapping before validation
+so they go through exactly the same checks as the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from w2s.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    name: str | None = Field(
+        "election-tweets",
+        description="Bundled corpus (election-tweets, reuters-r8, reuters-r52, 20newsgroups). "
+        "Ignored when `path` or `hf_name` is set.",
+    )
+    path: str | None = Field(
+        None, description="Local CSV / TSV / JSONL / Parquet file; relative paths are resolved "
+        "against the project root and may not leave it."
+    )
+    hf_name: str | None = Field(
+        None, description="Hugging Face dataset: a hub id or a folder written by save_to_disk."
+    )
+    hf_split: str = Field("train", description="Split of the HF dataset to read.")
+    text_column: str = Field("text", description="Column holding the input text (file / HF sources).")
+    label_column: str = Field("label", description="Column holding the class label.")
+    id_column: str | None = Field(
+        None, description="Column with unique example ids; row numbers are used when unset."
+    )
+    labels: list[str] | None = Field(
+        None, description="Declared label set; any other label value fails validation. "
+        "Inferred from the data when unset."
+    )
+    dedupe: bool = Field(
+        True, description="Drop exact duplicate texts at ingest (keeps the first), so a text "
+        "can never land in both a training split and the test split."
+    )
+    max_rows: int | None = Field(
+        None, ge=10, description="Deterministically subsample the table to this many rows."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.path and self.hf_name:
+            raise ValueError("set only one of data.path and data.hf_name")
+        if not (self.path or self.hf_name or self.name):
+            raise ValueError("one of data.name, data.path or data.hf_name is required")
+        return self
+
+
+class SplitConfig(_Strict):
+    weak_train: int = Field(200, ge=2, description="Ground-truth examples for the weak supervisor.")
+    transfer: int = Field(2000, ge=2, description="Examples the weak model labels for the student.")
+    val: int = Field(400, ge=2, description="Weakly labeled examples for early stopping.")
+    test: int = Field(1000, ge=2, description="Ground-truth examples for evaluation only.")
+    min_test: int = Field(
+        100, ge=1, description="Smallest test split accepted: below it PGR is noise."
+    )
+
+    @model_validator(mode="after")
+    def _test_size(self) -> SplitConfig:
+        if self.test < self.min_test:
+            raise ValueError(f"split.test={self.test} is below split.min_test={self.min_test}")
+        return self
+
+
+class TfidfConfig(_Strict):
+    max_features: int = Field(20000, ge=10, description="Vocabulary size of the TF-IDF vectoriser.")
+    ngram_max: int = Field(2, ge=1, le=3, description="Largest word n-gram.")
+    C: float = Field(
+        10.0, gt=0, description="Inverse L2 regularisation of the logistic regression; weak "
+        "regularisation gives sharper soft labels, which the student learns from faster."
+    )
+
+
+class EncoderTrainConfig(_Strict):
+    model: str = Field(
+        "minilm-l6", description="Encoder: a bundled alias (minilm-l6), a local folder, or a hub id."
+    )
+    num_layers: int | None = Field(
+        None, ge=1, description="Keep only the first N transformer layers (a weaker model)."
+    )
+    max_length: int = Field(64, ge=8, le=512, description="Tokens per example (truncation).")
+    epochs: float = Field(2.0, gt=0, description="Passes over the training split.")
+    batch_size: int = Field(32, ge=1, description="Examples per optimiser step.")
+    lr: float = Field(5e-5, gt=0, description="Peak AdamW learning rate.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    warmup_frac: float = Field(0.1, ge=0, lt=1, description="Fraction of steps of linear warm-up before cosine decay.")
+    evals_per_epoch: int = Field(4, ge=1, description="Early-stopping evaluations per epoch.")
+    eval_batch_size: int = Field(128, ge=1, description="Examples per forward pass at inference.")
+
+
+class WeakConfig(_Strict):
+    kind: Literal["tfidf", "encoder"] = Field(
+        "tfidf", description="tfidf: TF-IDF + logistic regression; encoder: a (truncated) transformer."
+    )
+    tfidf: TfidfConfig = Field(default_factory=TfidfConfig)
+    encoder: EncoderTrainConfig = Field(
+        default_factory=lambda: EncoderTrainConfig(num_layers=1, epochs=5.0, lr=1e-4),
+        description="Settings when kind=encoder.",
+    )
+
+
+class StrongConfig(EncoderTrainConfig):
+    loss: Literal["xent"] = Field("xent", description="Student loss on the soft weak labels.")
+    early_stopping: Literal["weak_val", "oracle", "none"] = Field(
+        "weak_val", description="weak_val: best checkpoint on weak-labeled val (honest); "
+        "oracle: on ground-truth val (an ablation, flagged in the results); none: last step."
+    )
+
+
+class RegisterConfig(_Strict):
+    enabled: bool = Field(True, description="Log the student as a pyfunc and register a version.")
+    model_name: str = Field("w2s-strong", min_length=1, description="Registered model name.")
+    alias: str = Field("challenger", min_length=1, description="Alias set on the new version.")
+
+
+class TrackingConfig(_Strict):
+    experiment: str = Field("w2s", min_length=1, description="MLflow experiment name.")
+
+
+class Config(_Strict):
+    seed: int = Field(0, ge=0, description="Seed for splits, weak and strong training.")
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    weak: WeakConfig = Field(default_factory=WeakConfig)
+    strong: StrongConfig = Field(default_factory=StrongConfig)
+    registry: RegisterConfig = Field(default_factory=RegisterConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named top-level sections (all of them when none are named)."""
+        dumped = self.model_dump(mode="json")
+        picked = {k: dumped[k] for k in (sections or tuple(dumped))}
+        return stable_hash(picked)
+
+
+def stable_hash(obj: Any) -> str:
+    """sha256 of the canonical JSON of `obj` (sorted keys, no whitespace)."""
+    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for k in keys[:-1]:
+        child = node.get(k)
+        if child is None:
+            child = node[k] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {dotted}: '{k}' is not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=value`; the value is parsed as YAML so numbers, booleans and lists work."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects key=value, got '{text}'")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _format_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        return f"unknown config key '{loc}'"
+    return f"config key '{loc}': {first['msg']}"
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults), apply `key=value` overrides, and validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}".splitlines()[0]) from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        raw = loaded or {}
+    for item in overrides or []:
+        key, value = parse_override(item)
+        _set_path(raw, key, value)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err)) from None

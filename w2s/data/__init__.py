@@ -1,0 +1,1 @@
+"""Data: bundled corpora, user sources, the canonical table and deterministic splits."""

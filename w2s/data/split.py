@@ -1,0 +1,67 @@
+"""Deterministic splits: weak_train (stratified by class), transfer, val, test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from w2s.config import SplitConfig
+from w2s.errors import DataError
+
+SPLITS = ("weak_train", "transfer", "val", "test")
+
+
+def label_names(table: pd.DataFrame, declared: list[str] | None) -> list[str]:
+    """The class names in index order: the declared set, else the sorted observed labels."""
+    if declared:
+        return list(declared)
+    return sorted(table["label"].dropna().unique().tolist())
+
+
+def _stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `n` rows with every class represented in proportion (at least one each)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if n < len(classes):
+        raise DataError(f"split.weak_train={n} is smaller than the number of classes ({len(classes)})")
+    raw = counts / counts.sum() * n
+    quota = np.maximum(1, np.floor(raw)).astype(int)
+    for i in np.argsort(-(raw - np.floor(raw))):
+        if quota.sum() >= n:
+            break
+        quota[i] += 1
+    while quota.sum() > n:  # the at-least-one floor can overshoot: trim the largest
+        quota[np.argmax(quota)] -= 1
+    picked = []
+    for cls, q in zip(classes, quota, strict=True):
+        members = np.flatnonzero(labels == cls)
+        picked.append(rng.choice(members, size=min(q, len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFrame:
+    """Return the rows used by the experiment with a `split` column; same seed, same splits."""
+    need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
+    if len(table) < need:
+        raise DataError(
+            f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
+            f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but the data has {len(table)}"
+        )
+    rng = np.random.default_rng(seed)
+    labels = table["label"].to_numpy()
+    weak_idx = _stratified_take(labels, cfg.weak_train, rng)
+    rest = np.setdiff1d(np.arange(len(table)), weak_idx)
+    rest = rng.permutation(rest)
+    cuts = np.cumsum([cfg.test, cfg.val, cfg.transfer])
+    test_idx, val_idx, transfer_idx = rest[: cuts[0]], rest[cuts[0]: cuts[1]], rest[cuts[1]: cuts[2]]
+    parts = []
+    for name, idx in (("weak_train", weak_idx), ("transfer", transfer_idx), ("val", val_idx), ("test", test_idx)):
+        part = table.iloc[np.sort(idx)].copy()
+        part["split"] = name
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def encode_labels(labels: pd.Series, names: list[str]) -> np.ndarray:
+    """Class indices for label strings; validation has already rejected unknown labels."""
+    index = {n: i for i, n in enumerate(names)}
+    return labels.map(index).to_numpy(dtype=np.int64)

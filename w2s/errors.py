@@ -1,0 +1,21 @@
+"""User-facing errors: one clear line, a non-zero exit, nothing half-written."""
+
+
+class W2SError(Exception):
+    """An error caused by user input (config, data, paths) that the CLI prints as one line."""
+
+
+class ConfigError(W2SError):
+    """The configuration names an unknown key, has a wrong type, or points at a missing file."""
+
+
+class DataError(W2SError):
+    """The input data cannot be read or does not have the expected shape."""
+
+
+class ValidationFailed(W2SError):
+    """A Great Expectations gate failed; the message lists each failed expectation and column."""
+
+    def __init__(self, message: str, report: dict | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}

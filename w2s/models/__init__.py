@@ -1,0 +1,1 @@
+"""Models: the TF-IDF weak supervisor and transformer text classifiers."""

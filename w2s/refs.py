@@ -1,0 +1,56 @@
+"""References passed between pipeline steps: paths, hashes and small metadata, never objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from w2s.errors import DataError
+
+# Bump a step's version when its code changes what it produces: old cache entries then miss.
+WEAK_VERSION = "weak-1"
+STRONG_VERSION = "strong-1"
+LABELS_VERSION = "labels-1"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """The canonical table on disk and what identifies it."""
+
+    path: str
+    data_md5: str
+    label_names: list[str]
+    rows: int
+    source: dict[str, Any]
+    stats: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SplitsRef:
+    """The split table (`split` column added) and its content hash."""
+
+    path: str
+    md5: str
+    label_names: list[str]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A cache entry holding a trained model and its predictions."""
+
+    kind: str
+    dir: str
+    key: str
+    reused: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def split_part(splits: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of one split; an empty split is a data error."""
+    part = splits[splits["split"] == name]
+    if part.empty:
+        raise DataError(f"split '{name}' is empty")
+    return part

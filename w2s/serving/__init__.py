@@ -1,0 +1,1 @@
+"""Serving: the MLflow pyfunc that takes raw text and returns class probabilities."""

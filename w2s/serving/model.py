@@ -1,0 +1,49 @@
+"""The pyfunc model class. Loaded from code (no pickled objects) with safetensors weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from mlflow.pyfunc import PythonModel
+
+
+def as_texts(model_input: Any) -> list[str]:
+    """Accept a list/array/Series of strings or a DataFrame with a `text` (or single) column."""
+    if isinstance(model_input, pd.DataFrame):
+        col = "text" if "text" in model_input.columns else model_input.columns[0]
+        values = model_input[col].tolist()
+    elif isinstance(model_input, pd.Series):
+        values = model_input.tolist()
+    elif isinstance(model_input, str):
+        values = [model_input]
+    else:
+        values = list(model_input)
+    bad = [i for i, v in enumerate(values) if not isinstance(v, str)]
+    if bad:
+        raise TypeError(f"input {bad[0]} is {type(values[bad[0]]).__name__}, expected a string")
+    return values
+
+
+class TextClassifierModel(PythonModel):
+    """Raw text in; a DataFrame of class probabilities (one column per label name) out."""
+
+    # predict() carries no type hints on purpose: MLflow would derive a second, looser schema
+    # from them; the explicit signature given at logging time is the contract.
+    def load_context(self, context) -> None:
+        from w2s.models.classifier import load_classifier
+
+        self.model, self.tokenizer, self.meta = load_classifier(context.artifacts["model"])
+
+    def predict(self, context, model_input, params=None):
+        import torch
+
+        from w2s.models.batching import encode, predict_logits, softmax
+
+        texts = as_texts(model_input)
+        if not texts:
+            return pd.DataFrame(columns=self.meta["label_names"])
+        with torch.inference_mode():
+            enc = encode(self.tokenizer, texts, self.meta["max_length"])
+            probs = softmax(predict_logits(self.model, enc, batch_size=64))
+        return pd.DataFrame(probs, columns=self.meta["label_names"])

@@ -1,0 +1,140 @@
+"""The pipeline's steps as plain functions over paths: the Prefect tasks and the DVC stages
+both call these, so the two entry points cannot drift apart.
+
+Each step takes references (paths, hashes, small dataclasses) and returns one; the expensive
+steps go through the content-addressed cache and say whether they reused an entry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from w2s.cache import ArtifactCache, cache_key
+from w2s.config import Config
+from w2s.data.sources import canonicalise, read_source, table_md5
+from w2s.data.split import SPLITS, assign_splits, encode_labels, label_names
+from w2s.errors import DataError
+from w2s.io import atomic_path, read_json, write_json
+from w2s.labels import build_weak_labels, read_predictions, write_predictions, write_weak_labels
+from w2s.metrics import w2s_metrics
+from w2s.project import Project
+from w2s.refs import LABELS_VERSION, WEAK_VERSION, ModelRef, SplitsRef, TableRef, split_part
+from w2s.validation import GateReport, validate_raw, validate_splits, validate_weak_labels
+
+log = logging.getLogger(__name__)
+
+def ingest(cfg: Config, project: Project, out_dir: Path) -> TableRef:
+    """Resolve the data source to the canonical table and write it as Parquet."""
+    raw, source = read_source(cfg.data, project)
+    table, stats = canonicalise(raw, cfg.data)
+    path = out_dir / "table.parquet"
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+    names = label_names(table, cfg.data.labels)
+    return TableRef(str(path), table_md5(table), names, len(table), asdict(source), stats)
+
+
+def validate_table(ref: TableRef, cfg: Config) -> GateReport:
+    """The raw-data gate; raises `ValidationFailed` listing every failed expectation."""
+    report = validate_raw(pd.read_parquet(ref.path), cfg.data.labels)
+    report.raise_if_failed()
+    return report
+
+
+def make_splits(ref: TableRef, cfg: Config, out_dir: Path) -> tuple[SplitsRef, GateReport]:
+    """Deterministic splits for `cfg.seed`, gated on test/train text overlap."""
+    splits = assign_splits(pd.read_parquet(ref.path), cfg.split, cfg.seed)
+    report = validate_splits(splits, ref.label_names)
+    report.raise_if_failed()
+    path = out_dir / "splits.parquet"
+    with atomic_path(path) as tmp:
+        splits.to_parquet(tmp, index=False)
+    counts = {s: int((splits["split"] == s).sum()) for s in SPLITS}
+    md5 = table_md5(splits, ["id", "text", "label", "split"])
+    return SplitsRef(str(path), md5, ref.label_names, counts), report
+
+
+def _rows_hash(df: pd.DataFrame, with_labels: bool) -> str:
+    return table_md5(df, ["id", "text", "label"] if with_labels else ["id", "text"])
+
+
+def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache) -> ModelRef:
+    """Train the weak supervisor on weak_train ground truth; predict transfer, val and test."""
+    from w2s.models.weak import WEAK_TRAINERS
+
+    splits = pd.read_parquet(splits_ref.path)
+    train_df = split_part(splits, "weak_train")
+    targets = splits[splits["split"].isin(["transfer", "val", "test"])]
+    spec = {
+        "version": WEAK_VERSION, "weak": cfg.weak.model_dump(mode="json"), "seed": cfg.seed,
+        "labels": splits_ref.label_names, "train": _rows_hash(train_df, True),
+        "predict": _rows_hash(targets, False),
+    }
+    key = cache_key("weak", spec)
+    hit = cache.lookup("weak", key)
+    if hit is not None:
+        return ModelRef("weak", str(hit), key, True, read_json(hit / "info.json"))
+    names = splits_ref.label_names
+    y = encode_labels(train_df["label"], names)
+    start = time.perf_counter()
+    with cache.build("weak", key, spec) as folder:
+        predict = WEAK_TRAINERS[cfg.weak.kind](train_df["text"].tolist(), y, len(names),
+                                               cfg.weak, cfg.seed, folder)
+        probs = predict(targets["text"].tolist())
+        write_predictions(folder / "preds.parquet", targets["id"], targets["split"], probs)
+        info = {"kind": cfg.weak.kind, "train_examples": len(train_df),
+                "seconds": round(time.perf_counter() - start, 2)}
+        write_json(folder / "info.json", info)
+    return ModelRef("weak", str(cache.path("weak", key)), key, False, info)
+
+
+def predictions(ref: ModelRef, split: str) -> pd.DataFrame:
+    """The `id, split, probs` predictions a model entry holds for one split."""
+    preds = read_predictions(Path(ref.dir) / "preds.parquet")
+    return preds[preds["split"] == split].reset_index(drop=True)
+
+
+def aligned_probs(preds: pd.DataFrame, ids: pd.Series, what: str) -> np.ndarray:
+    """Probabilities in the order of `ids`; a mismatch of ids is an error, never assumed away."""
+    if list(preds["id"]) != list(ids):
+        raise DataError(f"{what}: prediction ids do not match the split's ids")
+    return np.stack(preds["probs"].to_numpy())
+
+
+def make_weak_labels(splits_ref: SplitsRef, weak: ModelRef, table: TableRef,
+                     path: Path) -> tuple[dict[str, Any], GateReport]:
+    """Write the weak-label dataset, gated by GX *before* it is published at `path`.
+
+    Returns the sidecar (with the file's md5) and the gate report.
+    """
+    splits = pd.read_parquet(splits_ref.path)
+    preds = read_predictions(Path(weak.dir) / "preds.parquet")
+    labels = build_weak_labels(splits, preds)
+    report = validate_weak_labels(labels, len(splits_ref.label_names))
+    report.raise_if_failed()
+    sidecar = {
+        "schema": LABELS_VERSION, "label_names": splits_ref.label_names,
+        "weak_model": {"kind": weak.info.get("kind"), "cache_key": weak.key},
+        "data_md5": table.data_md5, "splits_md5": splits_ref.md5,
+        "counts": {s: int((labels["split"] == s).sum()) for s in ("transfer", "val")},
+    }
+    md5 = write_weak_labels(labels, path, sidecar)
+    return {**sidecar, "md5": md5, "path": str(path)}, report
+
+
+def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef,
+             ceiling: ModelRef) -> dict[str, float | None]:
+    """Headline metrics on the test split, every prediction table aligned by id first."""
+    splits = pd.read_parquet(splits_ref.path)
+    test = split_part(splits, "test")
+    y = encode_labels(test["label"], splits_ref.label_names)
+    probs = {ref.kind: aligned_probs(predictions(ref, "test"), test["id"], f"{ref.kind} predictions")
+             for ref in (weak, student, ceiling)}
+    return w2s_metrics(y, probs["weak"], probs["w2s"], probs["ceiling"])
