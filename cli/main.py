@@ -37,8 +37,6 @@ QUIET_LOGGERS = ("great_expectations", "dvc", "mlflow.models", "alembic")
 def _setup_env() -> None:
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class _OneLineUserErrors(logging.Filter):
@@ -51,7 +49,10 @@ class _OneLineUserErrors(logging.Filter):
         return True
 
 
-def _quiet_user_error_tracebacks() -> None:
+def _tune_logging() -> None:
+    """After Prefect configured logging: quiet chatty libraries, one line for user errors."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     filt = _OneLineUserErrors()
     for name in ["prefect", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]:
         for handler in logging.getLogger(name).handlers:
@@ -74,7 +75,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from flows.pipeline import pipeline
 
-    _quiet_user_error_tracebacks()
+    _tune_logging()
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project.root))
     if args.json:
         print(json.dumps(result, indent=2, default=str))

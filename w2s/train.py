@@ -89,7 +89,7 @@ def train(
     start = time.perf_counter()
     model.train()
     step = 0
-    bar = tqdm(total=total, desc=desc, leave=False, unit="step")
+    bar = tqdm(total=total, desc=desc, leave=False, unit="step", disable=None)  # None: off when not a TTY
     while step < total:
         for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
             input_ids, mask = collate([enc.ids[i] for i in idx], enc.pad_id)
@@ -101,7 +101,7 @@ def train(
             sched.step()
             step += 1
             seen += len(idx)
-            recent.append(float(loss))
+            recent.append(loss.item())
             bar.update(1)
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 point = {"step": step, "epoch": step / steps_per_epoch,

@@ -44,17 +44,21 @@ def dvc_md5(dvc_file: Path) -> str:
 
 def add_and_push(project: Project, path: Path, push: bool = True) -> Versioned:
     """Track `path` with DVC (content goes to the cache) and push it to the default remote."""
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     if not is_dvc_repo(project):
         raise W2SError(f"{project.root} is not a DVC repository (run `dvc init` there)")
     rel = path.resolve().relative_to(project.root)
-    with _lock(project), Repo(str(project.root)) as repo:
-        repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
-        repo.add(str(rel))
-        dvc_file = project.root / f"{rel}.dvc"
-        remote = repo.config.get("core", {}).get("remote")
-        if push and remote:
-            repo.push(targets=[str(dvc_file.relative_to(project.root))])
+    dvc_file = project.root / f"{rel}.dvc"
+    try:
+        with _lock(project), Repo(str(project.root)) as repo:
+            repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
+            repo.add(str(rel))
+            remote = repo.config.get("core", {}).get("remote")
+            if push and remote:
+                repo.push(targets=[str(dvc_file.relative_to(project.root))])
+    except DvcException as exc:
+        raise W2SError(f"DVC could not version {rel}: {str(exc).strip()}") from None
     return Versioned(str(rel), dvc_md5(dvc_file), str(dvc_file.relative_to(project.root)),
                      remote if push else None)

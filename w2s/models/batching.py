@@ -80,7 +80,7 @@ def predict_logits(model: torch.nn.Module, enc: Encoded, batch_size: int,
     order = np.argsort(enc.lengths, kind="stable")
     out: np.ndarray | None = None
     steps = range(0, len(order), batch_size)
-    for start in tqdm(steps, desc=desc, disable=desc is None, leave=False, unit="batch"):
+    for start in tqdm(steps, desc=desc, disable=True if desc is None else None, leave=False, unit="batch"):
         idx = order[start: start + batch_size]
         input_ids, mask = collate([enc.ids[i] for i in idx], enc.pad_id)
         logits = model(input_ids, mask).float().numpy()

@@ -29,7 +29,9 @@ def resolve_model(name: str) -> str:
 def load_pretrained(name: str):  # -> (tokenizer, AutoModel)
     """Tokenizer and encoder for `name`; an unknown model is a one-line ConfigError."""
     from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a per-load weights bar is noise next to our own bars
     path = resolve_model(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

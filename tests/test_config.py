@@ -1,0 +1,63 @@
+from pathlib import Path
+
+import pytest
+
+from w2s.config import Config, load_config, parse_override
+from w2s.errors import ConfigError
+from w2s.project import Project
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repo_params_file_is_valid_and_matches_defaults():
+    cfg = load_config(REPO / "params.yaml")
+    assert cfg.data.name == "election-tweets"
+    assert cfg == Config(), "params.yaml should spell out the defaults, not diverge from them"
+
+
+def test_overrides_are_parsed_as_yaml():
+    cfg = load_config(None, ["strong.epochs=1.5", "data.labels=[a, b]", "registry.enabled=false",
+                             "data.path=x.csv"])
+    assert cfg.strong.epochs == 1.5
+    assert cfg.data.labels == ["a", "b"]
+    assert cfg.registry.enabled is False
+    assert cfg.data.path == "x.csv"
+
+
+@pytest.mark.parametrize("override, message", [
+    ("strong.epochz=1", "unknown config key 'strong.epochz'"),
+    ("nonsense=1", "unknown config key 'nonsense'"),
+    ("strong.epochs=abc", "config key 'strong.epochs'"),
+    ("split.test=10", "split.test=10 is below split.min_test=100"),
+    ("weak.kind=svm", "config key 'weak.kind'"),
+])
+def test_bad_keys_and_types_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_set_needs_key_value():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_override("strong.epochs")
+
+
+def test_missing_and_malformed_config_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(bad)
+
+
+def test_section_hash_changes_with_any_value():
+    a, b = Config(), load_config(None, ["weak.tfidf.C=2"])
+    assert a.section_hash("weak") != b.section_hash("weak")
+    assert a.section_hash("strong") == b.section_hash("strong")
+
+
+def test_relative_data_path_may_not_escape_the_project(tmp_path):
+    project = Project(tmp_path)
+    assert project.resolve_inside("data/x.csv") == tmp_path / "data" / "x.csv"
+    with pytest.raises(ConfigError, match="escapes the project"):
+        project.resolve_inside("../outside.csv")

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+
+from w2s import metrics
+
+
+def test_accuracy_and_binary_auroc():
+    y = np.array([0, 1, 1, 0])
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    assert metrics.accuracy(probs, y) == 0.5
+    # positives score 0.8 and 0.4, negatives 0.1 and 0.7: 3 of 4 pairs ordered correctly
+    assert metrics.auroc(probs, y) == pytest.approx(0.75)
+
+
+def test_multiclass_auroc_is_macro_one_vs_rest():
+    y = np.array([0, 1, 2, 2])
+    probs = np.array([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8], [0.5, 0.3, 0.2]])
+    # class 0: 1.0; class 1: 1.0; class 2: positives 0.8, 0.2 vs negatives 0.1, 0.1 -> 1.0
+    assert metrics.auroc(probs, y) == pytest.approx(1.0)
+    assert metrics.auroc(probs, np.array([1, 1, 1, 1])) is None
+
+
+@pytest.mark.parametrize("weak, strong, ceiling, expected", [
+    (0.8, 0.9, 1.0, 0.5), (0.8, 0.7, 1.0, -0.5), (0.8, 0.9, 0.8, None), (0.8, 0.9, 0.7, None),
+])
+def test_pgr(weak, strong, ceiling, expected):
+    got = metrics.pgr(weak, strong, ceiling)
+    assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_agreement_split_by_weak_correctness():
+    y = np.array([0, 0, 1, 1])
+    weak = np.array([0, 1, 1, 0])  # right, wrong, right, wrong
+    student = np.array([0, 0, 1, 0])  # agrees on both rights, and on one of the wrongs
+    out = metrics.agreement(student, weak, y)
+    assert out == {"agreement": 0.75, "agreement_weak_correct": 1.0, "agreement_weak_wrong": 0.5}
+
+
+def test_ece_zero_for_calibrated_confident_predictions():
+    y = np.array([0, 1])
+    assert metrics.ece(np.array([[1.0, 0.0], [0.0, 1.0]]), y) == 0.0
+    assert metrics.ece(np.array([[0.9, 0.1], [0.9, 0.1]]), y) == pytest.approx(0.4)
+
+
+def test_w2s_metrics_has_the_contract_names_and_null_pgr():
+    y = np.array([0, 1, 0, 1])
+    good = np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    bad = good[:, ::-1]
+    out = metrics.w2s_metrics(y, weak_probs=good, student_probs=good, ceiling_probs=bad)
+    for name in ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
+                 "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
+                 "agreement_weak_wrong", "ece"):
+        assert name in out
+    assert out["pgr"] is None and out["pgr_auroc"] is None

@@ -1,0 +1,136 @@
+"""The real flow end to end: Prefect engine, MLflow SQLite store, DVC repository and remote, GX
+gates and the bundled tweets, on a tiny config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from w2s.config import load_config
+from w2s.io import file_md5
+from w2s.tracking import LINEAGE_TAGS
+
+pytestmark = pytest.mark.slow
+
+CONTRACT_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
+                    "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
+                    "agreement_weak_wrong", "ece")
+STAGES = {"ingest", "validate-data", "split", "weak", "weak-labels", "strong-w2s",
+          "strong-ceiling", "evaluate", "register"}
+
+
+def run_pipeline(project: Path, *overrides: str) -> dict:
+    from flows.pipeline import pipeline
+
+    cfg = load_config(project / "params.yaml", list(overrides))
+    return pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
+
+
+def test_pipeline_end_to_end(project: Path) -> None:
+    from mlflow import MlflowClient
+
+    result = run_pipeline(project)
+    metrics = result["metrics"]
+
+    # metrics: every contract name, sane ranges, the same numbers in both metrics.json files
+    assert set(CONTRACT_METRICS) <= set(metrics)
+    for name in ("weak_acc", "ceiling_acc", "w2s_acc", "agreement"):
+        assert 0.0 <= metrics[name] <= 1.0
+    assert metrics["weak_acc"] > 0.6, "TF-IDF on tweets is far better than chance"
+    assert json.loads((project / "metrics.json").read_text()) == metrics
+    assert json.loads((Path(result["run_dir"]) / "metrics.json").read_text()) == metrics
+
+    # weak-label dataset: the schema, ids aligned with the source splits, probabilities valid
+    labels_path = Path(result["weak_labels"]["path"])
+    labels = pd.read_parquet(labels_path)
+    assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split"]
+    splits = pd.read_parquet(Path(result["run_dir"]) / "splits.parquet")
+    source = splits[splits["split"].isin(["transfer", "val"])]
+    assert labels["id"].tolist() == source["id"].tolist()
+    assert labels["text"].tolist() == source["text"].tolist()
+    sums = labels["weak_probs"].map(sum)
+    assert ((sums - 1).abs() < 1e-6).all()
+    assert (labels["weak_label"] == labels["weak_probs"].map(lambda p: int(max(range(2), key=p.__getitem__)))).all()
+    sidecar = json.loads(labels_path.with_suffix(".json").read_text())
+    assert sidecar["weak_model"]["kind"] == "tfidf" and sidecar["label_names"] == result["label_names"]
+
+    # DVC: the .dvc file, the file itself and the MLflow tag agree; the remote holds the content
+    md5 = file_md5(labels_path)
+    dvc_meta = (project / f"{labels_path.relative_to(project)}.dvc").read_text()
+    assert f"md5: {md5}" in dvc_meta
+    remote = project.parent / f"{project.name}-remote"
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+
+    # MLflow: parent run with lineage tags, a nested run per stage, a registered version with alias
+    client = MlflowClient()
+    parent = client.get_run(result["mlflow_run_id"])
+    tags = parent.data.tags
+    for tag in LINEAGE_TAGS:
+        assert tags.get(tag), f"parent run lacks tag {tag}"
+    assert tags["weak_labels_md5"] == md5
+    assert tags["data_md5"] == result["tags"]["data_md5"]
+    assert parent.data.metrics["w2s_acc"] == pytest.approx(metrics["w2s_acc"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {r.info.run_name for r in children} == STAGES
+    assert all(r.info.status == "FINISHED" for r in children)
+    weak_run = client.get_run(tags["weak_model_run_id"])
+    assert weak_run.info.run_name == "weak"
+
+    version = client.get_model_version_by_alias("w2s-test", "challenger")
+    assert str(version.version) == result["model"]["version"] == "1"
+    for tag in LINEAGE_TAGS:
+        assert version.tags[tag] == tags[tag]
+
+    # the registered model answers raw text in a fresh Python process
+    code = ("import json, mlflow; m = mlflow.pyfunc.load_model('models:/w2s-test@challenger'); "
+            "out = m.predict(['I will make this country great again', 'Stronger together']); "
+            "print(json.dumps({'cols': list(out.columns), 'sums': out.sum(axis=1).tolist()}))")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / '.w2s' / 'mlflow.db'}"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=project.parent, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert served["cols"] == result["label_names"]
+    assert served["sums"] == pytest.approx([1.0, 1.0])
+
+    # a second run with the same config reuses every expensive artifact
+    again = run_pipeline(project)
+    assert again["reused"] == {"weak": True, "w2s": True, "ceiling": True}
+    assert again["metrics"] == metrics
+    assert again["model"]["version"] == "2"
+
+    # any weak.* change recomputes the weak model, its labels and the student, not the ceiling
+    changed = run_pipeline(project, "weak.tfidf.C=0.5")
+    assert changed["reused"] == {"weak": False, "w2s": False, "ceiling": True}
+    assert changed["weak_labels"]["md5"] != md5
+    assert changed["metrics"]["ceiling_acc"] == metrics["ceiling_acc"]
+
+
+def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: Path, capsys) -> None:
+    """A CSV with its own column names, three classes, named only on the command line."""
+    from cli.main import main
+    from w2s.data.bundled import read_tab
+
+    r8 = read_tab(bundled_dir / "reuters-r8-train.tab")
+    r8 = r8[r8["Category"].isin(["earn", "acq", "crude"])].groupby("Category").head(300)
+    csv = project / "newswire.csv"
+    pd.DataFrame({"doc_id": [f"n{i}" for i in range(len(r8))], "body": r8["Text"].str[:300],
+                  "topic": r8["Category"]}).to_csv(csv, index=False)
+
+    code = main(["run", "--set", "data.path=newswire.csv", "--set", "data.text_column=body",
+                 "--set", "data.label_column=topic", "--set", "data.id_column=doc_id",
+                 "--set", "registry.model_name=newswire"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "weak-to-strong results" in out and "PGR (accuracy)" in out
+    assert "mlflow ui --backend-store-uri" in out and "models:/newswire@challenger" in out
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert metrics["weak_acc"] > 0.5, "three newswire topics are easy for TF-IDF"
+    assert metrics["w2s_auroc"] is not None
