@@ -59,6 +59,17 @@ def _tune_logging() -> None:
             handler.addFilter(filt)
 
 
+def _preflight(cfg, project) -> None:
+    """Checks that need no training: paths stay in the project, named models exist."""
+    from w2s.models.resolve import check_model
+
+    if cfg.data.path:
+        project.resolve_inside(cfg.data.path)
+    check_model(cfg.strong.model)
+    if cfg.weak.kind == "encoder":
+        check_model(cfg.weak.encoder.model)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the config, run the Prefect pipeline flow, print the results table."""
     from cli.report import print_results
@@ -70,8 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config_path is None and project.params_file.is_file():
         config_path = project.params_file
     cfg = load_config(config_path, args.set)
-    if cfg.data.path:
-        project.resolve_inside(cfg.data.path)
+    _preflight(cfg, project)
 
     from flows.pipeline import pipeline
 

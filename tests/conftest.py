@@ -14,6 +14,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
+# No test may reach a model or dataset hub; huggingface_hub reads these once, at import.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
 # Small but real: the default pipeline's code paths on a subsample of the bundled tweets.
 TINY_CONFIG = {
     "seed": 0,

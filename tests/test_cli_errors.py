@@ -53,9 +53,8 @@ def _run(capsys, *sets: str) -> tuple[int, str]:
     ("none", ["data.path=absent.csv"], "data file not found"),
     ("none", ["strong.model=no-such-org/no-such-model"], "model 'no-such-org/no-such-model' is not"),
 ])
-def test_bad_input_is_one_line_exit_2_and_registers_nothing(project, capsys, monkeypatch,
+def test_bad_input_is_one_line_exit_2_and_registers_nothing(project, capsys,
                                                             setup, sets, message):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     rows = _good_rows()
     if setup == "missing_column" or setup == "nan_text":
         if setup == "nan_text":

@@ -1,19 +1,83 @@
+"""Each loss pinned to values computed by hand."""
+
 import math
 
+import pytest
 import torch
 
-from w2s.losses import LOSSES
+from w2s.losses import LOSSES, LogConf, Product, make_loss
+
+
+def _ce(target, probs):
+    return -sum(t * math.log(p) for t, p in zip(target, probs))
+
+
+def test_registry_has_the_three_losses():
+    assert set(LOSSES) == {"xent", "logconf", "product"}
+    with pytest.raises(KeyError, match="unknown loss 'hinge'"):
+        make_loss("hinge")
 
 
 def test_xent_matches_hand_computation():
     logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax -> [0.25, 0.75]
     target = torch.tensor([[0.5, 0.5]])
-    expected = -(0.5 * math.log(0.25) + 0.5 * math.log(0.75))
-    assert abs(LOSSES["xent"](logits, target, 0.3).item() - expected) < 1e-6
+    assert LOSSES["xent"](logits, target, 0.3).item() == pytest.approx(_ce([0.5, 0.5], [0.25, 0.75]))
 
 
-def test_xent_is_minimised_by_the_target_distribution():
-    target = torch.tensor([[0.2, 0.3, 0.5]])
-    at_target = LOSSES["xent"](target.log(), target, 0.0)
-    elsewhere = LOSSES["xent"](torch.zeros(1, 3), target, 0.0)
-    assert at_target < elsewhere
+@pytest.mark.parametrize("step_frac, expected", [(0.0, 0.0), (0.05, 0.125), (0.1, 0.25),
+                                                  (0.2, 0.5), (0.5, 0.5), (1.0, 0.5)])
+def test_logconf_ramps_linearly_to_aux_coef(step_frac, expected):
+    assert LogConf(aux_coef=0.5, warmup_frac=0.2).coef(step_frac) == pytest.approx(expected)
+
+
+def test_logconf_binary_hardening_matches_the_weak_prior():
+    # student P(class 0) = 0.9, 0.6, 0.4, 0.2; weak prior of class 1 = 0.5
+    p0 = torch.tensor([0.9, 0.6, 0.4, 0.2])
+    logits = torch.stack([p0.log(), (1 - p0).log()], dim=1)
+    weak = torch.tensor([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.3, 0.7]])
+    loss = LogConf(aux_coef=0.5, warmup_frac=0.2, buffer_size=0)
+    hard = loss.harden(torch.softmax(logits, 1), weak)
+    # threshold = median of p0 (linear interpolation) = 0.5 -> rows 0,1 are class 0, rows 2,3 class 1
+    assert hard.tolist() == [[1, 0], [1, 0], [0, 1], [0, 1]]
+    # at step_frac 0.1 the weight is 0.25: target = 0.75 * weak + 0.25 * hard
+    value = loss(logits, weak, 0.1).item()
+    targets = [[0.75 * w0 + 0.25 * h0, 0.75 * w1 + 0.25 * h1]
+               for (w0, w1), (h0, h1) in zip(weak.tolist(), hard.tolist())]
+    expected = sum(_ce(t, [p, 1 - p]) for t, p in zip(targets, p0.tolist())) / 4
+    assert value == pytest.approx(expected, rel=1e-5)
+
+
+def test_logconf_at_step_zero_equals_xent():
+    logits = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    weak = torch.softmax(torch.randn(5, 2, generator=torch.Generator().manual_seed(1)), 1)
+    assert LogConf()(logits, weak, 0.0).item() == pytest.approx(LOSSES["xent"](logits, weak, 0.0).item())
+
+
+def test_logconf_buffer_sets_the_threshold_for_tiny_batches():
+    loss = LogConf(buffer_size=4)
+    p0s = [0.9, 0.8, 0.3, 0.2]
+    for p in p0s:  # four single-row batches fill the buffer
+        logits = torch.tensor([[math.log(p), math.log(1 - p)]])
+        loss(logits, torch.tensor([[0.5, 0.5]]), 0.5)
+    # a lone row with P(class 0) = 0.7 is compared with the buffered rows, not with itself
+    probs = torch.tensor([[0.7, 0.3]])
+    hard = loss.harden(probs, torch.tensor([[0.5, 0.5]]))
+    assert hard.tolist() == [[1.0, 0.0]]  # 0.7 is above the pooled median (0.7)
+    assert len(loss._p0) == 4  # bounded
+
+
+def test_logconf_multiclass_hardens_by_argmax():
+    probs = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    hard = LogConf().harden(probs, torch.full((2, 3), 1 / 3))
+    assert hard.tolist() == [[0, 1, 0], [1, 0, 0]]
+
+
+def test_product_target_and_loss():
+    logits = torch.tensor([[0.0, math.log(3.0)]])  # p_s = [0.25, 0.75]
+    weak = torch.tensor([[0.6, 0.4]])
+    prod = Product(weak_exp=1.0, strong_exp=1.0)
+    # t ∝ [0.25 * 0.6, 0.75 * 0.4] = [0.15, 0.30] -> [1/3, 2/3]
+    assert prod.target(logits, weak).tolist()[0] == pytest.approx([1 / 3, 2 / 3])
+    assert prod(logits, weak, 0.5).item() == pytest.approx(_ce([1 / 3, 2 / 3], [0.25, 0.75]))
+    # strong_exp = 0 recovers plain cross-entropy on the weak labels
+    assert Product(strong_exp=0.0)(logits, weak, 0.5).item() == pytest.approx(_ce([0.6, 0.4], [0.25, 0.75]))

@@ -52,3 +52,32 @@ def test_w2s_metrics_has_the_contract_names_and_null_pgr():
                  "agreement_weak_wrong", "ece"):
         assert name in out
     assert out["pgr"] is None and out["pgr_auroc"] is None
+
+
+def test_misfit_identity_for_realisable_least_squares():
+    """Charikar et al.: projecting weak labels onto a realisable linear class gives
+    Err_w = Err_sw + Misfit exactly (orthogonal projection)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 8))
+    target = x @ rng.normal(size=8)                      # realisable by the strong class
+    weak = target + rng.normal(scale=0.7, size=500) + 0.3 * np.sin(3 * x[:, 0])
+    coef, *_ = np.linalg.lstsq(x, weak, rcond=None)      # the strong student fit to weak labels
+    student = x @ coef
+    err_w = np.mean((weak - target) ** 2)
+    err_sw = np.mean((student - target) ** 2)
+    fit = metrics.misfit(student[:, None], weak[:, None])["misfit"]
+    assert err_w == pytest.approx(err_sw + fit, rel=1e-10)
+    assert err_sw < err_w
+
+
+def test_misfit_kl_and_predicted_gain_in_w2s_metrics():
+    y = np.array([0, 1])
+    weak = np.array([[0.6, 0.4], [0.4, 0.6]])
+    student = np.array([[0.9, 0.1], [0.1, 0.9]])
+    out = metrics.w2s_metrics(y, weak, student, student, transfer_weak=weak, transfer_student=student)
+    assert out["misfit"] == pytest.approx(2 * 0.3 ** 2)
+    expected_kl = 0.6 * np.log(0.6 / 0.9) + 0.4 * np.log(0.4 / 0.1)
+    assert out["misfit_kl"] == pytest.approx(expected_kl)
+    assert out["predicted_gain"] == out["misfit"]
+    # Brier: weak 2*0.4^2 = 0.32, student 2*0.1^2 = 0.02
+    assert out["actual_gain"] == pytest.approx(0.30)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 CONTRACT_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
                     "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
-                    "agreement_weak_wrong", "ece")
+                    "agreement_weak_wrong", "ece", "misfit", "misfit_kl", "predicted_gain", "actual_gain")
 STAGES = {"ingest", "validate-data", "split", "weak", "weak-labels", "strong-w2s",
           "strong-ceiling", "evaluate", "register"}
 

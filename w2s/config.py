@@ -115,8 +115,24 @@ class WeakConfig(_Strict):
     )
 
 
+class LogConfConfig(_Strict):
+    aux_coef: float = Field(0.5, ge=0, le=1, description="Final weight of the student's own hardened labels.")
+    warmup_frac: float = Field(0.2, ge=0, le=1, description="Fraction of training over which the weight ramps up linearly.")
+    buffer_size: int = Field(256, ge=0, description="Recent rows kept for the binary hardening threshold.")
+
+
+class ProductConfig(_Strict):
+    weak_exp: float = Field(1.0, ge=0, description="Exponent of the weak probabilities in the target.")
+    strong_exp: float = Field(1.0, ge=0, description="Exponent of the student's probabilities in the target.")
+
+
 class StrongConfig(EncoderTrainConfig):
-    loss: Literal["xent"] = Field("xent", description="Student loss on the soft weak labels.")
+    loss: Literal["xent", "logconf", "product"] = Field(
+        "xent", description="Student loss: xent (soft cross-entropy), logconf (auxiliary "
+        "confidence), product (product-of-experts target)."
+    )
+    logconf: LogConfConfig = Field(default_factory=LogConfConfig, description="Settings of loss=logconf.")
+    product: ProductConfig = Field(default_factory=ProductConfig, description="Settings of loss=product.")
     early_stopping: Literal["weak_val", "oracle", "none"] = Field(
         "weak_val", description="weak_val: best checkpoint on weak-labeled val (honest); "
         "oracle: on ground-truth val (an ablation, flagged in the results); none: last step."

@@ -61,6 +61,22 @@ def ece(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     return float(total)
 
 
+def brier(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared distance between predicted probabilities and one-hot labels."""
+    onehot = np.eye(probs.shape[1])[y]
+    return float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+
+
+def misfit(student_probs: np.ndarray, weak_probs: np.ndarray) -> dict[str, float]:
+    """How far the student ended from the weak labels it was trained on (Charikar et al. 2024):
+    squared distance of the probability vectors, and KL(p_w || p_sw)."""
+    sq = float(np.mean(np.sum((student_probs - weak_probs) ** 2, axis=1)))
+    w = np.clip(weak_probs, 1e-12, 1.0)
+    s = np.clip(student_probs, 1e-12, 1.0)
+    kl = float(np.mean(np.sum(weak_probs * (np.log(w) - np.log(s)), axis=1)))
+    return {"misfit": sq, "misfit_kl": kl}
+
+
 def clean(metrics: dict[str, float | None]) -> dict[str, float | None]:
     """Replace NaN/inf by None so JSON holds `null` for undefined numbers."""
     return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
@@ -68,8 +84,14 @@ def clean(metrics: dict[str, float | None]) -> dict[str, float | None]:
 
 
 def w2s_metrics(y: np.ndarray, weak_probs: np.ndarray, student_probs: np.ndarray,
-                ceiling_probs: np.ndarray) -> dict[str, float | None]:
-    """Every headline metric of one run on the test split, under the contract's names."""
+                ceiling_probs: np.ndarray, transfer_weak: np.ndarray | None = None,
+                transfer_student: np.ndarray | None = None) -> dict[str, float | None]:
+    """Every headline metric of one run on the test split, under the contract's names.
+
+    With the student's predictions on its training (transfer) split, also the misfit to the
+    weak labels there, the gain it predicts, and the actual gain in the same squared-error
+    units (test Brier score of the weak model minus that of the student).
+    """
     out: dict[str, float | None] = {}
     for name, probs in (("weak", weak_probs), ("w2s", student_probs), ("ceiling", ceiling_probs)):
         out[f"{name}_acc"] = accuracy(probs, y)
@@ -78,4 +100,8 @@ def w2s_metrics(y: np.ndarray, weak_probs: np.ndarray, student_probs: np.ndarray
     out["pgr_auroc"] = pgr(out["weak_auroc"], out["w2s_auroc"], out["ceiling_auroc"])
     out.update(agreement(student_probs.argmax(1), weak_probs.argmax(1), y))
     out["ece"] = ece(student_probs, y)
+    if transfer_weak is not None and transfer_student is not None:
+        out.update(misfit(transfer_student, transfer_weak))
+        out["predicted_gain"] = out["misfit"]
+        out["actual_gain"] = brier(weak_probs, y) - brier(student_probs, y)
     return clean(out)

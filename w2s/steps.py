@@ -137,4 +137,7 @@ def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef,
     y = encode_labels(test["label"], splits_ref.label_names)
     probs = {ref.kind: aligned_probs(predictions(ref, "test"), test["id"], f"{ref.kind} predictions")
              for ref in (weak, student, ceiling)}
-    return w2s_metrics(y, probs["weak"], probs["w2s"], probs["ceiling"])
+    transfer = split_part(splits, "transfer")["id"]
+    fit = {ref.kind: aligned_probs(predictions(ref, "transfer"), transfer, f"{ref.kind} transfer predictions")
+           for ref in (weak, student)}
+    return w2s_metrics(y, probs["weak"], probs["w2s"], probs["ceiling"], fit["weak"], fit["w2s"])

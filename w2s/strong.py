@@ -75,7 +75,7 @@ def train_strong(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, role:
 
 def _fit(names: list[str], transfer: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
          cfg: Config, role: str, labels_path: str | None, folder: Path) -> dict[str, Any]:
-    from w2s.losses import LOSSES, xent
+    from w2s.losses import make_loss, xent
     from w2s.models.batching import encode, predict_logits, softmax
     from w2s.models.classifier import build_classifier, save_classifier
     from w2s.train import train
@@ -99,14 +99,18 @@ def _fit(names: list[str], transfer: pd.DataFrame, val: pd.DataFrame, test: pd.D
         select, loss = "val_gt_acc", xent
     else:
         select = {"weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}[scfg.early_stopping]
-        loss = LOSSES[scfg.loss]
+        params = {"logconf": scfg.logconf, "product": scfg.product}.get(scfg.loss)
+        loss = make_loss(scfg.loss, **(params.model_dump() if params else {}))
     result = train(model, enc_train, targets, scfg, cfg.seed, loss, evaluate, select,
                    desc=f"{role} student" if role == "w2s" else "ceiling")
 
-    enc_test = encode(tokenizer, test["text"].tolist(), scfg.max_length)
-    rows = pd.concat([val, test])
-    logits = np.concatenate([predict_logits(model, enc_val, scfg.eval_batch_size),
-                             predict_logits(model, enc_test, scfg.eval_batch_size, desc="predict test")])
+    # The student also predicts its own training split: its misfit to the weak labels there is
+    # what the Charikar et al. bound relates to the gain.
+    parts = [(transfer, enc_train)] if role == "w2s" else []
+    parts += [(val, enc_val), (test, encode(tokenizer, test["text"].tolist(), scfg.max_length))]
+    rows = pd.concat([df for df, _ in parts])
+    logits = np.concatenate([predict_logits(model, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
+                             for df, enc in parts])
     write_predictions(folder / "preds.parquet", rows["id"], rows["split"], softmax(logits))
     save_classifier(model, tokenizer, folder / "model", {
         "num_labels": len(names), "label_names": names, "max_length": scfg.max_length,

@@ -26,6 +26,24 @@ def resolve_model(name: str) -> str:
     return name
 
 
+def _unknown(name: str, exc: Exception) -> ConfigError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ConfigError(
+        f"model '{name}' is not a bundled alias ({', '.join(ALIASES)}), a local folder, "
+        f"or a reachable hub model: {first[:160]}"
+    )
+
+
+def check_model(name: str) -> None:
+    """Fail fast (before any work) when `name` cannot be loaded; reads only its config."""
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(resolve_model(name))
+    except (OSError, ValueError) as exc:
+        raise _unknown(name, exc) from None
+
+
 def load_pretrained(name: str):  # -> (tokenizer, AutoModel)
     """Tokenizer and encoder for `name`; an unknown model is a one-line ConfigError."""
     from transformers import AutoModel, AutoTokenizer
@@ -37,9 +55,5 @@ def load_pretrained(name: str):  # -> (tokenizer, AutoModel)
         tokenizer = AutoTokenizer.from_pretrained(path)
         encoder = AutoModel.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"model '{name}' is not a bundled alias ({', '.join(ALIASES)}), a local folder, "
-            f"or a reachable hub model: {first[:160]}"
-        ) from None
+        raise _unknown(name, exc) from None
     return tokenizer, encoder
