@@ -17,6 +17,7 @@ EXAMPLES = {
            "  w2s run --set data.path=reviews.csv --set data.text_column=body "
            "--set data.label_column=stars",
     "data fetch": "w2s data fetch",
+    "sweep": "w2s sweep --config configs/sweep-methods.yaml",
 }
 
 # Quiet, robust defaults for the embedded services; the user's environment wins.
@@ -94,6 +95,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run a sweep config through the Prefect sweep flow and print the aggregated table."""
+    from w2s.project import Project
+    from w2s.sweep import expand, load_sweep
+
+    project = Project.discover()
+    spec = load_sweep(args.config)
+    points = expand(spec, project.root)  # every point's config is validated before any work
+    for _, cfg in points:
+        _preflight(cfg, project)
+    print(f"sweep: {len(points)} points over {', '.join(spec.grid)}")
+
+    from flows.sweep import with_runner
+
+    _tune_logging()
+    result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
+    print(result["markdown"])
+    print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); "
+          f"MLflow run {result['mlflow_run_id']}")
+    return 0
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     """Materialise the bundled corpora into data/ and version them with DVC."""
     from w2s.data import bundled
@@ -134,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key, e.g. --set strong.epochs=1 (repeatable)")
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser(
+        "sweep", formatter_class=fmt, help="run a grid of configurations over seeds, aggregate",
+        description="Expand a sweep config (a grid of config overrides, e.g. methods x seeds x "
+                    "datasets) and run every point as a Prefect task, sharing cached weak models, "
+                    "weak labels and ceilings. Prints mean ± standard error per configuration and "
+                    "PGR against seed-averaged baselines; writes CSV, markdown and a PGR chart, "
+                    "logged to MLflow and published as Prefect artifacts.",
+        epilog="example:\n  " + EXAMPLES["sweep"],
+    )
+    sw.add_argument("--config", metavar="FILE", required=True, help="sweep YAML (see configs/)")
+    sw.set_defaults(func=cmd_sweep)
 
     data = sub.add_parser("data", help="manage the bundled corpora",
                           description="Manage the bundled real corpora under data/.")

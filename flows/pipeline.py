@@ -6,20 +6,20 @@ ingest -> validate -> split -> weak -> weak labels (GX + DVC) -> student, ceilin
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, runtime
 
-from tasks import data, evaluate, strong, tracking, weak
+from tasks import data, evaluate, methods, strong, tracking, weak
 from tasks.context import RunContext
 from w2s.config import Config, stable_hash
 
 
 def new_run_name(config: dict) -> str:
     """Sortable, unique-enough run folder name: UTC time plus a short config hash."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     return f"{stamp}-{stable_hash(config)[:6]}"
 
 
@@ -41,7 +41,10 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
         weak_ref, weak_run_id = weak.train_weak(ctx, splits)
         labels = weak.weak_labels(ctx, splits, weak_ref, table)
         tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id)
-        student = strong.train_strong(ctx, splits, "w2s", labels)
+        student_labels = labels
+        if cfg.method == "bootstrap":
+            student_labels = methods.bootstrap(ctx, splits, table, labels)
+        student = strong.train_strong(ctx, splits, "w2s", student_labels)
         ceiling = strong.train_strong(ctx, splits, "ceiling")
         metrics = evaluate.evaluate(ctx, splits, weak_ref, student, ceiling)
         model = None

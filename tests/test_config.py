@@ -61,3 +61,10 @@ def test_relative_data_path_may_not_escape_the_project(tmp_path):
     assert project.resolve_inside("data/x.csv") == tmp_path / "data" / "x.csv"
     with pytest.raises(ConfigError, match="escapes the project"):
         project.resolve_inside("../outside.csv")
+
+
+def test_a_section_override_merges_into_the_section(tmp_path):
+    base = tmp_path / "p.yaml"
+    base.write_text("strong:\n  loss: logconf\n  epochs: 3\n")
+    cfg = load_config(base, ["strong={epochs: 1, lr: 0.001}"])
+    assert (cfg.strong.loss, cfg.strong.epochs, cfg.strong.lr) == ("logconf", 1, 0.001)

@@ -9,7 +9,7 @@ from w2s.losses import LOSSES, LogConf, Product, make_loss
 
 
 def _ce(target, probs):
-    return -sum(t * math.log(p) for t, p in zip(target, probs))
+    return -sum(t * math.log(p) for t, p in zip(target, probs, strict=False))
 
 
 def test_registry_has_the_three_losses():
@@ -42,8 +42,8 @@ def test_logconf_binary_hardening_matches_the_weak_prior():
     # at step_frac 0.1 the weight is 0.25: target = 0.75 * weak + 0.25 * hard
     value = loss(logits, weak, 0.1).item()
     targets = [[0.75 * w0 + 0.25 * h0, 0.75 * w1 + 0.25 * h1]
-               for (w0, w1), (h0, h1) in zip(weak.tolist(), hard.tolist())]
-    expected = sum(_ce(t, [p, 1 - p]) for t, p in zip(targets, p0.tolist())) / 4
+               for (w0, w1), (h0, h1) in zip(weak.tolist(), hard.tolist(), strict=False)]
+    expected = sum(_ce(t, [p, 1 - p]) for t, p in zip(targets, p0.tolist(), strict=False)) / 4
     assert value == pytest.approx(expected, rel=1e-5)
 
 

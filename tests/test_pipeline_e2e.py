@@ -134,3 +134,20 @@ def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: 
     metrics = json.loads((project / "metrics.json").read_text())
     assert metrics["weak_acc"] > 0.5, "three newswire topics are easy for TF-IDF"
     assert metrics["w2s_auroc"] is not None
+
+
+def test_bootstrap_method_in_the_flow_versions_every_label_file(project: Path) -> None:
+    from mlflow import MlflowClient
+
+    result = run_pipeline(project, "method=bootstrap", "bootstrap.intermediate_layers=[1]",
+                          "registry.enabled=false")
+    client = MlflowClient()
+    parent = client.get_run(result["mlflow_run_id"])
+    assert parent.data.tags["method"] == "bootstrap/xent"
+    children = {r.info.run_name: r for r in client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert "bootstrap" in children and "register" not in children
+    stage_md5 = children["bootstrap"].data.tags["stage1_labels_md5"]
+    dvc_files = list((project / "weak_labels").glob("*-intermediate-1l.parquet.dvc"))
+    assert len(dvc_files) == 1 and f"md5: {stage_md5}" in dvc_files[0].read_text()
+    assert result["model"] is None

@@ -117,7 +117,9 @@ class WeakConfig(_Strict):
 
 class LogConfConfig(_Strict):
     aux_coef: float = Field(0.5, ge=0, le=1, description="Final weight of the student's own hardened labels.")
-    warmup_frac: float = Field(0.2, ge=0, le=1, description="Fraction of training over which the weight ramps up linearly.")
+    warmup_frac: float = Field(
+        0.2, ge=0, le=1, description="Fraction of training over which the weight ramps up linearly."
+    )
     buffer_size: int = Field(256, ge=0, description="Recent rows kept for the binary hardening threshold.")
 
 
@@ -139,6 +141,13 @@ class StrongConfig(EncoderTrainConfig):
     )
 
 
+class BootstrapConfig(_Strict):
+    intermediate_layers: list[int] = Field(
+        [2], min_length=1, description="Layer counts of the intermediate students, weakest first "
+        "(each is the strong model truncated to that many blocks)."
+    )
+
+
 class RegisterConfig(_Strict):
     enabled: bool = Field(True, description="Log the student as a pyfunc and register a version.")
     model_name: str = Field("w2s-strong", min_length=1, description="Registered model name.")
@@ -151,10 +160,15 @@ class TrackingConfig(_Strict):
 
 class Config(_Strict):
     seed: int = Field(0, ge=0, description="Seed for splits, weak and strong training.")
+    method: Literal["naive", "bootstrap"] = Field(
+        "naive", description="naive: the student learns the weak labels directly; bootstrap: "
+        "through a chain of intermediate students (see `bootstrap`)."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     weak: WeakConfig = Field(default_factory=WeakConfig)
     strong: StrongConfig = Field(default_factory=StrongConfig)
+    bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
@@ -181,7 +195,11 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
         if not isinstance(child, dict):
             raise ConfigError(f"--set {dotted}: '{k}' is not a section")
         node = child
-    node[keys[-1]] = value
+    old = node.get(keys[-1])
+    if isinstance(old, dict) and isinstance(value, dict):
+        node[keys[-1]] = {**old, **value}  # a section given as a mapping updates, not replaces
+    else:
+        node[keys[-1]] = value
 
 
 def parse_override(text: str) -> tuple[str, Any]:

@@ -27,4 +27,4 @@ def params_hash(cfg: Config) -> str:
 
 def method_name(cfg: Config) -> str:
     """The W2S method a run used, as recorded in the `method` tag."""
-    return cfg.strong.loss
+    return f"{cfg.method}/{cfg.strong.loss}"

@@ -27,3 +27,30 @@ def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path, title: str) -> None:
+    """PGR per configuration (from seed-averaged metrics) with the per-seed standard error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [" / ".join(str(r[k]) for k in label_keys) or "all" for r in rows]
+    values = [r["pgr"] if r["pgr"] is not None else 0.0 for r in rows]
+    errors = [r.get("pgr_seed_se") or 0.0 for r in rows]
+    fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(rows) + 2), 3.8))
+    bars = ax.bar(range(len(rows)), values, yerr=errors, capsize=4, color="#4c72b0")
+    for bar, row in zip(bars, rows, strict=True):
+        if row["pgr"] is None:
+            bar.set_hatch("//")
+            bar.set_alpha(0.3)
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("PGR (accuracy)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

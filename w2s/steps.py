@@ -7,7 +7,6 @@ steps go through the content-addressed cache and say whether they reused an entr
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,7 +27,6 @@ from w2s.project import Project
 from w2s.refs import LABELS_VERSION, WEAK_VERSION, ModelRef, SplitsRef, TableRef, split_part
 from w2s.validation import GateReport, validate_raw, validate_splits, validate_weak_labels
 
-log = logging.getLogger(__name__)
 
 def ingest(cfg: Config, project: Project, out_dir: Path) -> TableRef:
     """Resolve the data source to the canonical table and write it as Parquet."""
@@ -121,7 +119,7 @@ def make_weak_labels(splits_ref: SplitsRef, weak: ModelRef, table: TableRef,
     report.raise_if_failed()
     sidecar = {
         "schema": LABELS_VERSION, "label_names": splits_ref.label_names,
-        "weak_model": {"kind": weak.info.get("kind"), "cache_key": weak.key},
+        "weak_model": {"kind": weak.info.get("kind", "intermediate student"), "cache_key": weak.key},
         "data_md5": table.data_md5, "splits_md5": splits_ref.md5,
         "counts": {s: int((labels["split"] == s).sum()) for s in ("transfer", "val")},
     }

@@ -16,11 +16,11 @@ import pandas as pd
 
 from w2s.cache import ArtifactCache, cache_key
 from w2s.config import Config
-from w2s.data.split import encode_labels
 from w2s.data.sources import table_md5
+from w2s.data.split import encode_labels
+from w2s.errors import DataError
 from w2s.io import read_json, write_json
 from w2s.labels import read_weak_labels, write_predictions
-from w2s.errors import DataError
 from w2s.refs import STRONG_VERSION, ModelRef, SplitsRef, split_part
 
 # Fields that change what the ceiling learns; the student's loss and stopping rule do not.

@@ -62,7 +62,6 @@ def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[st
     """Validate `df` against `(ExpectationClassName, kwargs)` pairs in an ephemeral GX context."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
-
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     context = gx.get_context(mode="ephemeral")

@@ -1,0 +1,47 @@
+"""One configuration end to end, straight through the library (no orchestration, no tracking).
+
+Sweeps run each grid point through this; the pipeline flow runs the same steps as separate
+Prefect tasks with MLflow, DVC and registration around them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from w2s import steps
+from w2s.bootstrap import bootstrap_labels
+from w2s.cache import ArtifactCache
+from w2s.config import Config
+from w2s.project import Project
+from w2s.refs import ModelRef
+from w2s.strong import train_strong
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    """Metrics of one configuration and the cache entries that produced them."""
+
+    metrics: dict[str, float | None]
+    weak: ModelRef
+    student: ModelRef
+    ceiling: ModelRef
+    labels: dict[str, Any]
+    label_names: list[str]
+
+
+def run_experiment(cfg: Config, project: Project, out_dir: Path, cache: ArtifactCache) -> ExperimentResult:
+    """ingest -> validate -> split -> weak -> weak labels -> student, ceiling -> evaluate."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = steps.ingest(cfg, project, out_dir)
+    steps.validate_table(table, cfg)
+    splits, _ = steps.make_splits(table, cfg, out_dir)
+    weak = steps.train_weak(splits, cfg, cache)
+    labels, _ = steps.make_weak_labels(splits, weak, table, out_dir / "weak_labels.parquet")
+    if cfg.method == "bootstrap":
+        labels = bootstrap_labels(splits, cfg, cache, table, labels, out_dir)[-1][1]
+    student = train_strong(splits, cfg, cache, "w2s", labels["path"], labels["md5"])
+    ceiling = train_strong(splits, cfg, cache, "ceiling")
+    metrics = steps.evaluate(splits, weak, student, ceiling)
+    return ExperimentResult(metrics, weak, student, ceiling, labels, splits.label_names)

@@ -1,0 +1,83 @@
+"""Sweep configuration: a grid of config overrides expanded into runnable points."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from w2s.config import Config, load_config
+from w2s.errors import ConfigError
+
+
+class SweepConfig(BaseModel):
+    """What to sweep: every combination of the `grid` values, on top of a base config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base: str | None = Field("params.yaml", description="Config every point starts from (relative to the project).")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="`key: value` applied to every point.")
+    grid: dict[str, list[Any]] = Field(
+        default_factory=lambda: {"seed": [0, 1, 2]},
+        description="`key: [values]`; the sweep runs the cartesian product. Seeds are aggregated.",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Named override sets swept as one more grid axis, `variant` (for methods "
+        "that differ in several keys, e.g. `bootstrap: {method: bootstrap}`).",
+    )
+    when: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Extra overrides for points where a grid key has a value, keyed `key=value`, "
+        "e.g. `data.name=reuters-r8: {strong.max_length: 128}`.",
+    )
+    task_runner: Literal["thread"] = Field("thread", description="Prefect task runner for the points.")
+    max_workers: int = Field(1, ge=1, description="Points run at once (CPU training: keep 1 per machine).")
+
+    @property
+    def axes(self) -> dict[str, list[Any]]:
+        """The grid with the variants (if any) as a leading `variant` axis."""
+        return ({"variant": list(self.variants)} if self.variants else {}) | self.grid
+
+    @property
+    def group_keys(self) -> list[str]:
+        """Axes that define a configuration (all but the seed)."""
+        return [k for k in self.axes if k != "seed"]
+
+
+def load_sweep(path: str | Path) -> SweepConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"sweep config not found: {p}")
+    try:
+        return SweepConfig.model_validate(yaml.safe_load(p.read_text()) or {})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"sweep config {p}: key '{loc}': {first['msg']}") from None
+
+
+def _fmt(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def expand(sweep: SweepConfig, project_root: Path) -> list[tuple[dict[str, Any], Config]]:
+    """Every grid point as (its grid values, its validated config); bad points fail up front."""
+    base = None
+    if sweep.base:
+        base = project_root / sweep.base
+    axes = sweep.axes
+    points = []
+    for values in itertools.product(*axes.values()):
+        point = dict(zip(axes, values, strict=True))
+        sets = [f"{k}={_fmt(v)}" for k, v in sweep.overrides.items()]
+        for k, v in point.items():
+            overrides = sweep.variants[v] if k == "variant" else {k: v}
+            sets += [f"{ok}={_fmt(ov)}" for ok, ov in overrides.items()]
+        for k, v in point.items():
+            sets += [f"{ek}={_fmt(ev)}" for ek, ev in sweep.when.get(f"{k}={v}", {}).items()]
+        points.append((point, load_config(base, sets)))
+    return points
