@@ -105,7 +105,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     points = expand(spec, project.root)  # every point's config is validated before any work
     for _, cfg in points:
         _preflight(cfg, project)
-    print(f"sweep: {len(points)} points over {', '.join(spec.grid)}")
+    print(f"sweep: {len(points)} points over {', '.join(spec.axes)}")
 
     from flows.sweep import with_runner
 

@@ -6,6 +6,7 @@ ingest -> validate -> split -> weak -> weak labels (GX + DVC) -> student, ceilin
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from prefect import flow, runtime
 from tasks import data, evaluate, methods, strong, tracking, weak
 from tasks.context import RunContext
 from w2s.config import Config, stable_hash
+from w2s.project import Project
+from w2s.selection import with_weak
 
 
 def new_run_name(config: dict) -> str:
@@ -28,7 +31,7 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     """Run the whole pipeline for a validated config; return metrics, lineage and the model."""
     cfg = Config.model_validate(config)
     run_name = new_run_name(config)
-    run_dir = Path(project_dir) / ".w2s" / "runs" / run_name
+    run_dir = Project(Path(project_dir)).runs_dir / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
     ctx = RunContext(project_dir, str(run_dir), parent_id, config)
@@ -38,6 +41,11 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
         tags["data_md5"] = table.data_md5
         data.validate(ctx, table)
         splits = data.split(ctx, table)
+        selection = None
+        if cfg.selection.candidates:
+            selection = methods.select_weak(ctx, splits, table)
+            cfg = with_weak(cfg, selection["chosen"])
+            ctx = replace(ctx, config=cfg.model_dump(mode="json"))
         weak_ref, weak_run_id = weak.train_weak(ctx, splits)
         labels = weak.weak_labels(ctx, splits, weak_ref, table)
         tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id)
@@ -58,5 +66,5 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
         "metrics": metrics, "tags": tags, "model": model, "weak_labels": labels,
         "label_names": splits.label_names, "counts": splits.counts,
         "reused": {"weak": weak_ref.reused, "w2s": student.reused, "ceiling": ceiling.reused},
-        "early_stopping": cfg.strong.early_stopping,
+        "early_stopping": cfg.strong.early_stopping, "selection": selection,
     }

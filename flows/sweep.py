@@ -25,10 +25,11 @@ from w2s.sweep import SweepConfig, expand
 def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     """Run every grid point, aggregate seeds, publish the table and the PGR chart."""
     spec = SweepConfig.model_validate(sweep_config)
-    points = expand(spec, Project(Path(project_dir)).root)
+    project = Project(Path(project_dir))
+    points = expand(spec, project.root)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     name = f"sweep-{stamp}-{stable_hash(sweep_config)[:6]}"
-    sweep_dir = Path(project_dir) / ".w2s" / "sweeps" / name
+    sweep_dir = project.sweeps_dir / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     base = points[0][1].model_dump(mode="json")
     parent_id, tags = tracking.start(project_dir, base, name, None)

@@ -9,6 +9,7 @@ from tasks.context import RunContext
 from w2s import steps, tracking, versioning
 from w2s.bootstrap import bootstrap_labels
 from w2s.refs import SplitsRef, TableRef
+from w2s.selection import select_weak as select_weak_model
 
 
 @task(name="bootstrap", cache_policy=NO_CACHE)
@@ -29,3 +30,23 @@ def bootstrap(ctx: RunContext, splits: SplitsRef, table: TableRef, labels: dict)
     get_run_logger().info("bootstrap chain of %d intermediate(s); final labels md5 %s",
                           len(chain), final["md5"][:12])
     return final
+
+
+@task(name="select-weak", cache_policy=NO_CACHE)
+def select_weak(ctx: RunContext, splits: SplitsRef, table: TableRef) -> dict:
+    """Pick the weak supervisor with the lowest predicted strong error; log the whole table."""
+    from prefect.artifacts import create_table_artifact
+
+    with tracking.stage_run(ctx.parent_run_id, "select-weak") as run:
+        chosen, candidates = select_weak_model(splits, table, ctx.cfg, ctx.cache, ctx.out)
+        rows = [c.row() for c in candidates]
+        run.dict(rows, "weak_selection.json")
+        for row in rows:
+            run.metrics({f"{row['candidate']}.{k}": row[k]
+                         for k in ("err_w_cv", "misfit", "predicted_strong_err")})
+        run.tags({"chosen_weak": chosen.name})
+    create_table_artifact(rows, key="w2s-weak-selection",
+                          description=f"weak-model selection: chose {chosen.name}")
+    get_run_logger().info("weak-model selection chose %s (predicted strong error %.4f)",
+                          chosen.name, chosen.predicted_err)
+    return {"chosen": chosen.name, "candidates": rows}

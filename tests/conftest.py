@@ -21,6 +21,8 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 # Small but real: the default pipeline's code paths on a subsample of the bundled tweets.
 TINY_CONFIG = {
     "seed": 0,
+    "method": "naive",
+    "bootstrap": {"intermediate_layers": [1]},
     "data": {"name": "election-tweets", "max_rows": 900},
     "split": {"weak_train": 100, "transfer": 240, "val": 80, "test": 120},
     "weak": {"kind": "tfidf"},

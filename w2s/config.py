@@ -128,7 +128,18 @@ class ProductConfig(_Strict):
     strong_exp: float = Field(1.0, ge=0, description="Exponent of the student's probabilities in the target.")
 
 
+class FrozenConfig(_Strict):
+    lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the head on frozen features.")
+    epochs: float = Field(30.0, gt=0, description="Passes over the cached embeddings.")
+    batch_size: int = Field(64, ge=1, description="Embeddings per step.")
+
+
 class StrongConfig(EncoderTrainConfig):
+    mode: Literal["finetune", "frozen"] = Field(
+        "finetune", description="finetune: train every weight; frozen: embed once (cached) and "
+        "train only the head (fast; see `frozen`)."
+    )
+    frozen: FrozenConfig = Field(default_factory=FrozenConfig, description="Settings of mode=frozen.")
     loss: Literal["xent", "logconf", "product"] = Field(
         "xent", description="Student loss: xent (soft cross-entropy), logconf (auxiliary "
         "confidence), product (product-of-experts target)."
@@ -146,6 +157,17 @@ class BootstrapConfig(_Strict):
         [2], min_length=1, description="Layer counts of the intermediate students, weakest first "
         "(each is the strong model truncated to that many blocks)."
     )
+
+
+class SelectionConfig(_Strict):
+    candidates: dict[str, WeakConfig] = Field(
+        default_factory=dict, description="Named weak supervisors to choose from by predicted strong "
+        "error (Err_w - misfit); empty: use `weak` as is."
+    )
+    student_mode: Literal["frozen", "finetune"] = Field(
+        "frozen", description="How the probe student is fit to each candidate's labels."
+    )
+    folds: int = Field(5, ge=2, description="Cross-validation folds for each candidate's Err_w.")
 
 
 class RegisterConfig(_Strict):
@@ -169,6 +191,7 @@ class Config(_Strict):
     weak: WeakConfig = Field(default_factory=WeakConfig)
     strong: StrongConfig = Field(default_factory=StrongConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 

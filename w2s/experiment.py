@@ -16,6 +16,7 @@ from w2s.cache import ArtifactCache
 from w2s.config import Config
 from w2s.project import Project
 from w2s.refs import ModelRef
+from w2s.selection import select_weak, with_weak
 from w2s.strong import train_strong
 
 
@@ -29,14 +30,21 @@ class ExperimentResult:
     ceiling: ModelRef
     labels: dict[str, Any]
     label_names: list[str]
+    selection: dict[str, Any] | None = None
 
 
 def run_experiment(cfg: Config, project: Project, out_dir: Path, cache: ArtifactCache) -> ExperimentResult:
-    """ingest -> validate -> split -> weak -> weak labels -> student, ceiling -> evaluate."""
+    """ingest -> validate -> split -> [select weak] -> weak -> weak labels -> [bootstrap] ->
+    student, ceiling -> evaluate."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table = steps.ingest(cfg, project, out_dir)
     steps.validate_table(table, cfg)
     splits, _ = steps.make_splits(table, cfg, out_dir)
+    selection = None
+    if cfg.selection.candidates:
+        chosen, candidates = select_weak(splits, table, cfg, cache, out_dir)
+        cfg = with_weak(cfg, chosen.name)
+        selection = {"chosen": chosen.name, "candidates": [c.row() for c in candidates]}
     weak = steps.train_weak(splits, cfg, cache)
     labels, _ = steps.make_weak_labels(splits, weak, table, out_dir / "weak_labels.parquet")
     if cfg.method == "bootstrap":
@@ -44,4 +52,4 @@ def run_experiment(cfg: Config, project: Project, out_dir: Path, cache: Artifact
     student = train_strong(splits, cfg, cache, "w2s", labels["path"], labels["md5"])
     ceiling = train_strong(splits, cfg, cache, "ceiling")
     metrics = steps.evaluate(splits, weak, student, ceiling)
-    return ExperimentResult(metrics, weak, student, ceiling, labels, splits.label_names)
+    return ExperimentResult(metrics, weak, student, ceiling, labels, splits.label_names, selection)

@@ -42,6 +42,10 @@ class Project:
         return self.state / "runs"
 
     @property
+    def sweeps_dir(self) -> Path:
+        return self.state / "sweeps"
+
+    @property
     def weak_labels_dir(self) -> Path:
         return self.root / "weak_labels"
 

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from w2s import steps, strong
+from w2s.bootstrap import bootstrap_labels
 from w2s.cache import ArtifactCache
 from w2s.config import Config, load_config
 from w2s.errors import W2SError
@@ -96,10 +97,15 @@ def stage_labels() -> None:
 
 def stage_strong(role: str) -> None:
     cfg, project, cache = _ctx()
-    labels = project.root / OUT / "weak_labels.parquet"
-    md5 = read_json(labels.with_suffix(".json"))["md5"] if role == "w2s" else None
-    ref = strong.train_strong(_abs_splits(project), cfg, cache, role,
-                              str(labels) if role == "w2s" else None, md5)
+    splits = _abs_splits(project)
+    if role == "ceiling":
+        _publish_model(project, strong.train_strong(splits, cfg, cache, "ceiling"), role)
+        return
+    path = project.root / OUT / "weak_labels.parquet"
+    labels = {**read_json(path.with_suffix(".json")), "path": str(path)}
+    if cfg.method == "bootstrap":
+        labels = bootstrap_labels(splits, cfg, cache, _table(project), labels, project.root / OUT)[-1][1]
+    ref = strong.train_strong(splits, cfg, cache, "w2s", labels["path"], labels["md5"])
     _publish_model(project, ref, role)
 
 

@@ -18,7 +18,7 @@ import torch
 
 from w2s.config import EncoderTrainConfig
 from w2s.losses import Loss
-from w2s.models.batching import Encoded, collate, length_grouped_batches
+from w2s.models.batching import Batchable, length_grouped_batches
 
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
@@ -50,7 +50,7 @@ def warmup_cosine(total: int, warmup_frac: float) -> Callable[[int], float]:
 
 def train(
     model: torch.nn.Module,
-    enc: Encoded,
+    enc: Batchable,
     targets: np.ndarray,
     cfg: EncoderTrainConfig,
     seed: int,
@@ -92,8 +92,7 @@ def train(
     bar = tqdm(total=total, desc=desc, leave=False, unit="step", disable=None)  # None: off when not a TTY
     while step < total:
         for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
-            input_ids, mask = collate([enc.ids[i] for i in idx], enc.pad_id)
-            loss = loss_fn(model(input_ids, mask), target_t[idx], step / total)
+            loss = loss_fn(model(*enc.batch(idx)), target_t[idx], step / total)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -7,6 +7,7 @@ expectation and its column.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,8 @@ def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[st
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX pins this module's logger at INFO, which narrates a temp folder on every context.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas(f"w2s-{name}").add_dataframe_asset(name)

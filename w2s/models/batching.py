@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,6 +31,21 @@ class Encoded:
     @property
     def lengths(self) -> np.ndarray:
         return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def batch(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model inputs for the rows `idx`: padded ids and attention mask."""
+        return collate([self.ids[i] for i in idx], self.pad_id)
+
+
+class Batchable(Protocol):
+    """Anything the trainer and `predict_logits` can batch: token ids or cached embeddings."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def lengths(self) -> np.ndarray: ...
+
+    def batch(self, idx: Sequence[int]) -> tuple[torch.Tensor, ...]: ...
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> Encoded:
@@ -70,7 +86,7 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, enc: Encoded, batch_size: int,
+def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int,
                    desc: str | None = None) -> np.ndarray:
     """Logits for every example, computed in length-sorted batches and returned in input order."""
     from tqdm.auto import tqdm
@@ -82,8 +98,7 @@ def predict_logits(model: torch.nn.Module, enc: Encoded, batch_size: int,
     steps = range(0, len(order), batch_size)
     for start in tqdm(steps, desc=desc, disable=True if desc is None else None, leave=False, unit="batch"):
         idx = order[start: start + batch_size]
-        input_ids, mask = collate([enc.ids[i] for i in idx], enc.pad_id)
-        logits = model(input_ids, mask).float().numpy()
+        logits = model(*enc.batch(idx)).float().numpy()
         if out is None:
             out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
         out[idx] = logits

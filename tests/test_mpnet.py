@@ -1,0 +1,24 @@
+"""mpnet-base assembled from its five PyPI part wheels, loaded offline, usable as a strong model."""
+
+import pytest
+import torch
+
+from w2s.models.batching import encode, predict_logits
+from w2s.models.classifier import build_classifier
+from w2s.models.mpnet import assemble
+
+pytestmark = pytest.mark.slow
+
+
+def test_mpnet_assembles_once_and_loads_as_a_classifier(tmp_path, monkeypatch):
+    monkeypatch.setenv("W2S_MODEL_CACHE", str(tmp_path / "models"))
+    folder = assemble()
+    assert (folder / "model.safetensors").stat().st_size > 400_000_000
+    mtime = (folder / "model.safetensors").stat().st_mtime
+    assert assemble() == folder and (folder / "model.safetensors").stat().st_mtime == mtime
+
+    tokenizer, model = build_classifier("mpnet-base", 3, num_layers=2, seed=0)
+    assert sum(p.numel() for p in model.parameters()) > 30_000_000
+    assert len(model.encoder.encoder.layer) == 2
+    logits = predict_logits(model, encode(tokenizer, ["a text", "another, longer text"], 32), 2)
+    assert logits.shape == (2, 3) and torch.isfinite(torch.from_numpy(logits)).all()

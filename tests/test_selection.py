@@ -1,0 +1,65 @@
+"""Weak-model selection by predicted strong error (Err_w - misfit), blind to transfer truth."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from w2s import steps
+from w2s.cache import ArtifactCache
+from w2s.config import load_config
+from w2s.project import Project
+from w2s.refs import ModelRef
+from w2s.selection import Candidate, choose, select_weak, without_transfer_truth
+
+REF = ModelRef("weak", "", "k", False)
+
+
+def _cand(name, err_w, fit):
+    return Candidate(name, err_w, fit, err_w - fit, REF, REF, "md5")
+
+
+def test_choose_takes_the_lowest_predicted_strong_error():
+    # b has the worst weak error but the student moves furthest from its labels
+    picked = choose([_cand("a", 0.20, 0.02), _cand("b", 0.30, 0.15), _cand("c", 0.25, 0.05)])
+    assert picked.name == "b" and picked.predicted_err == pytest.approx(0.15)
+
+
+def test_blind_splits_keep_only_the_weak_budget_labels():
+    splits = pd.DataFrame({"id": list("abcd"), "text": list("wxyz"), "label": list("pqpq"),
+                           "split": ["weak_train", "transfer", "val", "test"]})
+    blind = without_transfer_truth(splits)
+    assert blind["label"].iloc[0] == "p" and blind["label"].iloc[1:].isna().all()
+
+
+@pytest.mark.slow
+def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) -> None:
+    cfg = load_config(project / "params.yaml", [
+        "selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, tiny: {kind: tfidf, tfidf: {max_features: 10}}}",
+        "selection.folds=3", "strong.frozen.epochs=10",
+    ])
+    cache = ArtifactCache(project / ".w2s" / "cache")
+    out = project / "out"
+    out.mkdir()
+    table = steps.ingest(cfg, Project(project), out)
+    splits_ref, _ = steps.make_splits(table, cfg, out)
+    chosen, rows = select_weak(splits_ref, table, cfg, cache, out)
+    assert {r.name for r in rows} == {"sharp", "tiny"}
+    assert chosen.predicted_err == min(r.predicted_err for r in rows)
+    assert all(r.student.info["mode"] == "frozen" for r in rows)
+    tiny = next(r for r in rows if r.name == "tiny")
+    sharp = next(r for r in rows if r.name == "sharp")
+    assert tiny.err_w > sharp.err_w, "a 10-word vocabulary is a worse weak supervisor"
+
+    # scramble every ground-truth label outside weak_train: the selection must not move
+    splits = pd.read_parquet(splits_ref.path)
+    outside = splits["split"] != "weak_train"
+    splits.loc[outside, "label"] = splits.loc[outside, "label"].sample(frac=1, random_state=1).to_numpy()
+    scrambled = out / "scrambled.parquet"
+    splits.to_parquet(scrambled, index=False)
+    again, rows2 = select_weak(replace(splits_ref, path=str(scrambled)), table, cfg, cache, out)
+    assert again.name == chosen.name
+    assert [r.row() for r in rows2] == [r.row() for r in rows]

@@ -1,0 +1,111 @@
+"""Choosing among weak supervisors by the strong error they predict (Charikar et al. 2024).
+
+For each candidate: `Err_w` is its cross-validated squared error on the weak budget (ground truth
+it already had); a student fit to its weak labels gives `Misfit` on the transfer split; the
+predicted strong error is `Err_w - Misfit`. The candidate with the lowest prediction wins. No
+transfer or val ground truth is read: the splits are passed with those labels removed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from w2s import steps
+from w2s.cache import ArtifactCache
+from w2s.config import Config, WeakConfig
+from w2s.data.split import encode_labels
+from w2s.metrics import misfit
+from w2s.refs import ModelRef, SplitsRef, TableRef, split_part
+from w2s.strong import train_strong
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One weak supervisor's numbers in the selection table."""
+
+    name: str
+    err_w: float
+    misfit: float
+    predicted_err: float
+    weak: ModelRef
+    student: ModelRef
+    labels_md5: str
+
+    def row(self) -> dict[str, Any]:
+        return {"candidate": self.name, "err_w_cv": self.err_w, "misfit": self.misfit,
+                "predicted_strong_err": self.predicted_err, "weak_labels_md5": self.labels_md5}
+
+
+def cv_err(train: pd.DataFrame, names: list[str], weak: WeakConfig, seed: int, folds: int) -> float:
+    """K-fold cross-validated Brier error of a weak config on its own ground-truth budget."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    from w2s.models.weak import WEAK_TRAINERS
+
+    y = encode_labels(train["label"], names)
+    texts = train["text"].tolist()
+    stratify = np.bincount(y).min() >= folds
+    splitter = (StratifiedKFold if stratify else KFold)(n_splits=folds, shuffle=True, random_state=seed)
+    errors = np.zeros(len(y))
+    for fit_idx, held_idx in splitter.split(texts, y):
+        with tempfile.TemporaryDirectory() as tmp:
+            predict = WEAK_TRAINERS[weak.kind]([texts[i] for i in fit_idx], y[fit_idx], len(names),
+                                               weak, seed, Path(tmp))
+            probs = predict([texts[i] for i in held_idx])
+        errors[held_idx] = np.sum((probs - np.eye(len(names))[y[held_idx]]) ** 2, axis=1)
+    return float(errors.mean())
+
+
+def with_weak(cfg: Config, name: str) -> Config:
+    """The config with the named candidate as its weak supervisor."""
+    return cfg.model_copy(update={"weak": cfg.selection.candidates[name]})
+
+
+def choose(candidates: list[Candidate]) -> Candidate:
+    """The candidate with the lowest predicted strong error (the first one on ties)."""
+    return min(candidates, key=lambda c: c.predicted_err)
+
+
+def without_transfer_truth(splits: pd.DataFrame) -> pd.DataFrame:
+    """The splits with every label outside weak_train removed, so selection cannot peek."""
+    blind = splits.copy()
+    blind.loc[blind["split"] != "weak_train", "label"] = None
+    return blind
+
+
+def select_weak(splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: ArtifactCache,
+                out_dir: Path) -> tuple[Candidate, list[Candidate]]:
+    """Evaluate every configured candidate; return the winner and the full table."""
+    sel = cfg.selection
+    splits = pd.read_parquet(splits_ref.path)
+    blind_path = out_dir / "splits-blind.parquet"
+    without_transfer_truth(splits).to_parquet(blind_path, index=False)
+    blind = SplitsRef(str(blind_path), splits_ref.md5 + "-blind", splits_ref.label_names, splits_ref.counts)
+    train = split_part(splits, "weak_train")
+    student_cfg = cfg.strong.model_copy(update={"mode": sel.student_mode})
+    results = []
+    for name, weak_cfg in sel.candidates.items():
+        ccfg = cfg.model_copy(update={"weak": weak_cfg, "strong": student_cfg})
+        weak = steps.train_weak(blind, ccfg, cache)
+        labels, _ = steps.make_weak_labels(blind, weak, table, out_dir / f"candidate-{name}.parquet")
+        student = _student(blind, ccfg, cache, labels)
+        transfer = split_part(splits, "transfer")["id"]
+        fit = misfit(steps.aligned_probs(steps.predictions(student, "transfer"), transfer, "student"),
+                     steps.aligned_probs(steps.predictions(weak, "transfer"), transfer, "weak"))["misfit"]
+        err_w = cv_err(train, splits_ref.label_names, weak_cfg, cfg.seed, sel.folds)
+        results.append(Candidate(name, err_w, fit, err_w - fit, weak, student, labels["md5"]))
+    return choose(results), results
+
+
+def _student(blind: SplitsRef, cfg: Config, cache: ArtifactCache, labels: dict[str, Any]) -> ModelRef:
+    # The student's val selection reads only weak labels (weak_val); the blind splits carry no
+    # val truth, so ground-truth stopping is refused rather than silently reading None labels.
+    if cfg.strong.early_stopping == "oracle":
+        raise ValueError("weak-model selection cannot use oracle early stopping")
+    return train_strong(blind, cfg, cache, "w2s", labels["path"], labels["md5"])
