@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from w2s.errors import W2SError
+
+if TYPE_CHECKING:
+    from w2s.config import Config
+    from w2s.project import Project
 
 EXAMPLES = {
     "run": "w2s run --set strong.epochs=1 --set data.name=reuters-r8\n"
@@ -60,15 +64,16 @@ def _tune_logging() -> None:
             handler.addFilter(filt)
 
 
-def _preflight(cfg, project) -> None:
+def _preflight(cfg: Config, project: Project) -> None:
     """Checks that need no training: paths stay in the project, named models exist."""
     from w2s.models.resolve import check_model
 
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
     check_model(cfg.strong.model)
-    if cfg.weak.kind == "encoder":
-        check_model(cfg.weak.encoder.model)
+    for weak in [cfg.weak, *cfg.selection.candidates.values()]:
+        if weak.kind == "encoder":
+            check_model(weak.encoder.model)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
