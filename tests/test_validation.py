@@ -63,3 +63,8 @@ def test_weak_label_gate_passes_valid_labels():
     labels = pd.DataFrame({"id": ["a", "b"], "text": ["t", "u"], "weak_probs": [[0.2, 0.8], [0.9, 0.1]],
                            "weak_label": [1, 0]})
     assert validate_weak_labels(labels, 2).success
+
+
+def test_weak_label_gate_reports_missing_columns_instead_of_crashing():
+    report = validate_weak_labels(pd.DataFrame({"id": ["a"], "text": ["t"]}), 2)
+    assert report.failures == ["missing column(s) ['weak_label', 'weak_probs']"]

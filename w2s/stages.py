@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from w2s import steps, strong
@@ -32,12 +32,30 @@ def _ctx() -> tuple[Config, Project, ArtifactCache]:
     return cfg, project, ArtifactCache(project.cache_dir)
 
 
+def _save_ref(project: Project, json_path: Path, ref, field: str) -> None:
+    """Store a step reference with its path relative to the project (outputs stay portable)."""
+    data = asdict(ref)
+    data[field] = str(Path(data[field]).resolve().relative_to(project.root))
+    write_json(project.root / json_path, data)
+
+
+def _load_ref(project: Project, cls, json_path: Path, field: str = "path"):
+    """Read a reference written by `_save_ref`, its path made absolute again."""
+    data = read_json(project.root / json_path)
+    data[field] = str(project.root / data[field])
+    return cls(**data)
+
+
 def _table(project: Project) -> TableRef:
-    return TableRef(**read_json(project.root / OUT / "table.json"))
+    return _load_ref(project, TableRef, OUT / "table.json")
 
 
 def _splits(project: Project) -> SplitsRef:
-    return SplitsRef(**read_json(project.root / OUT / "splits.json"))
+    return _load_ref(project, SplitsRef, OUT / "splits.json")
+
+
+def _model(project: Project, name: str) -> ModelRef:
+    return _load_ref(project, ModelRef, OUT / name / "ref.json", "dir")
 
 
 def _publish_model(project: Project, ref: ModelRef, name: str) -> None:
@@ -46,58 +64,41 @@ def _publish_model(project: Project, ref: ModelRef, name: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for fname in ("preds.parquet", "info.json"):
         shutil.copyfile(Path(ref.dir) / fname, dest / fname)
-    write_json(dest / "ref.json", {**asdict(ref), "dir": str(dest.relative_to(project.root))})
-
-
-def _model(project: Project, name: str) -> ModelRef:
-    ref = read_json(project.root / OUT / name / "ref.json")
-    ref["dir"] = str(project.root / ref["dir"])
-    return ModelRef(**ref)
+    _save_ref(project, OUT / name / "ref.json", replace(ref, dir=str(dest)), "dir")
 
 
 def stage_ingest() -> None:
     cfg, project, _ = _ctx()
-    ref = steps.ingest(cfg, project, project.root / OUT)
-    write_json(project.root / OUT / "table.json", {**asdict(ref), "path": str(OUT / "table.parquet")})
+    _save_ref(project, OUT / "table.json", steps.ingest(cfg, project, project.root / OUT), "path")
 
 
 def stage_validate() -> None:
     cfg, project, _ = _ctx()
-    table = _table(project)
-    report = steps.validate_table(TableRef(**{**asdict(table), "path": str(project.root / table.path)}), cfg)
+    report = steps.validate_table(_table(project), cfg)
     write_json(project.root / OUT / "gate_raw_table.json", report.as_dict())
 
 
 def stage_split() -> None:
     cfg, project, _ = _ctx()
-    table = _table(project)
-    table = TableRef(**{**asdict(table), "path": str(project.root / table.path)})
-    ref, report = steps.make_splits(table, cfg, project.root / OUT)
-    write_json(project.root / OUT / "splits.json", {**asdict(ref), "path": str(OUT / "splits.parquet")})
+    ref, report = steps.make_splits(_table(project), cfg, project.root / OUT)
+    _save_ref(project, OUT / "splits.json", ref, "path")
     write_json(project.root / OUT / "gate_split_overlap.json", report.as_dict())
-
-
-def _abs_splits(project: Project) -> SplitsRef:
-    s = _splits(project)
-    return SplitsRef(**{**asdict(s), "path": str(project.root / s.path)})
 
 
 def stage_weak() -> None:
     cfg, project, cache = _ctx()
-    _publish_model(project, steps.train_weak(_abs_splits(project), cfg, cache), "weak")
+    _publish_model(project, steps.train_weak(_splits(project), cfg, cache), "weak")
 
 
 def stage_labels() -> None:
     _, project, _ = _ctx()
-    table = _table(project)
-    steps.make_weak_labels(
-        _abs_splits(project), _model(project, "weak"), table, project.root / OUT / "weak_labels.parquet"
-    )
+    steps.make_weak_labels(_splits(project), _model(project, "weak"), _table(project),
+                           project.root / OUT / "weak_labels.parquet")
 
 
 def stage_strong(role: str) -> None:
     cfg, project, cache = _ctx()
-    splits = _abs_splits(project)
+    splits = _splits(project)
     if role == "ceiling":
         _publish_model(project, strong.train_strong(splits, cfg, cache, "ceiling"), role)
         return
@@ -111,7 +112,7 @@ def stage_strong(role: str) -> None:
 
 def stage_evaluate() -> None:
     _, project, _ = _ctx()
-    metrics = steps.evaluate(_abs_splits(project), _model(project, "weak"),
+    metrics = steps.evaluate(_splits(project), _model(project, "weak"),
                              _model(project, "w2s"), _model(project, "ceiling"))
     write_json(project.root / "metrics.json", metrics)
 

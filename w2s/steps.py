@@ -99,6 +99,14 @@ def predictions(ref: ModelRef, split: str) -> pd.DataFrame:
     return preds[preds["split"] == split].reset_index(drop=True)
 
 
+def split_probs(ref: ModelRef, wanted: dict[str, pd.Series]) -> dict[str, np.ndarray]:
+    """Probabilities of several splits, aligned to their ids, from one read of the entry."""
+    preds = read_predictions(Path(ref.dir) / "preds.parquet")
+    return {name: aligned_probs(preds[preds["split"] == name].reset_index(drop=True), ids,
+                                f"{ref.kind} {name} predictions")
+            for name, ids in wanted.items()}
+
+
 def aligned_probs(preds: pd.DataFrame, ids: pd.Series, what: str) -> np.ndarray:
     """Probabilities in the order of `ids`; a mismatch of ids is an error, never assumed away."""
     if list(preds["id"]) != list(ids):
@@ -133,9 +141,7 @@ def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef,
     splits = pd.read_parquet(splits_ref.path)
     test = split_part(splits, "test")
     y = encode_labels(test["label"], splits_ref.label_names)
-    probs = {ref.kind: aligned_probs(predictions(ref, "test"), test["id"], f"{ref.kind} predictions")
-             for ref in (weak, student, ceiling)}
-    transfer = split_part(splits, "transfer")["id"]
-    fit = {ref.kind: aligned_probs(predictions(ref, "transfer"), transfer, f"{ref.kind} transfer predictions")
-           for ref in (weak, student)}
-    return w2s_metrics(y, probs["weak"], probs["w2s"], probs["ceiling"], fit["weak"], fit["w2s"])
+    both = {"test": test["id"], "transfer": split_part(splits, "transfer")["id"]}
+    w, s = split_probs(weak, both), split_probs(student, both)
+    c = split_probs(ceiling, {"test": test["id"]})
+    return w2s_metrics(y, w["test"], s["test"], c["test"], w["transfer"], s["transfer"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,7 +34,6 @@ class SweepConfig(BaseModel):
         description="Extra overrides for points where a grid key has a value, keyed `key=value`, "
         "e.g. `data.name=reuters-r8: {strong.max_length: 128}`.",
     )
-    task_runner: Literal["thread"] = Field("thread", description="Prefect task runner for the points.")
     max_workers: int = Field(1, ge=1, description="Points run at once (CPU training: keep 1 per machine).")
 
     @property

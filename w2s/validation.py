@@ -122,6 +122,9 @@ def validate_splits(splits: pd.DataFrame, names: list[str]) -> GateReport:
 
 def validate_weak_labels(labels: pd.DataFrame, num_classes: int) -> GateReport:
     """Schema, unique ids, probabilities in [0, 1] that sum to 1, argmax labels in range."""
+    missing = {"id", "text", "weak_probs", "weak_label"} - set(labels.columns)
+    if missing:
+        return GateReport("weak_labels", 0, [f"missing column(s) {sorted(missing)}"])
     probs = labels["weak_probs"]
     view = pd.DataFrame({
         "id": labels["id"],
@@ -143,7 +146,4 @@ def validate_weak_labels(labels: pd.DataFrame, num_classes: int) -> GateReport:
         ("ExpectColumnValuesToBeBetween", {"column": "prob_sum", "min_value": 1 - PROB_TOL, "max_value": 1 + PROB_TOL}),
         ("ExpectColumnValuesToBeInSet", {"column": "weak_label", "value_set": list(range(num_classes))}),
     ]
-    missing = {"id", "text", "weak_probs", "weak_label"} - set(labels.columns)
-    if missing:
-        return GateReport("weak_labels", 0, [f"missing column(s) {sorted(missing)}"])
     return run_suite("weak_labels", view, exp)
