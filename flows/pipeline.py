@@ -1,7 +1,7 @@
 """The weak-to-strong pipeline as one Prefect flow.
 
-ingest -> validate -> split -> weak -> weak labels (GX + DVC) -> student, ceiling -> evaluate
--> register. Tasks exchange paths, hashes and small dataclasses only.
+ingest -> validate -> split -> [select weak] -> weak -> weak labels (GX + DVC) -> [bootstrap |
+refine (GX + DVC)] -> student, ceiling -> evaluate -> register. Tasks exchange paths, hashes and small dataclasses only.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tasks import data, evaluate, methods, strong, tracking, weak
 from tasks.context import RunContext
 from w2s.config import Config, stable_hash
 from w2s.project import Project
+from w2s.refine.run import REFINED_METHODS
 from w2s.selection import with_weak
 
 
@@ -49,12 +50,15 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
         weak_ref, weak_run_id = weak.train_weak(ctx, splits)
         labels = weak.weak_labels(ctx, splits, weak_ref, table)
         tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id)
-        student_labels = labels
+        student_labels, refined = labels, None
         if cfg.method == "bootstrap":
             student_labels = methods.bootstrap(ctx, splits, table, labels)
+        elif cfg.method in REFINED_METHODS:
+            student_labels, refined = methods.refine(ctx, splits, table, weak_ref)
+        tags["student_labels_md5"] = student_labels["md5"]
         student = strong.train_strong(ctx, splits, "w2s", student_labels)
         ceiling = strong.train_strong(ctx, splits, "ceiling")
-        metrics = evaluate.evaluate(ctx, splits, weak_ref, student, ceiling)
+        metrics = evaluate.evaluate(ctx, splits, weak_ref, student, ceiling, refined)
         model = None
         if cfg.registry.enabled:
             model = evaluate.register(ctx, student, splits.label_names, tags)
@@ -66,5 +70,6 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
         "metrics": metrics, "tags": tags, "model": model, "weak_labels": labels,
         "label_names": splits.label_names, "counts": splits.counts,
         "reused": {"weak": weak_ref.reused, "w2s": student.reused, "ceiling": ceiling.reused},
-        "early_stopping": cfg.strong.early_stopping, "selection": selection,
+        "early_stopping": cfg.strong.early_stopping, "selection": selection, "method": cfg.method,
+        "student_labels": student_labels,
     }

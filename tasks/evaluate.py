@@ -15,9 +15,9 @@ from w2s.refs import ModelRef, SplitsRef
 
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate(ctx: RunContext, splits: SplitsRef, weak: ModelRef, student: ModelRef,
-             ceiling: ModelRef) -> dict:
+             ceiling: ModelRef, refined: ModelRef | None = None) -> dict:
     """Metrics under the contract's names, in the run folder, at the repo root and in MLflow."""
-    metrics = steps.evaluate(splits, weak, student, ceiling)
+    metrics = steps.evaluate(splits, weak, student, ceiling, refined)
     with tracking.stage_run(ctx.parent_run_id, "evaluate") as run:
         run.metrics(metrics)
     tracking.RunLog(ctx.parent_run_id).metrics(metrics)

@@ -8,7 +8,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks.context import RunContext
 from w2s import steps, tracking, versioning
 from w2s.bootstrap import bootstrap_labels
-from w2s.refs import SplitsRef, TableRef
+from w2s.refine.run import refine_supervisor
+from w2s.refs import ModelRef, SplitsRef, TableRef
 from w2s.selection import select_weak as select_weak_model
 
 
@@ -50,3 +51,26 @@ def select_weak(ctx: RunContext, splits: SplitsRef, table: TableRef) -> dict:
     get_run_logger().info("weak-model selection chose %s (predicted strong error %.4f)",
                           chosen.name, chosen.predicted_err)
     return {"chosen": chosen.name, "candidates": rows}
+
+
+@task(name="refine-labels", cache_policy=NO_CACHE)
+def refine(ctx: RunContext, splits: SplitsRef, table: TableRef, weak: ModelRef) -> tuple[dict, ModelRef]:
+    """Refine the weak labels with the configured method (on blind splits); write, gate and
+    DVC-version the student's label file; log what the method did."""
+    project = ctx.project
+    cfg = ctx.cfg
+    with tracking.stage_run(ctx.parent_run_id, f"refine-{cfg.method}") as run:
+        ref = refine_supervisor(splits, weak, cfg, ctx.cache)
+        path = project.weak_labels_dir / f"{ref.key[:16]}-{cfg.method}.parquet"
+        labels, report = steps.make_weak_labels(splits, ref, table, path)
+        run.params({"method": cfg.method, **{k: v for k, v in ref.info.items() if isinstance(v, (str, int))}})
+        run.metrics({k: v for k, v in ref.info.items() if isinstance(v, float)})
+        run.dict(ref.info, "refine_info.json")
+        run.dict(report.as_dict(), "gate_student_labels.json")
+        run.tags({"cache_key": ref.key, "reused": ref.reused, "student_labels_md5": labels["md5"]})
+        if versioning.is_dvc_repo(project):
+            labels["dvc"] = versioning.add_and_push(project, path).__dict__
+    get_run_logger().info("%s labels %s (changed %.1f%% of transfer labels)%s", cfg.method, labels["md5"][:12],
+                          100 * ref.info.get("changed_frac_transfer", 0.0),
+                          "; reused from cache" if ref.reused else "")
+    return labels, ref

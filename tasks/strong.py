@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
 from w2s import strong, tracking
-from w2s.plots import plot_curve
+from w2s.plots import plot_curve, plot_weights
 from w2s.refs import ModelRef, SplitsRef
 
 
@@ -24,10 +24,17 @@ def train_strong(ctx: RunContext, splits: SplitsRef, role: str,
         info = ref.info
         run.curve(info["curve"])
         run.metrics({k: info.get(k) for k in ("best_step", "steps", "train_seconds", "examples_per_s",
-                                               "truncated_texts")})
+                                               "truncated_texts", "flip_rate")})
         png = ctx.out / f"curve_{role}.png"
         plot_curve(info["curve"], png, title=f"{role}: evaluations during training")
         run.artifact(png)
+        if "weight_history" in info:  # weak ensemble: how the member weights moved
+            members = labels.get("members") or [f"member {i}" for i in range(len(info["ensemble_weights"]))]
+            run.dict(info["weight_history"], "ensemble_weight_history.json")
+            run.metrics({f"weight.{m}": w for m, w in zip(members, info["ensemble_weights"], strict=True)})
+            png = ctx.out / "ensemble_weights.png"
+            plot_weights(info["weight_history"], members, png)
+            run.artifact(png)
     get_run_logger().info("%s model %s %s (best step %s of %s)", role, ref.key[:12],
                           "reused from cache" if ref.reused else "trained",
                           info["best_step"], info["steps"])

@@ -17,7 +17,7 @@ from w2s.experiment import run_experiment
 from w2s.io import write_json
 from w2s.plots import plot_pgr_bars
 from w2s.project import Project
-from w2s.report import markdown_table
+from w2s.report import markdown_table, methods_table
 
 
 @task(name="sweep-point", cache_policy=NO_CACHE)
@@ -53,7 +53,7 @@ def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_i
         writer.writeheader()
         writer.writerows({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
                          for r in table)
-    md = markdown_table(table, group_keys)
+    md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
     (out / "results.md").write_text(md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
     run = tracking.RunLog(parent_run_id)

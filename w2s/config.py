@@ -70,11 +70,19 @@ class SplitConfig(_Strict):
     min_test: int = Field(
         100, ge=1, description="Smallest test split accepted: below it PGR is noise."
     )
+    ood_groups: list[str] = Field(
+        default_factory=list, description="Distribution shift: rows of these groups (the data's "
+        "`group` column, e.g. held-out newsgroup topics) never enter weak_train/transfer/val/test "
+        "and form the `ood_test` split instead. Empty: no shift."
+    )
+    ood_test: int = Field(1000, ge=2, description="Size of the ood_test split when ood_groups is set.")
 
     @model_validator(mode="after")
     def _test_size(self) -> SplitConfig:
         if self.test < self.min_test:
             raise ValueError(f"split.test={self.test} is below split.min_test={self.min_test}")
+        if self.ood_groups and self.ood_test < self.min_test:
+            raise ValueError(f"split.ood_test={self.ood_test} is below split.min_test={self.min_test}")
         return self
 
 
@@ -152,11 +160,92 @@ class StrongConfig(EncoderTrainConfig):
     )
 
 
+class PerturbConfig(_Strict):
+    weight: float = Field(
+        0.5, ge=0, description="method=perturb: weight of CE(f(x~), target), x~ being the text with "
+        "its irrelevant tokens dropped (MLX, reduced)."
+    )
+    drop_frac: float = Field(
+        1.0, gt=0, le=1, description="Fraction of the irrelevant tokens dropped in each perturbed copy."
+    )
+
+
 class BootstrapConfig(_Strict):
     intermediate_layers: list[int] = Field(
         [2], min_length=1, description="Layer counts of the intermediate students, weakest first "
         "(each is the strong model truncated to that many blocks)."
     )
+
+
+class SmoothConfig(_Strict):
+    k: int = Field(10, ge=1, description="Neighbours per node of the kNN graph (cosine, on strong embeddings).")
+    mu: float = Field(0.8, ge=0, lt=1, description="Label-spreading weight of the graph: F <- mu S F + (1-mu) Y.")
+    max_iter: int = Field(200, ge=1, description="Iteration cap of label spreading.")
+    tol: float = Field(1e-6, gt=0, description="Stop when no entry of F moves more than this.")
+
+
+class SelectiveConfig(_Strict):
+    tau: float | None = Field(
+        None, ge=0, le=1, description="Gate threshold: self-label where P(IK) (or, for "
+        "method=confidence, the strong head's confidence) is at least tau. None: chosen on the "
+        "weak budget by cross-fitting (no other ground truth is read)."
+    )
+    smooth: bool = Field(False, description="Use graph-smoothed weak labels outside the gate.")
+    folds: int = Field(5, ge=2, description="Cross-fitting folds on the weak budget.")
+    C: float = Field(1.0, gt=0, description="Inverse L2 regularisation of the strong head and the P(IK) probe.")
+
+
+class EnsembleMember(_Strict):
+    weak: WeakConfig = Field(default_factory=WeakConfig, description="The member's weak supervisor.")
+    subset_frac: float = Field(
+        1.0, gt=0, le=1, description="Train on this deterministic fraction of weak_train (stratified)."
+    )
+    subset_seed: int = Field(0, ge=0, description="Which subset, when subset_frac < 1.")
+
+
+class EnsembleConfig(_Strict):
+    members: dict[str, EnsembleMember] = Field(
+        default_factory=lambda: {
+            "tfidf": EnsembleMember(),
+            "minilm-1l": EnsembleMember(weak=WeakConfig(kind="encoder")),
+            "tfidf-half": EnsembleMember(subset_frac=0.5, subset_seed=1),
+        },
+        description="Named weak supervisors of the ensemble (at least two).",
+    )
+    init: Literal["uniform", "entropy"] = Field(
+        "uniform", description="Initial simplex weights: uniform, or inversely proportional to "
+        "each member's mean prediction entropy on transfer."
+    )
+    lr: float = Field(0.5, gt=0, description="SGD learning rate of the weights, one step after each student step.")
+    freeze_frac: float = Field(0.1, ge=0, le=1, description="Fraction of training with the weights frozen.")
+    easy_frac: float = Field(
+        0.25, ge=0, le=1, description="Fraction of training on easy samples only (all members agree)."
+    )
+
+    @model_validator(mode="after")
+    def _two_members(self) -> EnsembleConfig:
+        if len(self.members) < 2:
+            raise ValueError("ensemble.members needs at least two weak supervisors")
+        return self
+
+
+class CorrectorConfig(_Strict):
+    hidden: int = Field(64, ge=1, description="Hidden units of the residual corrector r(emb, p_w).")
+    steps: int = Field(300, ge=0, description="Full-batch Adam steps on the weak budget.")
+    lr: float = Field(1e-2, gt=0, description="Adam learning rate.")
+    weight_decay: float = Field(1e-2, ge=0, description="L2 penalty that keeps the residual small.")
+    folds: int = Field(5, ge=2, description="Cross-fitting folds for out-of-fold weak predictions.")
+
+
+class ContrastiveConfig(_Strict):
+    alpha: float = Field(
+        0.5, ge=0, le=1, description="Score = logit_post - (1 - alpha) logit_pre; alpha=1 gives the post labels."
+    )
+    pre_frac: float = Field(
+        0.25, gt=0, lt=1, description="The `pre` weak model is the same supervisor trained on this "
+        "fraction of the weak budget (an earlier, less fine-tuned state)."
+    )
+    plausibility: float = Field(0.1, gt=0, le=1, description="Keep classes with p_post >= this * max p_post.")
 
 
 class SelectionConfig(_Strict):
@@ -182,15 +271,26 @@ class TrackingConfig(_Strict):
 
 class Config(_Strict):
     seed: int = Field(0, ge=0, description="Seed for splits, weak and strong training.")
-    method: Literal["naive", "bootstrap"] = Field(
+    method: Literal["naive", "bootstrap", "confidence", "selective", "smooth", "ensemble", "corrector",
+                    "contrastive", "perturb"] = Field(
         "naive", description="naive: the student learns the weak labels directly; bootstrap: "
-        "through a chain of intermediate students (see `bootstrap`)."
+        "through intermediate students; confidence / selective: the strong model's own labels "
+        "where its confidence / P(IK) passes the gate, weak labels elsewhere; smooth: label "
+        "spreading on a kNN graph; ensemble: several weak supervisors with learned weights "
+        "(RAVEN); corrector: a residual weak-label corrector; contrastive: ConG-style labels "
+        "from a pre and a post weak model; perturb: naive plus perturbation consistency (MLX)."
     )
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
     weak: WeakConfig = Field(default_factory=WeakConfig)
     strong: StrongConfig = Field(default_factory=StrongConfig)
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
+    smooth: SmoothConfig = Field(default_factory=SmoothConfig, description="method=smooth (and selective.smooth).")
+    selective: SelectiveConfig = Field(default_factory=SelectiveConfig, description="method=selective / confidence.")
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig, description="method=ensemble.")
+    corrector: CorrectorConfig = Field(default_factory=CorrectorConfig, description="method=corrector.")
+    contrastive: ContrastiveConfig = Field(default_factory=ContrastiveConfig, description="method=contrastive.")
+    perturb: PerturbConfig = Field(default_factory=PerturbConfig, description="method=perturb.")
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)

@@ -48,6 +48,16 @@ def build_weak_labels(splits: pd.DataFrame, weak_preds: pd.DataFrame) -> pd.Data
     })
 
 
+def add_member_probs(labels: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
+    """Attach each ensemble member's probabilities (`member_probs`, M x K per row) by id."""
+    by_id = teachers.set_index("id")["member_probs"]
+    if not labels["id"].isin(by_id.index).all():
+        raise DataError("ensemble member predictions lack some weak-label ids")
+    out = labels.copy()
+    out["member_probs"] = [np.stack(m).tolist() for m in by_id.loc[labels["id"]].to_numpy()]
+    return out
+
+
 def write_weak_labels(labels: pd.DataFrame, path: Path, sidecar: dict[str, Any]) -> str:
     """Write the Parquet file and its sidecar JSON atomically; return the Parquet md5."""
     with atomic_path(path) as tmp:

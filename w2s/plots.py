@@ -53,3 +53,26 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_weights(history: list[dict[str, Any]], members: list[str], path: Path) -> None:
+    """Ensemble member weights against the fraction of training done."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [h["step_frac"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for i, name in enumerate(members):
+        ax.plot(xs, [h["weights"][i] for h in history], label=name)
+    ax.set_xlabel("fraction of student training")
+    ax.set_ylabel("weight")
+    ax.set_ylim(0, 1)
+    ax.set_title("weak-ensemble weights learned with the student")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -11,8 +11,13 @@ from w2s.errors import DataError
 
 # Bump a step's version when its code changes what it produces: old cache entries then miss.
 WEAK_VERSION = "weak-1"
-STRONG_VERSION = "strong-2"
+STRONG_VERSION = "strong-3"
 LABELS_VERSION = "labels-1"
+
+# The splits every trained supervisor and student predicts (ood_test only exists under shift).
+PREDICT_SPLITS = ("transfer", "val", "test", "ood_test")
+# A weak ensemble's entry also holds each member's probabilities (`id, split, member_probs`).
+TEACHERS_FILE = "teachers.parquet"
 
 
 @dataclass(frozen=True)

@@ -29,3 +29,30 @@ def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
+    """Label quality next to student quality, and out-of-distribution numbers when present:
+    what each method did to the labels, and whether the student gained from it."""
+    ood = any(r.get("w2s_acc_ood_mean") is not None for r in rows)
+    head = [*group_keys, "transfer label acc", "supervisor test acc", "w2s acc", "PGR", "self-label frac",
+            "flip rate"]
+    if ood:
+        head += ["weak acc (OOD)", "ceiling acc (OOD)", "w2s acc (OOD)", "PGR (OOD)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        supervisor = "refined_acc" if r.get("refined_acc_mean") is not None else "weak_acc"
+        cells = [str(r[k]) for k in group_keys] + [
+            fmt_mean_se(r["labels_transfer_acc_mean"], r["labels_transfer_acc_se"]),
+            fmt_mean_se(r[f"{supervisor}_mean"], r[f"{supervisor}_se"]),
+            fmt_mean_se(r["w2s_acc_mean"], r["w2s_acc_se"]),
+            fmt_mean_se(r["pgr"], r["pgr_seed_se"], 2),
+            fmt_mean_se(r["self_label_frac_mean"], r["self_label_frac_se"], 2),
+            fmt_mean_se(r["flip_rate_mean"], r["flip_rate_se"]),
+        ]
+        if ood:
+            cells += [fmt_mean_se(r[f"{k}_mean"], r[f"{k}_se"]) for k in ("weak_acc_ood", "ceiling_acc_ood",
+                                                                          "w2s_acc_ood")]
+            cells.append(fmt_mean_se(r["pgr_ood"], r["pgr_ood_seed_se"], 2))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -8,7 +8,6 @@ transfer or val ground truth is read: the splits are passed with those labels re
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from w2s.cache import ArtifactCache
 from w2s.config import Config, WeakConfig
 from w2s.data.split import encode_labels
 from w2s.metrics import misfit
+from w2s.refine.crossfit import weak_oof_probs
 from w2s.refs import ModelRef, SplitsRef, TableRef, split_part
 from w2s.strong import train_strong
 
@@ -44,22 +44,9 @@ class Candidate:
 
 def cv_err(train: pd.DataFrame, names: list[str], weak: WeakConfig, seed: int, folds: int) -> float:
     """K-fold cross-validated Brier error of a weak config on its own ground-truth budget."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    from w2s.models.weak import WEAK_TRAINERS
-
     y = encode_labels(train["label"], names)
-    texts = train["text"].tolist()
-    stratify = np.bincount(y).min() >= folds
-    splitter = (StratifiedKFold if stratify else KFold)(n_splits=folds, shuffle=True, random_state=seed)
-    errors = np.zeros(len(y))
-    for fit_idx, held_idx in splitter.split(texts, y):
-        with tempfile.TemporaryDirectory() as tmp:
-            predict = WEAK_TRAINERS[weak.kind]([texts[i] for i in fit_idx], y[fit_idx], len(names),
-                                               weak, seed, Path(tmp))
-            probs = predict([texts[i] for i in held_idx])
-        errors[held_idx] = np.sum((probs - np.eye(len(names))[y[held_idx]]) ** 2, axis=1)
-    return float(errors.mean())
+    probs = weak_oof_probs(train["text"].tolist(), y, len(names), weak, seed, folds)
+    return float(np.sum((probs - np.eye(len(names))[y]) ** 2, axis=1).mean())
 
 
 def with_weak(cfg: Config, name: str) -> Config:

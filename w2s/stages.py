@@ -20,7 +20,8 @@ from w2s.config import Config, load_config
 from w2s.errors import W2SError
 from w2s.io import read_json, write_json
 from w2s.project import Project
-from w2s.refs import ModelRef, SplitsRef, TableRef
+from w2s.refine.run import REFINED_METHODS, refine_supervisor
+from w2s.refs import TEACHERS_FILE, ModelRef, SplitsRef, TableRef
 
 OUT = Path("outputs")
 
@@ -62,8 +63,9 @@ def _publish_model(project: Project, ref: ModelRef, name: str) -> None:
     """Copy a cache entry's predictions and training info into outputs/<name>/."""
     dest = project.root / OUT / name
     dest.mkdir(parents=True, exist_ok=True)
-    for fname in ("preds.parquet", "info.json"):
-        shutil.copyfile(Path(ref.dir) / fname, dest / fname)
+    for fname in ("preds.parquet", "info.json", TEACHERS_FILE):
+        if fname != TEACHERS_FILE or (Path(ref.dir) / fname).is_file():
+            shutil.copyfile(Path(ref.dir) / fname, dest / fname)
     _save_ref(project, OUT / name / "ref.json", replace(ref, dir=str(dest)), "dir")
 
 
@@ -96,13 +98,32 @@ def stage_labels() -> None:
                            project.root / OUT / "weak_labels.parquet")
 
 
+def stage_refine() -> None:
+    """The labels the student learns from: the weak labels, refined when the method says so."""
+    cfg, project, cache = _ctx()
+    dest = project.root / OUT / "refined"
+    shutil.rmtree(dest, ignore_errors=True)
+    target = project.root / OUT / "student_labels.parquet"
+    if cfg.method not in REFINED_METHODS:
+        dest.mkdir(parents=True)
+        write_json(dest / "info.json", {"method": cfg.method, "refined": False})
+        source = project.root / OUT / "weak_labels.parquet"
+        shutil.copyfile(source, target)
+        shutil.copyfile(source.with_suffix(".json"), target.with_suffix(".json"))
+        return
+    splits = _splits(project)
+    ref = refine_supervisor(splits, _model(project, "weak"), cfg, cache)
+    _publish_model(project, ref, "refined")
+    steps.make_weak_labels(splits, ref, _table(project), target)
+
+
 def stage_strong(role: str) -> None:
     cfg, project, cache = _ctx()
     splits = _splits(project)
     if role == "ceiling":
         _publish_model(project, strong.train_strong(splits, cfg, cache, "ceiling"), role)
         return
-    path = project.root / OUT / "weak_labels.parquet"
+    path = project.root / OUT / "student_labels.parquet"
     labels = {**read_json(path.with_suffix(".json")), "path": str(path)}
     if cfg.method == "bootstrap":
         labels = bootstrap_labels(splits, cfg, cache, _table(project), labels, project.root / OUT)[-1][1]
@@ -112,14 +133,15 @@ def stage_strong(role: str) -> None:
 
 def stage_evaluate() -> None:
     _, project, _ = _ctx()
+    refined = _model(project, "refined") if (project.root / OUT / "refined" / "ref.json").is_file() else None
     metrics = steps.evaluate(_splits(project), _model(project, "weak"),
-                             _model(project, "w2s"), _model(project, "ceiling"))
+                             _model(project, "w2s"), _model(project, "ceiling"), refined)
     write_json(project.root / "metrics.json", metrics)
 
 
 STAGES = {
     "ingest": stage_ingest, "validate": stage_validate, "split": stage_split,
-    "weak": stage_weak, "labels": stage_labels,
+    "weak": stage_weak, "labels": stage_labels, "refine": stage_refine,
     "student": lambda: stage_strong("w2s"), "ceiling": lambda: stage_strong("ceiling"),
     "evaluate": stage_evaluate,
 }

@@ -18,13 +18,22 @@ import pandas as pd
 from w2s.cache import ArtifactCache, cache_key
 from w2s.config import Config
 from w2s.data.sources import canonicalise, read_source, table_md5
-from w2s.data.split import SPLITS, assign_splits, encode_labels, label_names
+from w2s.data.split import SPLITS, assign_splits, encode_labels, label_names, stratified_take
 from w2s.errors import DataError
 from w2s.io import atomic_path, read_json, write_json
-from w2s.labels import build_weak_labels, read_predictions, write_predictions, write_weak_labels
+from w2s.labels import add_member_probs, build_weak_labels, read_predictions, write_predictions, write_weak_labels
 from w2s.metrics import w2s_metrics
 from w2s.project import Project
-from w2s.refs import LABELS_VERSION, WEAK_VERSION, ModelRef, SplitsRef, TableRef, split_part
+from w2s.refs import (
+    LABELS_VERSION,
+    PREDICT_SPLITS,
+    TEACHERS_FILE,
+    WEAK_VERSION,
+    ModelRef,
+    SplitsRef,
+    TableRef,
+    split_part,
+)
 from w2s.validation import GateReport, validate_raw, validate_splits, validate_weak_labels
 
 
@@ -63,13 +72,24 @@ def _rows_hash(df: pd.DataFrame, with_labels: bool) -> str:
     return table_md5(df, ["id", "text", "label"] if with_labels else ["id", "text"])
 
 
-def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache) -> ModelRef:
-    """Train the weak supervisor on weak_train ground truth; predict transfer, val and test."""
+def budget_subset(train_df: pd.DataFrame, frac: float, seed: int) -> pd.DataFrame:
+    """A deterministic, class-stratified fraction of the weak budget (at least one per class)."""
+    n = max(int(round(frac * len(train_df))), train_df["label"].nunique())
+    idx = stratified_take(train_df["label"].to_numpy(), min(n, len(train_df)), np.random.default_rng(seed))
+    return train_df.iloc[idx]
+
+
+def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache,
+               subset: tuple[float, int] | None = None) -> ModelRef:
+    """Train the weak supervisor on weak_train ground truth (or a `(fraction, seed)` subset of
+    it); predict transfer, val, test and ood_test."""
     from w2s.models.weak import WEAK_TRAINERS
 
     splits = pd.read_parquet(splits_ref.path)
     train_df = split_part(splits, "weak_train")
-    targets = splits[splits["split"].isin(["transfer", "val", "test"])]
+    if subset is not None and subset[0] < 1:
+        train_df = budget_subset(train_df, *subset)
+    targets = splits[splits["split"].isin(PREDICT_SPLITS)]
     spec = {
         "version": WEAK_VERSION, "weak": cfg.weak.model_dump(mode="json"), "seed": cfg.seed,
         "labels": splits_ref.label_names, "train": _rows_hash(train_df, True),
@@ -123,11 +143,15 @@ def make_weak_labels(splits_ref: SplitsRef, weak: ModelRef, table: TableRef,
     splits = pd.read_parquet(splits_ref.path)
     preds = read_predictions(Path(weak.dir) / "preds.parquet")
     labels = build_weak_labels(splits, preds)
+    teachers = Path(weak.dir) / TEACHERS_FILE
+    if teachers.is_file():  # a weak ensemble: the student also needs every member's labels
+        labels = add_member_probs(labels, pd.read_parquet(teachers))
     report = validate_weak_labels(labels, len(splits_ref.label_names))
     report.raise_if_failed()
     sidecar = {
         "schema": LABELS_VERSION, "label_names": splits_ref.label_names,
         "weak_model": {"kind": weak.info.get("kind", "intermediate student"), "cache_key": weak.key},
+        **({"members": weak.info["members"]} if "members" in weak.info else {}),
         "data_md5": table.data_md5, "splits_md5": splits_ref.md5,
         "counts": {s: int((labels["split"] == s).sum()) for s in ("transfer", "val")},
     }
@@ -135,13 +159,47 @@ def make_weak_labels(splits_ref: SplitsRef, weak: ModelRef, table: TableRef,
     return {**sidecar, "md5": md5, "path": str(path)}, report
 
 
-def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef,
-             ceiling: ModelRef) -> dict[str, float | None]:
-    """Headline metrics on the test split, every prediction table aligned by id first."""
+OOD_KEYS = ("weak_acc", "w2s_acc", "ceiling_acc", "weak_auroc", "w2s_auroc", "ceiling_auroc", "pgr",
+            "pgr_auroc", "agreement", "agreement_weak_correct", "agreement_weak_wrong")
+
+
+def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef,
+             refined: ModelRef | None = None) -> dict[str, float | None]:
+    """Headline metrics on the test split (and `_ood` ones on ood_test), every prediction table
+    aligned by id first. With a refined supervisor, also how good its labels are (`refined_*`)."""
+    from w2s.metrics import accuracy, auroc, clean
+
     splits = pd.read_parquet(splits_ref.path)
-    test = split_part(splits, "test")
-    y = encode_labels(test["label"], splits_ref.label_names)
-    both = {"test": test["id"], "transfer": split_part(splits, "transfer")["id"]}
-    w, s = split_probs(weak, both), split_probs(student, both)
-    c = split_probs(ceiling, {"test": test["id"]})
-    return w2s_metrics(y, w["test"], s["test"], c["test"], w["transfer"], s["transfer"])
+    names = splits_ref.label_names
+    test, transfer = split_part(splits, "test"), split_part(splits, "transfer")
+    y = encode_labels(test["label"], names)
+    wanted = {"test": test["id"], "transfer": transfer["id"]}
+    ood = splits[splits["split"] == "ood_test"]
+    evals = {"test": test["id"], **({"ood_test": ood["id"]} if len(ood) else {})}
+    w, s = split_probs(weak, {**wanted, **evals}), split_probs(student, {**wanted, **evals})
+    c = split_probs(ceiling, evals)
+    out = w2s_metrics(y, w["test"], s["test"], c["test"], w["transfer"], s["transfer"])
+    if len(ood):
+        y_ood = encode_labels(ood["label"], names)
+        ood_metrics = w2s_metrics(y_ood, w["ood_test"], s["ood_test"], c["ood_test"])
+        out.update({f"{k}_ood": ood_metrics[k] for k in OOD_KEYS})
+    # Diagnostics only (never fed back): how accurate the labels the student learned from were.
+    y_transfer = encode_labels(transfer["label"], names)
+    out["weak_transfer_acc"] = accuracy(w["transfer"], y_transfer)
+    if refined is not None:
+        r = split_probs(refined, {**wanted, **evals})
+        out["refined_acc"], out["refined_auroc"] = accuracy(r["test"], y), auroc(r["test"], y)
+        out["labels_transfer_acc"] = accuracy(r["transfer"], y_transfer)
+        if len(ood):
+            out["refined_acc_ood"] = accuracy(r["ood_test"], encode_labels(ood["label"], names))
+        for key in ("self_label_frac", "changed_frac_transfer"):
+            if isinstance(refined.info.get(key), float):
+                out[key] = refined.info[key]
+        learned = student.info.get("ensemble_weights")
+        if learned is not None:
+            out.update({f"weight.{m}": float(v) for m, v in zip(refined.info["members"], learned, strict=True)})
+    else:
+        out["labels_transfer_acc"] = out["weak_transfer_acc"]
+    if "flip_rate" in student.info:
+        out["flip_rate"] = student.info["flip_rate"]
+    return clean(out)

@@ -21,7 +21,7 @@ from w2s.data.split import encode_labels
 from w2s.errors import DataError
 from w2s.io import read_json, write_json
 from w2s.labels import read_weak_labels, write_predictions
-from w2s.refs import STRONG_VERSION, ModelRef, SplitsRef, split_part
+from w2s.refs import PREDICT_SPLITS, STRONG_VERSION, ModelRef, SplitsRef, split_part
 
 # Fields that change what the ceiling learns; the student's loss and stopping rule do not.
 CEILING_FIELDS = ("model", "num_layers", "max_length", "epochs", "batch_size", "lr",
@@ -29,21 +29,32 @@ CEILING_FIELDS = ("model", "num_layers", "max_length", "epochs", "batch_size", "
 
 
 def _targets(role: str, transfer: pd.DataFrame, val: pd.DataFrame, labels_path: str | None,
-             names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
-    """Training targets for transfer and weak labels for val (student) or one-hot truth (ceiling)."""
+             names: list[str], members: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training targets for transfer and the weak labels of val: soft labels (N x K), each
+    ensemble member's labels (N x M x K) when `members`, or one-hot truth for the ceiling."""
     k = len(names)
     if role == "ceiling":
         return np.eye(k, dtype=np.float32)[encode_labels(transfer["label"], names)], None
     if labels_path is None:
         raise ValueError("the student needs a weak-label file")
     labels = read_weak_labels(Path(labels_path))
+    column = "member_probs" if members else "weak_probs"
+    if column not in labels.columns:
+        raise DataError(f"{labels_path}: weak-label file has no '{column}' column")
     out = []
     for split, rows in (("transfer", transfer), ("val", val)):
         part = labels[labels["split"] == split]
         if list(part["id"]) != list(rows["id"]):
             raise DataError(f"weak-label ids do not match the {split} split's ids")
-        out.append(np.stack(part["weak_probs"].to_numpy()).astype(np.float32))
-    return out[0], out[1].argmax(1)
+        out.append(np.stack([np.asarray(np.stack(v) if members else v, dtype=np.float32)
+                             for v in part[column].to_numpy()]))
+    return out[0], out[1]
+
+
+def _objective(cfg: Config) -> dict[str, Any]:
+    """Method settings that change how the student trains (not only what its labels are)."""
+    dumped = cfg.model_dump(mode="json")
+    return {"method": cfg.method, cfg.method: dumped[cfg.method]} if cfg.method in ("ensemble", "perturb") else {}
 
 
 def train_strong(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, role: str,
@@ -51,17 +62,15 @@ def train_strong(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, role:
     """Train (or reuse) the student (`role="w2s"`) or the ceiling (`role="ceiling"`)."""
     scfg = cfg.strong
     splits = pd.read_parquet(splits_ref.path)
-    transfer, val, test = (split_part(splits, s) for s in ("transfer", "val", "test"))
     strong_spec = scfg.model_dump(mode="json")
     if role == "ceiling":
         strong_spec = {k: strong_spec[k] for k in CEILING_FIELDS}
     spec: dict[str, Any] = {
         "version": STRONG_VERSION, "role": role, "strong": strong_spec, "seed": cfg.seed,
-        "labels": splits_ref.label_names,
-        "rows": table_md5(splits[splits["split"].isin(["transfer", "val", "test"])],
-                          ["id", "text", "split"]),
-        "targets": labels_md5 if role == "w2s" else table_md5(transfer, ["id", "label"]),
-        "val_truth": table_md5(val, ["id", "label"]),
+        "labels": splits_ref.label_names, "objective": _objective(cfg) if role == "w2s" else {},
+        "rows": table_md5(splits[splits["split"].isin(PREDICT_SPLITS)], ["id", "text", "split"]),
+        "targets": labels_md5 if role == "w2s" else table_md5(split_part(splits, "transfer"), ["id", "label"]),
+        "val_truth": table_md5(split_part(splits, "val"), ["id", "label"]),
     }
     key = cache_key("strong", spec)
     hit = cache.lookup("strong", key)
@@ -69,72 +78,116 @@ def train_strong(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, role:
         return ModelRef(role, str(hit), key, True, read_json(hit / "info.json"))
 
     with cache.build("strong", key, spec) as folder:
-        info = _fit(splits_ref.label_names, transfer, val, test, cfg, role, labels_path, folder, cache)
+        info = _fit(splits_ref.label_names, splits, cfg, role, labels_path, folder, cache)
     return ModelRef(role, str(cache.path("strong", key)), key, False, info)
 
 
-def _inputs(model, tokenizer, transfer: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
-            scfg: StrongConfig, cache: ArtifactCache):
+def _inputs(model, tokenizer, splits: pd.DataFrame, parts: list[pd.DataFrame], scfg: StrongConfig,
+            cache: ArtifactCache):
     """What trains and what it reads: the whole classifier on token ids (finetune), or only its
-    head on cached embeddings (frozen); returns (trainee, train, val, test, train settings)."""
+    head on cached embeddings (frozen); returns (trainee, one dataset per part, train settings)."""
     from w2s.models.batching import encode
 
     if scfg.mode == "finetune":
-        data = [encode(tokenizer, df["text"].tolist(), scfg.max_length) for df in (transfer, val, test)]
-        return (model, *data, scfg)
-    from w2s.frozen import Embedded, HeadOnly, embeddings
+        return model, [encode(tokenizer, df["text"].tolist(), scfg.max_length) for df in parts], scfg
+    import torch
 
-    vectors = embeddings(model, tokenizer, pd.concat([transfer, val, test]), scfg.model, scfg.num_layers,
-                         scfg.max_length, scfg.eval_batch_size, cache)
-    cuts = np.cumsum([len(transfer), len(val)])
-    data = [Embedded(part) for part in (vectors[: cuts[0]], vectors[cuts[0]: cuts[1]], vectors[cuts[1]:])]
-    settings = scfg.model_copy(update=scfg.frozen.model_dump())
-    return (HeadOnly(model), *data, settings)
+    from w2s.frozen import Embedded, HeadOnly
+    from w2s.refine.embed import split_embeddings, take
+
+    table = split_embeddings(splits, scfg, cache)
+    data = [Embedded(torch.from_numpy(take(table, df["id"]).astype(np.float32))) for df in parts]
+    return HeadOnly(model), data, scfg.model_copy(update=scfg.frozen.model_dump())
 
 
-def _fit(names: list[str], transfer: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame,
-         cfg: Config, role: str, labels_path: str | None, folder: Path, cache: ArtifactCache) -> dict[str, Any]:
+def _loss(cfg: Config, role: str, transfer_targets: np.ndarray):
+    """The training loss: plain CE for the ceiling, else the configured student loss (the
+    ensemble's learned-weight loss when the labels carry every member's probabilities)."""
     from w2s.losses import make_loss, xent
-    from w2s.models.batching import predict_logits, softmax
+
+    scfg = cfg.strong
+    if role == "ceiling":
+        return xent
+    if cfg.method == "ensemble":
+        from w2s.refine.ensemble import EnsembleLoss, initial_weights
+
+        e = cfg.ensemble
+        return EnsembleLoss(initial_weights(transfer_targets, e.init), e.lr, e.freeze_frac, e.easy_frac)
+    params = {"logconf": scfg.logconf, "product": scfg.product}.get(scfg.loss)
+    return make_loss(scfg.loss, **(params.model_dump() if params else {}))
+
+
+def _perturbation(cfg: Config, tokenizer, texts: list[str], targets: np.ndarray):
+    """MLX consistency term `weight * CE(f(x~), target)` over the perturbed copies of `texts`."""
+    import torch
+
+    from w2s.losses import soft_ce
+    from w2s.models.batching import encode
+    from w2s.refine.perturb import perturb_text
+
+    p = cfg.perturb
+    enc = encode(tokenizer, [perturb_text(t, p.drop_frac) for t in texts], cfg.strong.max_length)
+    target_t = torch.as_tensor(targets, dtype=torch.float32)
+
+    def aux(model, idx, step_frac: float):
+        del step_frac
+        return p.weight * soft_ce(model(*enc.batch(idx)), target_t[idx])
+
+    return aux
+
+
+def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_path: str | None,
+         folder: Path, cache: ArtifactCache) -> dict[str, Any]:
+    import torch
+
+    from w2s.models.batching import encode, predict_logits, softmax
     from w2s.models.classifier import build_classifier, save_classifier
+    from w2s.refine.perturb import flip_rate, perturb_text
     from w2s.train import train
 
     scfg = cfg.strong
     start = time.perf_counter()
-    targets, val_weak = _targets(role, transfer, val, labels_path, names)
+    transfer, val = split_part(splits, "transfer"), split_part(splits, "val")
+    evals = [split_part(splits, s) for s in ("test", "ood_test") if (splits["split"] == s).any()]
+    ensemble = role == "w2s" and cfg.method == "ensemble"
+    targets, val_targets = _targets(role, transfer, val, labels_path, names, ensemble)
     # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
     val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
     tokenizer, model = build_classifier(scfg.model, len(names), scfg.num_layers, cfg.seed)
-    trainee, enc_train, enc_val, enc_test, settings = _inputs(model, tokenizer, transfer, val, test, scfg, cache)
+    trainee, (enc_train, enc_val, *enc_evals), settings = _inputs(
+        model, tokenizer, splits, [transfer, val, *evals], scfg, cache)
+    loss = _loss(cfg, role, targets)
 
     def evaluate(m) -> dict[str, float]:
         pred = predict_logits(m, enc_val, scfg.eval_batch_size).argmax(1)
         point = {}
         if val_truth is not None:
             point["val_gt_acc"] = float(np.mean(pred == val_truth))
-        if val_weak is not None:
-            point["val_weak_acc"] = float(np.mean(pred == val_weak))
+        if val_targets is not None:  # the ensemble's val labels follow its current weights
+            soft = loss.target(torch.as_tensor(val_targets)).numpy() if ensemble else val_targets
+            point["val_weak_acc"] = float(np.mean(pred == soft.argmax(1)))
         return point
 
-    if role == "ceiling":
-        select, loss = "val_gt_acc", xent
-    else:
-        select = {"weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}[scfg.early_stopping]
-        params = {"logconf": scfg.logconf, "product": scfg.product}.get(scfg.loss)
-        loss = make_loss(scfg.loss, **(params.model_dump() if params else {}))
+    select = "val_gt_acc" if role == "ceiling" else {
+        "weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}[scfg.early_stopping]
+    aux = None
+    if role == "w2s" and cfg.method == "perturb":
+        if scfg.mode != "finetune":
+            raise ValueError("method=perturb needs strong.mode=finetune (it perturbs the text)")
+        aux = _perturbation(cfg, tokenizer, transfer["text"].tolist(), targets)
     result = train(trainee, enc_train, targets, settings, cfg.seed, loss, evaluate, select,
-                   desc=f"{role} student" if role == "w2s" else "ceiling")
+                   desc=f"{role} student" if role == "w2s" else "ceiling", aux=aux)
 
     # The student also predicts its own training split: its misfit to the weak labels there is
     # what the Charikar et al. bound relates to the gain.
     parts = [(transfer, enc_train)] if role == "w2s" else []
-    parts += [(val, enc_val), (test, enc_test)]
+    parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
     rows = pd.concat([df for df, _ in parts])
-    logits = np.concatenate([
+    probs = softmax(np.concatenate([
         predict_logits(trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
         for df, enc in parts
-    ])
-    write_predictions(folder / "preds.parquet", rows["id"], rows["split"], softmax(logits))
+    ]))
+    write_predictions(folder / "preds.parquet", rows["id"], rows["split"], probs)
     save_classifier(model, tokenizer, folder / "model", {
         "num_labels": len(names), "label_names": names, "max_length": scfg.max_length,
     })
@@ -143,8 +196,17 @@ def _fit(names: list[str], transfer: pd.DataFrame, val: pd.DataFrame, test: pd.D
         "steps": result.steps, "best_step": result.best_step, "best_score": result.best_score,
         "train_seconds": round(result.seconds, 2), "examples_per_s": round(result.examples_per_s, 2),
         "mode": scfg.mode, "truncated_texts": getattr(enc_train, "truncated", 0),
-        "seconds": round(time.perf_counter() - start, 2),
         "curve": result.curve,
     }
+    if role == "w2s" and scfg.mode == "finetune":
+        # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
+        test = evals[0]
+        enc_pert = encode(tokenizer, [perturb_text(t, cfg.perturb.drop_frac) for t in test["text"]], scfg.max_length)
+        pert = softmax(predict_logits(model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
+        info["flip_rate"] = flip_rate(probs[rows["split"].to_numpy() == "test"], pert)
+    if ensemble:
+        info["ensemble_weights"] = loss.weights.tolist()
+        info["weight_history"] = loss.history
+    info["seconds"] = round(time.perf_counter() - start, 2)
     write_json(folder / "info.json", info)
     return info

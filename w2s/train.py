@@ -58,8 +58,11 @@ def train(
     evaluate: Evaluator | None = None,
     select: str | None = None,
     desc: str = "train",
+    aux: Callable[[torch.nn.Module, np.ndarray, float], torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Fit `model` to soft `targets` (N x K); keep the checkpoint with the highest `select` score."""
+    """Fit `model` to soft `targets` (N x K, or N x M x K for a loss that takes several teachers);
+    keep the checkpoint with the highest `select` score. `aux(model, batch_idx, step_frac)` adds
+    a regulariser (e.g. perturbation consistency) to each step's loss."""
     from tqdm.auto import tqdm
 
     if len(enc) != len(targets):
@@ -93,6 +96,8 @@ def train(
     while step < total:
         for idx in length_grouped_batches(lengths, cfg.batch_size, rng):
             loss = loss_fn(model(*enc.batch(idx)), target_t[idx], step / total)
+            if aux is not None:
+                loss = loss + aux(model, idx, step / total)
             optim.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -103,10 +103,14 @@ def validate_raw(table: pd.DataFrame, declared_labels: list[str] | None) -> Gate
     return run_suite("raw_table", table, raw_table_expectations(declared_labels))
 
 
+EVAL_SPLITS = ("test", "ood_test")
+
+
 def validate_splits(splits: pd.DataFrame, names: list[str]) -> GateReport:
-    """No test text appears in a training split; every split uses only known labels."""
-    test = splits[splits["split"] == "test"][["id", "text", "label"]]
-    train_texts = splits.loc[splits["split"] != "test", "text"].unique().tolist()
+    """No test (or ood_test) text appears in a training split; every split uses only known labels."""
+    held = splits["split"].isin(EVAL_SPLITS)
+    test = splits[held][["id", "text", "label"]]
+    train_texts = splits.loc[~held, "text"].unique().tolist()
     exp = [
         ("ExpectColumnValuesToNotBeInSet", {"column": "text", "value_set": train_texts}),
         ("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": names}),

@@ -44,6 +44,9 @@ class Corpus:
     label_column: str
     description: str
     group_from_label: bool = False  # 20newsgroups: the group is the label's super-category
+    # Shift-ready variant: the label becomes the super-category and the group the topic, so
+    # topics can be held out within their super-category. Only these super-categories are kept.
+    super_labels: tuple[str, ...] = ()
 
 
 CORPORA: dict[str, Corpus] = {
@@ -62,6 +65,12 @@ CORPORA: dict[str, Corpus] = {
     "20newsgroups": Corpus(
         ("20newsgroups-train.tab", "20newsgroups-test.tab"), "Text", "Category",
         "Usenet posts, 20 newsgroups (group = super-category). 18.8k.", group_from_label=True,
+    ),
+    "20newsgroups-super": Corpus(
+        ("20newsgroups-train.tab", "20newsgroups-test.tab"), "Text", "Category",
+        "Usenet posts of the comp, rec, sci and talk hierarchies; label = super-category, "
+        "group = topic (hold topics out with split.ood_groups). 4 classes, 16.1k.",
+        super_labels=("comp", "rec", "sci", "talk"),
     ),
 }
 
@@ -131,5 +140,9 @@ def load_corpus(name: str, data_dir: Path) -> pd.DataFrame:
             "label": df[spec.label_column].astype(str),
         }))
     table = pd.concat(frames, ignore_index=True)
+    if spec.super_labels:
+        table["group"] = table["label"]
+        table["label"] = table["label"].str.split(".").str[0]
+        return table[table["label"].isin(spec.super_labels)].reset_index(drop=True)
     table["group"] = table["label"].str.split(".").str[0] if spec.group_from_label else None
     return table

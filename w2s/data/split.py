@@ -8,7 +8,7 @@ import pandas as pd
 from w2s.config import SplitConfig
 from w2s.errors import DataError
 
-SPLITS = ("weak_train", "transfer", "val", "test")
+SPLITS = ("weak_train", "transfer", "val", "test", "ood_test")
 
 
 def label_names(table: pd.DataFrame, declared: list[str] | None) -> list[str]:
@@ -18,7 +18,7 @@ def label_names(table: pd.DataFrame, declared: list[str] | None) -> list[str]:
     return sorted(table["label"].dropna().unique().tolist())
 
 
-def _stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+def stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of `n` rows with every class represented in proportion (at least one each)."""
     classes, counts = np.unique(labels, return_counts=True)
     if n < len(classes):
@@ -38,17 +38,39 @@ def _stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np
     return np.sort(np.concatenate(picked))
 
 
+def _hold_out(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off the rows of the held-out groups: (in-distribution rows, ood_test rows)."""
+    groups = table["group"]
+    unknown = sorted(set(cfg.ood_groups) - set(groups.dropna().unique()))
+    if unknown:
+        raise DataError(f"split.ood_groups names group(s) absent from the data's `group` column: {unknown}")
+    held = groups.isin(cfg.ood_groups).to_numpy()
+    pool = np.flatnonzero(held)
+    if len(pool) < cfg.ood_test:
+        raise DataError(f"split.ood_test={cfg.ood_test} but the held-out groups have {len(pool)} rows")
+    ood = table.iloc[np.sort(rng.choice(pool, size=cfg.ood_test, replace=False))].copy()
+    ood["split"] = "ood_test"
+    return table[~held].reset_index(drop=True), ood
+
+
 def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFrame:
-    """Return the rows used by the experiment with a `split` column; same seed, same splits."""
+    """Return the rows used by the experiment with a `split` column; same seed, same splits.
+
+    With `ood_groups`, those groups' rows are set aside first (a sample of them is `ood_test`)
+    and every other split is drawn from the remaining groups only.
+    """
+    rng = np.random.default_rng(seed)
+    ood = None
+    if cfg.ood_groups:
+        table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
     need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
     if len(table) < need:
         raise DataError(
             f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
             f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but the data has {len(table)}"
         )
-    rng = np.random.default_rng(seed)
     labels = table["label"].to_numpy()
-    weak_idx = _stratified_take(labels, cfg.weak_train, rng)
+    weak_idx = stratified_take(labels, cfg.weak_train, rng)
     rest = np.setdiff1d(np.arange(len(table)), weak_idx)
     rest = rng.permutation(rest)
     cuts = np.cumsum([cfg.test, cfg.val, cfg.transfer])
@@ -58,6 +80,8 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
         part = table.iloc[np.sort(idx)].copy()
         part["split"] = name
         parts.append(part)
+    if ood is not None:
+        parts.append(ood)
     return pd.concat(parts, ignore_index=True)
 
 

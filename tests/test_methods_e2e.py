@@ -1,0 +1,156 @@
+"""Methods II on the real tiny task: every method through `w2s sweep`, two through the full
+`w2s run` flow (Prefect + MLflow + DVC + GX), the no-peeking guarantee on real splits, and the
+distribution-shift split on the bundled newsgroups."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_project
+
+from w2s import steps
+from w2s.cache import ArtifactCache
+from w2s.config import load_config
+from w2s.experiment import run_experiment
+from w2s.project import Project
+from w2s.refine.run import REFINED_METHODS, refine_supervisor
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_every_method_runs_in_a_sweep_and_reports_what_it_did(project, capsys):
+    from cli.main import main
+
+    shutil.copyfile(REPO / "configs" / "sweep-methods-tiny.yaml", project / "sweep.yaml")
+    assert main(["sweep", "--config", "sweep.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "| variant | transfer label acc |" in out
+
+    sweep_dir = next((project / ".w2s" / "sweeps").iterdir())
+    rows = {r["variant"]: r for r in json.loads((sweep_dir / "points.json").read_text())}
+    assert set(rows) == {"naive", *REFINED_METHODS, "perturb"}
+    naive = rows.pop("naive")
+    for name, row in rows.items():
+        assert row["reused"]["ceiling"] and row["reused"]["weak"], f"{name} shares weak model and ceiling"
+        assert row["weak_acc"] == naive["weak_acc"] and row["ceiling_acc"] == naive["ceiling_acc"]
+        assert 0.0 <= row["w2s_acc"] <= 1.0 and 0.0 <= row["flip_rate"] <= 1.0
+    for name in REFINED_METHODS:
+        row = rows[name]
+        assert 0.5 < row["refined_acc"] <= 1.0 and 0.5 < row["labels_transfer_acc"] <= 1.0, name
+        assert 0.0 <= row["changed_frac_transfer"] <= 1.0
+    for name in ("confidence", "selective"):
+        assert 0.0 <= rows[name]["self_label_frac"] <= 1.0
+    weights = [rows["ensemble"][f"weight.{m}"] for m in ("tfidf", "minilm-1l", "tfidf-half")]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-6) and min(weights) > 0
+    assert rows["perturb"]["labels_transfer_acc"] == naive["labels_transfer_acc"], "same labels, new objective"
+    assert rows["perturb"]["w2s_acc"] is not None
+
+    # the strong embeddings were computed once and shared by every method that reads them
+    assert len(list((project / ".w2s" / "cache" / "embeddings").iterdir())) == 1
+
+
+def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(project):
+    from mlflow import MlflowClient
+
+    from flows.pipeline import pipeline
+
+    cfg = load_config(project / "params.yaml", ["method=ensemble"])
+    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
+    labels = pd.read_parquet(result["student_labels"]["path"])
+    assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split", "member_probs"]
+    assert np.stack(labels["member_probs"].iloc[0]).shape == (3, 2)
+    assert result["student_labels"]["members"] == ["tfidf", "minilm-1l", "tfidf-half"]
+    dvc_file = Path(result["student_labels"]["path"] + ".dvc")
+    assert f"md5: {result['student_labels']['md5']}" in dvc_file.read_text()
+
+    client = MlflowClient()
+    parent = client.get_run(result["mlflow_run_id"])
+    assert parent.data.tags["student_labels_md5"] == result["student_labels"]["md5"]
+    assert parent.data.tags["weak_labels_md5"] == result["weak_labels"]["md5"] != result["student_labels"]["md5"]
+    children = {r.info.run_name: r for r in client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    assert "refine-ensemble" in children
+    student = children["strong-w2s"]
+    artifacts = {a.path for a in client.list_artifacts(student.info.run_id)}
+    assert {"ensemble_weights.png", "ensemble_weight_history.json"} <= artifacts
+    logged = [student.data.metrics[f"weight.{m}"] for m in ("tfidf", "minilm-1l", "tfidf-half")]
+    assert sum(logged) == pytest.approx(1.0, abs=1e-6)
+    version = client.get_model_version_by_alias("w2s-test", "challenger")
+    assert version.tags["student_labels_md5"] == result["student_labels"]["md5"]
+
+
+def test_selective_through_the_cli(project, capsys):
+    from cli.main import main
+
+    assert main(["run", "--set", "method=selective", "--set", "registry.enabled=false"]) == 0
+    assert "weak-to-strong results" in capsys.readouterr().out
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert 0.0 <= metrics["self_label_frac"] <= 1.0
+    assert list((project / "weak_labels").glob("*-selective.parquet.dvc"))
+
+
+@pytest.mark.parametrize("method", ["selective", "corrector"])
+def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, bundled_dir, method):
+    """The same refinement on splits whose transfer/val/test labels are scrambled gives
+    identical labels (separate caches, so nothing is simply reused)."""
+    root = make_project(tmp_path / "proj", bundled_dir)
+    cfg = load_config(root / "params.yaml", [f"method={method}", "selective.folds=3", "corrector.folds=3"])
+    table = steps.ingest(cfg, Project(root), tmp_path)
+    splits, _ = steps.make_splits(table, cfg, tmp_path)
+    cache = ArtifactCache(tmp_path / "cache-a")
+    weak = steps.train_weak(splits, cfg, cache)
+    honest = refine_supervisor(splits, weak, cfg, cache)
+
+    df = pd.read_parquet(splits.path)
+    rest = df["split"] != "weak_train"
+    df.loc[rest, "label"] = np.random.default_rng(0).permutation(df.loc[rest, "label"].to_numpy())
+    scrambled_path = tmp_path / "scrambled.parquet"
+    df.to_parquet(scrambled_path, index=False)
+    scrambled = type(splits)(str(scrambled_path), splits.md5, splits.label_names, splits.counts)
+    other = ArtifactCache(tmp_path / "cache-b")
+    again = refine_supervisor(scrambled, steps.train_weak(scrambled, cfg, other), cfg, other)
+    assert not again.reused
+    a = pd.read_parquet(Path(honest.dir) / "preds.parquet")
+    b = pd.read_parquet(Path(again.dir) / "preds.parquet")
+    assert a["id"].tolist() == b["id"].tolist()
+    assert np.array_equal(np.stack(a["probs"]), np.stack(b["probs"]))
+
+
+def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, bundled_dir):
+    root = make_project(tmp_path / "proj", bundled_dir)
+    for name in ("20newsgroups-train.tab", "20newsgroups-test.tab"):
+        shutil.copyfile(bundled_dir / name, root / "data" / name)
+    held = ["sci.space", "rec.sport.hockey"]
+    cfg = load_config(root / "params.yaml", [
+        "data.name=20newsgroups-super", "data.max_rows=3000", f"split.ood_groups={json.dumps(held)}",
+        "split.ood_test=120", "split.weak_train=120", "method=ensemble",
+    ])
+    result = run_experiment(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
+    splits = pd.read_parquet(tmp_path / "out" / "splits.parquet")
+    groups = splits.groupby("split")["group"].agg(set)
+    assert groups["ood_test"] <= set(held)
+    for split in ("weak_train", "transfer", "val", "test"):
+        assert not groups[split] & set(held), f"{split} contains a held-out topic"
+    assert sorted(splits["label"].unique()) == ["comp", "rec", "sci", "talk"]
+    m = result.metrics
+    for key in ("weak_acc_ood", "w2s_acc_ood", "ceiling_acc_ood", "refined_acc_ood", "agreement_ood"):
+        assert m[key] is not None and 0.0 <= m[key] <= 1.0, key
+    assert "pgr_ood" in m
+    preds = steps.predictions(result.student, "ood_test")
+    assert len(preds) == 120
+
+
+def test_held_out_groups_must_exist(tmp_path, bundled_dir):
+    from w2s.errors import DataError
+
+    root = make_project(tmp_path / "proj", bundled_dir)
+    cfg = load_config(root / "params.yaml", ["split.ood_groups=[nonexistent]"])
+    table = steps.ingest(cfg, Project(root), tmp_path)
+    with pytest.raises(DataError, match="absent from the data's `group` column"):
+        steps.make_splits(table, cfg, tmp_path)
