@@ -39,6 +39,19 @@ def print_results(result: dict[str, Any], project: Project) -> None:
     gap.add_row(_fmt(m["pgr"]), _fmt(m["pgr_auroc"]), _fmt(m["agreement"]),
                 _fmt(m["agreement_weak_correct"]), _fmt(m["agreement_weak_wrong"]))
     console.print(gap)
+    if m.get("w2s_acc_ood") is not None:
+        ood = Table(title="out of distribution (ood_test: held-out groups)", title_justify="left")
+        for col in ("weak acc", "ceiling acc", "w2s acc", "PGR"):
+            ood.add_column(col, justify="right")
+        ood.add_row(_fmt(m["weak_acc_ood"]), _fmt(m["ceiling_acc_ood"]), _fmt(m["w2s_acc_ood"]), _fmt(m["pgr_ood"]))
+        console.print(ood)
+    if m.get("refined_acc") is not None:
+        line = (f"method {result.get('method')}: refined labels test acc {_fmt(m['refined_acc'])}; "
+                f"transfer label acc {_fmt(m['weak_transfer_acc'])} (weak) -> {_fmt(m['labels_transfer_acc'])} "
+                f"(diagnostic, uses transfer ground truth after the fact)")
+        if m.get("self_label_frac") is not None:
+            line += f"; self-labelled {100 * m['self_label_frac']:.1f}% of transfer"
+        console.print(line)
     counts = result["counts"]
     console.print("splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
                   + f"; early stopping: {result['early_stopping']}"

@@ -30,6 +30,11 @@ def test_overrides_are_parsed_as_yaml():
     ("strong.epochs=abc", "config key 'strong.epochs'"),
     ("split.test=10", "split.test=10 is below split.min_test=100"),
     ("weak.kind=svm", "config key 'weak.kind'"),
+    ("method=magic", "config key 'method'"),
+    ("smooth.mu=1.5", "config key 'smooth.mu'"),
+    ("ensemble.members={only: {}}", "ensemble.members needs at least two weak supervisors"),
+    ("ensemble.members.x.subset_frac=0", "config key 'ensemble.members.x.subset_frac'"),
+    ("split={ood_groups: [x], ood_test: 5}", "split.ood_test=5 is below split.min_test=100"),
 ])
 def test_bad_keys_and_types_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
@@ -68,3 +73,8 @@ def test_a_section_override_merges_into_the_section(tmp_path):
     base.write_text("strong:\n  loss: logconf\n  epochs: 3\n")
     cfg = load_config(base, ["strong={epochs: 1, lr: 0.001}"])
     assert (cfg.strong.loss, cfg.strong.epochs, cfg.strong.lr) == ("logconf", 1, 0.001)
+
+
+def test_a_method_that_cannot_run_in_the_chosen_mode_is_refused_up_front():
+    with pytest.raises(ConfigError, match=r"^config: method=perturb perturbs the text"):
+        load_config(None, ["method=perturb", "strong.mode=frozen"])

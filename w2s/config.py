@@ -295,6 +295,12 @@ class Config(_Strict):
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
+    @model_validator(mode="after")
+    def _method_fits_mode(self) -> Config:
+        if self.method == "perturb" and self.strong.mode == "frozen":
+            raise ValueError("method=perturb perturbs the text, so it needs strong.mode=finetune")
+        return self
+
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named top-level sections (all of them when none are named)."""
         dumped = self.model_dump(mode="json")
@@ -339,10 +345,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "config"
+    loc = ".".join(str(p) for p in first["loc"])
+    msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{loc}'"
-    return f"config key '{loc}': {first['msg']}"
+    return f"config key '{loc}': {msg}" if loc else f"config: {msg}"
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
