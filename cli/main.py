@@ -71,7 +71,8 @@ def _preflight(cfg: Config, project: Project) -> None:
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
     check_model(cfg.strong.model)
-    for weak in [cfg.weak, *cfg.selection.candidates.values()]:
+    members = [m.weak for m in cfg.ensemble.members.values()] if cfg.method == "ensemble" else []
+    for weak in [cfg.weak, *cfg.selection.candidates.values(), *members]:
         if weak.kind == "encoder":
             check_model(weak.encoder.model)
 
