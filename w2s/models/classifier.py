@@ -42,6 +42,13 @@ class TextClassifier(nn.Module):
         return self.head(self.dropout(self.embed(input_ids, attention_mask)))
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout probability in the model (encoder and head) to `p`."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def truncate_layers(encoder: nn.Module, num_layers: int | None) -> nn.Module:
     """Keep the first `num_layers` transformer blocks (a cheaper, weaker model of the same family)."""
     if num_layers is None:
