@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -139,8 +140,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from w2s.models.resolve import check_model
 
     check_model(cfg.strong.model)
-    total, largest = count_params(cfg.strong.model, cfg.strong.num_layers)
-    rows = estimate(total, largest, args.gpus, args.nodes)
+    with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout; keep it for results
+        total, largest = count_params(cfg.strong.model, cfg.strong.num_layers)
+        rows = estimate(total, largest, args.gpus, args.nodes)
     if args.json:
         print(json.dumps({"model": cfg.strong.model, "params": total, "largest_layer_params": largest,
                           "gpus_per_node": args.gpus, "nodes": args.nodes, "rows": rows}, indent=2))

@@ -124,7 +124,7 @@ def _perturbation(cfg: Config, tokenizer, texts: list[str], targets: np.ndarray)
     import torch
 
     from w2s.losses import soft_ce
-    from w2s.models.batching import encode
+    from w2s.models.batching import encode, model_device
     from w2s.refine.perturb import perturb_text
 
     p = cfg.perturb
@@ -133,7 +133,9 @@ def _perturbation(cfg: Config, tokenizer, texts: list[str], targets: np.ndarray)
 
     def aux(model, idx, step_frac: float):
         del step_frac
-        return p.weight * soft_ce(model(*enc.batch(idx)), target_t[idx])
+        device = model_device(model)
+        logits = model(*(t.to(device) for t in enc.batch(idx)))
+        return p.weight * soft_ce(logits, target_t[idx].to(device))
 
     return aux
 

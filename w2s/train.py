@@ -18,7 +18,7 @@ import torch
 
 from w2s.config import EncoderTrainConfig
 from w2s.losses import Loss
-from w2s.models.batching import Batchable, length_grouped_batches
+from w2s.models.batching import Batchable, length_grouped_batches, model_device
 
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
@@ -85,7 +85,7 @@ class TorchRunner:
     is_main = True
 
     def __init__(self, model: torch.nn.Module, cfg: EncoderTrainConfig, total: int) -> None:
-        self.model = model
+        self.model = model.to("cuda") if torch.cuda.is_available() else model
         self.optim = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, warmup_cosine(total, cfg.warmup_frac))
 
@@ -158,8 +158,11 @@ def train(
     step = 0
     bar = tqdm(total=total, desc=desc, leave=False, unit="step", disable=None)  # None: off when not a TTY
 
+    device = model_device(net)
+
     def loss_of(idx: np.ndarray) -> torch.Tensor:
-        loss = loss_fn(net(*enc.batch(idx)), target_t[idx], step / total)
+        logits = net(*(t.to(device) for t in enc.batch(idx)))
+        loss = loss_fn(logits, target_t[idx].to(device), step / total)
         return loss + aux(net, idx, step / total) if aux is not None else loss
 
     while step < total:

@@ -76,7 +76,7 @@ def save_classifier(model: TextClassifier, tokenizer: Any, folder: Path, meta: d
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
