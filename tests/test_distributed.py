@@ -78,6 +78,20 @@ def test_frozen_mode_cannot_use_deepspeed():
         load_config(None, ["strong.backend=deepspeed", "strong.mode=frozen"])
 
 
+def test_half_precision_without_a_gpu_is_refused_before_any_rank_starts(tmp_path):
+    import torch
+
+    from w2s.distributed.launch import check_device
+
+    cfg = load_config(None, ["strong.deepspeed.precision=bf16"])
+    if torch.cuda.is_available():
+        check_device(cfg.strong)  # fine on a GPU machine
+    else:
+        with pytest.raises(ConfigError, match="precision=bf16 needs a CUDA device"):
+            check_device(cfg.strong)
+    check_device(load_config(None, []).strong)
+
+
 def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(capsys):
     from cli.main import main
     from w2s.models.classifier import build_classifier
@@ -153,10 +167,12 @@ def torch_reference(tiny, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", [2, 3])
-def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, tmp_path, stage):
+@pytest.mark.parametrize("stage, accum, launcher", [(2, 1, "torchrun"), (3, 1, "torchrun"), (2, 2, "torchrun"), (2, 1, "deepspeed")])
+def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, tmp_path, stage, accum, launcher):
     ref = _student(tiny, tmp_path, "strong.backend=deepspeed", "strong.distributed.processes=2",
-                   f"strong.deepspeed.stage={stage}")
+                   f"strong.deepspeed.stage={stage}", f"strong.deepspeed.grad_accum={accum}",
+                   f"strong.distributed.launcher={launcher}")
+    assert ref.info["ranks"]["ds_config"]["gradient_accumulation_steps"] == accum
     info = ref.info
     assert info["backend"] == "deepspeed" and info["ranks"]["world_size"] == 2
     shards = json.loads((Path(ref.dir) / "shards.json").read_text())
@@ -198,7 +214,7 @@ def test_a_failing_rank_fails_the_step_with_its_error(tiny, tmp_path, monkeypatc
     # DeepSpeed itself rejects this config inside every rank (the parent only checks batch sizes)
     (tmp_path / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 9}}))
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(DistributedTrainingError, match=r"\(w2s, 2 ranks\): rank 0 failed: \S+"):
+    with pytest.raises(DistributedTrainingError, match=r"\(w2s, 2 ranks\): rank 0 failed: ValidationError: .*stage"):
         _student(tiny, tmp_path, "strong.backend=deepspeed", "strong.distributed.processes=2",
                  "strong.deepspeed.config_file=ds.json")
     assert not list((tmp_path / "cache" / "strong").glob("[!.]*"))

@@ -21,7 +21,7 @@ from typing import Any
 from w2s.cache import ArtifactCache
 from w2s.config import Config, stable_hash
 from w2s.distributed.dsconfig import resolve
-from w2s.errors import W2SError
+from w2s.errors import ConfigError, W2SError
 from w2s.io import read_json, write_json
 from w2s.train import TrainResult
 
@@ -42,12 +42,22 @@ def launch_command(cfg: Config, job: Path) -> list[str]:
     """The launcher command line for this config (`hostfile` implies the DeepSpeed launcher)."""
     d = cfg.strong.distributed
     if d.hostfile or d.launcher == "deepspeed":
-        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--master_port", str(d.master_port)]
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--no_local_rank", "--master_port",
+               str(d.master_port)]
         cmd += ["--hostfile", d.hostfile] if d.hostfile else ["--num_gpus", str(d.processes)]
         return [*cmd, "--module", WORKER, str(job)]
     return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
             str(d.processes), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
             "-m", WORKER, str(job)]
+
+
+def check_device(scfg) -> None:
+    """Half precision is a GPU feature here; on CPU it is refused rather than silently slow."""
+    import torch
+
+    if scfg.deepspeed.precision != "fp32" and not torch.cuda.is_available():
+        raise ConfigError(f"strong.deepspeed.precision={scfg.deepspeed.precision} needs a CUDA device; "
+                          "use fp32 on CPU")
 
 
 def checkpoint_dir(cache: ArtifactCache, job: dict[str, Any]) -> Path:
@@ -59,8 +69,8 @@ def _rank_error(job_dir: Path, proc: subprocess.CompletedProcess) -> str:
     errors = sorted(job_dir.glob("error-rank*.txt"))
     if errors:
         rank = errors[0].stem.removeprefix("error-rank")
-        lines = [ln for ln in errors[0].read_text().splitlines() if ln.strip()]
-        return f"rank {rank} failed: {lines[-1] if lines else 'no message'}"
+        first = (errors[0].read_text().splitlines() or ["no message"])[0]  # the worker's one-line summary
+        return f"rank {rank} failed: {first}"
     tail = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()][-1:] or ["no output"]
     return f"a rank exited with code {proc.returncode} without a Python error ({tail[0][:300]})"
 
@@ -70,6 +80,7 @@ def train_distributed(model, cfg: Config, role: str, names: list[str], splits_pa
     """Run training in `strong.distributed.processes` ranks; load the kept weights into `model`."""
     from safetensors.torch import load_file
 
+    check_device(cfg.strong)
     hostfile = cfg.strong.distributed.hostfile
     world = hostfile_slots(Path(hostfile)) if hostfile else cfg.strong.distributed.processes
     ds_config = resolve(cfg.strong, world, Path.cwd())

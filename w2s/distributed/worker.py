@@ -63,14 +63,22 @@ def run(job_path: Path) -> None:
     dist.destroy_process_group()
 
 
+def summary(exc: BaseException) -> str:
+    """One line: the exception type and the first lines of its message (pydantic and DeepSpeed
+    spread theirs over several)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return f"{type(exc).__name__}: {' '.join(lines[:3])}"[:500]
+
+
 def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
-    job_path = Path(args[0])
+    # launchers differ: the DeepSpeed one may append --local_rank=N (LOCAL_RANK is in the env too)
+    job_path = Path(next(a for a in args if not a.startswith("--local_rank")))
     try:
         run(job_path)
-    except BaseException:
+    except BaseException as exc:
         rank = os.environ.get("RANK", "0")
-        (job_path.parent / f"error-rank{rank}.txt").write_text(traceback.format_exc())
+        (job_path.parent / f"error-rank{rank}.txt").write_text(summary(exc) + "\n\n" + traceback.format_exc())
         raise
     return 0
 
