@@ -73,6 +73,14 @@ def _preflight(cfg: Config, project: Project) -> None:
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
     check_model(cfg.strong.model)
+    if cfg.strong.backend == "deepspeed":  # refuse impossible rank settings before any training
+        from w2s.distributed.dsconfig import resolve
+        from w2s.distributed.launch import check_device, hostfile_slots
+
+        check_device(cfg.strong)
+        hostfile = cfg.strong.distributed.hostfile
+        world = hostfile_slots(project.root / hostfile) if hostfile else cfg.strong.distributed.processes
+        resolve(cfg.strong, world, project.root)
     members = [m.weak for m in cfg.ensemble.members.values()] if cfg.method == "ensemble" else []
     for weak in [cfg.weak, *cfg.selection.candidates.values(), *members]:
         if weak.kind == "encoder":

@@ -239,3 +239,20 @@ def test_the_pipeline_runs_on_the_deepspeed_backend(project):
     student = children["strong-w2s"]
     assert student.data.params["strong.backend"] == "deepspeed"
     assert student.data.tags["backend"] == "deepspeed" and student.data.tags["world_size"] == "2"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["strong.distributed.processes=3"], "not divisible by processes x grad_accum = 3 x 1"),
+    (["strong.distributed.hostfile=nohosts"], "hostfile not found"),
+    (["strong.deepspeed.config_file=missing.json"], "config_file not found"),
+])
+def test_run_refuses_impossible_rank_settings_before_training(project, capsys, overrides, message):
+    from cli.main import main
+
+    args = ["run", "--set", "strong.backend=deepspeed"]
+    for o in overrides:
+        args += ["--set", o]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (project / ".w2s" / "runs").exists(), "nothing ran"

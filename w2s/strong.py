@@ -210,6 +210,8 @@ def resolved_backend(scfg: StrongConfig) -> str:
 
 def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_path: str | None,
          folder: Path, cache: ArtifactCache, splits_path: str) -> dict[str, Any]:
+    import torch
+
     from w2s.models.batching import encode, predict_logits, softmax
     from w2s.models.classifier import save_classifier
     from w2s.refine.perturb import flip_rate, perturb_text
@@ -225,6 +227,8 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
         from w2s.distributed.launch import train_distributed
 
         result, extras = train_distributed(s.model, cfg, role, names, splits_path, labels_path, cache)
+        if torch.cuda.is_available():  # predict where the ranks trained
+            s.model.to("cuda")
     else:
         result = train(s.trainee, s.encs[0], s.targets, s.settings, cfg.seed, s.loss, s.evaluate, s.select,
                        desc=desc, aux=s.aux)
