@@ -17,6 +17,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_dvc_repro_runs_every_stage_on_a_fresh_project(project: Path) -> None:
+    import yaml
+
+    from w2s.config import load_config
+
+    # DVC needs every params section its stages name: write the tiny config out in full
+    full = load_config(project / "params.yaml").model_dump(mode="json")
+    (project / "params.yaml").write_text(yaml.safe_dump(full))
     shutil.copyfile(REPO / "dvc.yaml", project / "dvc.yaml")
     shutil.copytree(REPO / "w2s", project / "w2s", ignore=shutil.ignore_patterns("__pycache__"))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
@@ -36,7 +43,6 @@ def test_dvc_repro_runs_every_stage_on_a_fresh_project(project: Path) -> None:
 
     # the Prefect flow on the same params reuses the models the DVC stages trained
     from flows.pipeline import pipeline
-    from w2s.config import load_config
 
     cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
