@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -22,6 +23,7 @@ EXAMPLES = {
            "--set data.label_column=stars",
     "data fetch": "w2s data fetch",
     "sweep": "w2s sweep --config configs/sweep-methods.yaml",
+    "plan": "w2s plan --gpus 8\n  w2s plan --set strong.model=mpnet-base --gpus 4 --nodes 2",
 }
 
 # Quiet, robust defaults for the embedded services; the user's environment wins.
@@ -71,6 +73,14 @@ def _preflight(cfg: Config, project: Project) -> None:
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
     check_model(cfg.strong.model)
+    if cfg.strong.backend == "deepspeed":  # refuse impossible rank settings before any training
+        from w2s.distributed.dsconfig import resolve
+        from w2s.distributed.launch import check_device, hostfile_slots
+
+        check_device(cfg.strong)
+        hostfile = cfg.strong.distributed.hostfile
+        world = hostfile_slots(project.root / hostfile) if hostfile else cfg.strong.distributed.processes
+        resolve(cfg.strong, world, project.root)
     members = [m.weak for m in cfg.ensemble.members.values()] if cfg.method == "ensemble" else []
     for weak in [cfg.weak, *cfg.selection.candidates.values(), *members]:
         if weak.kind == "encoder":
@@ -120,6 +130,41 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(result["markdown"])
     print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); "
           f"MLflow run {result['mlflow_run_id']}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print the estimated training-state memory of the configured strong model per ZeRO stage."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from w2s.config import load_config
+    from w2s.plan import count_params, estimate
+    from w2s.project import Project
+
+    project = Project.discover()
+    config_path = args.config or (project.params_file if project.params_file.is_file() else None)
+    cfg = load_config(config_path, args.set)
+    from w2s.models.resolve import check_model
+
+    check_model(cfg.strong.model)
+    with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout; keep it for results
+        total, largest = count_params(cfg.strong.model, cfg.strong.num_layers)
+        rows = estimate(total, largest, args.gpus, args.nodes)
+    if args.json:
+        print(json.dumps({"model": cfg.strong.model, "params": total, "largest_layer_params": largest,
+                          "gpus_per_node": args.gpus, "nodes": args.nodes, "rows": rows}, indent=2))
+        return 0
+    table = Table(title=f"{cfg.strong.model}: {total / 1e6:.1f}M parameters (largest layer "
+                        f"{largest / 1e6:.1f}M), {args.gpus} GPU(s) x {args.nodes} node(s)",
+                  title_justify="left")
+    for col in ("ZeRO stage", "offload", "per GPU (GiB)", "CPU per node (GiB)", "source"):
+        table.add_column(col, justify="right" if "GiB" in col else "left")
+    for r in rows:
+        table.add_row(str(r["stage"]), r["offload"], f"{r['gpu_gib']:.2f}", f"{r['cpu_gib']:.2f}", r["source"])
+    Console(soft_wrap=True).print(table)
+    print("model states only (weights, gradients, optimizer); activations come on top and grow with "
+          "strong.batch_size and strong.max_length.")
     return 0
 
 
@@ -175,6 +220,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sw.add_argument("--config", metavar="FILE", required=True, help="sweep YAML (see configs/)")
     sw.set_defaults(func=cmd_sweep)
+
+    plan = sub.add_parser(
+        "plan", formatter_class=fmt, help="estimate GPU memory per ZeRO stage for the strong model",
+        description="For the configured strong model and GPU count, print the memory its training "
+                    "states need per GPU and per node under each ZeRO stage and offload option "
+                    "(DeepSpeed's estimators for stages 2 and 3), so a stage can be picked before "
+                    "renting hardware. No weights are loaded.",
+        epilog="examples:\n  " + EXAMPLES["plan"],
+    )
+    plan.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
+    plan.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key")
+    plan.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
+    plan.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
+    plan.add_argument("--json", action="store_true", help="print the estimates as JSON")
+    plan.set_defaults(func=cmd_plan)
 
     data = sub.add_parser("data", help="manage the bundled corpora",
                           description="Manage the bundled real corpora under data/.")

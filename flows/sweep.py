@@ -48,4 +48,14 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
 
 def with_runner(spec: SweepConfig):
     """The sweep flow bound to the task runner the sweep config names."""
-    return sweep.with_options(task_runner=ThreadPoolTaskRunner(max_workers=spec.max_workers))
+    if spec.runner == "threads":
+        return sweep.with_options(task_runner=ThreadPoolTaskRunner(max_workers=spec.max_workers))
+    from prefect_dask import DaskTaskRunner
+
+    if spec.dask_address:
+        runner = DaskTaskRunner(address=spec.dask_address)
+    else:  # one single-threaded worker process per point slot: torch gets its own cores
+        runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+            "n_workers": spec.max_workers, "threads_per_worker": 1, "processes": True,
+            "dashboard_address": None})
+    return sweep.with_options(task_runner=runner)

@@ -20,7 +20,11 @@ def train_strong(ctx: RunContext, splits: SplitsRef, role: str,
         ref = strong.train_strong(splits, ctx.cfg, ctx.cache, role,
                                   labels["path"] if labels else None, labels["md5"] if labels else None)
         run.params({"strong": ctx.cfg.strong.model_dump(mode="json"), "role": role})
-        run.tags({"cache_key": ref.key, "reused": ref.reused})
+        ranks = ref.info.get("ranks") or {}
+        run.tags({"cache_key": ref.key, "reused": ref.reused, "backend": ref.info.get("backend", "torch"),
+                  "world_size": ranks.get("world_size", 1)})
+        if ranks:  # only this process logs: the ranks wrote files, never to MLflow
+            run.dict(ranks, "deepspeed_ranks.json")
         info = ref.info
         run.curve(info["curve"])
         run.metrics({k: info.get(k) for k in ("best_step", "steps", "train_seconds", "examples_per_s",

@@ -86,3 +86,17 @@ def test_variants_are_one_more_axis(tmp_path):
     assert spec.group_keys == ["variant"] and len(points) == 4
     boot = [cfg for point, cfg in points if point["variant"] == "boot"]
     assert all(c.method == "bootstrap" and c.bootstrap.intermediate_layers == [1, 3] for c in boot)
+
+
+@pytest.mark.slow
+def test_sweep_points_run_on_a_local_dask_cluster(project, capsys):
+    from cli.main import main
+
+    spec = (REPO / "configs" / "sweep-tiny.yaml").read_text().replace("seed: [0, 1]", "seed: [0]")
+    (project / "sweep.yaml").write_text(spec + "runner: dask\nmax_workers: 1\n")
+    assert main(["sweep", "--config", "sweep.yaml"]) == 0
+    assert "| strong.loss | seeds | weak acc |" in capsys.readouterr().out
+    sweep_dir = next((project / ".w2s" / "sweeps").iterdir())
+    rows = json.loads((sweep_dir / "points.json").read_text())
+    assert [r["strong.loss"] for r in rows] == ["xent", "logconf"]
+    assert rows[1]["reused"]["weak"] and rows[1]["reused"]["ceiling"], "dask workers share the cache"

@@ -142,7 +142,54 @@ class FrozenConfig(_Strict):
     batch_size: int = Field(64, ge=1, description="Embeddings per step.")
 
 
+class DeepSpeedConfig(_Strict):
+    stage: Literal[0, 1, 2, 3] = Field(
+        2, description="ZeRO stage: 0 off, 1 optimizer states, 2 + gradients, 3 + parameters."
+    )
+    offload_optimizer: bool = Field(
+        False, description="Keep optimizer states in CPU memory (DeepSpeedCPUAdam; its op compiles on first use)."
+    )
+    offload_params: bool = Field(False, description="ZeRO-3 only: keep parameters in CPU memory between uses.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="Training precision; bf16 / fp16 need a GPU (fp16 uses dynamic loss scaling)."
+    )
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
+    grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clipping (0: off).")
+    config_file: str | None = Field(
+        None, description="An explicit DeepSpeed JSON config; it replaces the generated one (batch "
+        "sizes must agree with strong.batch_size, strong.processes and grad_accum)."
+    )
+
+
+class DistributedConfig(_Strict):
+    processes: int = Field(1, ge=1, description="Ranks per node that train the strong model together.")
+    launcher: Literal["torchrun", "deepspeed"] = Field(
+        "torchrun", description="How ranks are started: torchrun (one node) or the DeepSpeed launcher "
+        "(needed for a hostfile)."
+    )
+    hostfile: str | None = Field(
+        None, description="DeepSpeed hostfile (`host slots=N` lines) for multi-node training; "
+        "implies launcher=deepspeed. The project folder must be on a filesystem every host shares."
+    )
+    master_port: int = Field(29500, ge=1024, le=65535, description="Rendezvous port of rank 0.")
+    checkpoint_every: int = Field(
+        0, ge=0, description="Save an engine checkpoint every N optimiser steps (0: at each evaluation); "
+        "a killed run resumes from the last one."
+    )
+
+
 class StrongConfig(EncoderTrainConfig):
+    backend: Literal["auto", "torch", "deepspeed"] = Field(
+        "auto", description="torch: the plain PyTorch loop in-process; deepspeed: the DeepSpeed engine "
+        "in `distributed.processes` ranks (gloo on CPU, NCCL on GPU); auto: deepspeed when a CUDA "
+        "device is present."
+    )
+    deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="Settings of backend=deepspeed.")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="Ranks and launcher.")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="Override every dropout probability of the encoder and head "
+        "(None keeps the pretrained model's)."
+    )
     mode: Literal["finetune", "frozen"] = Field(
         "finetune", description="finetune: train every weight; frozen: embed once (cached) and "
         "train only the head (fast; see `frozen`)."
@@ -299,6 +346,8 @@ class Config(_Strict):
     def _method_fits_mode(self) -> Config:
         if self.method == "perturb" and self.strong.mode == "frozen":
             raise ValueError("method=perturb perturbs the text, so it needs strong.mode=finetune")
+        if self.strong.backend == "deepspeed" and self.strong.mode == "frozen":
+            raise ValueError("strong.backend=deepspeed trains the whole model: it needs strong.mode=finetune")
         return self
 
     def section_hash(self, *sections: str) -> str:

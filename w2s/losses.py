@@ -59,8 +59,9 @@ class LogConf:
         if k != 2:
             return F.one_hot(probs.argmax(1), k).to(probs.dtype)
         p0 = probs[:, 0].detach()
-        pool_p0 = torch.cat([torch.tensor(list(self._p0), dtype=p0.dtype), p0])
-        pool_w1 = torch.cat([torch.tensor(list(self._w1), dtype=p0.dtype), weak_probs[:, 1].detach()])
+        pool_p0 = torch.cat([torch.tensor(list(self._p0), dtype=p0.dtype, device=p0.device), p0])
+        pool_w1 = torch.cat([torch.tensor(list(self._w1), dtype=p0.dtype, device=p0.device),
+                             weak_probs[:, 1].detach()])
         threshold = torch.quantile(pool_p0, pool_w1.mean().clamp(0.0, 1.0))
         self._p0.extend(p0.tolist())
         self._w1.extend(weak_probs[:, 1].detach().tolist())

@@ -8,6 +8,7 @@ The ceiling is the same model trained on transfer ground truth, selected on grou
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,8 @@ from w2s.refs import PREDICT_SPLITS, STRONG_VERSION, ModelRef, SplitsRef, split_
 
 # Fields that change what the ceiling learns; the student's loss and stopping rule do not.
 CEILING_FIELDS = ("model", "num_layers", "max_length", "epochs", "batch_size", "lr",
-                  "weight_decay", "warmup_frac", "evals_per_epoch", "mode", "frozen")
+                  "weight_decay", "warmup_frac", "evals_per_epoch", "mode", "frozen", "backend",
+                  "deepspeed", "distributed", "dropout")
 
 
 def _targets(role: str, transfer: pd.DataFrame, val: pd.DataFrame, labels_path: str | None,
@@ -78,7 +80,7 @@ def train_strong(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, role:
         return ModelRef(role, str(hit), key, True, read_json(hit / "info.json"))
 
     with cache.build("strong", key, spec) as folder:
-        info = _fit(splits_ref.label_names, splits, cfg, role, labels_path, folder, cache)
+        info = _fit(splits_ref.label_names, splits, cfg, role, labels_path, folder, cache, splits_ref.path)
     return ModelRef(role, str(cache.path("strong", key)), key, False, info)
 
 
@@ -122,7 +124,7 @@ def _perturbation(cfg: Config, tokenizer, texts: list[str], targets: np.ndarray)
     import torch
 
     from w2s.losses import soft_ce
-    from w2s.models.batching import encode
+    from w2s.models.batching import encode, model_device
     from w2s.refine.perturb import perturb_text
 
     p = cfg.perturb
@@ -131,22 +133,40 @@ def _perturbation(cfg: Config, tokenizer, texts: list[str], targets: np.ndarray)
 
     def aux(model, idx, step_frac: float):
         del step_frac
-        return p.weight * soft_ce(model(*enc.batch(idx)), target_t[idx])
+        device = model_device(model)
+        logits = model(*(t.to(device) for t in enc.batch(idx)))
+        return p.weight * soft_ce(logits, target_t[idx].to(device))
 
     return aux
 
 
-def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_path: str | None,
-         folder: Path, cache: ArtifactCache) -> dict[str, Any]:
+@dataclass
+class Setup:
+    """Everything one training run needs, built the same way in-process and in every rank."""
+
+    model: Any
+    tokenizer: Any
+    trainee: Any
+    parts: list[pd.DataFrame]  # transfer, val, test[, ood_test]
+    encs: list[Any]  # one dataset per part
+    settings: Any
+    targets: np.ndarray
+    loss: Any
+    evaluate: Any
+    select: str | None
+    aux: Any
+    ensemble: bool
+
+
+def training_setup(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_path: str | None,
+                   cache: ArtifactCache) -> Setup:
+    """Model, data, targets, loss, evaluator and selection rule of a student or ceiling run."""
     import torch
 
-    from w2s.models.batching import encode, predict_logits, softmax
-    from w2s.models.classifier import build_classifier, save_classifier
-    from w2s.refine.perturb import flip_rate, perturb_text
-    from w2s.train import train
+    from w2s.models.batching import predict_logits
+    from w2s.models.classifier import build_classifier, set_dropout
 
     scfg = cfg.strong
-    start = time.perf_counter()
     transfer, val = split_part(splits, "transfer"), split_part(splits, "val")
     evals = [split_part(splits, s) for s in ("test", "ood_test") if (splits["split"] == s).any()]
     ensemble = role == "w2s" and cfg.method == "ensemble"
@@ -154,9 +174,12 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
     # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
     val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
     tokenizer, model = build_classifier(scfg.model, len(names), scfg.num_layers, cfg.seed)
-    trainee, (enc_train, enc_val, *enc_evals), settings = _inputs(
-        model, tokenizer, splits, [transfer, val, *evals], scfg, cache)
+    if scfg.dropout is not None:
+        set_dropout(model, scfg.dropout)
+    parts = [transfer, val, *evals]
+    trainee, encs, settings = _inputs(model, tokenizer, splits, parts, scfg, cache)
     loss = _loss(cfg, role, targets)
+    enc_val = encs[1]
 
     def evaluate(m) -> dict[str, float]:
         pred = predict_logits(m, enc_val, scfg.eval_batch_size).argmax(1)
@@ -172,11 +195,48 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
         "weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}[scfg.early_stopping]
     aux = None
     if role == "w2s" and cfg.method == "perturb":
-        if scfg.mode != "finetune":
-            raise ValueError("method=perturb needs strong.mode=finetune (it perturbs the text)")
         aux = _perturbation(cfg, tokenizer, transfer["text"].tolist(), targets)
-    result = train(trainee, enc_train, targets, settings, cfg.seed, loss, evaluate, select,
-                   desc=f"{role} student" if role == "w2s" else "ceiling", aux=aux)
+    return Setup(model, tokenizer, trainee, parts, encs, settings, targets, loss, evaluate, select, aux, ensemble)
+
+
+def resolved_backend(scfg: StrongConfig) -> str:
+    """torch or deepspeed; `auto` picks DeepSpeed when a CUDA device is present."""
+    if scfg.backend != "auto":
+        return scfg.backend
+    import torch
+
+    return "deepspeed" if torch.cuda.is_available() and scfg.mode == "finetune" else "torch"
+
+
+def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_path: str | None,
+         folder: Path, cache: ArtifactCache, splits_path: str) -> dict[str, Any]:
+    import torch
+
+    from w2s.models.batching import encode, predict_logits, softmax
+    from w2s.models.classifier import save_classifier
+    from w2s.refine.perturb import flip_rate, perturb_text
+    from w2s.train import train
+
+    scfg = cfg.strong
+    start = time.perf_counter()
+    backend = resolved_backend(scfg)
+    desc = f"{role} student" if role == "w2s" else "ceiling"
+    extras: dict[str, Any] = {}
+    s = training_setup(names, splits, cfg, role, labels_path, cache)
+    if backend == "deepspeed":
+        from w2s.distributed.launch import train_distributed
+
+        result, extras = train_distributed(s.model, cfg, role, names, splits_path, labels_path, cache)
+        if torch.cuda.is_available():  # predict where the ranks trained
+            s.model.to("cuda")
+    else:
+        result = train(s.trainee, s.encs[0], s.targets, s.settings, cfg.seed, s.loss, s.evaluate, s.select,
+                       desc=desc, aux=s.aux)
+        if s.ensemble:
+            extras = {"ensemble_weights": s.loss.weights.tolist(), "weight_history": s.loss.history}
+    model, tokenizer, trainee, select = s.model, s.tokenizer, s.trainee, s.select
+    transfer, val, *evals = s.parts
+    enc_train, enc_val, *enc_evals = s.encs
 
     # The student also predicts its own training split: its misfit to the weak labels there is
     # what the Charikar et al. bound relates to the gain.
@@ -188,6 +248,9 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
         for df, enc in parts
     ]))
     write_predictions(folder / "preds.parquet", rows["id"], rows["split"], probs)
+    shards = extras.pop("shards", None)
+    if shards is not None:  # which transfer rows each rank trained on (the sharding record)
+        write_json(folder / "shards.json", shards)
     save_classifier(model, tokenizer, folder / "model", {
         "num_labels": len(names), "label_names": names, "max_length": scfg.max_length,
     })
@@ -196,7 +259,7 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
         "steps": result.steps, "best_step": result.best_step, "best_score": result.best_score,
         "train_seconds": round(result.seconds, 2), "examples_per_s": round(result.examples_per_s, 2),
         "mode": scfg.mode, "truncated_texts": getattr(enc_train, "truncated", 0),
-        "curve": result.curve,
+        "curve": result.curve, "backend": backend, **extras,
     }
     if role == "w2s" and scfg.mode == "finetune":
         # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
@@ -204,9 +267,6 @@ def _fit(names: list[str], splits: pd.DataFrame, cfg: Config, role: str, labels_
         enc_pert = encode(tokenizer, [perturb_text(t, cfg.perturb.drop_frac) for t in test["text"]], scfg.max_length)
         pert = softmax(predict_logits(model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
         info["flip_rate"] = flip_rate(probs[rows["split"].to_numpy() == "test"], pert)
-    if ensemble:
-        info["ensemble_weights"] = loss.weights.tolist()
-        info["weight_history"] = loss.history
     info["seconds"] = round(time.perf_counter() - start, 2)
     write_json(folder / "info.json", info)
     return info

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -35,6 +35,13 @@ class SweepConfig(BaseModel):
         "e.g. `data.name=reuters-r8: {strong.max_length: 128}`.",
     )
     max_workers: int = Field(1, ge=1, description="Points run at once (CPU training: keep 1 per machine).")
+    runner: Literal["threads", "dask"] = Field(
+        "threads", description="threads: points run in this process; dask: on a Dask cluster through "
+        "prefect-dask (a local one with max_workers worker processes unless dask_address is set)."
+    )
+    dask_address: str | None = Field(
+        None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (runner=dask)."
+    )
 
     @property
     def axes(self) -> dict[str, list[Any]]:

@@ -85,6 +85,11 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where the model's parameters live (CPU for a model without any)."""
+    return next((p.device for p in model.parameters()), torch.device("cpu"))
+
+
 @torch.no_grad()
 def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int,
                    desc: str | None = None) -> np.ndarray:
@@ -93,12 +98,13 @@ def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int,
 
     was_training = model.training
     model.eval()
+    device = model_device(model)
     order = np.argsort(enc.lengths, kind="stable")
     out: np.ndarray | None = None
     steps = range(0, len(order), batch_size)
     for start in tqdm(steps, desc=desc, disable=True if desc is None else None, leave=False, unit="batch"):
         idx = order[start: start + batch_size]
-        logits = model(*enc.batch(idx)).float().numpy()
+        logits = model(*(t.to(device) for t in enc.batch(idx))).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
         out[idx] = logits

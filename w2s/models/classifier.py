@@ -42,6 +42,13 @@ class TextClassifier(nn.Module):
         return self.head(self.dropout(self.embed(input_ids, attention_mask)))
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout probability in the model (encoder and head) to `p`."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def truncate_layers(encoder: nn.Module, num_layers: int | None) -> nn.Module:
     """Keep the first `num_layers` transformer blocks (a cheaper, weaker model of the same family)."""
     if num_layers is None:
@@ -69,7 +76,7 @@ def save_classifier(model: TextClassifier, tokenizer: Any, folder: Path, meta: d
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / WEIGHTS_FILE))
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

@@ -48,20 +48,22 @@ class EnsembleLoss:
 
     def target(self, member_probs: torch.Tensor) -> torch.Tensor:
         """The current mixture (detached)."""
-        return torch.einsum("m,nmk->nk", self.weights.to(member_probs.dtype), member_probs)
+        w = self.weights.to(device=member_probs.device, dtype=member_probs.dtype)
+        return torch.einsum("m,nmk->nk", w, member_probs)
 
     def _rows(self, member_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
         """Rows that count at this point of training: the easy ones (all members agree) early on."""
         if step_frac >= self.easy_frac:
-            return torch.ones(len(member_probs), dtype=torch.bool)
+            return torch.ones(len(member_probs), dtype=torch.bool, device=member_probs.device)
         votes = member_probs.argmax(-1)
         easy = (votes == votes[:, :1]).all(1)
         return easy if easy.any() else torch.ones_like(easy)
 
     def _update(self, logits: torch.Tensor, member_probs: torch.Tensor, rows: torch.Tensor) -> None:
         w = self.weights.clone().requires_grad_(True)
-        log_ps = F.log_softmax(logits.detach().double(), dim=-1)[rows]
-        tgt = torch.einsum("m,nmk->nk", w, member_probs.double()[rows])
+        rows = rows.cpu()
+        log_ps = F.log_softmax(logits.detach().double().cpu(), dim=-1)[rows]
+        tgt = torch.einsum("m,nmk->nk", w, member_probs.detach().double().cpu()[rows])
         loss = -(tgt * log_ps).sum(-1).mean()
         (grad,) = torch.autograd.grad(loss, w)
         new = (self.weights - self.lr * (grad - grad.mean())).clamp_min(FLOOR)
