@@ -25,6 +25,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
               config: dict) -> dict:
     """Run one configuration; log it as a nested MLflow run; return its grid values + metrics."""
     project = Project(Path(project_dir))
+    tracking.configure(project)  # the point may run in another process (a Dask worker)
     cfg = Config.model_validate(config)
     name = "point-" + "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
     with tracking.stage_run(parent_run_id, name) as run:

@@ -151,3 +151,16 @@ def test_bootstrap_method_in_the_flow_versions_every_label_file(project: Path) -
     dvc_files = list((project / "weak_labels").glob("*-intermediate-1l.parquet.dvc"))
     assert len(dvc_files) == 1 and f"md5: {stage_md5}" in dvc_files[0].read_text()
     assert result["model"] is None
+
+
+def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatch):
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a later project must still get its own store."""
+    from w2s.project import Project
+    from w2s.tracking import configure
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    first = configure(Project(tmp_path / "a"))
+    second = configure(Project(tmp_path / "b"))
+    assert first != second and str(tmp_path / "b") in second
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "team.db"))
+    assert configure(Project(tmp_path / "c")).endswith("team.db"), "a user's URI still wins"
