@@ -167,7 +167,9 @@ def torch_reference(tiny, tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage, accum, launcher", [(2, 1, "torchrun"), (3, 1, "torchrun"), (2, 2, "torchrun"), (2, 1, "deepspeed")])
+@pytest.mark.parametrize("stage, accum, launcher", [
+    (2, 1, "torchrun"), (3, 1, "torchrun"), (2, 2, "torchrun"), (2, 1, "deepspeed"),
+])
 def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, tmp_path, stage, accum, launcher):
     ref = _student(tiny, tmp_path, "strong.backend=deepspeed", "strong.distributed.processes=2",
                    f"strong.deepspeed.stage={stage}", f"strong.deepspeed.grad_accum={accum}",
