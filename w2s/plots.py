@@ -6,20 +6,22 @@ from pathlib import Path
 from typing import Any
 
 
-def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Per-evaluation metrics against the training step (every numeric key except step/epoch)."""
+def _line_chart(series: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str,
+                ylabel: str | None = None, ylim: tuple[float, float] | None = None, marker: str | None = None) -> None:
+    """One PNG with a line per named (xs, ys) series."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for p in points for k, v in p.items()
-                   if k not in ("step", "epoch") and isinstance(v, (int, float))})
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for key in keys:
-        xs = [p["step"] for p in points if key in p]
-        ax.plot(xs, [p[key] for p in points if key in p], marker="o", ms=3, label=key)
-    ax.set_xlabel("step")
+    for name, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker=marker, ms=3, label=name)
+    ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    if ylim:
+        ax.set_ylim(*ylim)
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -27,6 +29,14 @@ def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Per-evaluation metrics against the training step (every numeric key except step/epoch)."""
+    keys = sorted({k for p in points for k, v in p.items()
+                   if k not in ("step", "epoch") and isinstance(v, (int, float))})
+    series = {key: ([p["step"] for p in points if key in p], [p[key] for p in points if key in p]) for key in keys}
+    _line_chart(series, path, title, "step", marker="o")
 
 
 def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path, title: str) -> None:
@@ -57,22 +67,7 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
 
 def plot_weights(history: list[dict[str, Any]], members: list[str], path: Path) -> None:
     """Ensemble member weights against the fraction of training done."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     xs = [h["step_frac"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for i, name in enumerate(members):
-        ax.plot(xs, [h["weights"][i] for h in history], label=name)
-    ax.set_xlabel("fraction of student training")
-    ax.set_ylabel("weight")
-    ax.set_ylim(0, 1)
-    ax.set_title("weak-ensemble weights learned with the student")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    series = {name: (xs, [h["weights"][i] for h in history]) for i, name in enumerate(members)}
+    _line_chart(series, path, "weak-ensemble weights learned with the student", "fraction of student training",
+                ylabel="weight", ylim=(0, 1))
