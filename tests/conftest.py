@@ -4,13 +4,9 @@ MLflow state, and throwaway projects that are real git + DVC repositories with a
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,27 +67,12 @@ def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def _run(*cmd: str, cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
-
-
 def make_project(root: Path, bundled: Path, config: dict | None = None) -> Path:
     """A git + DVC repository with the bundled tweets in data/, a local DVC remote and params."""
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "data").mkdir()
-    shutil.copyfile(bundled / "election-tweets-2016.tab", root / "data" / "election-tweets-2016.tab")
-    (root / "params.yaml").write_text(yaml.safe_dump(config or TINY_CONFIG))
-    (root / ".gitignore").write_text("/data\n.w2s/\n")  # data/ is DVC's to track, not git's
-    _run("git", "init", "-q", cwd=root)
-    _run("git", "config", "user.email", "test@example.com", cwd=root)
-    _run("git", "config", "user.name", "w2s tests", cwd=root)
-    dvc = (sys.executable, "-m", "dvc")
-    _run(*dvc, "init", "-q", cwd=root)
-    _run(*dvc, "config", "core.analytics", "false", cwd=root)
-    _run(*dvc, "remote", "add", "-d", "local", str(root.parent / f"{root.name}-remote"), cwd=root)
-    _run("git", "add", "-A", cwd=root)
-    _run("git", "commit", "-q", "-m", "project", cwd=root)
-    return root
+    from w2s.scaffold import init_project
+
+    return init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
+                        root.parent / f"{root.name}-remote")
 
 
 @pytest.fixture
