@@ -9,7 +9,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install data demo test test-fast clean
+.PHONY: install data demo test test-fast bench bench-quick profile clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,21 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+
+# Performance figures (bench/): a JSON report under .w2s/bench/ and a table; about 15-20 min on 2 cores.
+$(VENV)/.installed-bench: $(STAMP)
+	$(BIN)/pip install -e '.[test,bench]'
+	touch $@
+
+bench: data $(VENV)/.installed-bench
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run
+
+bench-quick: data $(VENV)/.installed-bench
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.run --quick
+
+# One profile of the demo pipeline (pyinstrument): .w2s/bench/profile.html and a text summary.
+profile: data $(VENV)/.installed-bench
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.profile
 
 clean:
 	rm -rf .w2s outputs metrics.json

@@ -1,0 +1,141 @@
+"""`make bench`: every performance figure of the project in one run, as a JSON report and a table.
+
+    python -m bench.run [--quick] [--out .w2s/bench/report.json] [--only training,inference,...]
+
+Ratios are taken between measurements of the same run, since absolute times on a shared machine
+drift; each figure records its repeats, and the reported value is their median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO, bench_env
+
+SECTIONS = ("machine", "training", "inference", "pipeline")
+
+
+def collect(sections: list[str], quick: bool, scratch: Path) -> dict[str, Any]:
+    """Run the chosen sections; each records its own wall time."""
+    from bench import inference, machine, pipeline, training
+
+    runs: dict[str, Callable[[], Any]] = {
+        "machine": lambda: {**machine.describe(), "matmul": machine.matmul_flops(repeats=3 if quick else 5)},
+        "training": lambda: training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
+        "inference": lambda: inference.measure(n=256 if quick else 2000, repeats=1 if quick else 3),
+        "pipeline": lambda: pipeline.measure(scratch, quick),
+    }
+    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick}
+    for name in sections:
+        start = time.perf_counter()
+        print(f"[bench] {name} ...", flush=True)
+        report[name] = runs[name]()
+        report.setdefault("section_seconds", {})[name] = round(time.perf_counter() - start, 1)
+    return report
+
+
+def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
+    """(figure, value, target, met) for every ratio the report can compute."""
+    rows: list[tuple[str, float | None, str, bool | None]] = []
+    if "training" in report:
+        c = report["training"]["contenders"]
+        ours = c["w2s trainer"]["examples_per_s"]
+        rows.append(("training: w2s / plain PyTorch (examples/s)", ours / c["plain PyTorch loop"]["examples_per_s"],
+                     ">= 1.0", None))
+        rows.append(("training: w2s / HF Trainer (examples/s)", ours / c["HF Trainer"]["examples_per_s"],
+                     ">= 1.2", None))
+        rows.append(("training: w2s / HF Trainer group_by_length", ours / c["HF Trainer (group_by_length)"][
+            "examples_per_s"], "(info)", None))
+    if "inference" in report:
+        inf = report["inference"]
+        fast = inf["length_sorted"]["texts_per_s"]
+        rows.append(("embedding: length-sorted / input order", fast / inf["input_order"]["texts_per_s"],
+                     ">= 1.5", None))
+        rows.append(("embedding: length-sorted / padded to max_length",
+                     fast / inf["input_order_max_length"]["texts_per_s"], "(info)", None))
+    if "training" in report and "machine" in report:
+        rows.append(("training FLOP/s / matmul FLOP/s", report["training"]["w2s_gflops"]
+                     / report["machine"]["matmul"]["gflops"], "(info)", None))
+    if "pipeline" in report:
+        p = report["pipeline"]
+        rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15", None))
+        rows.append(("cached re-run / first run", p["overhead"]["cached_rerun_ratio"], "<= 0.2", None))
+        rows.append((f"sweep of {len(p['shared_sweep']['methods'])} methods / independent runs",
+                     p["shared_sweep"]["ratio"], "< 1", None))
+    return [(name, value, target, _met(value, target)) for name, value, target, _ in rows]
+
+
+def _met(value: float | None, target: str) -> bool | None:
+    if value is None or not target.startswith(("<", ">")):
+        return None
+    op, bound = target.split()
+    bound_f = float(bound)
+    return {"<=": value <= bound_f, ">=": value >= bound_f, "<": value < bound_f, ">": value > bound_f}[op]
+
+
+def table(report: dict[str, Any]) -> str:
+    """The human-readable summary printed at the end."""
+    lines = ["| figure | value | target | met |", "|---|---|---|---|"]
+    for name, value, target, met in report["ratios"]:
+        mark = "" if met is None else ("yes" if met else "NO")
+        lines.append(f"| {name} | {value:.2f} | {target} | {mark} |")
+    if "machine" in report:
+        m = report["machine"]
+        lines.append(f"\nmachine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gb']} GB, torch {m['torch']}; "
+                     f"matmul {m['matmul']['gflops']:.0f} GFLOP/s (fp32, n={m['matmul']['n']})")
+    if "training" in report:
+        t = report["training"]
+        speeds = ", ".join(f"{k} {v['examples_per_s']:.1f}" for k, v in t["contenders"].items())
+        lines.append(f"training examples/s ({t['examples']} tweets, batch {t['batch_size']}, median of "
+                     f"{t['repeats']}): {speeds}; w2s trainer {t['w2s_gflops']:.1f} GFLOP/s")
+    if "inference" in report:
+        i = report["inference"]
+        lines.append(f"embedding texts/s ({i['texts']} tweets): length-sorted {i['length_sorted']['texts_per_s']:.0f}, "
+                     f"input order {i['input_order']['texts_per_s']:.0f}, padded to max_length "
+                     f"{i['input_order_max_length']['texts_per_s']:.0f}")
+    if "pipeline" in report:
+        o, s = report["pipeline"]["overhead"], report["pipeline"]["scaling"]
+        lines.append(f"demo (transfer {o['transfer']}): orchestrated {o['flow_seconds']:.0f} s, library "
+                     f"{o['library_seconds']:.0f} s, metrics identical: {o['metrics_identical']}; cached re-run "
+                     f"{min(o['cached_rerun_seconds']):.0f}-{max(o['cached_rerun_seconds']):.0f} s; peak RSS "
+                     f"{o['flow_peak_rss_mb']:.0f} MB orchestrated (process tree), {o['library_peak_rss_mb']:.0f} MB "
+                     f"library")
+        sizes = ", ".join(f"{k}: {v:.0f} s" for k, v in s["seconds"].items())
+        lines.append(f"wall time by transfer size (library): {sizes}; {s['seconds_per_1000_examples']:.0f} s per "
+                     f"1000 examples + {s['fixed_seconds']:.0f} s fixed, linear fit R^2 {s['r2']:.3f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
+    parser.add_argument("--out", type=Path, default=REPO / ".w2s" / "bench" / "report.json")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    args = parser.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
+    os.environ.update({k: v for k, v in bench_env().items() if k not in ("PATH",)})
+    start = time.perf_counter()
+    report = collect(sections, args.quick, args.out.parent / "scratch")
+    report["ratios"] = ratios(report)
+    report["total_seconds"] = round(time.perf_counter() - start, 1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(args.out)
+    print(table(report))
+    print(f"\nreport: {args.out} ({report['total_seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
