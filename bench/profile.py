@@ -46,9 +46,10 @@ def categorise(frame: Any, current: str | None = None, out: Counter | None = Non
             current = None
         elif current is None or "<frozen importlib" in path:
             current = next((name for name, keys in CATEGORIES if any(k in path for k in keys)), current)
-    out[current or "w2s code and stdlib"] += frame.total_self_time
+    out[current or "w2s code and stdlib"] += frame.total_self_time  # includes its synthetic [self] children
     for child in frame.children:
-        categorise(child, current, out)
+        if not child.is_synthetic:
+            categorise(child, current, out)
     return out
 
 

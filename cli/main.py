@@ -98,11 +98,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config_path is None and project.params_file.is_file():
         config_path = project.params_file
     cfg = load_config(config_path, args.set)
+    from cli.prefect_server import start_temporary_server_early
+
+    server_ready = start_temporary_server_early()  # boots while preflight loads models and imports run
     _preflight(cfg, project)
 
     from flows.pipeline import pipeline
 
     _tune_logging()
+    server_ready()
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project.root))
     if args.json:
         print(json.dumps(result, indent=2, default=str))
@@ -119,6 +123,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     project = Project.discover()
     spec = load_sweep(args.config)
     points = expand(spec, project.root)  # every point's config is validated before any work
+    from cli.prefect_server import start_temporary_server_early
+
+    server_ready = start_temporary_server_early()
     for _, cfg in points:
         _preflight(cfg, project)
     print(f"sweep: {len(points)} points over {', '.join(spec.axes)}")
@@ -126,6 +133,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from flows.sweep import with_runner
 
     _tune_logging()
+    server_ready()
     result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
     print(result["markdown"])
     print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); "
