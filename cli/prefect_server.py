@@ -15,10 +15,11 @@ def start_temporary_server_early() -> Callable[[], None]:
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return lambda: None
+    # Imported here, in the calling thread: two threads importing overlapping module trees at
+    # once can hit the import system's deadlock detection. The thread only launches and polls.
+    from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
-        from prefect.server.api.server import SubprocessASGIServer
-
         try:
             SubprocessASGIServer().start()
         except Exception:  # the flow's client retries the start and reports the error
