@@ -7,6 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from w2s import tracking
 from w2s.config import Config
+from w2s.determinism import determinism_facts
 from w2s.lineage import git_commit, method_name, params_hash
 from w2s.project import Project
 
@@ -23,6 +24,7 @@ def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None
     }
     run = tracking.start_run(tracking.experiment_id(project, cfg.tracking.experiment), run_name, tags=tags)
     run.params(config)
+    run.tags(determinism_facts())
     return run.run_id, tags
 
 

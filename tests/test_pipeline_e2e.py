@@ -164,3 +164,28 @@ def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatc
     assert first != second and str(tmp_path / "b") in second
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "team.db"))
     assert configure(Project(tmp_path / "c")).endswith("team.db"), "a user's URI still wins"
+
+
+def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_dir, monkeypatch):
+    """Two projects, cold caches, one config and seed: identical metrics, weak labels and model
+    weights on CPU; each run records the facts that would break this on other hardware."""
+    from conftest import make_project
+    from mlflow import MlflowClient
+
+    outcomes = []
+    for name in ("first", "second"):
+        root = make_project(tmp_path / name, bundled_dir)
+        monkeypatch.chdir(root)
+        result = run_pipeline(root)
+        weights = sorted(file_md5(p) for p in root.glob(".w2s/cache/strong/*/model/model.safetensors"))
+        tags = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(result["mlflow_run_id"]).data.tags
+        outcomes.append((result, weights, tags))
+    (a, weights_a, tags_a), (b, weights_b, tags_b) = outcomes
+    assert a["metrics"] == b["metrics"]
+    assert a["weak_labels"]["md5"] == b["weak_labels"]["md5"]
+    assert a["tags"]["student_labels_md5"] == b["tags"]["student_labels_md5"]
+    assert len(weights_a) == 2 and weights_a == weights_b  # student and ceiling, byte for byte
+    for tags in (tags_a, tags_b):
+        assert tags["determinism.device"] == "cpu"
+        assert tags["determinism.risks"] == "none known (CPU)"
+        assert tags["determinism.torch"].startswith("2.")
