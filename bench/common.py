@@ -44,6 +44,11 @@ def timed(fn: Callable[..., Any], repeats: int, warmup: int = 0,
     return Timed(seconds, value)
 
 
+def padded_tokens(lengths: Any, batches: list[Any]) -> int:
+    """Tokens a model computes over when each batch (row indices) is padded to its longest row."""
+    return int(sum(len(b) * lengths[b].max() for b in batches))
+
+
 @dataclass
 class ProcessRun:
     """A finished child process: wall seconds, peak RSS of its whole process tree, its output."""

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import timed
+from bench.common import padded_tokens, timed
 from bench.training import MODEL, tweets
 
 
@@ -56,11 +56,10 @@ def measure(n: int = 2000, batch_size: int = 128, max_len: int = 64, repeats: in
     fixed = timed(lambda: input_order(model, enc, batch_size, max_len), repeats)
     max_diff = max(float(np.abs(sorted_.value - other.value).max()) for other in (naive, fixed))
     lengths = enc.lengths
-    padded_naive = sum(len(lengths[s: s + batch_size]) * lengths[s: s + batch_size].max()
-                       for s in range(0, n, batch_size))
-    order = np.sort(lengths)
-    padded_sorted = sum(len(order[s: s + batch_size]) * order[s: s + batch_size].max()
-                        for s in range(0, n, batch_size))
+    chunks = [np.arange(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    order = np.argsort(lengths, kind="stable")
+    padded_naive = padded_tokens(lengths, chunks)
+    padded_sorted = padded_tokens(lengths, [order[c] for c in chunks])
     return {
         "texts": n, "batch_size": batch_size, "max_length": max_len, "model": MODEL, "repeats": repeats,
         "length_sorted": {"seconds": sorted_.seconds, "texts_per_s": n / sorted_.median},

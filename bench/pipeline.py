@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def overhead(ws: Workspace, params: dict[str, Any], cached_repeats: int) -> dict
     flow_m = flow_metrics(flow_project)
     same = all(flow_m.get(k) == v for k, v in lib_metrics.items() if v is not None)
     reruns = [ws.flow(flow_project) for _ in range(cached_repeats)]
-    rerun_s = sorted(r.seconds for r in reruns)[len(reruns) // 2]
+    rerun_s = statistics.median(r.seconds for r in reruns)
     return {
         "transfer": params["split"]["transfer"],
         "flow_seconds": first.seconds, "library_seconds": lib.seconds,
@@ -128,7 +129,7 @@ def measure(root: Path, quick: bool = False) -> dict[str, Any]:
     if quick:
         params = with_split(params, transfer=200, val=80, test=200)
         params["strong"] = {**params["strong"], "epochs": 1, "max_length": 32}
-        small = {**params, "strong": params["strong"]}
+        small = params
     head = overhead(ws, params, cached_repeats=1 if quick else 3)
     sizes = [params["split"]["transfer"] // 4, params["split"]["transfer"] // 2, params["split"]["transfer"]]
     grow = scaling(ws, params, sizes, {params["split"]["transfer"]: head["library_seconds"]})

@@ -43,33 +43,33 @@ def collect(sections: list[str], quick: bool, scratch: Path) -> dict[str, Any]:
 
 def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | None]]:
     """(figure, value, target, met) for every ratio the report can compute."""
-    rows: list[tuple[str, float | None, str, bool | None]] = []
+    rows: list[tuple[str, float, str]] = []
     if "training" in report:
         c = report["training"]["contenders"]
         ours = c["w2s trainer"]["examples_per_s"]
         rows.append(("training: w2s / plain PyTorch (examples/s)", ours / c["plain PyTorch loop"]["examples_per_s"],
-                     ">= 1.0", None))
+                     ">= 1.0"))
         rows.append(("training: w2s / HF Trainer (examples/s)", ours / c["HF Trainer"]["examples_per_s"],
-                     ">= 1.2", None))
+                     ">= 1.2"))
         rows.append(("training: w2s / HF Trainer group_by_length", ours / c["HF Trainer (group_by_length)"][
-            "examples_per_s"], "(info)", None))
+            "examples_per_s"], "(info)"))
     if "inference" in report:
         inf = report["inference"]
         fast = inf["length_sorted"]["texts_per_s"]
         rows.append(("embedding: length-sorted / input order", fast / inf["input_order"]["texts_per_s"],
-                     ">= 1.5", None))
+                     ">= 1.5"))
         rows.append(("embedding: length-sorted / padded to max_length",
-                     fast / inf["input_order_max_length"]["texts_per_s"], "(info)", None))
+                     fast / inf["input_order_max_length"]["texts_per_s"], "(info)"))
     if "training" in report and "machine" in report:
         rows.append(("training FLOP/s / matmul FLOP/s", report["training"]["w2s_gflops"]
-                     / report["machine"]["matmul"]["gflops"], "(info)", None))
+                     / report["machine"]["matmul"]["gflops"], "(info)"))
     if "pipeline" in report:
         p = report["pipeline"]
-        rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15", None))
-        rows.append(("cached re-run / first run", p["overhead"]["cached_rerun_ratio"], "<= 0.2", None))
+        rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15"))
+        rows.append(("cached re-run / first run", p["overhead"]["cached_rerun_ratio"], "<= 0.2"))
         rows.append((f"sweep of {len(p['shared_sweep']['methods'])} methods / independent runs",
-                     p["shared_sweep"]["ratio"], "< 1", None))
-    return [(name, value, target, _met(value, target)) for name, value, target, _ in rows]
+                     p["shared_sweep"]["ratio"], "< 1"))
+    return [(name, value, target, _met(value, target)) for name, value, target in rows]
 
 
 def _met(value: float | None, target: str) -> bool | None:

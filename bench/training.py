@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import REPO, timed
+from bench.common import REPO, padded_tokens, timed
 
 MODEL = "minilm-l6"
 
@@ -101,12 +101,13 @@ CONTENDERS: dict[str, Callable[..., None]] = {
 
 
 def trained_tokens(texts: list[str], tokenizer, bs: int, max_len: int) -> dict[str, int]:
-    """Real and padded tokens the w2s trainer processes in one epoch (its own batch order)."""
+    """Real and padded tokens (and batches) the w2s trainer processes in one epoch, in its own
+    batch order."""
     from w2s.models.batching import encode, length_grouped_batches
 
     lengths = encode(tokenizer, texts, max_len).lengths
     batches = length_grouped_batches(lengths, bs, np.random.default_rng(0))
-    return {"real": int(lengths.sum()), "padded": int(sum(len(b) * lengths[b].max() for b in batches))}
+    return {"real": int(lengths.sum()), "padded": padded_tokens(lengths, batches), "batches": len(batches)}
 
 
 def training_flops(model, tokens: int, seq_len: float) -> float:
@@ -132,10 +133,9 @@ def measure(n: int = 1024, bs: int = 32, max_len: int = 64, repeats: int = 3) ->
         t = timed(fn, repeats, prepare=lambda: (texts, y, k, tokenizer, copy.deepcopy(base), bs, max_len))
         out["contenders"][name] = {"seconds": t.seconds, "examples_per_s": n / t.median}
     tokens = trained_tokens(texts, tokenizer, bs, max_len)
-    batches = -(-n // bs)
     seq = tokens["padded"] / n  # mean padded length of a row
     seconds = n / out["contenders"]["w2s trainer"]["examples_per_s"]
-    out["tokens"] = {**tokens, "batches": batches}
+    out["tokens"] = tokens
     out["w2s_gflops"] = training_flops(base, tokens["padded"], seq) / seconds / 1e9
     return out
 
