@@ -32,12 +32,16 @@ def read_predictions(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def build_weak_labels(splits: pd.DataFrame, weak_preds: pd.DataFrame) -> pd.DataFrame:
-    """Join weak predictions onto the transfer and val rows, checking that every id matches."""
+def build_weak_labels(splits: pd.DataFrame, weak_preds: pd.DataFrame, where: str = "weak predictions") -> pd.DataFrame:
+    """Join weak predictions onto the transfer and val rows, checking that every id matches.
+
+    `where` names the predictions (their file) in the error raised on a mismatch.
+    """
     rows = splits[splits["split"].isin(LABEL_SPLITS)].reset_index(drop=True)
     preds = weak_preds[weak_preds["split"].isin(LABEL_SPLITS)].reset_index(drop=True)
     if list(rows["id"]) != list(preds["id"]) or list(rows["split"]) != list(preds["split"]):
-        raise DataError("weak-label ids do not match the transfer/val ids of the source table")
+        raise DataError(f"{where}: weak-label ids do not match the transfer/val ids of the source "
+                        f"table: {_first_mismatch(rows, preds)}")
     probs = [np.asarray(p, dtype=np.float64) for p in preds["probs"]]
     return pd.DataFrame({
         "id": rows["id"],
@@ -46,6 +50,15 @@ def build_weak_labels(splits: pd.DataFrame, weak_preds: pd.DataFrame) -> pd.Data
         "weak_label": [int(np.argmax(p)) for p in probs],
         "split": rows["split"],
     })
+
+
+def _first_mismatch(rows: pd.DataFrame, preds: pd.DataFrame) -> str:
+    want_rows = list(zip(rows["split"], rows["id"], strict=True))
+    got_rows = list(zip(preds["split"], preds["id"], strict=True))
+    for i, (want, got) in enumerate(zip(want_rows, got_rows, strict=False)):  # lengths may differ
+        if want != got:
+            return f"row {i + 1} is {want[0]} id {want[1]!r} in the source but {got[0]} id {got[1]!r} here"
+    return f"the source has {len(rows)} transfer/val rows, the predictions {len(preds)}"
 
 
 def add_member_probs(labels: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFrame:
@@ -59,11 +72,15 @@ def add_member_probs(labels: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFra
 
 
 def write_weak_labels(labels: pd.DataFrame, path: Path, sidecar: dict[str, Any]) -> str:
-    """Write the Parquet file and its sidecar JSON atomically; return the Parquet md5."""
+    """Write the Parquet file and its sidecar JSON atomically; return the Parquet md5.
+
+    The sidecar is written before the Parquet file is renamed into place, so a label file that
+    exists always has a sidecar naming its own md5.
+    """
     with atomic_path(path) as tmp:
         labels.to_parquet(tmp, index=False)
-    md5 = file_md5(path)
-    write_json(path.with_suffix(".json"), {**sidecar, "md5": md5, "rows": len(labels)})
+        md5 = file_md5(tmp)
+        write_json(path.with_suffix(".json"), {**sidecar, "md5": md5, "rows": len(labels)})
     return md5
 
 

@@ -57,7 +57,14 @@ def validate_table(ref: TableRef, cfg: Config) -> GateReport:
 
 def make_splits(ref: TableRef, cfg: Config, out_dir: Path) -> tuple[SplitsRef, GateReport]:
     """Deterministic splits for `cfg.seed`, gated on test/train text overlap."""
-    splits = assign_splits(pd.read_parquet(ref.path), cfg.split, cfg.seed)
+    try:
+        splits = assign_splits(pd.read_parquet(ref.path), cfg.split, cfg.seed)
+    except DataError as exc:
+        dropped = ref.stats.get("duplicate_texts_dropped", 0)
+        if not dropped:
+            raise
+        # a file that looked big enough may have shrunk at ingest: say why
+        raise DataError(f"{exc}, after dropping {dropped} duplicate texts (data.dedupe)") from None
     report = validate_splits(splits, ref.label_names)
     report.raise_if_failed()
     path = out_dir / "splits.parquet"
@@ -141,8 +148,8 @@ def make_weak_labels(splits_ref: SplitsRef, weak: ModelRef, table: TableRef,
     Returns the sidecar (with the file's md5) and the gate report.
     """
     splits = pd.read_parquet(splits_ref.path)
-    preds = read_predictions(Path(weak.dir) / "preds.parquet")
-    labels = build_weak_labels(splits, preds)
+    preds_path = Path(weak.dir) / "preds.parquet"
+    labels = build_weak_labels(splits, read_predictions(preds_path), where=str(preds_path))
     teachers = Path(weak.dir) / TEACHERS_FILE
     if teachers.is_file():  # a weak ensemble: the student also needs every member's labels
         labels = add_member_probs(labels, pd.read_parquet(teachers))

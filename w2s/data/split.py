@@ -65,9 +65,10 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
         table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
     need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
     if len(table) < need:
+        pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
         raise DataError(
             f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
-            f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but the data has {len(table)}"
+            f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but {pool} has {len(table)} rows"
         )
     labels = table["label"].to_numpy()
     weak_idx = stratified_take(labels, cfg.weak_train, rng)
