@@ -14,7 +14,7 @@ from w2s.aggregate import aggregate_seeds
 from w2s.cache import ArtifactCache
 from w2s.config import Config
 from w2s.experiment import run_experiment
-from w2s.io import write_json
+from w2s.io import atomic_path, write_json, write_text
 from w2s.plots import plot_pgr_bars
 from w2s.project import Project
 from w2s.report import markdown_table, methods_table
@@ -49,13 +49,13 @@ def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_i
     table = aggregate_seeds(rows, group_keys)
     write_json(out / "points.json", rows)
     write_json(out / "results.json", table)
-    with open(out / "results.csv", "w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
                          for r in table)
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
-    (out / "results.md").write_text(md + "\n")
+    write_text(out / "results.md", md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
     run = tracking.RunLog(parent_run_id)
     for name in ("results.csv", "results.md", "pgr.png", "points.json"):

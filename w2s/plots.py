@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from w2s.io import atomic_path
+
 
 def _line_chart(series: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str,
                 ylabel: str | None = None, ylim: tuple[float, float] | None = None, marker: str | None = None) -> None:
@@ -26,8 +28,8 @@ def _line_chart(series: dict[str, tuple[list[float], list[float]]], path: Path, 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 
@@ -60,8 +62,8 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
 
 

@@ -19,6 +19,7 @@ from w2s import steps
 from w2s.cache import ArtifactCache
 from w2s.config import Config, WeakConfig
 from w2s.data.split import encode_labels
+from w2s.io import atomic_path
 from w2s.metrics import misfit
 from w2s.refine.crossfit import weak_oof_probs
 from w2s.refs import ModelRef, SplitsRef, TableRef, split_part
@@ -72,7 +73,8 @@ def select_weak(splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: Arti
     sel = cfg.selection
     splits = pd.read_parquet(splits_ref.path)
     blind_path = out_dir / "splits-blind.parquet"
-    without_transfer_truth(splits).to_parquet(blind_path, index=False)
+    with atomic_path(blind_path) as tmp:
+        without_transfer_truth(splits).to_parquet(tmp, index=False)
     blind = SplitsRef(str(blind_path), splits_ref.md5 + "-blind", splits_ref.label_names, splits_ref.counts)
     train = split_part(splits, "weak_train")
     student_cfg = cfg.strong.model_copy(update={"mode": sel.student_mode})

@@ -18,7 +18,7 @@ from w2s.bootstrap import bootstrap_labels
 from w2s.cache import ArtifactCache
 from w2s.config import Config, load_config
 from w2s.errors import W2SError
-from w2s.io import read_json, write_json
+from w2s.io import copy_file, read_json, write_json
 from w2s.project import Project
 from w2s.refine.run import REFINED_METHODS, refine_supervisor
 from w2s.refs import TEACHERS_FILE, ModelRef, SplitsRef, TableRef
@@ -65,7 +65,7 @@ def _publish_model(project: Project, ref: ModelRef, name: str) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for fname in ("preds.parquet", "info.json", TEACHERS_FILE):
         if fname != TEACHERS_FILE or (Path(ref.dir) / fname).is_file():
-            shutil.copyfile(Path(ref.dir) / fname, dest / fname)
+            copy_file(Path(ref.dir) / fname, dest / fname)
     _save_ref(project, OUT / name / "ref.json", replace(ref, dir=str(dest)), "dir")
 
 
@@ -108,8 +108,9 @@ def stage_refine() -> None:
         dest.mkdir(parents=True)
         write_json(dest / "info.json", {"method": cfg.method, "refined": False})
         source = project.root / OUT / "weak_labels.parquet"
-        shutil.copyfile(source, target)
-        shutil.copyfile(source.with_suffix(".json"), target.with_suffix(".json"))
+        # sidecar first: a published label file always has its sidecar beside it
+        copy_file(source.with_suffix(".json"), target.with_suffix(".json"))
+        copy_file(source, target)
         return
     splits = _splits(project)
     ref = refine_supervisor(splits, _model(project, "weak"), cfg, cache)

@@ -15,6 +15,8 @@ import traceback
 from datetime import timedelta
 from pathlib import Path
 
+from w2s.io import write_text
+
 
 def run(job_path: Path) -> None:
     import deepspeed
@@ -26,7 +28,7 @@ def run(job_path: Path) -> None:
     from w2s.cache import ArtifactCache
     from w2s.config import Config
     from w2s.distributed.runner import DeepSpeedRunner
-    from w2s.io import read_json, write_json
+    from w2s.io import atomic_path, read_json, write_json
     from w2s.strong import training_setup
     from w2s.train import schedule, train
 
@@ -47,11 +49,12 @@ def run(job_path: Path) -> None:
                    setup.evaluate, setup.select, desc=f"rank {rank}", aux=setup.aux, runner=runner,
                    checkpoint_every=cfg.strong.distributed.checkpoint_every)
     ids = setup.parts[0]["id"].tolist()
-    (out / f"seen-rank{rank}.json").write_text(json.dumps([ids[i] for i in runner.seen]))
+    write_text(out / f"seen-rank{rank}.json", json.dumps([ids[i] for i in runner.seen]))
     # every rank computed the same scores, so every rank takes the same branch (ZeRO-3 gathers)
     weights = result.best_state if result.best_score is not None else runner.full_state()
     if rank == 0:
-        save_file({k: v.contiguous() for k, v in weights.items()}, str(out / "weights.safetensors"))
+        with atomic_path(out / "weights.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
         record = {"steps": result.steps, "seconds": result.seconds, "examples_per_s": result.examples_per_s,
                   "best_step": result.best_step, "best_score": result.best_score, "curve": result.curve,
                   "resumed_from_step": result.resumed_from or None}
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         run(job_path)
     except BaseException as exc:
         rank = os.environ.get("RANK", "0")
-        (job_path.parent / f"error-rank{rank}.txt").write_text(summary(exc) + "\n\n" + traceback.format_exc())
+        write_text(job_path.parent / f"error-rank{rank}.txt", summary(exc) + "\n\n" + traceback.format_exc())
         raise
     return 0
 

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from w2s.io import atomic_path, write_text
+
 META_FILE = "w2s_model.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -77,10 +79,11 @@ def save_classifier(model: TextClassifier, tokenizer: Any, folder: Path, meta: d
 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE))
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp))
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    (folder / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    write_text(folder / META_FILE, json.dumps(meta, indent=2, sort_keys=True))
 
 
 def load_classifier(folder: str | Path) -> tuple[TextClassifier, Any, dict[str, Any]]:
