@@ -258,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--no-push", action="store_true", help="`dvc add` but do not push")
     fetch.set_defaults(func=cmd_data_fetch)
     data.set_defaults(func=lambda a: _usage(data))
+    from cli.ops import add_parsers
+
+    add_parsers(sub, fmt)
     return parser
 
 

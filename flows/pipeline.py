@@ -39,7 +39,7 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     ok = False
     try:
         table = data.ingest(ctx)
-        tags["data_md5"] = table.data_md5
+        tags.update(data_md5=table.data_md5, **table.source["dvc"])
         data.validate(ctx, table)
         splits = data.split(ctx, table)
         selection = None
@@ -49,7 +49,9 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
             ctx = replace(ctx, config=cfg.model_dump(mode="json"))
         weak_ref, weak_run_id = weak.train_weak(ctx, splits)
         labels = weak.weak_labels(ctx, splits, weak_ref, table)
-        tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id)
+        tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id,
+                    weak_labels_path=Path(labels["path"]).resolve().relative_to(Path(project_dir).resolve()).as_posix(),
+                    weak_labels_in_dvc="yes" if labels["dvc"] else "no (not a DVC repository)")
         student_labels, refined = labels, None
         if cfg.method == "bootstrap":
             student_labels = methods.bootstrap(ctx, splits, table, labels)

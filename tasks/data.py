@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext, gate_artifact
 from w2s import steps, tracking
+from w2s.lineage import data_version
 from w2s.refs import SplitsRef, TableRef
 
 
@@ -19,7 +20,9 @@ def ingest(ctx: RunContext) -> TableRef:
         ref = steps.ingest(ctx.cfg, ctx.project, ctx.out)
         run.params({"source": ref.source})
         run.metrics({**ref.stats, "num_classes": len(ref.label_names)})
-        run.tags({"data_md5": ref.data_md5})
+        dvc = data_version(ctx.cfg, ctx.project)
+        run.tags({"data_md5": ref.data_md5, **dvc})
+        ref = replace(ref, source={**ref.source, "dvc": dvc})
     get_run_logger().info("ingested %d rows, %d classes (data md5 %s)", ref.rows,
                           len(ref.label_names), ref.data_md5[:12])
     return ref

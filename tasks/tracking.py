@@ -24,6 +24,7 @@ def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None
     }
     run = tracking.start_run(tracking.experiment_id(project, cfg.tracking.experiment), run_name, tags=tags)
     run.params(config)
+    run.dict(config, "config.json")  # the exact config, typed, for `w2s reproduce`
     run.tags(determinism_facts())
     return run.run_id, tags
 

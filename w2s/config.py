@@ -312,6 +312,37 @@ class RegisterConfig(_Strict):
     alias: str = Field("challenger", min_length=1, description="Alias set on the new version.")
 
 
+# Metrics a promotion floor may name: the pipeline's contract metrics (docs: DESIGN "Metric names").
+FLOOR_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc", "w2s_auroc",
+                 "pgr_auroc", "agreement", "agreement_weak_correct", "agreement_weak_wrong", "misfit",
+                 "predicted_gain", "actual_gain", "ece")
+
+
+class PromotionConfig(_Strict):
+    metric: Literal["acc", "auroc"] = Field(
+        "acc", description="Score compared between challenger and champion on the evaluation set.")
+    min_margin: float = Field(
+        0.0, ge=-1.0, le=1.0, description="The challenger must beat the champion's score by at least "
+        "this much (0: not worse; a negative value tolerates a small loss).")
+    floors: dict[str, float] = Field(
+        default_factory=lambda: {"pgr": 0.0}, description="Hard floors on the challenger run's "
+        "metrics, e.g. {pgr: 0.2}: the metric must be defined (PGR is null when ceiling <= weak) "
+        "and at least the value. Checked even when there is no champion yet.")
+    eval_set: str | None = Field(
+        None, description="Fixed labelled evaluation file (CSV / TSV / JSONL / Parquet, columns "
+        "named by data.text_column / data.label_column), relative to the project. Unset: the "
+        "test split of the challenger's run, recomputed from the project's data.")
+    champion_alias: str = Field("champion", min_length=1, description="Alias the gate moves.")
+
+    @model_validator(mode="after")
+    def _known_floors(self) -> PromotionConfig:
+        unknown = sorted(set(self.floors) - set(FLOOR_METRICS))
+        if unknown:
+            raise ValueError(f"promotion.floors names unknown metric '{unknown[0]}' "
+                             f"(one of {', '.join(FLOOR_METRICS)})")
+        return self
+
+
 class TrackingConfig(_Strict):
     experiment: str = Field("w2s", min_length=1, description="MLflow experiment name.")
 
@@ -341,6 +372,7 @@ class Config(_Strict):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
 
     @model_validator(mode="after")
     def _method_fits_mode(self) -> Config:

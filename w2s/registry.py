@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import w2s
+from w2s.errors import W2SError
+from w2s.tracking import client
 
 ENTRY = Path(__file__).parent / "serving" / "entry.py"
 
@@ -48,3 +50,60 @@ def log_and_register(run_id: str, model_dir: Path, label_names: list[str], name:
     client = mlflow.MlflowClient()
     client.set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """`name/version`, `name@alias`, or `models:/…` of either, into (name, version, alias)."""
+    text = ref.removeprefix("models:/").strip()
+    if "@" in text:
+        name, _, alias = text.partition("@")
+        if name and alias:
+            return name, None, alias
+    elif "/" in text:
+        name, _, version = text.rpartition("/")
+        if name and version.isdigit():
+            return name, version, None
+    raise W2SError(f"model reference '{ref}' is not <name>/<version> or <name>@<alias>")
+
+
+def resolve_version(ref: str):
+    """The registered model version a reference names; a clear error when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    name, version, alias = parse_ref(ref)
+    c = client()
+    try:
+        if alias is not None:
+            return c.get_model_version_by_alias(name, alias)
+        return c.get_model_version(name, str(version))
+    except MlflowException:
+        what = f"alias @{alias}" if alias else f"version {version}"
+        raise W2SError(f"registered model '{name}' has no {what}") from None
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def pipeline_run_id(version) -> str:
+    """The pipeline's parent run behind a model version (the version's own run is `register`)."""
+    run = client().get_run(version.run_id)
+    return run.data.tags.get("mlflow.parentRunId", version.run_id)
+
+
+def download_model(name: str, version: str, dest: Path) -> Path:
+    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling."""
+    import mlflow
+
+    root = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dest))
+    folder = Path(root) / "artifacts" / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise W2SError(f"{name}/{version} holds no w2s model folder (artifacts/model/model.safetensors)")
+    return folder
+

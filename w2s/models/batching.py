@@ -118,3 +118,10 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def predict_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int,
+                  batch_size: int = 64) -> np.ndarray:
+    """Class probabilities for raw texts (the served model's predict, shared by the gate)."""
+    with torch.inference_mode():
+        return softmax(predict_logits(model, encode(tokenizer, texts, max_length), batch_size))

@@ -36,14 +36,10 @@ class TextClassifierModel(PythonModel):
         self.model, self.tokenizer, self.meta = load_classifier(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
-        import torch
-
-        from w2s.models.batching import encode, predict_logits, softmax
+        from w2s.models.batching import predict_texts
 
         texts = as_texts(model_input)
         if not texts:
             return pd.DataFrame(columns=self.meta["label_names"])
-        with torch.inference_mode():
-            enc = encode(self.tokenizer, texts, self.meta["max_length"])
-            probs = softmax(predict_logits(self.model, enc, batch_size=64))
+        probs = predict_texts(self.model, self.tokenizer, texts, self.meta["max_length"])
         return pd.DataFrame(probs, columns=self.meta["label_names"])

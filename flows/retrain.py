@@ -1,0 +1,34 @@
+"""Scheduled retraining: snapshot the data, run the pipeline, gate the challenger.
+
+The `champion` alias moves only when the gate passes; a failed pipeline or gate raises before
+any alias is touched, and a rejection is a completed run whose decision is logged and published.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+
+from flows.pipeline import pipeline
+from tasks import promotion
+from w2s.config import load_config
+from w2s.errors import ConfigError
+from w2s.project import Project
+
+
+@flow(name="w2s-retrain", log_prints=True, validate_parameters=False)
+def retrain(project_dir: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Retrain on the project's current data and params.yaml (plus `key=value` overrides)."""
+    project = Project.discover(project_dir)
+    cfg = load_config(project.params_file if project.params_file.is_file() else None, overrides)
+    if not cfg.registry.enabled:
+        raise ConfigError("retrain registers a challenger to gate: registry.enabled must be true")
+    config = cfg.model_dump(mode="json")
+    root = str(project.root)
+    snapshot = promotion.snapshot_data(root, config)
+    result = pipeline(config=config, project_dir=root)
+    decision = promotion.gate(root, config, result["model"], str(Path(result["run_dir"]) / "splits.parquet"))
+    return {"snapshot": snapshot, "metrics": result["metrics"], "model": result["model"],
+            "mlflow_run_id": result["mlflow_run_id"], "decision": decision}

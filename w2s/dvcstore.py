@@ -1,0 +1,117 @@
+"""Recover DVC-versioned content by its md5, from the local DVC cache or any configured remote.
+
+DVC stores every version content-addressed (`files/md5/ab/cdef…`), so a file recorded by md5 on
+a model version can be fetched years later even after the working copy, the `.dvc` file and the
+local cache moved on, as long as one remote still holds it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from w2s.errors import W2SError
+from w2s.io import atomic_path, file_md5
+from w2s.project import Project
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """Where a project file sits in DVC: the `.dvc` file covering it and the md5s recorded there."""
+
+    dvc_file: str
+    out_md5: str  # the md5 of the tracked output (ends in `.dir` for a directory)
+    file_md5: str | None  # the file's own md5 inside a tracked directory (None: not listed)
+    relpath: str  # the file's path inside the tracked output ("" when the output is the file)
+
+
+def _stores(project: Project):
+    """The local cache first, then every remote (default remote first)."""
+    from dvc.repo import Repo
+
+    with Repo(str(project.root)) as repo:
+        yield "local cache", repo.cache.local
+        remotes = list(repo.config.get("remote", {}))
+        default = repo.config.get("core", {}).get("remote")
+        for name in sorted(remotes, key=lambda n: n != default):
+            yield f"remote '{name}'", repo.cloud.get_remote(name).odb
+
+
+def fetch_object(project: Project, md5: str, dest: Path) -> str:
+    """Copy the object with this md5 to `dest` (atomically, verified); return where it came from."""
+    looked = []
+    for where, odb in _stores(project):
+        src = odb.oid_to_path(md5)
+        looked.append(where)
+        if not odb.fs.exists(src):
+            continue
+        with atomic_path(dest) as tmp:
+            odb.fs.get_file(src, str(tmp))
+            got = file_md5(tmp)
+            if got != md5.removesuffix(".dir"):
+                raise W2SError(f"DVC object {md5} in the {where} is corrupt (md5 {got})")
+        return where
+    raise W2SError(f"DVC object {md5} is in none of: {', '.join(looked)}")
+
+
+def read_manifest(project: Project, dir_md5: str, scratch: Path) -> list[dict[str, str]]:
+    """The file list (`md5`, `relpath`) of a DVC-tracked directory version."""
+    path = scratch / f"{dir_md5}.json"
+    fetch_object(project, dir_md5, path)
+    return json.loads(path.read_text())
+
+
+def restore_directory(project: Project, dir_md5: str, dest: Path) -> list[str]:
+    """Materialise a tracked directory version into `dest`; return the relative paths written."""
+    if not dir_md5.endswith(".dir"):
+        raise W2SError(f"{dir_md5} is not the md5 of a DVC-tracked directory")
+    dest.mkdir(parents=True, exist_ok=True)
+    entries = read_manifest(project, dir_md5, dest.parent)
+    for entry in entries:
+        target = (dest / entry["relpath"]).resolve()
+        if not target.is_relative_to(dest.resolve()):
+            raise W2SError(f"DVC manifest {dir_md5} names a path outside the folder: {entry['relpath']}")
+        fetch_object(project, entry["md5"], target)
+    (dest.parent / f"{dir_md5}.json").unlink(missing_ok=True)
+    return [e["relpath"] for e in entries]
+
+
+def tracked(project: Project, path: Path) -> Tracked | None:
+    """The `.dvc` file covering `path` (the file itself or a parent folder), or None."""
+    path = path.resolve()
+    if not path.is_relative_to(project.root):
+        return None
+    for out in [path, *path.parents]:
+        if not out.is_relative_to(project.root) or out == project.root:
+            break
+        dvc_file = out.with_name(out.name + ".dvc")
+        if not dvc_file.is_file():
+            continue
+        meta = yaml.safe_load(dvc_file.read_text())
+        out_md5 = str(meta["outs"][0]["md5"])
+        rel = path.relative_to(out).as_posix() if out != path else ""
+        listed = None
+        if out_md5.endswith(".dir"):
+            listed = _listed_md5(project, out_md5, rel)
+        else:
+            listed = out_md5
+        return Tracked(str(dvc_file.relative_to(project.root)), out_md5, listed, rel)
+    return None
+
+
+def _listed_md5(project: Project, dir_md5: str, relpath: str) -> str | None:
+    """A file's md5 in a directory manifest held in the local cache (no network)."""
+    from dvc.repo import Repo
+
+    with Repo(str(project.root)) as repo:
+        manifest = Path(repo.cache.local.oid_to_path(dir_md5))
+    if not manifest.is_file():
+        return None
+    for entry in json.loads(manifest.read_text()):
+        if entry["relpath"] == relpath:
+            return str(entry["md5"])
+    return None
+
