@@ -54,10 +54,11 @@ def add_and_push(project: Project, path: Path, push: bool = True) -> Versioned:
     try:
         with _lock(project), Repo(str(project.root)) as repo:
             repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
-            repo.add(str(rel))
+            # absolute paths: DVC resolves relative ones against the process's cwd, not the repo
+            repo.add(str(project.root / rel))
             remote = repo.config.get("core", {}).get("remote")
             if push and remote:
-                repo.push(targets=[str(dvc_file.relative_to(project.root))])
+                repo.push(targets=[str(dvc_file)])
     except DvcException as exc:
         raise W2SError(f"DVC could not version {rel}: {str(exc).strip()}") from None
     return Versioned(str(rel), dvc_md5(dvc_file), str(dvc_file.relative_to(project.root)),

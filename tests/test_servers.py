@@ -1,0 +1,166 @@
+"""Against real servers on loopback: a `prefect server start`, an `mlflow server` (SQLite
+backends) and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run must
+complete, and its runs, registered version, tags and alias must be on the MLflow server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, TINY_CONFIG, make_project
+from w2s.tracking import LINEAGE_TAGS
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"{url}: server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} not up after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _start(cmd: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 15)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[dict]:
+    """A Prefect server and an MLflow tracking server, each in its own process on loopback."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server-home"),
+           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
+    env.pop("PREFECT_API_URL", None)
+    pport, mport = _free_port(), _free_port()
+    procs = [
+        _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
+               env, tmp_path / "prefect.log"),
+        _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport), "--workers", "1",
+                "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow-server.db'}",
+                "--artifacts-destination", str(tmp_path / "mlflow-artifacts")],
+               env, tmp_path / "mlflow.log"),
+    ]
+    try:
+        _wait_http(f"http://127.0.0.1:{pport}/api/health", procs[0], tmp_path / "prefect.log")
+        _wait_http(f"http://127.0.0.1:{mport}/health", procs[1], tmp_path / "mlflow.log")
+        yield {"prefect": f"http://127.0.0.1:{pport}/api", "mlflow": f"http://127.0.0.1:{mport}",
+               "artifacts": tmp_path / "mlflow-artifacts"}
+    finally:
+        for p in procs:
+            _stop(p)
+
+
+async def _deployment(name: str, timeout: float = 120):
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            try:
+                return await client.read_deployment_by_name(name)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1)
+
+
+async def _scheduled_runs(deployment_id, timeout: float = 60) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
+    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    deadline = time.monotonic() + timeout
+    async with get_client() as client:
+        while True:
+            runs = await client.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+            if runs or time.monotonic() > deadline:
+                return runs
+            await asyncio.sleep(1)
+
+
+def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
+        servers, tmp_path, bundled_dir, monkeypatch):
+    cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
+    project = make_project(tmp_path / "proj", bundled_dir, cfg)
+    monkeypatch.setenv("PREFECT_API_URL", servers["prefect"])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", servers["mlflow"])
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "client-home"), "PREFECT_LOGGING_LEVEL": "INFO",
+           "PATH": f"{BIN}:{os.environ['PATH']}"}
+    deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
+    try:
+        declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
+        dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain"))
+        assert [s.schedule.cron for s in dep.schedules] == [declared["schedules"][0]["cron"]]
+        assert dep.schedules[0].schedule.timezone == "UTC" and dep.schedules[0].active
+        assert dep.parameters["project_dir"] == str(project.resolve())
+
+        # The server's scheduler turns the cron into upcoming runs: Mondays at 03:00 UTC.
+        upcoming = asyncio.run(_scheduled_runs(dep.id))
+        assert upcoming, (tmp_path / "deploy.log").read_text()[-3000:]
+        assert all(r.expected_start_time.weekday() == 0 and r.expected_start_time.hour == 3 for r in upcoming)
+
+        from prefect.deployments import run_deployment
+
+        run = run_deployment("w2s-retrain/w2s-retrain", timeout=900)
+        assert run.state.is_completed(), f"{run.state}\n{(tmp_path / 'deploy.log').read_text()[-4000:]}"
+    finally:
+        _stop(deploy)
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(servers["mlflow"])
+    version = client.get_model_version_by_alias("w2s-test", "champion")
+    assert version.version == "1"
+    assert client.get_model_version_by_alias("w2s-test", "challenger").version == "1"
+    for tag in LINEAGE_TAGS:
+        assert version.tags.get(tag), tag
+    assert version.tags["prefect_flow_run_id"] != "none"
+    assert version.tags["data_in_dvc"] == "yes" and version.tags["weak_labels_in_dvc"] == "yes"
+    assert version.tags["promotion_decision"] == "promoted"
+    runs = client.search_runs([client.get_experiment_by_name("w2s").experiment_id])
+    names = {r.info.run_name for r in runs}
+    assert {"ingest", "weak-labels", "register", "evaluate", "promotion-gate"} <= names
+    parent = client.get_run(version.tags.get("mlflow.parentRunId") or
+                            client.get_run(version.run_id).data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FINISHED" and "w2s_acc" in parent.data.metrics
+    # proxied artifacts: the model's weights went through the server into its artifact store
+    assert list(servers["artifacts"].rglob("model.safetensors"))
+    assert not (project / ".w2s" / "mlflow.db").exists()  # nothing fell back to the local store
