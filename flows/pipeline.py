@@ -33,8 +33,8 @@ def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     cfg = Config.model_validate(config)
     run_name = new_run_name(config)
     run_dir = Project(Path(project_dir)).runs_dir / run_name
-    run_dir.mkdir(parents=True, exist_ok=True)
     parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
+    run_dir.mkdir(parents=True, exist_ok=True)  # after tracking is reachable: a dead server leaves nothing
     ctx = RunContext(project_dir, str(run_dir), parent_id, config)
     ok = False
     try:

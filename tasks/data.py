@@ -8,12 +8,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext, gate_artifact
+from tasks.retry import RETRY
 from w2s import steps, tracking
 from w2s.lineage import data_version
 from w2s.refs import SplitsRef, TableRef
 
 
-@task(name="ingest", cache_policy=NO_CACHE)
+@task(name="ingest", cache_policy=NO_CACHE, **RETRY)
 def ingest(ctx: RunContext) -> TableRef:
     """Resolve the configured source to the canonical table."""
     with tracking.stage_run(ctx.parent_run_id, "ingest") as run:
@@ -28,7 +29,7 @@ def ingest(ctx: RunContext) -> TableRef:
     return ref
 
 
-@task(name="validate-data", cache_policy=NO_CACHE)
+@task(name="validate-data", cache_policy=NO_CACHE, **RETRY)
 def validate(ctx: RunContext, table: TableRef) -> dict:
     """Great Expectations gate on the raw table; a failure stops the flow here."""
     with tracking.stage_run(ctx.parent_run_id, "validate-data") as run:
@@ -40,7 +41,7 @@ def validate(ctx: RunContext, table: TableRef) -> dict:
     return report.as_dict()
 
 
-@task(name="split", cache_policy=NO_CACHE)
+@task(name="split", cache_policy=NO_CACHE, **RETRY)
 def split(ctx: RunContext, table: TableRef) -> SplitsRef:
     """Deterministic splits, gated on test/train text overlap."""
     with tracking.stage_run(ctx.parent_run_id, "split") as run:

@@ -8,12 +8,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
+from tasks.retry import RETRY
 from w2s import registry, steps, tracking
 from w2s.io import write_json
 from w2s.refs import ModelRef, SplitsRef
 
 
-@task(name="evaluate", cache_policy=NO_CACHE)
+@task(name="evaluate", cache_policy=NO_CACHE, **RETRY)
 def evaluate(ctx: RunContext, splits: SplitsRef, weak: ModelRef, student: ModelRef,
              ceiling: ModelRef, refined: ModelRef | None = None) -> dict:
     """Metrics under the contract's names, in the run folder, at the repo root and in MLflow."""
@@ -26,7 +27,7 @@ def evaluate(ctx: RunContext, splits: SplitsRef, weak: ModelRef, student: ModelR
     return metrics
 
 
-@task(name="register", cache_policy=NO_CACHE)
+@task(name="register", cache_policy=NO_CACHE, **RETRY)
 def register(ctx: RunContext, student: ModelRef, label_names: list[str], tags: dict) -> dict:
     """Log the student as a text-in pyfunc, register a version with lineage tags, alias it."""
     cfg = ctx.cfg.registry

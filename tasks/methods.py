@@ -6,6 +6,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
+from tasks.retry import RETRY
 from w2s import steps, tracking, versioning
 from w2s.bootstrap import bootstrap_labels
 from w2s.refine.run import refine_supervisor
@@ -13,7 +14,7 @@ from w2s.refs import ModelRef, SplitsRef, TableRef
 from w2s.selection import select_weak as select_weak_model
 
 
-@task(name="bootstrap", cache_policy=NO_CACHE)
+@task(name="bootstrap", cache_policy=NO_CACHE, **RETRY)
 def bootstrap(ctx: RunContext, splits: SplitsRef, table: TableRef, labels: dict) -> dict:
     """Weak -> intermediate students -> labels for the final student; each label file is
     gated, DVC-versioned and logged."""
@@ -33,7 +34,7 @@ def bootstrap(ctx: RunContext, splits: SplitsRef, table: TableRef, labels: dict)
     return final
 
 
-@task(name="select-weak", cache_policy=NO_CACHE)
+@task(name="select-weak", cache_policy=NO_CACHE, **RETRY)
 def select_weak(ctx: RunContext, splits: SplitsRef, table: TableRef) -> dict:
     """Pick the weak supervisor with the lowest predicted strong error; log the whole table."""
     from prefect.artifacts import create_table_artifact
@@ -53,7 +54,7 @@ def select_weak(ctx: RunContext, splits: SplitsRef, table: TableRef) -> dict:
     return {"chosen": chosen.name, "candidates": rows}
 
 
-@task(name="refine-labels", cache_policy=NO_CACHE)
+@task(name="refine-labels", cache_policy=NO_CACHE, **RETRY)
 def refine(ctx: RunContext, splits: SplitsRef, table: TableRef, weak: ModelRef) -> tuple[dict, ModelRef]:
     """Refine the weak labels with the configured method (on blind splits); write, gate and
     DVC-version the student's label file; log what the method did."""

@@ -8,13 +8,14 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.retry import RETRY
 from w2s import promotion, versioning
 from w2s.config import Config
 from w2s.lineage import snapshot_targets
 from w2s.project import Project
 
 
-@task(name="snapshot-data", cache_policy=NO_CACHE)
+@task(name="snapshot-data", cache_policy=NO_CACHE, **RETRY)
 def snapshot_data(project_dir: str, config: dict) -> list[dict]:
     """`dvc add` + `dvc push` what the run will read, so its data version can be fetched later."""
     project = Project.discover(project_dir)
@@ -30,7 +31,7 @@ def snapshot_data(project_dir: str, config: dict) -> list[dict]:
     return done
 
 
-@task(name="promotion-gate", cache_policy=NO_CACHE)
+@task(name="promotion-gate", cache_policy=NO_CACHE)  # not retried: it moves an alias
 def gate(project_dir: str, config: dict, model: dict, splits_path: str) -> dict:
     """Score challenger and champion on the same set, apply the gate, log and publish the decision."""
     project = Project.discover(project_dir)

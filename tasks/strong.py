@@ -6,12 +6,13 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
+from tasks.retry import RETRY
 from w2s import strong, tracking
 from w2s.plots import plot_curve, plot_weights
 from w2s.refs import ModelRef, SplitsRef
 
 
-@task(name="strong-model", cache_policy=NO_CACHE)
+@task(name="strong-model", cache_policy=NO_CACHE, **RETRY)
 def train_strong(ctx: RunContext, splits: SplitsRef, role: str,
                  labels: dict | None = None) -> ModelRef:
     """`role="w2s"`: the student on `labels`; `role="ceiling"`: the same model on ground truth."""

@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from tasks.retry import RETRY
 from w2s import tracking
 from w2s.aggregate import aggregate_seeds
 from w2s.cache import ArtifactCache
@@ -20,7 +21,7 @@ from w2s.project import Project
 from w2s.report import markdown_table, methods_table
 
 
-@task(name="sweep-point", cache_policy=NO_CACHE)
+@task(name="sweep-point", cache_policy=NO_CACHE, **RETRY)
 def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, point: dict,
               config: dict) -> dict:
     """Run one configuration; log it as a nested MLflow run; return its grid values + metrics."""
@@ -42,7 +43,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
                        "ceiling": result.ceiling.reused}}
 
 
-@task(name="sweep-report", cache_policy=NO_CACHE)
+@task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
 def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str) -> dict:
     """Aggregate seeds; write CSV/JSON/markdown and a PGR bar chart; publish them."""
     out = Path(sweep_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.retry import RETRY
 from w2s import tracking
 from w2s.config import Config
 from w2s.determinism import determinism_facts
@@ -12,7 +13,7 @@ from w2s.lineage import git_commit, method_name, params_hash
 from w2s.project import Project
 
 
-@task(name="start-tracking", cache_policy=NO_CACHE)
+@task(name="start-tracking", cache_policy=NO_CACHE, **RETRY)
 def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None) -> tuple[str, dict]:
     """Create the parent run with params and the lineage tags known before training."""
     project = Project.discover(project_dir)
@@ -29,7 +30,7 @@ def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None
     return run.run_id, tags
 
 
-@task(name="finish-tracking", cache_policy=NO_CACHE)
+@task(name="finish-tracking", cache_policy=NO_CACHE, **RETRY)
 def finish(run_id: str, tags: dict, ok: bool) -> None:
     """Record the final lineage tags and close the parent run as FINISHED or FAILED."""
     tracking.RunLog(run_id).tags(tags)

@@ -8,11 +8,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext, gate_artifact
+from tasks.retry import RETRY
 from w2s import steps, tracking, versioning
 from w2s.refs import ModelRef, SplitsRef, TableRef
 
 
-@task(name="weak-supervisor", cache_policy=NO_CACHE)
+@task(name="weak-supervisor", cache_policy=NO_CACHE, **RETRY)
 def train_weak(ctx: RunContext, splits: SplitsRef) -> tuple[ModelRef, str]:
     """Train (or reuse, by content hash) the weak model; return it and its MLflow run id."""
     log = get_run_logger()
@@ -26,7 +27,7 @@ def train_weak(ctx: RunContext, splits: SplitsRef) -> tuple[ModelRef, str]:
     return ref, run.run_id
 
 
-@task(name="weak-labels", cache_policy=NO_CACHE)
+@task(name="weak-labels", cache_policy=NO_CACHE, **RETRY)
 def weak_labels(ctx: RunContext, splits: SplitsRef, weak: ModelRef, table: TableRef) -> dict:
     """Write the weak-label dataset, gate it with GX, then `dvc add` + `dvc push` it."""
     project = ctx.project

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import REPO, TINY_CONFIG, make_project
+
 from w2s.tracking import LINEAGE_TAGS
 
 pytestmark = pytest.mark.slow
@@ -100,8 +100,13 @@ async def _deployment(name: str, timeout: float = 120):
 
 async def _scheduled_runs(deployment_id, timeout: float = 60) -> list:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter
-    from prefect.client.schemas.filters import FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.filters import (
+        DeploymentFilter,
+        DeploymentFilterId,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
     from prefect.client.schemas.objects import StateType
 
     deadline = time.monotonic() + timeout

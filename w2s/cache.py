@@ -69,7 +69,11 @@ class ArtifactCache:
             }
             write_json(staging / MANIFEST, {"kind": kind, "key": key, "spec": spec, "files": files})
             if self.lookup(kind, key) is None:  # a concurrent run may have sealed it already
-                os.replace(staging, final)
+                try:
+                    os.replace(staging, final)
+                except OSError:  # ...or sealed it between the lookup and the rename
+                    if self.lookup(kind, key) is None:
+                        raise
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

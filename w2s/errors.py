@@ -19,3 +19,7 @@ class ValidationFailed(W2SError):
     def __init__(self, message: str, report: dict | None = None) -> None:
         super().__init__(message)
         self.report = report or {}
+
+
+class ServiceUnavailable(W2SError):
+    """A service the run needs (MLflow tracking server, DVC remote) did not answer; retryable."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from w2s.errors import ServiceUnavailable
 from w2s.project import Project
 
 LINEAGE_TAGS = ("git_commit", "data_md5", "weak_labels_md5", "weak_model_run_id", "params_hash",
@@ -29,7 +30,9 @@ def configure(project: Project) -> str:
 
     uri = project.tracking_uri()
     if uri.startswith("sqlite:///"):
-        project.state.mkdir(parents=True, exist_ok=True)
+        _create_store_once(project, uri)
+    elif uri.startswith(("http://", "https://")):
+        check_server(uri)
     user_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -40,6 +43,31 @@ def configure(project: Project) -> str:
     else:
         os.environ["MLFLOW_TRACKING_URI"] = user_env
     return uri
+
+
+def _create_store_once(project: Project, uri: str) -> None:
+    """Create the SQLite store's schema under a file lock: MLflow's schema creation is not safe
+    against a second process doing the same ("table ... already exists")."""
+    from filelock import FileLock
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    project.state.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(project.state / "mlflow-store.lock"), timeout=300):
+        SqlAlchemyStore(uri, project.artifact_root())
+
+
+def check_server(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with the address, when a tracking server does not answer its health check
+    (MLflow's own client would retry for minutes before giving up)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+            r.read()
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ServiceUnavailable(f"MLflow tracking server {uri} is unreachable ({reason})") from None
 
 
 def client():
