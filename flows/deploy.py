@@ -69,4 +69,4 @@ def serve(spec: dict[str, Any], project_dir: str) -> None:
     flow = getattr(importlib.import_module(module), attr)
     parameters = {**(spec.get("parameters") or {}), "project_dir": project_dir}
     flow.serve(name=spec["name"], schedules=schedules(spec), parameters=parameters,
-               description=spec.get("description"), tags=spec.get("tags"), pause_on_shutdown=False)
+               description=spec.get("description"), tags=spec.get("tags"))

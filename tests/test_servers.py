@@ -1,14 +1,18 @@
-"""Against real servers on loopback: a `prefect server start`, an `mlflow server` (SQLite
-backends) and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run must
-complete, and its runs, registered version, tags and alias must be on the MLflow server."""
+"""Against real servers on loopback: a `prefect server start` and an `mlflow server`, both backed
+by a PostgreSQL cluster started from the Debian packages (SQLite where those are not installed),
+and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run must complete, and
+its runs, registered version, tags and alias must be on the MLflow server and in its database."""
 
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -59,10 +63,51 @@ def _stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, 9)
 
 
+def _pg_bin() -> Path | None:
+    """The PostgreSQL server binaries of the Debian packages, if installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    # PostgreSQL refuses to run as root; the Debian packages create a `postgres` user for it.
+    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+
+
 @pytest.fixture
-def servers(tmp_path: Path) -> Iterator[dict]:
+def databases(tmp_path: Path) -> Iterator[dict]:
+    """Backend URLs for the two servers: databases in a throwaway PostgreSQL cluster, else SQLite."""
+    pg = _pg_bin()
+    if pg is None:
+        yield {"kind": "sqlite", "mlflow": f"sqlite:///{tmp_path / 'mlflow-server.db'}",
+               "prefect": f"sqlite+aiosqlite:///{tmp_path / 'prefect-server.db'}"}
+        return
+    root = Path(tempfile.mkdtemp(prefix="w2s-pg-", dir="/tmp"))  # readable by the postgres user
+    root.chmod(0o755)
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+    port = _free_port()
+    run = {"check": True, "capture_output": True, "text": True}
+    subprocess.run(_as_postgres([str(pg / "initdb"), "-D", str(root / "data"), "--auth=trust", "-U", "w2s"]), **run)
+    subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
+                                 "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]), **run)
+    try:
+        for db in ("mlflow", "prefect"):
+            subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "w2s", db], **run)
+        base = f"w2s@127.0.0.1:{port}"
+        yield {"kind": "postgresql", "mlflow": f"postgresql+psycopg2://{base}/mlflow",
+               "prefect": f"postgresql+asyncpg://{base}/prefect"}
+    finally:
+        subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"]),
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
     """A Prefect server and an MLflow tracking server, each in its own process on loopback."""
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server-home"),
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": databases["prefect"],
            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
     env.pop("PREFECT_API_URL", None)
     pport, mport = _free_port(), _free_port()
@@ -70,7 +115,7 @@ def servers(tmp_path: Path) -> Iterator[dict]:
         _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
                env, tmp_path / "prefect.log"),
         _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport), "--workers", "1",
-                "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow-server.db'}",
+                "--backend-store-uri", databases["mlflow"],
                 "--artifacts-destination", str(tmp_path / "mlflow-artifacts")],
                env, tmp_path / "mlflow.log"),
     ]
@@ -78,7 +123,7 @@ def servers(tmp_path: Path) -> Iterator[dict]:
         _wait_http(f"http://127.0.0.1:{pport}/api/health", procs[0], tmp_path / "prefect.log")
         _wait_http(f"http://127.0.0.1:{mport}/health", procs[1], tmp_path / "mlflow.log")
         yield {"prefect": f"http://127.0.0.1:{pport}/api", "mlflow": f"http://127.0.0.1:{mport}",
-               "artifacts": tmp_path / "mlflow-artifacts"}
+               "artifacts": tmp_path / "mlflow-artifacts", "databases": databases}
     finally:
         for p in procs:
             _stop(p)
@@ -169,3 +214,13 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     # proxied artifacts: the model's weights went through the server into its artifact store
     assert list(servers["artifacts"].rglob("model.safetensors"))
     assert not (project / ".w2s" / "mlflow.db").exists()  # nothing fell back to the local store
+    if servers["databases"]["kind"] == "postgresql":  # the servers really kept their state there
+        import psycopg2
+
+        url = servers["databases"]
+        with psycopg2.connect(url["mlflow"].replace("+psycopg2", "")) as conn, conn.cursor() as cur:
+            cur.execute("select name, version from model_versions")
+            assert cur.fetchall() == [("w2s-test", 1)]
+        with psycopg2.connect(url["prefect"].replace("+asyncpg", "")) as conn, conn.cursor() as cur:
+            cur.execute("select name from deployment")
+            assert cur.fetchall() == [("w2s-retrain",)]

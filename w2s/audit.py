@@ -28,6 +28,13 @@ def recorded_config(run_id: str) -> dict[str, Any]:
         return json.loads(Path(path).read_text())
 
 
+def _config_or_none(run_id: str) -> dict[str, Any] | None:
+    try:
+        return recorded_config(run_id)
+    except W2SError:  # a run from before configs were recorded: the rest of the chain still stands
+        return None
+
+
 def _committed_md5(project: Project, commit: str, dvc_path: str) -> str | None:
     """The md5 a `.dvc` file held at a git commit, or None when it was not committed there."""
     shown = subprocess.run(["git", "-C", str(project.root), "show", f"{commit}:{dvc_path}"],
@@ -78,7 +85,7 @@ def lineage(ref: str, project: Project) -> dict[str, Any]:
         "model": canonical, "aliases": aliases, "mlflow_run_id": parent_id,
         "model_run_id": version.run_id, "prefect_flow_run_id": tags.get("prefect_flow_run_id"),
         "git_commit": commit, "params_hash": tags.get("params_hash"), "method": tags.get("method"),
-        "params": recorded_config(parent_id),
+        "params": _config_or_none(parent_id),
         "data": {
             "table_md5": tags.get("data_md5"), "files": tags.get("data_files"),
             "dvc_file": tags.get("data_dvc_file"), "dvc_md5": tags.get("data_dvc_md5"),

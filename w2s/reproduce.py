@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from w2s.audit import fetch_data
+from w2s.errors import W2SError
 from w2s.project import Project
 
 # Identity of what the run consumed and produced: must match exactly, whatever the tolerance.
@@ -15,6 +16,8 @@ IDENTITY_TAGS = ("data_md5", "weak_labels_md5", "student_labels_md5")
 
 def prepare(info: dict[str, Any], project: Project, scratch: Path) -> dict[str, Any]:
     """Lay out a scratch project holding the recorded data version; return the config to run."""
+    if info["params"] is None:
+        raise W2SError(f"{info['model']}: its run recorded no config.json, so it cannot be re-run exactly")
     fetch_data(info, project, scratch)
     config = dict(info["params"])
     config["registry"] = {**config.get("registry", {}), "enabled": False}  # a reproduction registers nothing
