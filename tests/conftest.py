@@ -4,11 +4,21 @@ MLflow state, and throwaway projects that are real git + DVC repositories with a
 from __future__ import annotations
 
 import os
+import socket
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the virtualenv's console scripts: w2s, mlflow, prefect
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 # No test may reach a model or dataset hub; huggingface_hub reads these once, at import.
 os.environ["HF_HUB_OFFLINE"] = "1"

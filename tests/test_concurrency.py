@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY_CONFIG, make_project
+from conftest import BIN, TINY_CONFIG, make_project
 
 from w2s.cache import MANIFEST, ArtifactCache
 from w2s.io import file_md5
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
 
 
 def test_two_runs_at_once_on_one_project_both_finish_and_leave_every_store_consistent(tmp_path, bundled_dir):

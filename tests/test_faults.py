@@ -7,25 +7,16 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_CONFIG, make_project
+from conftest import BIN, TINY_CONFIG, free_port, make_project
 
 from cli.main import main
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _leftovers(project: Path) -> list[str]:
@@ -38,7 +29,7 @@ def _leftovers(project: Path) -> list[str]:
 def test_an_unreachable_mlflow_server_fails_the_run_cleanly_after_the_retries(project, capsys, monkeypatch):
     import asyncio
 
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     started = time.monotonic()
     code = main(["run"])
@@ -101,7 +92,7 @@ def _forward(listen_port: int, target_port: int, stop: threading.Event) -> threa
 
 def test_a_transient_mlflow_outage_is_retried_and_the_run_succeeds(tmp_path, bundled_dir):
     project = make_project(tmp_path / "proj", bundled_dir, TINY_CONFIG)
-    server_port, public_port = _free_port(), _free_port()
+    server_port, public_port = free_port(), free_port()
     log = tmp_path / "mlflow.log"
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(server_port), "--workers", "1",

@@ -9,9 +9,7 @@ import asyncio
 import glob
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -20,19 +18,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, TINY_CONFIG, make_project
+from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
 
 from w2s.tracking import LINEAGE_TAGS
 
 pytestmark = pytest.mark.slow
-
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
@@ -86,7 +76,7 @@ def databases(tmp_path: Path) -> Iterator[dict]:
     root.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
-    port = _free_port()
+    port = free_port()
     run = {"check": True, "capture_output": True, "text": True}
     subprocess.run(_as_postgres([str(pg / "initdb"), "-D", str(root / "data"), "--auth=trust", "-U", "w2s"]), **run)
     subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
@@ -110,7 +100,7 @@ def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
            "PREFECT_SERVER_DATABASE_CONNECTION_URL": databases["prefect"],
            "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
     env.pop("PREFECT_API_URL", None)
-    pport, mport = _free_port(), _free_port()
+    pport, mport = free_port(), free_port()
     procs = [
         _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
                env, tmp_path / "prefect.log"),
