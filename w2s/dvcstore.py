@@ -103,15 +103,22 @@ def tracked(project: Project, path: Path) -> Tracked | None:
 
 
 def _listed_md5(project: Project, dir_md5: str, relpath: str) -> str | None:
-    """A file's md5 in a directory manifest held in the local cache (no network)."""
+    """A file's md5 in a directory version's manifest (local cache first, then the remotes)."""
+    import tempfile
+
     from dvc.repo import Repo
 
     with Repo(str(project.root)) as repo:
         manifest = Path(repo.cache.local.oid_to_path(dir_md5))
-    if not manifest.is_file():
-        return None
-    for entry in json.loads(manifest.read_text()):
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text())
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                entries = read_manifest(project, dir_md5, Path(tmp))
+            except W2SError:
+                return None
+    for entry in entries:
         if entry["relpath"] == relpath:
             return str(entry["md5"])
     return None
-

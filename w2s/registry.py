@@ -47,8 +47,7 @@ def log_and_register(run_id: str, model_dir: Path, label_names: list[str], name:
         )
     str_tags = {k: str(v) for k, v in tags.items() if v is not None}
     version = mlflow.register_model(info.model_uri, name, tags=str_tags)
-    client = mlflow.MlflowClient()
-    client.set_registered_model_alias(name, alias, version.version)
+    client().set_registered_model_alias(name, alias, version.version)
     return str(version.version)
 
 
