@@ -124,7 +124,8 @@ def test_a_transient_mlflow_outage_is_retried_and_the_run_succeeds(tmp_path, bun
         assert "Retry 1/3" in out and "Task run 'start-tracking" in out
         from mlflow import MlflowClient
 
-        client = MlflowClient(f"http://127.0.0.1:{server_port}")
+        server_uri = f"http://127.0.0.1:{server_port}"
+        client = MlflowClient(server_uri, registry_uri=server_uri)  # not the registry an earlier test set
         version = client.get_model_version_by_alias("w2s-test", "challenger")
         assert version.version == "1" and version.tags["data_md5"]
     finally:

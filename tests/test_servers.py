@@ -119,17 +119,19 @@ def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
             _stop(p)
 
 
-async def _deployment(name: str, timeout: float = 120):
+async def _deployment(name: str, server: subprocess.Popen, log: Path, timeout: float = 300):
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     deadline = time.monotonic() + timeout
     async with get_client() as client:
         while True:
             try:
                 return await client.read_deployment_by_name(name)
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
+            except ObjectNotFound:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"deployment {name} not registered (w2s deploy exit code "
+                                         f"{server.poll()}):\n{log.read_text()[-4000:]}") from None
                 await asyncio.sleep(1)
 
 
@@ -167,7 +169,7 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
     try:
         declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
-        dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain"))
+        dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain", deploy, tmp_path / "deploy.log"))
         assert [s.schedule.cron for s in dep.schedules] == [declared["schedules"][0]["cron"]]
         assert dep.schedules[0].schedule.timezone == "UTC" and dep.schedules[0].active
         assert dep.parameters["project_dir"] == str(project.resolve())
@@ -186,7 +188,7 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(servers["mlflow"])
+    client = MlflowClient(servers["mlflow"], registry_uri=servers["mlflow"])
     version = client.get_model_version_by_alias("w2s-test", "champion")
     assert version.version == "1"
     assert client.get_model_version_by_alias("w2s-test", "challenger").version == "1"
