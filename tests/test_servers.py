@@ -167,24 +167,29 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "client-home"), "PREFECT_LOGGING_LEVEL": "INFO",
            "PATH": f"{BIN}:{os.environ['PATH']}"}
     deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
-    try:
-        declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
-        dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain", deploy, tmp_path / "deploy.log"))
-        assert [s.schedule.cron for s in dep.schedules] == [declared["schedules"][0]["cron"]]
-        assert dep.schedules[0].schedule.timezone == "UTC" and dep.schedules[0].active
-        assert dep.parameters["project_dir"] == str(project.resolve())
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-        # The server's scheduler turns the cron into upcoming runs: Mondays at 03:00 UTC.
-        upcoming = asyncio.run(_scheduled_runs(dep.id))
-        assert upcoming, (tmp_path / "deploy.log").read_text()[-3000:]
-        assert all(r.expected_start_time.weekday() == 0 and r.expected_start_time.hour == 3 for r in upcoming)
+    # This process's Prefect settings were read when an earlier test imported prefect: point its
+    # client at the server explicitly rather than through the environment.
+    with temporary_settings({PREFECT_API_URL: servers["prefect"]}):
+        try:
+            declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
+            dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain", deploy, tmp_path / "deploy.log"))
+            assert [s.schedule.cron for s in dep.schedules] == [declared["schedules"][0]["cron"]]
+            assert dep.schedules[0].schedule.timezone == "UTC" and dep.schedules[0].active
+            assert dep.parameters["project_dir"] == str(project.resolve())
 
-        from prefect.deployments import run_deployment
+            # The server's scheduler turns the cron into upcoming runs: Mondays at 03:00 UTC.
+            upcoming = asyncio.run(_scheduled_runs(dep.id))
+            assert upcoming, (tmp_path / "deploy.log").read_text()[-3000:]
+            assert all(r.expected_start_time.weekday() == 0 and r.expected_start_time.hour == 3 for r in upcoming)
 
-        run = run_deployment("w2s-retrain/w2s-retrain", timeout=900)
-        assert run.state.is_completed(), f"{run.state}\n{(tmp_path / 'deploy.log').read_text()[-4000:]}"
-    finally:
-        _stop(deploy)
+            from prefect.deployments import run_deployment
+
+            run = run_deployment("w2s-retrain/w2s-retrain", timeout=900)
+            assert run.state.is_completed(), f"{run.state}\n{(tmp_path / 'deploy.log').read_text()[-4000:]}"
+        finally:
+            _stop(deploy)
 
     from mlflow import MlflowClient
 
