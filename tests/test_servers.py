@@ -1,7 +1,8 @@
 """Against real servers on loopback: a `prefect server start` and an `mlflow server`, both backed
 by a PostgreSQL cluster started from the Debian packages (SQLite where those are not installed),
-and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run must complete, and
-its runs, registered version, tags and alias must be on the MLflow server and in its database."""
+and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run meets an MLflow server
+it cannot reach, is retried by Prefect until the network path is back, and completes; its runs,
+registered version, tags and alias must be on the MLflow server and in its database."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import asyncio
 import glob
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -158,12 +161,74 @@ async def _scheduled_runs(deployment_id, timeout: float = 60) -> list:
             await asyncio.sleep(1)
 
 
+def _relay(listen_port: int, target_port: int, stop: threading.Event) -> threading.Thread:
+    """A TCP relay from listen_port to target_port: the network path coming back."""
+    server = socket.create_server(("127.0.0.1", listen_port))
+    server.settimeout(0.5)
+
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def serve() -> None:
+        with server:
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    continue
+                upstream = socket.create_connection(("127.0.0.1", target_port))
+                for a, b in ((conn, upstream), (upstream, conn)):
+                    threading.Thread(target=pump, args=(a, b), daemon=True).start()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threading.Event,
+                              timeout: float = 900):
+    """Let the run meet an unreachable MLflow server; once Prefect has scheduled a retry of the
+    task that failed on it, restore the network path; return the run's final state and how many
+    attempts that task took."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    by_name = TaskRunFilter(name=TaskRunFilterName(like_="start-tracking"))
+    deadline = time.monotonic() + timeout
+    restored = False
+    async with get_client() as client:
+        while time.monotonic() < deadline:
+            if not restored:
+                runs = await client.read_task_runs(task_run_filter=by_name)
+                if any(r.state and r.state.name == "AwaitingRetry" for r in runs):
+                    _relay(*relay, stop)
+                    restored = True
+            state = (await client.read_flow_run(flow_run_id)).state
+            if state and state.is_final():
+                (task_run,) = await client.read_task_runs(task_run_filter=by_name)
+                return state, restored, task_run.run_count
+            await asyncio.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} not finished after {timeout} s")
+
+
 def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
         servers, tmp_path, bundled_dir, monkeypatch):
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
     project = make_project(tmp_path / "proj", bundled_dir, cfg)
     monkeypatch.setenv("PREFECT_API_URL", servers["prefect"])
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", servers["mlflow"])
+    public_port = free_port()  # the served runs reach MLflow here, through a relay opened later
+    relay, stop = (public_port, int(servers["mlflow"].rsplit(":", 1)[1])), threading.Event()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{public_port}")
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "client-home"), "PREFECT_LOGGING_LEVEL": "INFO",
            "PATH": f"{BIN}:{os.environ['PATH']}"}
     deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
@@ -184,11 +249,16 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
             assert upcoming, (tmp_path / "deploy.log").read_text()[-3000:]
             assert all(r.expected_start_time.weekday() == 0 and r.expected_start_time.hour == 3 for r in upcoming)
 
+            # A triggered run, whose MLflow server is unreachable when it starts (a transient fault):
+            # Prefect retries the failed task with backoff and the run completes once it is back.
             from prefect.deployments import run_deployment
 
-            run = run_deployment("w2s-retrain/w2s-retrain", timeout=900)
-            assert run.state.is_completed(), f"{run.state}\n{(tmp_path / 'deploy.log').read_text()[-4000:]}"
+            run = run_deployment("w2s-retrain/w2s-retrain", timeout=0)
+            state, restored, attempts = asyncio.run(_ride_out_an_outage(run.id, relay, stop))
+            assert state.is_completed(), f"{state}\n{(tmp_path / 'deploy.log').read_text()[-4000:]}"
+            assert restored and attempts >= 2
         finally:
+            stop.set()
             _stop(deploy)
 
     from mlflow import MlflowClient
