@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -94,6 +95,36 @@ def databases(tmp_path: Path) -> Iterator[dict]:
         subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"]),
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An S3-compatible server (moto's) on loopback with a `dvc` bucket; yields its endpoint."""
+    port = free_port()
+    for key, value in (("AWS_ACCESS_KEY_ID", "w2s-test"), ("AWS_SECRET_ACCESS_KEY", "w2s-test-secret"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    proc = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ),
+                  tmp_path / "s3.log")
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        _wait_http(f"{endpoint}/", proc, tmp_path / "s3.log")
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="dvc")
+        yield endpoint
+    finally:
+        _stop(proc)
+
+
+def _use_s3_remote(project: Path, endpoint: str) -> None:
+    """Make the S3 server the project's default DVC remote, committed like a team would."""
+    def run(*cmd: str) -> None:
+        subprocess.run(cmd, cwd=project, check=True, capture_output=True, text=True)
+
+    run(sys.executable, "-m", "dvc", "remote", "add", "-d", "team", "s3://dvc/w2s")
+    run(sys.executable, "-m", "dvc", "remote", "modify", "team", "endpointurl", endpoint)
+    run("git", "commit", "-qam", "DVC remote: team S3 store")
 
 
 @pytest.fixture
@@ -222,9 +253,10 @@ async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threadi
 
 
 def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
-        servers, tmp_path, bundled_dir, monkeypatch):
+        servers, s3, tmp_path, bundled_dir, monkeypatch, capsys):
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
     project = make_project(tmp_path / "proj", bundled_dir, cfg)
+    _use_s3_remote(project, s3)
     monkeypatch.setenv("PREFECT_API_URL", servers["prefect"])
     public_port = free_port()  # the served runs reach MLflow here, through a relay opened later
     relay, stop = (public_port, int(servers["mlflow"].rsplit(":", 1)[1])), threading.Event()
@@ -291,3 +323,21 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
         with psycopg2.connect(url["prefect"].replace("+asyncpg", "")) as conn, conn.cursor() as cur:
             cur.execute("select name from deployment")
             assert cur.fetchall() == [("w2s-retrain",)]
+
+    # DVC: the data snapshot and the weak labels went to the S3 server, and the exact weak-label
+    # file comes back from there by md5 once the local cache is gone.
+    import boto3
+
+    keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3).list_objects_v2(Bucket="dvc")["Contents"]}
+    for md5 in (version.tags["weak_labels_md5"], version.tags["data_dvc_md5"]):
+        assert f"w2s/files/md5/{md5[:2]}/{md5[2:]}" in keys, md5
+    shutil.rmtree(project / ".dvc" / "cache")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", servers["mlflow"])
+    monkeypatch.chdir(project)
+    from cli.main import main
+    from w2s.io import file_md5
+
+    out = tmp_path / "recovered.parquet"
+    assert main(["lineage", "w2s-test@champion", "--fetch-weak-labels", str(out)]) == 0
+    assert "from the DVC remote 'team'" in capsys.readouterr().err
+    assert file_md5(out) == version.tags["weak_labels_md5"]

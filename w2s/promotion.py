@@ -170,7 +170,13 @@ def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path |
     champion = registry.alias_version(name, pcfg.champion_alias)
     if champion == challenger:
         raise W2SError(f"{name}/{challenger} is already @{pcfg.champion_alias}")
-    table, source = evaluation_set(cfg, project, splits_path)
+    if splits_path is None and not pcfg.eval_set:  # by hand: the test split of the challenger's own config
+        from w2s.audit import recorded_config
+
+        recorded = Config.model_validate(recorded_config(registry.pipeline_run_id(version)))
+        table, source = evaluation_set(recorded.model_copy(update={"promotion": pcfg}), project)
+    else:
+        table, source = evaluation_set(cfg, project, splits_path)
     with tempfile.TemporaryDirectory() as tmp:
         scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
         champ_scores = (score_model(registry.download_model(name, champion, Path(tmp) / "k"), table)
