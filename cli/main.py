@@ -56,7 +56,7 @@ class _OneLineUserErrors(logging.Filter):
         return True
 
 
-def _tune_logging() -> None:
+def tune_logging() -> None:
     """After Prefect configured logging: quiet chatty libraries, one line for user errors."""
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -66,7 +66,7 @@ def _tune_logging() -> None:
             handler.addFilter(filt)
 
 
-def _preflight(cfg: Config, project: Project) -> None:
+def preflight(cfg: Config, project: Project) -> None:
     """Checks that need no training: paths stay in the project, named models exist."""
     from w2s.models.resolve import check_model
 
@@ -101,11 +101,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from cli.prefect_server import start_temporary_server_early
 
     server_ready = start_temporary_server_early()  # boots while preflight loads models and imports run
-    _preflight(cfg, project)
+    preflight(cfg, project)
 
     from flows.pipeline import pipeline
 
-    _tune_logging()
+    tune_logging()
     server_ready()
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project.root))
     if args.json:
@@ -127,12 +127,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     server_ready = start_temporary_server_early()
     for _, cfg in points:
-        _preflight(cfg, project)
+        preflight(cfg, project)
     print(f"sweep: {len(points)} points over {', '.join(spec.axes)}")
 
     from flows.sweep import with_runner
 
-    _tune_logging()
+    tune_logging()
     server_ready()
     result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
     print(result["markdown"])

@@ -9,12 +9,17 @@ import shutil
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from w2s.errors import W2SError
 
+if TYPE_CHECKING:
+    from w2s.config import Config
+    from w2s.project import Project
 
-def _project_config(args: argparse.Namespace):
+
+def _project_config(args: argparse.Namespace) -> tuple[Project, Config]:
+    """The project and its config (params.yaml or --config, with --set overrides), validated."""
     from w2s.config import load_config
     from w2s.project import Project
 
@@ -25,13 +30,13 @@ def _project_config(args: argparse.Namespace):
 
 def _start_flows() -> None:
     """Boot Prefect's temporary server (when no server is configured) and tame its logging."""
-    from cli.main import _tune_logging
+    from cli.main import tune_logging
     from cli.prefect_server import start_temporary_server_early
 
     ready = start_temporary_server_early()
     import flows.pipeline  # noqa: F401  (Prefect sets up its log handlers on import; filter them after)
 
-    _tune_logging()
+    tune_logging()
     ready()
 
 
@@ -59,10 +64,10 @@ def _print_decision(decision: dict[str, Any]) -> None:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once: snapshot data, pipeline, promotion gate."""
-    from cli.main import _preflight
+    from cli.main import preflight
 
     project, cfg = _project_config(args)  # validates params and overrides before any work
-    _preflight(cfg, project)
+    preflight(cfg, project)
     _start_flows()
     from flows.retrain import retrain
 
@@ -218,9 +223,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     spec = deployment_spec(path, args.name)
     when = ", ".join(s.cron or str(s.interval or s.rrule) for s in schedules(spec)) or "no schedule"
     print(f"serving deployment {spec['name']} from {path} ({when}) for project {project.root}", file=sys.stderr)
-    from cli.main import _tune_logging
+    from cli.main import tune_logging
 
-    _tune_logging()
+    tune_logging()
     serve(spec, str(project.root))
     return 0
 
