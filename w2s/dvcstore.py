@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,16 +29,15 @@ class Tracked:
     relpath: str  # the file's path inside the tracked output ("" when the output is the file)
 
 
-def _stores(project: Project):
-    """The local cache first, then every remote (default remote first)."""
+def _stores(project: Project) -> list[tuple[str, Any]]:
+    """The object stores to search: the local cache first, then every remote (default first)."""
     from dvc.repo import Repo
 
     with Repo(str(project.root)) as repo:
-        yield "local cache", repo.cache.local
         remotes = list(repo.config.get("remote", {}))
         default = repo.config.get("core", {}).get("remote")
-        for name in sorted(remotes, key=lambda n: n != default):
-            yield f"remote '{name}'", repo.cloud.get_remote(name).odb
+        return [("local cache", repo.cache.local),
+                *[(f"remote '{n}'", repo.cloud.get_remote(n).odb) for n in sorted(remotes, key=lambda n: n != default)]]
 
 
 def fetch_object(project: Project, md5: str, dest: Path) -> str:
