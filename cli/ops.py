@@ -83,9 +83,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     project, cfg = _project_config(args)
     tracking.configure(project)
     ref = args.model or f"{cfg.registry.model_name}@challenger"
-    decision = promotion.gate(cfg, project, ref)
-    promotion.apply(decision)
-    promotion.log_decision(decision)
+    decision = promotion.promote(cfg, project, ref)
     _print_decision(decision.as_dict())
     return 0 if decision.promoted else 1
 

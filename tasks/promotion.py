@@ -36,9 +36,7 @@ def gate(project_dir: str, config: dict, model: dict, splits_path: str) -> dict:
     """Score challenger and champion on the same set, apply the gate, log and publish the decision."""
     project = Project.discover(project_dir)
     cfg = Config.model_validate(config)
-    decision = promotion.gate(cfg, project, f"{model['name']}/{model['version']}", Path(splits_path))
-    promotion.apply(decision)
-    promotion.log_decision(decision)
+    decision = promotion.promote(cfg, project, f"{model['name']}/{model['version']}", Path(splits_path))
     create_markdown_artifact(key="promotion-decision", markdown=decision.markdown(),
                              description=decision.summary())
     get_run_logger().info(decision.summary())

@@ -8,6 +8,7 @@ local cache moved on, as long as one remote still holds it.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,12 @@ def fetch_object(project: Project, md5: str, dest: Path) -> str:
     raise W2SError(f"DVC object {md5} is in none of: {', '.join(looked)}")
 
 
-def read_manifest(project: Project, dir_md5: str, scratch: Path) -> list[dict[str, str]]:
-    """The file list (`md5`, `relpath`) of a DVC-tracked directory version."""
-    path = scratch / f"{dir_md5}.json"
-    fetch_object(project, dir_md5, path)
-    return json.loads(path.read_text())
+def read_manifest(project: Project, dir_md5: str) -> list[dict[str, str]]:
+    """The file list (`md5`, `relpath`) of a DVC-tracked directory version (cache or remote)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "manifest.json"
+        fetch_object(project, dir_md5, path)
+        return json.loads(path.read_text())
 
 
 def restore_directory(project: Project, dir_md5: str, dest: Path) -> list[str]:
@@ -69,13 +71,12 @@ def restore_directory(project: Project, dir_md5: str, dest: Path) -> list[str]:
     if not dir_md5.endswith(".dir"):
         raise W2SError(f"{dir_md5} is not the md5 of a DVC-tracked directory")
     dest.mkdir(parents=True, exist_ok=True)
-    entries = read_manifest(project, dir_md5, dest.parent)
+    entries = read_manifest(project, dir_md5)
     for entry in entries:
         target = (dest / entry["relpath"]).resolve()
         if not target.is_relative_to(dest.resolve()):
             raise W2SError(f"DVC manifest {dir_md5} names a path outside the folder: {entry['relpath']}")
         fetch_object(project, entry["md5"], target)
-    (dest.parent / f"{dir_md5}.json").unlink(missing_ok=True)
     return [e["relpath"] for e in entries]
 
 
@@ -104,20 +105,10 @@ def tracked(project: Project, path: Path) -> Tracked | None:
 
 def _listed_md5(project: Project, dir_md5: str, relpath: str) -> str | None:
     """A file's md5 in a directory version's manifest (local cache first, then the remotes)."""
-    import tempfile
-
-    from dvc.repo import Repo
-
-    with Repo(str(project.root)) as repo:
-        manifest = Path(repo.cache.local.oid_to_path(dir_md5))
-    if manifest.is_file():
-        entries = json.loads(manifest.read_text())
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                entries = read_manifest(project, dir_md5, Path(tmp))
-            except W2SError:
-                return None
+    try:
+        entries = read_manifest(project, dir_md5)
+    except W2SError:
+        return None
     for entry in entries:
         if entry["relpath"] == relpath:
             return str(entry["md5"])

@@ -235,3 +235,11 @@ def log_decision(decision: Decision) -> str:
                   "model_version": f"{decision.model}/{decision.challenger}"})
         run.dict(decision.as_dict(), "promotion.json")
     return run.run_id
+
+
+def promote(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
+    """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow."""
+    decision = gate(cfg, project, challenger_ref, splits_path)
+    apply(decision)
+    log_decision(decision)
+    return decision
