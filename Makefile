@@ -9,7 +9,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install data demo test test-fast bench bench-quick profile clean
+.PHONY: install data demo test test-fast bench bench-quick profile clean purge
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,5 +50,16 @@ bench-quick: data $(VENV)/.installed-bench
 profile: data $(VENV)/.installed-bench
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m bench.profile
 
+# Only what a rerun rebuilds: caches, run folders, sweep, bench and reproduction scratch, DVC stage
+# outputs. The MLflow store and its artifacts (the registry) and the DVC remote under .w2s stay:
+# lineage records point into them.
 clean:
-	rm -rf .w2s outputs metrics.json
+	rm -rf .w2s/cache .w2s/runs .w2s/sweeps .w2s/bench .w2s/reproduce .w2s/downloads outputs
+
+# Deletes the whole state folder, registry and DVC remote included: asks first, and refuses
+# without a terminal to ask on.
+purge:
+	@if [ ! -t 0 ]; then echo "make purge: refusing without a terminal: it deletes the registry, tracking store and DVC remote in .w2s" >&2; exit 1; fi
+	@printf 'Delete .w2s (MLflow registry, run history, artifacts, DVC remote) and outputs/? Type "delete" to confirm: '; \
+	read answer; if [ "$$answer" != delete ]; then echo "make purge: nothing deleted" >&2; exit 1; fi
+	rm -rf .w2s outputs

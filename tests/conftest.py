@@ -77,12 +77,14 @@ def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def make_project(root: Path, bundled: Path, config: dict | None = None) -> Path:
-    """A git + DVC repository with the bundled tweets in data/, a local DVC remote and params."""
+def make_project(root: Path, bundled: Path, config: dict | None = None,
+                 remote: Path | None = None) -> Path:
+    """A git + DVC repository with the bundled tweets in data/, a local DVC remote (beside the
+    project unless `remote` says otherwise) and params."""
     from w2s.scaffold import init_project
 
     return init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
-                        root.parent / f"{root.name}-remote")
+                        remote or root.parent / f"{root.name}-remote")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +52,10 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 
 @pytest.fixture(scope="module")
 def history(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> Iterator[dict]:
-    root = make_project(tmp_path_factory.mktemp("retrain") / "proj", bundled_dir,
-                        {**TINY_CONFIG, "promotion": {"floors": {}}})
+    # The DVC remote lives in the state folder, as in a new project's default layout.
+    base = tmp_path_factory.mktemp("retrain")
+    root = make_project(base / "proj", bundled_dir, {**TINY_CONFIG, "promotion": {"floors": {}}},
+                        remote=base / "proj" / ".w2s" / "dvc-remote")
     saved = os.environ.get("W2S_PROJECT_DIR")
     os.environ["W2S_PROJECT_DIR"] = str(root)
     codes = [main(["retrain", "--set", BAD]), main(["retrain"]), main(["retrain", "--set", BAD])]
@@ -165,3 +168,26 @@ def test_lineage_recovers_the_exact_weak_labels_and_reproduce_matches_after_the_
     assert rows["weak_labels_md5"]["reproduced"] == original_md5
     assert not list((root / ".w2s" / "reproduce").iterdir())  # the scratch project is removed
     assert _versions(root) == ["1", "2", "3"]  # a reproduction registers nothing
+
+
+def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_terminal(history, capsys,
+                                                                                   tmp_path):
+    root = history["root"]
+    makefile = Path(__file__).resolve().parents[1] / "Makefile"
+    shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)  # only the remote holds the labels
+    assert (root / ".w2s" / "cache").is_dir() and (root / ".w2s" / "runs").is_dir()
+    done = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(root), "clean"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert not (root / ".w2s" / "cache").exists() and not (root / ".w2s" / "runs").exists()
+    assert (root / ".w2s" / "mlflow.db").is_file() and (root / ".w2s" / "dvc-remote").is_dir()
+
+    out_file = tmp_path / "after-clean.parquet"
+    code, out, err = _cli(capsys, "lineage", f"{MODEL}@champion", "--fetch-weak-labels", str(out_file))
+    assert code == 0, err
+    assert file_md5(out_file) in out
+
+    refused = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(root), "purge"],
+                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert refused.returncode != 0 and "refusing without a terminal" in refused.stderr
+    assert (root / ".w2s" / "mlflow.db").is_file() and _alias(root, "champion") == "2"
