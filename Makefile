@@ -9,7 +9,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install data demo test test-fast bench bench-quick profile clean purge
+.PHONY: install data demo test test-fast lint format bench bench-quick profile clean purge
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,20 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+
+# Checks: ruff (lint and format) and mypy, configured in pyproject.toml.
+$(VENV)/.installed-lint: $(STAMP)
+	$(BIN)/pip install -e '.[test,lint]'
+	touch $@
+
+lint: $(VENV)/.installed-lint
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed-lint
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 # Performance figures (bench/): a JSON report under .w2s/bench/ and a table; about 15-20 min on 2 cores.
 $(VENV)/.installed-bench: $(STAMP)

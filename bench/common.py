@@ -3,6 +3,7 @@ for wall time and peak resident memory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -87,10 +88,8 @@ def run_process(cmd: list[str], cwd: Path, env: dict[str, str], interval: float 
             total = 0
             try:
                 for p in [root, *root.children(recursive=True)]:
-                    try:
+                    with contextlib.suppress(psutil.Error):  # a child that exited between listing and reading
                         total += p.memory_info().rss
-                    except psutil.Error:  # a child that exited between listing and reading
-                        pass
             except psutil.Error:
                 pass
             peak = max(peak, total)

@@ -5,7 +5,7 @@ with DeepSpeed ZeRO-2 and ZeRO-3, and print throughput and peak GPU memory per c
     python bench/gpu_check.py --model minilm-l6 --steps 50 --gpus 1
 
 Each configuration runs in its own process group (torchrun), through the same runners the
-pipeline uses (`w2s.train.TorchRunner`, `w2s.distributed.runner.DeepSpeedRunner`), on
+pipeline uses (`w2s.core.train.TorchRunner`, `w2s.pipeline.distributed.runner.DeepSpeedRunner`), on
 synthetic token ids of a fixed length so that the numbers measure the training step alone.
 """
 
@@ -29,8 +29,8 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     from w2s.config import load_config
-    from w2s.losses import xent
-    from w2s.models.classifier import build_classifier
+    from w2s.core.losses import xent
+    from w2s.core.models.classifier import build_classifier
 
     mode = args.child
     stage = mode[-1] if mode != "torch" else "2"
@@ -45,7 +45,7 @@ def child(args: argparse.Namespace) -> None:
     targets = torch.softmax(torch.as_tensor(rng.normal(size=(n, 2)), dtype=torch.float32), -1)
     total = args.steps + args.warmup
     if mode == "torch":
-        from w2s.train import TorchRunner
+        from w2s.core.train import TorchRunner
 
         runner = TorchRunner(model, cfg, total)
         rank, world = 0, 1
@@ -53,8 +53,8 @@ def child(args: argparse.Namespace) -> None:
         import deepspeed
         import torch.distributed as dist
 
-        from w2s.distributed.dsconfig import generate
-        from w2s.distributed.runner import DeepSpeedRunner
+        from w2s.pipeline.distributed.dsconfig import generate
+        from w2s.pipeline.distributed.runner import DeepSpeedRunner
 
         deepspeed.init_distributed(dist_backend="nccl")
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

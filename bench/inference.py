@@ -26,7 +26,7 @@ class _Embedder(torch.nn.Module):
 def input_order(model: torch.nn.Module, enc, batch_size: int, width: int | None = None) -> np.ndarray:
     """The obvious loop: consecutive rows, padded to the batch's longest row (or to `width`, as
     `padding="max_length"` does)."""
-    from w2s.models.batching import collate
+    from w2s.core.models.batching import collate
 
     model.eval()
     out = []
@@ -44,8 +44,8 @@ def input_order(model: torch.nn.Module, enc, batch_size: int, width: int | None 
 def measure(n: int = 2000, batch_size: int = 128, max_len: int = 64, repeats: int = 3) -> dict[str, Any]:
     """Texts/s of the mean-pooled strong-encoder pass both ways (median of `repeats`); the two
     outputs are checked equal, so the speed-up changes nothing downstream."""
-    from w2s.models.batching import encode, predict_logits
-    from w2s.models.classifier import build_classifier
+    from w2s.core.models.batching import encode, predict_logits
+    from w2s.core.models.classifier import build_classifier
 
     texts, _, _ = tweets(n)
     tokenizer, classifier = build_classifier(MODEL, 2, None, seed=0)

@@ -37,7 +37,7 @@ class Workspace:
         self.count = 0
 
     def project(self, params: dict[str, Any]) -> Path:
-        from w2s.scaffold import init_project
+        from w2s.ops.scaffold import init_project
 
         self.count += 1
         name = f"p{self.count:02d}"

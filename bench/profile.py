@@ -57,7 +57,7 @@ def profile(out: Path, cached: bool) -> dict[str, Any]:
     """Run `w2s run` under pyinstrument in a fresh project; return the category breakdown."""
     from pyinstrument.session import Session
 
-    from w2s.scaffold import init_project
+    from w2s.ops.scaffold import init_project
 
     scratch = out / "profile-project"
     shutil.rmtree(scratch, ignore_errors=True)

@@ -19,7 +19,7 @@ MODEL = "minilm-l6"
 
 def tweets(n: int, offset: int = 0) -> tuple[list[str], np.ndarray, int]:
     """`n` bundled election tweets (texts, integer labels, number of classes)."""
-    from w2s.data.bundled import load_corpus
+    from w2s.core.data.bundled import load_corpus
 
     table = load_corpus("election-tweets", REPO / "data").iloc[offset: offset + n]
     names = sorted(table["label"].unique())
@@ -29,9 +29,9 @@ def tweets(n: int, offset: int = 0) -> tuple[list[str], np.ndarray, int]:
 def w2s_trainer(texts: list[str], y: np.ndarray, k: int, tokenizer, model, bs: int, max_len: int) -> None:
     """The pipeline's trainer: tokenise once, length-grouped batches, dynamic padding."""
     from w2s.config import EncoderTrainConfig
-    from w2s.losses import xent
-    from w2s.models.batching import encode
-    from w2s.train import train
+    from w2s.core.losses import xent
+    from w2s.core.models.batching import encode
+    from w2s.core.train import train
 
     cfg = EncoderTrainConfig(model=MODEL, max_length=max_len, epochs=1, batch_size=bs)
     enc = encode(tokenizer, texts, max_len)
@@ -103,7 +103,7 @@ CONTENDERS: dict[str, Callable[..., None]] = {
 def trained_tokens(texts: list[str], tokenizer, bs: int, max_len: int) -> dict[str, int]:
     """Real and padded tokens (and batches) the w2s trainer processes in one epoch, in its own
     batch order."""
-    from w2s.models.batching import encode, length_grouped_batches
+    from w2s.core.models.batching import encode, length_grouped_batches
 
     lengths = encode(tokenizer, texts, max_len).lengths
     batches = length_grouped_batches(lengths, bs, np.random.default_rng(0))
@@ -123,7 +123,7 @@ def measure(n: int = 1024, bs: int = 32, max_len: int = 64, repeats: int = 3) ->
     trainer's achieved FLOP/s."""
     import copy
 
-    from w2s.models.classifier import build_classifier
+    from w2s.core.models.classifier import build_classifier
 
     texts, y, k = tweets(n)
     tokenizer, base = build_classifier(MODEL, k, None, seed=0)

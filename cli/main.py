@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
+from cli.common import preflight, tune_logging
 from w2s.errors import W2SError
 
 if TYPE_CHECKING:
-    from w2s.config import Config
-    from w2s.project import Project
+    pass
 
 EXAMPLES = {
     "run": "w2s run --set strong.epochs=1 --set data.name=reuters-r8\n"
@@ -37,59 +37,14 @@ ENV_DEFAULTS = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
-# Libraries that narrate routine work at INFO (GX's temp docs folder, DVC's git hints).
-QUIET_LOGGERS = ("great_expectations", "dvc", "mlflow.models", "alembic")
-
-
 def _setup_env() -> None:
     for key, value in ENV_DEFAULTS.items():
         os.environ.setdefault(key, value)
 
 
-class _OneLineUserErrors(logging.Filter):
-    """Drop tracebacks from log records about user errors: they get one line, not a stack."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], W2SError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def tune_logging() -> None:
-    """After Prefect configured logging: quiet chatty libraries, one line for user errors."""
-    for name in QUIET_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    filt = _OneLineUserErrors()
-    for name in ["prefect", *[n for n in logging.root.manager.loggerDict if n.startswith("prefect")]]:
-        for handler in logging.getLogger(name).handlers:
-            handler.addFilter(filt)
-
-
-def preflight(cfg: Config, project: Project) -> None:
-    """Checks that need no training: paths stay in the project, named models exist."""
-    from w2s.models.resolve import check_model
-
-    if cfg.data.path:
-        project.resolve_inside(cfg.data.path)
-    check_model(cfg.strong.model)
-    if cfg.strong.backend == "deepspeed":  # refuse impossible rank settings before any training
-        from w2s.distributed.dsconfig import resolve
-        from w2s.distributed.launch import check_device, hostfile_slots
-
-        check_device(cfg.strong)
-        hostfile = cfg.strong.distributed.hostfile
-        world = hostfile_slots(project.root / hostfile) if hostfile else cfg.strong.distributed.processes
-        resolve(cfg.strong, world, project.root)
-    members = [m.weak for m in cfg.ensemble.members.values()] if cfg.method == "ensemble" else []
-    for weak in [cfg.weak, *cfg.selection.candidates.values(), *members]:
-        if weak.kind == "encoder":
-            check_model(weak.encoder.model)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the config, run the Prefect pipeline flow, print the results table."""
-    from cli.report import print_results
+    from cli.results import print_results
     from w2s.config import load_config
     from w2s.project import Project
 
@@ -109,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server_ready()
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project.root))
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
+        print(json.dumps(asdict(result), indent=2, default=str))
     else:
         print_results(result, project)
     return 0
@@ -117,8 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep config through the Prefect sweep flow and print the aggregated table."""
+    from w2s.pipeline.sweep_grid import expand, load_sweep
     from w2s.project import Project
-    from w2s.sweep import expand, load_sweep
 
     project = Project.discover()
     spec = load_sweep(args.config)
@@ -147,13 +102,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from w2s.config import load_config
-    from w2s.plan import count_params, estimate
+    from w2s.core.plan import count_params, estimate
     from w2s.project import Project
 
     project = Project.discover()
     config_path = args.config or (project.params_file if project.params_file.is_file() else None)
     cfg = load_config(config_path, args.set)
-    from w2s.models.resolve import check_model
+    from w2s.core.models.resolve import check_model
 
     check_model(cfg.strong.model)
     with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout; keep it for results
@@ -178,9 +133,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     """Materialise the bundled corpora into data/ and version them with DVC."""
-    from w2s.data import bundled
+    from w2s.core.data import bundled
+    from w2s.ops.versioning import add_and_push, is_dvc_repo
     from w2s.project import Project
-    from w2s.versioning import add_and_push, is_dvc_repo
 
     project = Project.discover()
     files = bundled.fetch(project.data_dir, wheel_cache=project.state / "downloads")

@@ -30,7 +30,7 @@ def _project_config(args: argparse.Namespace) -> tuple[Project, Config]:
 
 def _start_flows() -> None:
     """Boot Prefect's temporary server (when no server is configured) and tame its logging."""
-    from cli.main import tune_logging
+    from cli.common import tune_logging
     from cli.prefect_server import start_temporary_server_early
 
     ready = start_temporary_server_early()
@@ -64,7 +64,7 @@ def _print_decision(decision: dict[str, Any]) -> None:
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     """Run the retrain flow once: snapshot data, pipeline, promotion gate."""
-    from cli.main import preflight
+    from cli.common import preflight
 
     project, cfg = _project_config(args)  # validates params and overrides before any work
     preflight(cfg, project)
@@ -78,7 +78,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """Gate a registered version against the champion by hand; move the alias only on a pass."""
-    from w2s import promotion, tracking
+    from w2s.ops import promotion, tracking
 
     project, cfg = _project_config(args)
     tracking.configure(project)
@@ -90,7 +90,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     """Move the champion alias back to the version it pointed at before."""
-    from w2s import promotion, tracking
+    from w2s.ops import promotion, tracking
 
     project, cfg = _project_config(args)
     tracking.configure(project)
@@ -130,19 +130,19 @@ def _print_lineage(info: dict[str, Any]) -> None:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     """Print the chain behind a model version; optionally fetch its exact weak labels or data."""
-    from w2s import audit, tracking
+    from w2s.ops import lineage, tracking
     from w2s.project import Project
 
     project = Project.discover()
     tracking.configure(project)
-    info = audit.lineage(args.model, project)
+    info = lineage.lineage(args.model, project)
     if args.fetch_weak_labels:
         dest = Path(args.fetch_weak_labels)
-        where = audit.fetch_weak_labels(info, project, dest)
+        where = lineage.fetch_weak_labels(info, project, dest)
         print(f"weak labels md5 {info['weak_labels']['md5']} -> {dest} (from the DVC {where}, md5 verified)",
               file=sys.stderr)
     if args.fetch_data:
-        files = audit.fetch_data(info, project, Path(args.fetch_data))
+        files = lineage.fetch_data(info, project, Path(args.fetch_data))
         print(f"data {info['data']['dvc_md5']} -> {args.fetch_data}: {', '.join(files)}", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -153,12 +153,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Re-run a version's recorded config on its recorded data and compare the metrics."""
-    from w2s import audit, reproduce, tracking
+    from w2s.ops import lineage, reproduce, tracking
     from w2s.project import Project
 
     project = Project.discover()
     uri = tracking.configure(project)
-    info = audit.lineage(args.model, project)
+    info = lineage.lineage(args.model, project)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     scratch = project.state / "reproduce" / f"{info['model'].replace('/', '-v')}-{stamp}"
     config = reproduce.prepare(info, project, scratch)
@@ -169,7 +169,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         from flows.pipeline import pipeline
 
         result = pipeline(config=config, project_dir=str(scratch))
-        tracking.RunLog(result["mlflow_run_id"]).tags({"reproduces": info["model"]})
+        tracking.RunLog(result.mlflow_run_id).tags({"reproduces": info["model"]})
     finally:
         if saved is None:
             os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -180,12 +180,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     recorded = {"metrics": info["metrics"], "tags": {"data_md5": info["data"]["table_md5"],
                                                     "weak_labels_md5": info["weak_labels"]["md5"],
                                                     "student_labels_md5": info["student_labels_md5"]}}
-    rows, ok = reproduce.compare(recorded, {"metrics": result["metrics"], "tags": result["tags"]}, args.tolerance)
+    rows, ok = reproduce.compare(recorded, {"metrics": result.metrics, "tags": result.tags}, args.tolerance)
     if args.json:
-        print(json.dumps({"model": info["model"], "reproduction_run_id": result["mlflow_run_id"],
+        print(json.dumps({"model": info["model"], "reproduction_run_id": result.mlflow_run_id,
                           "identical": ok, "rows": rows}, indent=2, default=str))
     else:
-        _print_comparison(info["model"], rows, ok, result["mlflow_run_id"])
+        _print_comparison(info["model"], rows, ok, result.mlflow_run_id)
     return 0 if ok else 1
 
 
@@ -221,7 +221,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     spec = deployment_spec(path, args.name)
     when = ", ".join(s.cron or str(s.interval or s.rrule) for s in schedules(spec)) or "no schedule"
     print(f"serving deployment {spec['name']} from {path} ({when}) for project {project.root}", file=sys.stderr)
-    from cli.main import tune_logging
+    from cli.common import tune_logging
 
     tune_logging()
     serve(spec, str(project.root))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 
@@ -20,10 +21,8 @@ def start_temporary_server_early() -> Callable[[], None]:
     from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
-        try:
+        with contextlib.suppress(Exception):  # the flow's client retries the start and reports the error
             SubprocessASGIServer().start()
-        except Exception:  # the flow's client retries the start and reports the error
-            pass
 
     thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
     thread.start()

@@ -1,12 +1,12 @@
-"""The weak-to-strong pipeline as one Prefect flow.
+"""The weak-to-strong pipeline as one Prefect flow: the library's one sequence of steps
+(`w2s.pipeline.sequence`), each step a task with its own nested MLflow run, then registration.
 
-ingest -> validate -> split -> [select weak] -> weak -> weak labels (GX + DVC) -> [bootstrap |
-refine (GX + DVC)] -> student, ceiling -> evaluate -> register. Tasks exchange paths, hashes and small dataclasses only.
+Tasks exchange paths, hashes and small dataclasses only.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,13 @@ from prefect import flow, runtime
 
 from tasks import data, evaluate, methods, strong, tracking, weak
 from tasks.context import RunContext
-from w2s.config import Config, stable_hash
+from w2s.config import Config
+from w2s.core.config import stable_hash
+from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
+from w2s.methods.base import Supervision
+from w2s.pipeline.sequence import run_sequence
+from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project
-from w2s.refine.run import REFINED_METHODS
-from w2s.selection import with_weak
 
 
 def new_run_name(config: dict) -> str:
@@ -27,51 +30,99 @@ def new_run_name(config: dict) -> str:
     return f"{stamp}-{stable_hash(config)[:6]}"
 
 
+@dataclass
+class FlowSteps:
+    """The sequence's steps as Prefect tasks; collects the lineage tags as the steps report them."""
+
+    ctx: RunContext
+    tags: dict[str, Any]
+    weak_run_id: str = ""
+
+    def ingest(self, cfg: Config) -> TableRef:
+        table = data.ingest(self.ctx, cfg)
+        self.tags.update(data_md5=table.data_md5, **table.source["dvc"])
+        return table
+
+    def validate(self, cfg: Config, table: TableRef) -> dict:
+        return data.validate(self.ctx, cfg, table)
+
+    def split(self, cfg: Config, table: TableRef) -> SplitsRef:
+        return data.split(self.ctx, cfg, table)
+
+    def select(self, cfg: Config, splits: SplitsRef, table: TableRef) -> Selection | None:
+        return methods.select_weak(self.ctx, cfg, splits, table) if cfg.selection.candidates else None
+
+    def weak(self, cfg: Config, splits: SplitsRef) -> ModelRef:
+        ref, self.weak_run_id = weak.train_weak(self.ctx, cfg, splits)
+        return ref
+
+    def weak_labels(self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef) -> LabelsRef:
+        labels = weak.weak_labels(self.ctx, cfg, splits, table, weak_ref)
+        root = Path(self.ctx.project_dir).resolve()
+        self.tags.update(weak_labels_md5=labels.md5, weak_model_run_id=self.weak_run_id,
+                         weak_labels_path=Path(labels.path).resolve().relative_to(root).as_posix(),
+                         weak_labels_in_dvc="yes" if labels.dvc else "no (not a DVC repository)")
+        return labels
+
+    def supervise(self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef,
+                  labels: LabelsRef) -> Supervision:
+        sup = methods.supervise(self.ctx, cfg, splits, table, weak_ref, labels)
+        self.tags["student_labels_md5"] = sup.labels.md5
+        return sup
+
+    def student(self, cfg: Config, splits: SplitsRef, supervision: Supervision) -> ModelRef:
+        return strong.train_student(self.ctx, cfg, splits, supervision)
+
+    def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
+        return strong.train_ceiling(self.ctx, cfg, splits)
+
+    def evaluate(self, cfg: Config, splits: SplitsRef, weak_ref: ModelRef, student: ModelRef, ceiling: ModelRef,
+                 supervision: Supervision) -> dict:
+        return evaluate.evaluate(self.ctx, cfg, splits, weak_ref, student, ceiling, supervision)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    """What one pipeline run produced and where it is recorded."""
+
+    run_name: str
+    run_dir: str
+    mlflow_run_id: str
+    metrics: dict[str, float | None]
+    tags: dict[str, Any]
+    model: dict[str, Any] | None  # the registered version (name, version, alias, uri)
+    weak_labels: LabelsRef
+    student_labels: LabelsRef
+    label_names: list[str]
+    counts: dict[str, int]
+    reused: dict[str, bool]  # weak, w2s, ceiling: taken from the cache rather than trained
+    early_stopping: str
+    method: str
+    selection: Selection | None = field(default=None)
+
+
 @flow(name="w2s-pipeline", log_prints=True, validate_parameters=False)
-def pipeline(config: dict[str, Any], project_dir: str) -> dict[str, Any]:
+def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
     """Run the whole pipeline for a validated config; return metrics, lineage and the model."""
     cfg = Config.model_validate(config)
     run_name = new_run_name(config)
     run_dir = Project(Path(project_dir)).runs_dir / run_name
     parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
     run_dir.mkdir(parents=True, exist_ok=True)  # after tracking is reachable: a dead server leaves nothing
-    ctx = RunContext(project_dir, str(run_dir), parent_id, config)
+    ctx = RunContext(project_dir, str(run_dir), parent_id)
     ok = False
     try:
-        table = data.ingest(ctx)
-        tags.update(data_md5=table.data_md5, **table.source["dvc"])
-        data.validate(ctx, table)
-        splits = data.split(ctx, table)
-        selection = None
-        if cfg.selection.candidates:
-            selection = methods.select_weak(ctx, splits, table)
-            cfg = with_weak(cfg, selection["chosen"])
-            ctx = replace(ctx, config=cfg.model_dump(mode="json"))
-        weak_ref, weak_run_id = weak.train_weak(ctx, splits)
-        labels = weak.weak_labels(ctx, splits, weak_ref, table)
-        tags.update(weak_labels_md5=labels["md5"], weak_model_run_id=weak_run_id,
-                    weak_labels_path=Path(labels["path"]).resolve().relative_to(Path(project_dir).resolve()).as_posix(),
-                    weak_labels_in_dvc="yes" if labels["dvc"] else "no (not a DVC repository)")
-        student_labels, refined = labels, None
-        if cfg.method == "bootstrap":
-            student_labels = methods.bootstrap(ctx, splits, table, labels)
-        elif cfg.method in REFINED_METHODS:
-            student_labels, refined = methods.refine(ctx, splits, table, weak_ref)
-        tags["student_labels_md5"] = student_labels["md5"]
-        student = strong.train_strong(ctx, splits, "w2s", student_labels)
-        ceiling = strong.train_strong(ctx, splits, "ceiling")
-        metrics = evaluate.evaluate(ctx, splits, weak_ref, student, ceiling, refined)
+        out = run_sequence(FlowSteps(ctx, tags), cfg)
         model = None
         if cfg.registry.enabled:
-            model = evaluate.register(ctx, student, splits.label_names, tags)
+            model = evaluate.register(ctx, out.cfg, out.student, out.splits.label_names, tags)
         ok = True
     finally:
         tracking.finish(parent_id, tags, ok)
-    return {
-        "run_name": run_name, "run_dir": str(run_dir), "mlflow_run_id": parent_id,
-        "metrics": metrics, "tags": tags, "model": model, "weak_labels": labels,
-        "label_names": splits.label_names, "counts": splits.counts,
-        "reused": {"weak": weak_ref.reused, "w2s": student.reused, "ceiling": ceiling.reused},
-        "early_stopping": cfg.strong.early_stopping, "selection": selection, "method": cfg.method,
-        "student_labels": student_labels,
-    }
+    return PipelineResult(
+        run_name=run_name, run_dir=str(run_dir), mlflow_run_id=parent_id, metrics=out.metrics, tags=tags,
+        model=model, weak_labels=out.weak_labels, student_labels=out.supervision.labels,
+        label_names=out.splits.label_names, counts=out.splits.counts,
+        reused={"weak": out.weak.reused, "w2s": out.student.reused, "ceiling": out.ceiling.reused},
+        early_stopping=out.cfg.strong.early_stopping, method=out.cfg.method, selection=out.selection,
+    )

@@ -29,6 +29,8 @@ def retrain(project_dir: str | None = None, overrides: list[str] | None = None) 
     root = str(project.root)
     snapshot = promotion.snapshot_data(root, config)
     result = pipeline(config=config, project_dir=root)
-    decision = promotion.gate(root, config, result["model"], str(Path(result["run_dir"]) / "splits.parquet"))
-    return {"snapshot": snapshot, "metrics": result["metrics"], "model": result["model"],
-            "mlflow_run_id": result["mlflow_run_id"], "decision": decision}
+    if result.model is None:  # registry.enabled was checked above: the flow always registers here
+        raise RuntimeError("the pipeline registered no challenger")
+    decision = promotion.gate(root, config, result.model, str(Path(result.run_dir) / "splits.parquet"))
+    return {"snapshot": snapshot, "metrics": result.metrics, "model": result.model,
+            "mlflow_run_id": result.mlflow_run_id, "decision": decision}

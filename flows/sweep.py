@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks import sweep as sweep_tasks
-from tasks import tracking
+from tasks import sweep_points, tracking
 from w2s.config import stable_hash
+from w2s.pipeline.sweep_grid import SweepConfig, expand
 from w2s.project import Project
-from w2s.sweep import SweepConfig, expand
 
 
 @flow(name="w2s-sweep", log_prints=True, validate_parameters=False)
@@ -35,11 +34,11 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     parent_id, tags = tracking.start(project_dir, base, name, None)
     ok = False
     try:
-        runner = sweep_tasks.run_point.with_options(task_run_name="point-{index}")
+        runner = sweep_points.run_point.with_options(task_run_name="point-{index}")
         futures = [runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
                    for i, (point, cfg) in enumerate(points)]
         rows = [f.result() for f in futures]
-        result = sweep_tasks.report(rows, spec.group_keys, str(sweep_dir), parent_id)
+        result = sweep_points.report(rows, spec.group_keys, str(sweep_dir), parent_id)
         ok = True
     finally:
         tracking.finish(parent_id, {**tags, "method": "sweep"}, ok)
@@ -49,7 +48,7 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
 def with_runner(spec: SweepConfig):
     """The sweep flow bound to the task runner the sweep config names."""
     if spec.runner == "threads":
-        return sweep.with_options(task_runner=ThreadPoolTaskRunner(max_workers=spec.max_workers))
+        return sweep.with_options(task_runner=cast(Any, ThreadPoolTaskRunner(max_workers=spec.max_workers)))
     from prefect_dask import DaskTaskRunner
 
     if spec.dask_address:
@@ -58,4 +57,5 @@ def with_runner(spec: SweepConfig):
         runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
             "n_workers": spec.max_workers, "threads_per_worker": 1, "processes": True,
             "dashboard_address": None})
-    return sweep.with_options(task_runner=runner)
+    # Prefect types task_runner by its own futures; Dask's runner is one all the same
+    return sweep.with_options(task_runner=cast(Any, runner))

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from w2s.cache import ArtifactCache
-from w2s.config import Config
-from w2s.errors import ValidationFailed
+from w2s.core.cache import ArtifactCache
+from w2s.ops.tracking import RunLog
+from w2s.pipeline.sequence import LibrarySteps
 from w2s.project import Project
-from w2s.tracking import RunLog
 
 
 @dataclass(frozen=True)
@@ -21,15 +18,10 @@ class RunContext:
     project_dir: str
     run_dir: str
     parent_run_id: str
-    config: dict
 
     @property
     def project(self) -> Project:
         return Project(Path(self.project_dir))
-
-    @property
-    def cfg(self) -> Config:
-        return Config.model_validate(self.config)
 
     @property
     def out(self) -> Path:
@@ -39,12 +31,8 @@ class RunContext:
     def cache(self) -> ArtifactCache:
         return ArtifactCache(self.project.cache_dir)
 
-
-@contextmanager
-def gate_artifact(run: RunLog, name: str) -> Iterator[None]:
-    """Log a failed gate's report to the stage run before the failure stops the flow."""
-    try:
-        yield
-    except ValidationFailed as exc:
-        run.dict(exc.report, name)
-        raise
+    def steps(self, run: RunLog) -> LibrarySteps:
+        """The library's steps for this run: step files in the run folder, label files published
+        into the project's weak_labels/ and DVC-versioned, gate reports logged to `run`."""
+        return LibrarySteps(self.project, self.out, self.project.weak_labels_dir, self.cache,
+                            version_labels=True, record=lambda name, report: run.dict(report, name))

@@ -9,17 +9,19 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
 from tasks.retry import RETRY
-from w2s import registry, steps, tracking
+from w2s.config import Config
+from w2s.core.refs import ModelRef, SplitsRef
 from w2s.io import write_json
-from w2s.refs import ModelRef, SplitsRef
+from w2s.methods.base import Supervision
+from w2s.ops import registry, tracking
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, **RETRY)
-def evaluate(ctx: RunContext, splits: SplitsRef, weak: ModelRef, student: ModelRef,
-             ceiling: ModelRef, refined: ModelRef | None = None) -> dict:
+def evaluate(ctx: RunContext, cfg: Config, splits: SplitsRef, weak: ModelRef, student: ModelRef,
+             ceiling: ModelRef, supervision: Supervision) -> dict:
     """Metrics under the contract's names, in the run folder, at the repo root and in MLflow."""
-    metrics = steps.evaluate(splits, weak, student, ceiling, refined)
     with tracking.stage_run(ctx.parent_run_id, "evaluate") as run:
+        metrics = ctx.steps(run).evaluate(cfg, splits, weak, student, ceiling, supervision)
         run.metrics(metrics)
     tracking.RunLog(ctx.parent_run_id).metrics(metrics)
     write_json(ctx.out / "metrics.json", metrics)
@@ -28,13 +30,13 @@ def evaluate(ctx: RunContext, splits: SplitsRef, weak: ModelRef, student: ModelR
 
 
 @task(name="register", cache_policy=NO_CACHE, **RETRY)
-def register(ctx: RunContext, student: ModelRef, label_names: list[str], tags: dict) -> dict:
+def register(ctx: RunContext, cfg: Config, student: ModelRef, label_names: list[str], tags: dict) -> dict:
     """Log the student as a text-in pyfunc, register a version with lineage tags, alias it."""
-    cfg = ctx.cfg.registry
+    reg = cfg.registry
     with tracking.stage_run(ctx.parent_run_id, "register") as run:
         run.tags(tags)
         version = registry.log_and_register(run.run_id, Path(student.dir) / "model", label_names,
-                                            cfg.model_name, cfg.alias, tags)
-    get_run_logger().info("registered %s version %s as @%s", cfg.model_name, version, cfg.alias)
-    return {"name": cfg.model_name, "version": version, "alias": cfg.alias,
-            "uri": f"models:/{cfg.model_name}@{cfg.alias}"}
+                                            reg.model_name, reg.alias, tags)
+    get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
+    return {"name": reg.model_name, "version": version, "alias": reg.alias,
+            "uri": f"models:/{reg.model_name}@{reg.alias}"}

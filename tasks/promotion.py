@@ -9,9 +9,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.retry import RETRY
-from w2s import promotion, versioning
 from w2s.config import Config
-from w2s.lineage import snapshot_targets
+from w2s.ops import promotion, versioning
+from w2s.ops.lineage import snapshot_targets
 from w2s.project import Project
 
 

@@ -6,10 +6,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.retry import RETRY
-from w2s import tracking
 from w2s.config import Config
-from w2s.determinism import determinism_facts
-from w2s.lineage import git_commit, method_name, params_hash
+from w2s.ops import tracking
+from w2s.ops.determinism import determinism_facts
+from w2s.ops.lineage import git_commit, method_name, params_hash
 from w2s.project import Project
 
 

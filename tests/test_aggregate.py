@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from w2s.aggregate import aggregate_seeds, mean_se
+from w2s.pipeline.aggregate import aggregate_seeds, mean_se
 
 
 def test_mean_and_standard_error():

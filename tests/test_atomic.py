@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import REPO
-from w2s.cache import MANIFEST, ArtifactCache
+from w2s.core.cache import MANIFEST, ArtifactCache
 from w2s.io import atomic_path, copy_file, write_json, write_text
 
 
@@ -23,10 +23,9 @@ def _leftovers(folder: Path) -> list[str]:
 
 def test_a_write_that_raises_leaves_no_target_and_no_temp_file(tmp_path):
     target = tmp_path / "out" / "metrics.json"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text('{"half": ')
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text('{"half": ')
+        raise RuntimeError("disk full")
     assert _leftovers(target.parent) == []
 
 
@@ -73,7 +72,7 @@ def _labels() -> pd.DataFrame:
 
 
 def test_a_weak_label_write_interrupted_in_the_parquet_publishes_neither_file(tmp_path, monkeypatch):
-    from w2s.labels import write_weak_labels
+    from w2s.pipeline.labels import write_weak_labels
 
     def half_then_die(self, path, **kwargs):
         Path(path).write_bytes(b"PAR1 partial")
@@ -86,20 +85,20 @@ def test_a_weak_label_write_interrupted_in_the_parquet_publishes_neither_file(tm
 
 
 def test_a_weak_label_write_interrupted_in_the_sidecar_publishes_no_label_file(tmp_path, monkeypatch):
-    import w2s.labels
+    import w2s.pipeline.labels
 
     def die(path, obj):
         raise OSError("killed while writing the sidecar")
 
-    monkeypatch.setattr(w2s.labels, "write_json", die)
+    monkeypatch.setattr(w2s.pipeline.labels, "write_json", die)
     with pytest.raises(OSError, match="sidecar"):
-        w2s.labels.write_weak_labels(_labels(), tmp_path / "wl.parquet", {"weak_model": {}})
+        w2s.pipeline.labels.write_weak_labels(_labels(), tmp_path / "wl.parquet", {"weak_model": {}})
     assert _leftovers(tmp_path) == []
 
 
 def test_a_published_label_file_always_has_its_own_md5_in_the_sidecar(tmp_path):
     from w2s.io import file_md5
-    from w2s.labels import write_weak_labels
+    from w2s.pipeline.labels import write_weak_labels
 
     path = tmp_path / "wl.parquet"
     md5 = write_weak_labels(_labels(), path, {"weak_model": {}})
@@ -110,7 +109,7 @@ def test_a_published_label_file_always_has_its_own_md5_in_the_sidecar(tmp_path):
 
 def _weak_inputs(tmp_path: Path):
     from w2s.config import Config
-    from w2s.refs import SplitsRef
+    from w2s.core.refs import SplitsRef
 
     words = {"pos": "great lovely fine good", "neg": "awful bad poor dull"}
     rows = []
@@ -139,7 +138,7 @@ def _corrupt(entry: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["flipped-byte", "truncated", "file-deleted", "manifest-garbled"])
 def test_a_corrupted_cache_entry_is_recomputed_not_used(tmp_path, how, caplog):
-    from w2s.steps import train_weak
+    from w2s.pipeline.steps import train_weak
 
     splits, cfg, cache = _weak_inputs(tmp_path)
     first = train_weak(splits, cfg, cache)

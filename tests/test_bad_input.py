@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import make_project
 from w2s.errors import DataError, ValidationFailed
+
+from conftest import make_project, publish
 
 MODEL = "w2s-test"  # TINY_CONFIG's registry.model_name
 
@@ -118,7 +119,7 @@ def shared_project(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) 
     version that already carries the `champion` and `challenger` aliases."""
     from mlflow import MlflowClient
 
-    from w2s import tracking
+    from w2s.ops import tracking
     from w2s.project import Project
 
     root = make_project(tmp_path_factory.mktemp("bad-input") / "proj", bundled_dir)
@@ -190,12 +191,12 @@ def test_bad_input_fails_with_one_line_and_leaves_no_trace(shared_project, monke
 def test_texts_longer_than_the_context_are_truncated_and_counted_not_dropped(caplog):
     from transformers import AutoTokenizer
 
-    from w2s.models.batching import encode
-    from w2s.models.resolve import resolve_model
+    from w2s.core.models.batching import encode
+    from w2s.core.models.resolve import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model("minilm-l6"))
     texts = ["short one", "word " * 5000, "another short text", "long " * 40]
-    with caplog.at_level(logging.WARNING, logger="w2s.models.batching"):
+    with caplog.at_level(logging.WARNING, logger="w2s.core.models.batching"):
         enc = encode(tokenizer, texts, max_length=32)
     assert len(enc) == len(texts)  # nothing dropped
     assert enc.truncated == 2
@@ -207,7 +208,7 @@ def test_texts_longer_than_the_context_are_truncated_and_counted_not_dropped(cap
 # -- weak labels: no user input writes them, so the step that owns the gate is driven directly --
 
 def _label_step(tmp_path: Path, probs: list[list[float]], pred_ids: list[str] | None = None):
-    from w2s.refs import ModelRef, SplitsRef, TableRef
+    from w2s.core.refs import ModelRef, SplitsRef, TableRef
 
     splits = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "text": ["ta", "tb", "tc", "td", "te"],
                            "label": ["x", "y", "x", "y", "x"],
@@ -232,24 +233,20 @@ GOOD = [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4]]
     ([0.7, 0.7], "expect_column_values_to_be_between on column 'prob_sum'"),
 ], ids=["nan", "negative", "not-normalised"])
 def test_bad_weak_probabilities_stop_the_gate_before_a_label_file_exists(tmp_path, bad_row, column):
-    from w2s.steps import make_weak_labels
-
     splits, weak, table = _label_step(tmp_path, [GOOD[0], bad_row, *GOOD[2:]])
     target = tmp_path / "weak_labels" / "wl.parquet"
     with pytest.raises(ValidationFailed, match=column) as info:
-        make_weak_labels(splits, weak, table, target)
+        publish(splits, weak, table, target)
     assert str(info.value).startswith("validation gate 'weak_labels' failed: ")
     assert "\n" not in str(info.value)
     assert not target.exists() and not target.with_suffix(".json").exists()
 
 
 def test_weak_label_ids_that_do_not_match_the_source_name_the_file_and_row(tmp_path):
-    from w2s.steps import make_weak_labels
-
     splits, weak, table = _label_step(tmp_path, GOOD, pred_ids=["b", "zz", "d", "e"])
     target = tmp_path / "weak_labels" / "wl.parquet"
     with pytest.raises(DataError) as info:
-        make_weak_labels(splits, weak, table, target)
+        publish(splits, weak, table, target)
     msg = str(info.value)
     assert msg.startswith(f"{Path(weak.dir) / 'preds.parquet'}: weak-label ids do not match")
     assert "row 2 is transfer id 'c' in the source but transfer id 'zz' here" in msg
@@ -258,7 +255,7 @@ def test_weak_label_ids_that_do_not_match_the_source_name_the_file_and_row(tmp_p
 
 def test_label_column_of_objects_is_refused_with_its_line(tmp_path):
     from w2s.config import DataConfig
-    from w2s.data.sources import read_source
+    from w2s.core.data.sources import read_source
     from w2s.project import Project
 
     rows = [json.dumps({"text": f"t{i}", "label": "pos"}) for i in range(5)]
@@ -270,7 +267,7 @@ def test_label_column_of_objects_is_refused_with_its_line(tmp_path):
 
 def test_utf8_with_a_byte_order_mark_is_read(tmp_path):
     from w2s.config import DataConfig
-    from w2s.data.sources import read_source
+    from w2s.core.data.sources import read_source
     from w2s.project import Project
 
     (tmp_path / "d.csv").write_bytes("text,label\ncafé,pos\nthé,neg\n".encode("utf-8-sig"))

@@ -11,7 +11,7 @@ import pytest
 
 from bench import run as bench_run
 from bench.inference import _Embedder, input_order
-from w2s.models.batching import encode, predict_logits
+from w2s.core.models.batching import encode, predict_logits
 
 TEXTS = ["a", "a much longer text with many more tokens than the first", "short one", "mid sized text here",
          "x y", "another fairly long sentence to pad against", "z"]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from w2s.data import bundled
+from w2s.core.data import bundled
 from w2s.errors import DataError
 from w2s.io import file_md5
 

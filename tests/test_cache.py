@@ -1,6 +1,6 @@
 import pytest
 
-from w2s.cache import ArtifactCache, cache_key
+from w2s.core.cache import ArtifactCache, cache_key
 
 
 def test_key_changes_with_any_part_of_the_spec():
@@ -24,9 +24,8 @@ def test_entry_is_sealed_and_verified(tmp_path):
 
 def test_failed_build_leaves_nothing(tmp_path):
     cache = ArtifactCache(tmp_path)
-    with pytest.raises(RuntimeError):
-        with cache.build("weak", "k2", {}) as folder:
-            (folder / "half.txt").write_text("partial")
-            raise RuntimeError("training died")
+    with pytest.raises(RuntimeError), cache.build("weak", "k2", {}) as folder:
+        (folder / "half.txt").write_text("partial")
+        raise RuntimeError("training died")
     assert cache.lookup("weak", "k2") is None
     assert list((tmp_path / "weak").iterdir()) == []

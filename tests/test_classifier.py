@@ -1,8 +1,18 @@
 import numpy as np
 import torch
 
-from w2s.models.batching import collate, encode, length_grouped_batches, predict_logits
-from w2s.models.classifier import build_classifier, load_classifier, mean_pool, save_classifier
+from w2s.core.models.batching import (
+    collate,
+    encode,
+    length_grouped_batches,
+    predict_logits,
+)
+from w2s.core.models.classifier import (
+    build_classifier,
+    load_classifier,
+    mean_pool,
+    save_classifier,
+)
 
 
 def test_mean_pool_ignores_padding_by_attention_mask():

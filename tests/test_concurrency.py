@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, TINY_CONFIG, make_project
 
-from w2s.cache import MANIFEST, ArtifactCache
+from w2s.core.cache import MANIFEST, ArtifactCache
 from w2s.io import file_md5
+
+from conftest import BIN, TINY_CONFIG, make_project
 
 pytestmark = pytest.mark.slow
 

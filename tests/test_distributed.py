@@ -9,15 +9,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_project
 
-from w2s import steps
-from w2s.cache import ArtifactCache
 from w2s.config import load_config
-from w2s.distributed.dsconfig import generate, resolve
-from w2s.distributed.launch import DistributedTrainingError, hostfile_slots, launch_command
+from w2s.core.cache import ArtifactCache
 from w2s.errors import ConfigError
+from w2s.pipeline import steps
+from w2s.pipeline.distributed.dsconfig import generate, resolve
+from w2s.pipeline.distributed.launch import (
+    DistributedTrainingError,
+    hostfile_slots,
+    launch_command,
+)
 from w2s.project import Project
+
+from conftest import make_project, publish
 
 
 def test_generated_config_follows_the_typed_settings():
@@ -61,13 +66,13 @@ def test_launch_commands_and_hostfiles(tmp_path):
     job = tmp_path / "job.json"
     cmd = launch_command(load_config(None, ["strong.distributed.processes=2"]), job)
     assert cmd[1:3] == ["-m", "torch.distributed.run"] and cmd[cmd.index("--nproc_per_node") + 1] == "2"
-    assert cmd[-3:] == ["-m", "w2s.distributed.worker", str(job)]
+    assert cmd[-3:] == ["-m", "w2s.pipeline.distributed.worker", str(job)]
     hosts = tmp_path / "hostfile"
     hosts.write_text("# two nodes\nworker-1 slots=4\nworker-2 slots=4  # second\n")
     assert hostfile_slots(hosts) == 8
     cmd = launch_command(load_config(None, [f"strong.distributed.hostfile={hosts}"]), job)
     assert cmd[1:3] == ["-m", "deepspeed.launcher.runner"] and cmd[cmd.index("--hostfile") + 1] == str(hosts)
-    assert cmd[-3:] == ["--module", "w2s.distributed.worker", str(job)]
+    assert cmd[-3:] == ["--module", "w2s.pipeline.distributed.worker", str(job)]
     hosts.write_text("worker-1\n")
     with pytest.raises(DistributedTrainingError, match="expected 'host slots=N'"):
         hostfile_slots(hosts)
@@ -81,7 +86,7 @@ def test_frozen_mode_cannot_use_deepspeed():
 def test_half_precision_without_a_gpu_is_refused_before_any_rank_starts(tmp_path):
     import torch
 
-    from w2s.distributed.launch import check_device
+    from w2s.pipeline.distributed.launch import check_device
 
     cfg = load_config(None, ["strong.deepspeed.precision=bf16"])
     if torch.cuda.is_available():
@@ -94,8 +99,8 @@ def test_half_precision_without_a_gpu_is_refused_before_any_rank_starts(tmp_path
 
 def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(capsys):
     from cli.main import main
-    from w2s.models.classifier import build_classifier
-    from w2s.plan import count_params, estimate
+    from w2s.core.models.classifier import build_classifier
+    from w2s.core.plan import count_params, estimate
 
     total, largest = count_params("minilm-l6", None)
     _, model = build_classifier("minilm-l6", 2, None, seed=0)
@@ -138,16 +143,16 @@ def tiny(tmp_path_factory, bundled_dir):
     table = steps.ingest(cfg, Project(root), out)
     splits, _ = steps.make_splits(table, cfg, out)
     cache = ArtifactCache(root / ".w2s" / "cache")
-    labels, _ = steps.make_weak_labels(splits, steps.train_weak(splits, cfg, cache), table, out / "labels.parquet")
+    labels = publish(splits, steps.train_weak(splits, cfg, cache), table, out / "labels.parquet")
     return root, splits, labels
 
 
 def _student(tiny, tmp_path, *overrides):
-    from w2s.strong import train_strong
+    from w2s.pipeline.strong import StudentRun, train_strong
 
     root, splits, labels = tiny
     cfg = load_config(root / "params.yaml", [*TINY_DS, *overrides])
-    return train_strong(splits, cfg, ArtifactCache(tmp_path / "cache"), "w2s", labels["path"], labels["md5"])
+    return train_strong(splits, StudentRun.with_method(cfg, labels), ArtifactCache(tmp_path / "cache"))
 
 
 def _weights(ref) -> dict:
@@ -193,7 +198,7 @@ def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, t
 @pytest.mark.slow
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path,
                                                                    monkeypatch):
-    from w2s.distributed.runner import FAULT_ENV
+    from w2s.pipeline.distributed.runner import FAULT_ENV
 
     args = ("strong.backend=deepspeed", "strong.distributed.processes=2", "strong.deepspeed.stage=2",
             "strong.distributed.checkpoint_every=2")
@@ -231,11 +236,11 @@ def test_the_pipeline_runs_on_the_deepspeed_backend(project):
     cfg = load_config(project / "params.yaml", ["strong.backend=deepspeed", "strong.distributed.processes=2",
                                                 "strong.deepspeed.stage=3"])
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
-    assert result["model"]["version"] == "1"
+    assert result.model["version"] == "1"
     for key in ("weak_acc", "w2s_acc", "ceiling_acc"):
-        assert 0.0 <= result["metrics"][key] <= 1.0
+        assert 0.0 <= result.metrics[key] <= 1.0
     client = MlflowClient()
-    parent = client.get_run(result["mlflow_run_id"])
+    parent = client.get_run(result.mlflow_run_id)
     children = {r.info.run_name: r for r in client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
     student = children["strong-w2s"]

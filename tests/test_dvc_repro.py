@@ -1,4 +1,6 @@
-"""`dvc repro` runs the same stages as the Prefect flow and shares its model cache."""
+"""One pipeline sequence: `dvc repro` runs the same steps as the library runner and the Prefect
+flow, with the same cache keys and metrics, and a method added as a plugin runs through all of
+them without any other module knowing it."""
 
 from __future__ import annotations
 
@@ -11,40 +13,152 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
-pytestmark = pytest.mark.slow
+from w2s.config import load_config
+from w2s.core.cache import ArtifactCache
+from w2s.io import read_json
+from w2s.methods import registry
+from w2s.pipeline.runner import run_config
+from w2s.pipeline.sequence import SEQUENCE
+from w2s.project import Project
+
 REPO = Path(__file__).resolve().parents[1]
+CANDIDATES = ("selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, "
+              "tiny: {kind: tfidf, tfidf: {max_features: 10}}}")
 
 
-def test_dvc_repro_runs_every_stage_on_a_fresh_project(project: Path) -> None:
-    import yaml
+def _stages() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
-    from w2s.config import load_config
 
-    # DVC needs every params section its stages name: write the tiny config out in full
-    full = load_config(project / "params.yaml").model_dump(mode="json")
+def test_dvc_yaml_is_the_sequence_and_lists_every_section_its_stages_read():
+    from w2s.pipeline.dvc_stages import STAGES
+
+    assert tuple(_stages()) == SEQUENCE == tuple(STAGES)
+    for name, stage in _stages().items():
+        assert stage["cmd"] == f"python -m w2s.pipeline.dvc_stages {name}"
+    sections = {name for name, m in registry().items() if m.Settings is not None}
+    params = {name: set(stage.get("params", [])) for name, stage in _stages().items()}
+    for stage in ("supervise", "student", "evaluate"):  # a method's hooks run in these three
+        assert {"method", *sections} <= params[stage], stage
+    assert {"selection", "weak"} <= params["weak"] and "selection" in params["select"]
+    assert {"seed", "strong"} <= params["ceiling"] and {"seed", "split"} <= params["split"]
+
+
+def _dvc_project(project: Path, overrides: list[str]) -> dict[str, str]:
+    """Make `project` runnable by `dvc repro`: the full config (DVC reads every section its
+    stages name), dvc.yaml and the library beside it; returns the environment to run it in."""
+    full = load_config(project / "params.yaml", overrides).model_dump(mode="json")
     (project / "params.yaml").write_text(yaml.safe_dump(full))
     shutil.copyfile(REPO / "dvc.yaml", project / "dvc.yaml")
     shutil.copytree(REPO / "w2s", project / "w2s", ignore=shutil.ignore_patterns("__pycache__"))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    dvc = [sys.executable, "-m", "dvc"]
-    proc = subprocess.run([*dvc, "repro"], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=900)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
+
+def _repro(project: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def _dvc_keys(project: Path) -> dict[str, str]:
+    out = project / "outputs"
+    keys = {name: read_json(out / name / "ref.json")["key"] for name in ("weak", "w2s", "ceiling")}
+    refined = read_json(out / "supervision" / "supervision.json")["refined"]
+    keys["refined"] = refined["key"] if refined else None
+    return keys
+
+
+@pytest.mark.slow
+def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_weak_selection(project: Path):
+    overrides = ["method=smooth", CANDIDATES, "selection.folds=3", "strong.frozen.epochs=10"]
+    env = _dvc_project(project, overrides)
+    cfg = load_config(project / "params.yaml")
+    lib = run_config(cfg, Project(project), project / "library", ArtifactCache(project / ".w2s" / "cache"))
+    assert lib.selection is not None and lib.supervision.refined is not None
+    assert not lib.student.reused
+
+    _repro(project, env)
+    chosen = read_json(project / "outputs" / "selection" / "selection.json")["chosen"]
+    assert chosen == lib.selection.chosen
+    assert _dvc_keys(project) == {"weak": lib.weak.key, "w2s": lib.student.key, "ceiling": lib.ceiling.key,
+                                  "refined": lib.supervision.refined.key}
     metrics = json.loads((project / "metrics.json").read_text())
-    assert {"weak_acc", "ceiling_acc", "w2s_acc", "pgr", "agreement"} <= set(metrics)
-    labels = pd.read_parquet(project / "outputs" / "weak_labels.parquet")
-    assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split"]
-    assert (project / "dvc.lock").is_file()
-
-    status = subprocess.run([*dvc, "status"], cwd=project, env=env, capture_output=True, text=True)
+    assert metrics == lib.metrics
+    labels = pd.read_parquet(lib.supervision.labels.path)
+    dvc_labels = read_json(project / "outputs" / "supervision" / "supervision.json")["labels"]
+    assert dvc_labels["md5"] == lib.supervision.labels.md5 and list(labels.columns)[:4] == [
+        "id", "text", "weak_probs", "weak_label"]
+    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True,
+                            text=True)
     assert "up to date" in status.stdout, status.stdout
 
-    # the Prefect flow on the same params reuses the models the DVC stages trained
+    # the Prefect flow on the same params reuses every model the other two trained
     from flows.pipeline import pipeline
 
-    cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
-    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
-    assert result["reused"] == {"weak": True, "w2s": True, "ceiling": True}
-    assert result["metrics"] == metrics
+    flow_cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
+    result = pipeline(config=flow_cfg.model_dump(mode="json"), project_dir=str(project))
+    assert result.reused == {"weak": True, "w2s": True, "ceiling": True}
+    assert result.metrics == metrics and result.selection == lib.selection
+
+
+# A tenth method that no module of the project knows: naive training on the weak labels
+# hardened to one-hot (the control for gains that are mere sharpening), installed as a plugin.
+PLUGIN = '''
+import numpy as np
+
+from w2s.methods.base import Refined, RefiningMethod
+
+
+class Hardened(RefiningMethod):
+    name = "hardened"
+    summary = "naive training on argmax-hardened weak labels"
+
+    def refine(self, inp):
+        return Refined(np.eye(inp.k)[inp.weak_probs.argmax(1)], {"hardened_rows": len(inp.targets)})
+'''
+
+
+def _plugin(folder: Path) -> Path:
+    """A package on its own path, registered under the `w2s.methods` entry-point group."""
+    folder.mkdir()
+    (folder / "w2s_hardened.py").write_text(PLUGIN)
+    info = folder / "w2s_hardened-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: w2s-hardened\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[w2s.methods]\nhardened = w2s_hardened:Hardened\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(project: Path, tmp_path: Path):
+    plugin = _plugin(tmp_path / "plugin")
+    env = _dvc_project(project, [])
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin), env.get("PYTHONPATH", "")])
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    (project / "params.yaml").write_text(yaml.safe_dump({**params, "method": "hardened"}))
+
+    # the flow, through the CLI, in a process where the plugin is installed
+    run = subprocess.run([str(Path(sys.executable).parent / "w2s"), "run", "--json"], cwd=project, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    flow = json.loads(run.stdout[run.stdout.index("{"):])
+    assert flow["method"] == "hardened" and flow["tags"]["method"] == "hardened/xent"
+    labels = pd.read_parquet(flow["student_labels"]["path"])
+    probs = labels["weak_probs"].map(max)
+    assert (probs == 1.0).all(), "the student trained on one-hot labels"
+    assert Path(flow["student_labels"]["path"] + ".dvc").is_file(), "published and DVC-versioned"
+
+    _repro(project, env)
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert metrics == flow["metrics"] and metrics["changed_frac_transfer"] == 0.0
+    sup = read_json(project / "outputs" / "supervision" / "supervision.json")
+    assert sup["labels"]["md5"] == flow["student_labels"]["md5"]
+    assert read_json(project / "outputs" / "w2s" / "ref.json")["reused"], "the flow's student, same key"
+
+    # without the plugin the method is unknown, and said so in one line
+    bare = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    refused = subprocess.run([str(Path(sys.executable).parent / "w2s"), "run"], cwd=project, env=bare,
+                             capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "config key 'method'" in refused.stderr.strip().splitlines()[-1]

@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 
 from cli.main import main
+
+from conftest import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from w2s.cache import ArtifactCache
 from w2s.config import load_config
-from w2s.experiment import run_experiment
-from w2s.models.batching import encode, predict_logits, softmax
-from w2s.models.classifier import load_classifier
+from w2s.core.cache import ArtifactCache
+from w2s.core.models.batching import encode, predict_logits, softmax
+from w2s.core.models.classifier import load_classifier
+from w2s.pipeline.runner import run_config
 from w2s.project import Project
 
 pytestmark = pytest.mark.slow
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 def test_frozen_mode_trains_the_head_on_cached_embeddings(project: Path) -> None:
     cfg = load_config(project / "params.yaml", ["strong.mode=frozen", "strong.frozen.epochs=20"])
     cache = ArtifactCache(project / ".w2s" / "cache")
-    result = run_experiment(cfg, Project(project), project / "out", cache)
+    result = run_config(cfg, Project(project), project / "out", cache)
 
     entries = list((project / ".w2s" / "cache" / "embeddings").iterdir())
     assert len(entries) == 1, "student and ceiling share one embedding pass"
@@ -39,7 +39,7 @@ def test_frozen_mode_trains_the_head_on_cached_embeddings(project: Path) -> None
     stored = np.stack(stored[stored["split"] == "test"]["probs"].to_numpy())
     np.testing.assert_allclose(probs, stored, atol=1e-4)
 
-    from w2s.models.resolve import load_pretrained
+    from w2s.core.models.resolve import load_pretrained
 
     _, pristine = load_pretrained("minilm-l6")
     for name, weight in pristine.state_dict().items():

@@ -3,8 +3,13 @@ import pandas as pd
 import pytest
 
 from w2s.errors import DataError
-from w2s.labels import build_weak_labels, read_weak_labels, write_predictions, write_weak_labels
-from w2s.steps import aligned_probs
+from w2s.pipeline.labels import (
+    build_weak_labels,
+    read_weak_labels,
+    write_predictions,
+    write_weak_labels,
+)
+from w2s.pipeline.steps import aligned_probs
 
 SPLITS = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["ta", "tb", "tc", "td"],
                        "label": ["x", "y", "x", "y"], "split": ["weak_train", "transfer", "val", "test"]})

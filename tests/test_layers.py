@@ -1,39 +1,138 @@
-"""The architecture's rules: flows -> tasks -> w2s, and no heavy work at import time."""
+"""The architecture's rules, checked on the source: the layers import downward only, no module
+imports itself back through others, a method's name is branched on only in its own module, and
+importing the library does no heavy work."""
+
+from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("w2s", "tasks", "flows", "cli")
+# Shared foundations every layer may use.
+BASE = {"w2s", "w2s.errors", "w2s.io", "w2s.project"}
 
 
-def _imports(folder: str) -> set[tuple[str, str]]:
-    found = set()
-    for path in (REPO / folder).rglob("*.py"):
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _graph() -> dict[str, set[str]]:
+    """Every import of every module of the project (module level, in functions, and under
+    TYPE_CHECKING alike), as absolute module names."""
+    modules = {_module(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                found |= {(str(path), a.name.split(".")[0]) for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                found.add((str(path), node.module.split(".")[0]))
-    return found
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in modules}
+        graph[name] = {m for m in found if m != name}
+    return graph
 
 
-def test_library_never_imports_the_orchestration_layer():
-    bad = {(p, m) for p, m in _imports("w2s") if m in {"prefect", "tasks", "flows", "cli"}}
+GRAPH = _graph()
+
+
+def _imports_of(prefix: str) -> set[tuple[str, str]]:
+    return {(m, d) for m, deps in GRAPH.items() if m == prefix or m.startswith(prefix + ".") for d in deps}
+
+
+def _outside(pairs: set[tuple[str, str]], allowed: tuple[str, ...]) -> set[tuple[str, str]]:
+    """Imports of project modules that fall outside the allowed packages."""
+    def ok(dep: str) -> bool:
+        return dep in BASE or any(dep == a or dep.startswith(a + ".") for a in allowed)
+    return {(m, d) for m, d in pairs if d.split(".")[0] in PACKAGES and not ok(d)}
+
+
+def test_the_library_never_imports_prefect_or_the_layers_above_it():
+    bad = {(m, d) for m, d in _imports_of("w2s") if d.split(".")[0] in {"prefect", "tasks", "flows", "cli"}}
     assert not bad
 
 
-def test_tasks_never_import_flows():
-    assert not {(p, m) for p, m in _imports("tasks") if m in {"flows", "cli"}}
+def test_core_ml_imports_only_core_and_methods_only_core():
+    assert not _outside(_imports_of("w2s.core"), ("w2s.core",))
+    assert not _outside(_imports_of("w2s.methods"), ("w2s.core", "w2s.methods"))
+
+
+def test_operations_never_import_the_pipeline_and_tasks_never_import_flows():
+    assert not _outside(_imports_of("w2s.ops"), ("w2s.core", "w2s.config", "w2s.ops"))
+    assert not {(m, d) for m, d in _imports_of("tasks") if d.split(".")[0] in {"flows", "cli"}}
+    assert not {(m, d) for m, d in _imports_of("flows") if d.split(".")[0] == "cli"}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_cycle_anywhere():
+    assert _cycles(GRAPH) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_method_name_is_branched_on_outside_its_own_module():
+    pattern = re.compile(r"method ==|method in |\.method\b.*==")
+    hits = [f"{p.relative_to(REPO)}:{i}" for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
+            if "w2s/methods" not in p.as_posix()
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+# Modules whose job is the heavy work itself (training loops, models, the served pyfunc).
+HEAVY_BY_NATURE = ("w2s.core.models", "w2s.core.train", "w2s.core.losses", "w2s.core.frozen",
+                   "w2s.pipeline.distributed", "w2s.ops.serving")
 
 
 def test_importing_the_library_loads_no_heavy_dependency():
-    code = (
-        "import sys; import w2s.steps, w2s.strong, w2s.stages, w2s.tracking, w2s.registry, "
-        "w2s.versioning, w2s.validation, w2s.config, w2s.lineage; "
-        "heavy = {'torch', 'transformers', 'mlflow', 'great_expectations', 'dvc', 'prefect', "
-        "'deepspeed', 'sklearn', 'datasets'}; print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    """The CLI, the flows and the DVC stages import these at start-up: torch, transformers, MLflow,
+    GX, DVC and the rest load only inside the functions that use them."""
+    modules = ", ".join(sorted(m for m in GRAPH if m.startswith("w2s") and not m.startswith(HEAVY_BY_NATURE)))
+    code = (f"import sys, {modules}; from w2s.methods import registry; registry(); "
+            "heavy = {'torch', 'transformers', 'mlflow', 'great_expectations', 'dvc', 'prefect', "
+            "'deepspeed', 'sklearn', 'datasets', 'peft'}; print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

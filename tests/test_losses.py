@@ -5,23 +5,32 @@ import math
 import pytest
 import torch
 
-from w2s.losses import LOSSES, LogConf, Product, make_loss
+from w2s.core.losses import LOSSES, LogConf, Product, make_loss
 
 
 def _ce(target, probs):
     return -sum(t * math.log(p) for t, p in zip(target, probs, strict=False))
 
 
-def test_registry_has_the_three_losses():
+def test_registry_has_the_three_losses_and_builds_a_fresh_instance_per_run():
+    from w2s.core.config import StrongConfig
+
     assert set(LOSSES) == {"xent", "logconf", "product"}
+    # the config's choices are the registry's, and every loss's settings section exists
+    assert set(StrongConfig.model_fields["loss"].annotation.__args__) == set(LOSSES)
     with pytest.raises(KeyError, match="unknown loss 'hinge'"):
         make_loss("hinge")
+    scfg = StrongConfig(loss="logconf", logconf={"aux_coef": 0.3, "buffer_size": 8})
+    a, b = make_loss("logconf", scfg.logconf), make_loss("logconf", scfg.logconf)
+    assert a is not b and a.aux_coef == 0.3 and a._p0.maxlen == 8
+    a(torch.zeros(4, 2), torch.full((4, 2), 0.5), 0.5)
+    assert len(a._p0) == 4 and len(b._p0) == 0, "no state is shared between two runs' losses"
 
 
 def test_xent_matches_hand_computation():
     logits = torch.tensor([[0.0, math.log(3.0)]])  # softmax -> [0.25, 0.75]
     target = torch.tensor([[0.5, 0.5]])
-    assert LOSSES["xent"](logits, target, 0.3).item() == pytest.approx(_ce([0.5, 0.5], [0.25, 0.75]))
+    assert make_loss("xent")(logits, target, 0.3).item() == pytest.approx(_ce([0.5, 0.5], [0.25, 0.75]))
 
 
 @pytest.mark.parametrize("step_frac, expected", [(0.0, 0.0), (0.05, 0.125), (0.1, 0.25),
@@ -50,7 +59,7 @@ def test_logconf_binary_hardening_matches_the_weak_prior():
 def test_logconf_at_step_zero_equals_xent():
     logits = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
     weak = torch.softmax(torch.randn(5, 2, generator=torch.Generator().manual_seed(1)), 1)
-    assert LogConf()(logits, weak, 0.0).item() == pytest.approx(LOSSES["xent"](logits, weak, 0.0).item())
+    assert LogConf()(logits, weak, 0.0).item() == pytest.approx(make_loss("xent")(logits, weak, 0.0).item())
 
 
 def test_logconf_buffer_sets_the_threshold_for_tiny_batches():

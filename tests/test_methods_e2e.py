@@ -11,16 +11,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from w2s.config import load_config
+from w2s.core.cache import ArtifactCache
+from w2s.methods import get as get_method
+from w2s.methods import registry
+from w2s.methods.base import RefiningMethod
+from w2s.pipeline import steps
+from w2s.pipeline.runner import run_config
+from w2s.pipeline.supervise import refine_supervisor
+from w2s.project import Project
+
 from conftest import make_project
 
-from w2s import steps
-from w2s.cache import ArtifactCache
-from w2s.config import load_config
-from w2s.experiment import run_experiment
-from w2s.project import Project
-from w2s.refine.run import REFINED_METHODS, refine_supervisor
-
 pytestmark = pytest.mark.slow
+REFINED_METHODS = sorted(n for n, m in registry().items() if issubclass(m, RefiningMethod))
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -35,6 +40,7 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(project, capsys):
     sweep_dir = next((project / ".w2s" / "sweeps").iterdir())
     rows = {r["variant"]: r for r in json.loads((sweep_dir / "points.json").read_text())}
     assert set(rows) == {"naive", *REFINED_METHODS, "perturb"}
+    assert set(REFINED_METHODS) == {"confidence", "selective", "smooth", "corrector", "contrastive", "ensemble"}
     naive = rows.pop("naive")
     for name, row in rows.items():
         assert row["reused"]["ceiling"] and row["reused"]["weak"], f"{name} shares weak model and ceiling"
@@ -62,27 +68,27 @@ def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(projec
 
     cfg = load_config(project / "params.yaml", ["method=ensemble"])
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
-    labels = pd.read_parquet(result["student_labels"]["path"])
+    labels = pd.read_parquet(result.student_labels.path)
     assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split", "member_probs"]
     assert np.stack(labels["member_probs"].iloc[0]).shape == (3, 2)
-    assert result["student_labels"]["members"] == ["tfidf", "minilm-1l", "tfidf-half"]
-    dvc_file = Path(result["student_labels"]["path"] + ".dvc")
-    assert f"md5: {result['student_labels']['md5']}" in dvc_file.read_text()
+    assert result.student_labels.members == ["tfidf", "minilm-1l", "tfidf-half"]
+    dvc_file = Path(result.student_labels.path + ".dvc")
+    assert f"md5: {result.student_labels.md5}" in dvc_file.read_text()
 
     client = MlflowClient()
-    parent = client.get_run(result["mlflow_run_id"])
-    assert parent.data.tags["student_labels_md5"] == result["student_labels"]["md5"]
-    assert parent.data.tags["weak_labels_md5"] == result["weak_labels"]["md5"] != result["student_labels"]["md5"]
+    parent = client.get_run(result.mlflow_run_id)
+    assert parent.data.tags["student_labels_md5"] == result.student_labels.md5
+    assert parent.data.tags["weak_labels_md5"] == result.weak_labels.md5 != result.student_labels.md5
     children = {r.info.run_name: r for r in client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
-    assert "refine-ensemble" in children
+    assert children["supervise"].data.params["method"] == "ensemble"
     student = children["strong-w2s"]
     artifacts = {a.path for a in client.list_artifacts(student.info.run_id)}
     assert {"ensemble_weights.png", "ensemble_weight_history.json"} <= artifacts
     logged = [student.data.metrics[f"weight.{m}"] for m in ("tfidf", "minilm-1l", "tfidf-half")]
     assert sum(logged) == pytest.approx(1.0, abs=1e-6)
     version = client.get_model_version_by_alias("w2s-test", "challenger")
-    assert version.tags["student_labels_md5"] == result["student_labels"]["md5"]
+    assert version.tags["student_labels_md5"] == result.student_labels.md5
 
 
 def test_selective_through_the_cli(project, capsys):
@@ -105,7 +111,7 @@ def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, b
     splits, _ = steps.make_splits(table, cfg, tmp_path)
     cache = ArtifactCache(tmp_path / "cache-a")
     weak = steps.train_weak(splits, cfg, cache)
-    honest = refine_supervisor(splits, weak, cfg, cache)
+    honest = refine_supervisor(splits, weak, get_method(method)(cfg), cache)
 
     df = pd.read_parquet(splits.path)
     rest = df["split"] != "weak_train"
@@ -114,7 +120,7 @@ def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, b
     df.to_parquet(scrambled_path, index=False)
     scrambled = type(splits)(str(scrambled_path), splits.md5, splits.label_names, splits.counts)
     other = ArtifactCache(tmp_path / "cache-b")
-    again = refine_supervisor(scrambled, steps.train_weak(scrambled, cfg, other), cfg, other)
+    again = refine_supervisor(scrambled, steps.train_weak(scrambled, cfg, other), get_method(method)(cfg), other)
     assert not again.reused
     a = pd.read_parquet(Path(honest.dir) / "preds.parquet")
     b = pd.read_parquet(Path(again.dir) / "preds.parquet")
@@ -131,7 +137,7 @@ def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, b
         "data.name=20newsgroups-super", "data.max_rows=3000", f"split.ood_groups={json.dumps(held)}",
         "split.ood_test=120", "split.weak_train=120", "method=ensemble",
     ])
-    result = run_experiment(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
+    result = run_config(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
     splits = pd.read_parquet(tmp_path / "out" / "splits.parquet")
     groups = splits.groupby("split")["group"].agg(set)
     assert groups["ood_test"] <= set(held)

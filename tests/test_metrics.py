@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from w2s import metrics
+from w2s.core import metrics
 
 
 def test_accuracy_and_binary_auroc():

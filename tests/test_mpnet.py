@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from w2s.models.batching import encode, predict_logits
-from w2s.models.classifier import build_classifier
-from w2s.models.mpnet import assemble
+from w2s.core.models.batching import encode, predict_logits
+from w2s.core.models.classifier import build_classifier
+from w2s.core.models.mpnet import assemble
 
 pytestmark = pytest.mark.slow
 

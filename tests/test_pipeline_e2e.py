@@ -8,24 +8,28 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pytest
 
 from w2s.config import load_config
 from w2s.io import file_md5
-from w2s.tracking import LINEAGE_TAGS
+
+if TYPE_CHECKING:
+    from flows.pipeline import PipelineResult
+from w2s.ops.tracking import LINEAGE_TAGS
 
 pytestmark = pytest.mark.slow
 
 CONTRACT_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
                     "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
                     "agreement_weak_wrong", "ece", "misfit", "misfit_kl", "predicted_gain", "actual_gain")
-STAGES = {"ingest", "validate-data", "split", "weak", "weak-labels", "strong-w2s",
+STAGES = {"ingest", "validate-data", "split", "weak", "weak-labels", "supervise", "strong-w2s",
           "strong-ceiling", "evaluate", "register"}
 
 
-def run_pipeline(project: Path, *overrides: str) -> dict:
+def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
     from flows.pipeline import pipeline
 
     cfg = load_config(project / "params.yaml", list(overrides))
@@ -36,7 +40,7 @@ def test_pipeline_end_to_end(project: Path) -> None:
     from mlflow import MlflowClient
 
     result = run_pipeline(project)
-    metrics = result["metrics"]
+    metrics = result.metrics
 
     # metrics: every contract name, sane ranges, the same numbers in both metrics.json files
     assert set(CONTRACT_METRICS) <= set(metrics)
@@ -44,13 +48,13 @@ def test_pipeline_end_to_end(project: Path) -> None:
         assert 0.0 <= metrics[name] <= 1.0
     assert metrics["weak_acc"] > 0.6, "TF-IDF on tweets is far better than chance"
     assert json.loads((project / "metrics.json").read_text()) == metrics
-    assert json.loads((Path(result["run_dir"]) / "metrics.json").read_text()) == metrics
+    assert json.loads((Path(result.run_dir) / "metrics.json").read_text()) == metrics
 
     # weak-label dataset: the schema, ids aligned with the source splits, probabilities valid
-    labels_path = Path(result["weak_labels"]["path"])
+    labels_path = Path(result.weak_labels.path)
     labels = pd.read_parquet(labels_path)
     assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split"]
-    splits = pd.read_parquet(Path(result["run_dir"]) / "splits.parquet")
+    splits = pd.read_parquet(Path(result.run_dir) / "splits.parquet")
     source = splits[splits["split"].isin(["transfer", "val"])]
     assert labels["id"].tolist() == source["id"].tolist()
     assert labels["text"].tolist() == source["text"].tolist()
@@ -58,7 +62,7 @@ def test_pipeline_end_to_end(project: Path) -> None:
     assert ((sums - 1).abs() < 1e-6).all()
     assert (labels["weak_label"] == labels["weak_probs"].map(lambda p: int(max(range(2), key=p.__getitem__)))).all()
     sidecar = json.loads(labels_path.with_suffix(".json").read_text())
-    assert sidecar["weak_model"]["kind"] == "tfidf" and sidecar["label_names"] == result["label_names"]
+    assert sidecar["weak_model"]["kind"] == "tfidf" and sidecar["label_names"] == result.label_names
 
     # DVC: the .dvc file, the file itself and the MLflow tag agree; the remote holds the content
     md5 = file_md5(labels_path)
@@ -69,12 +73,12 @@ def test_pipeline_end_to_end(project: Path) -> None:
 
     # MLflow: parent run with lineage tags, a nested run per stage, a registered version with alias
     client = MlflowClient()
-    parent = client.get_run(result["mlflow_run_id"])
+    parent = client.get_run(result.mlflow_run_id)
     tags = parent.data.tags
     for tag in LINEAGE_TAGS:
         assert tags.get(tag), f"parent run lacks tag {tag}"
     assert tags["weak_labels_md5"] == md5
-    assert tags["data_md5"] == result["tags"]["data_md5"]
+    assert tags["data_md5"] == result.tags["data_md5"]
     assert parent.data.metrics["w2s_acc"] == pytest.approx(metrics["w2s_acc"])
     children = client.search_runs([parent.info.experiment_id],
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
@@ -84,7 +88,7 @@ def test_pipeline_end_to_end(project: Path) -> None:
     assert weak_run.info.run_name == "weak"
 
     version = client.get_model_version_by_alias("w2s-test", "challenger")
-    assert str(version.version) == result["model"]["version"] == "1"
+    assert str(version.version) == result.model["version"] == "1"
     for tag in LINEAGE_TAGS:
         assert version.tags[tag] == tags[tag]
 
@@ -97,26 +101,26 @@ def test_pipeline_end_to_end(project: Path) -> None:
                           cwd=project.parent, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     served = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert served["cols"] == result["label_names"]
+    assert served["cols"] == result.label_names
     assert served["sums"] == pytest.approx([1.0, 1.0])
 
     # a second run with the same config reuses every expensive artifact
     again = run_pipeline(project)
-    assert again["reused"] == {"weak": True, "w2s": True, "ceiling": True}
-    assert again["metrics"] == metrics
-    assert again["model"]["version"] == "2"
+    assert again.reused == {"weak": True, "w2s": True, "ceiling": True}
+    assert again.metrics == metrics
+    assert again.model["version"] == "2"
 
     # any weak.* change recomputes the weak model, its labels and the student, not the ceiling
     changed = run_pipeline(project, "weak.tfidf.C=0.5")
-    assert changed["reused"] == {"weak": False, "w2s": False, "ceiling": True}
-    assert changed["weak_labels"]["md5"] != md5
-    assert changed["metrics"]["ceiling_acc"] == metrics["ceiling_acc"]
+    assert changed.reused == {"weak": False, "w2s": False, "ceiling": True}
+    assert changed.weak_labels.md5 != md5
+    assert changed.metrics["ceiling_acc"] == metrics["ceiling_acc"]
 
 
 def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: Path, capsys) -> None:
     """A CSV with its own column names, three classes, named only on the command line."""
     from cli.main import main
-    from w2s.data.bundled import read_tab
+    from w2s.core.data.bundled import read_tab
 
     r8 = read_tab(bundled_dir / "reuters-r8-train.tab")
     r8 = r8[r8["Category"].isin(["earn", "acq", "crude"])].groupby("Category").head(300)
@@ -142,21 +146,22 @@ def test_bootstrap_method_in_the_flow_versions_every_label_file(project: Path) -
     result = run_pipeline(project, "method=bootstrap", "bootstrap.intermediate_layers=[1]",
                           "registry.enabled=false")
     client = MlflowClient()
-    parent = client.get_run(result["mlflow_run_id"])
+    parent = client.get_run(result.mlflow_run_id)
     assert parent.data.tags["method"] == "bootstrap/xent"
     children = {r.info.run_name: r for r in client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
-    assert "bootstrap" in children and "register" not in children
-    stage_md5 = children["bootstrap"].data.tags["stage1_labels_md5"]
+    assert "supervise" in children and "register" not in children
+    assert children["supervise"].data.params["method"] == "bootstrap"
+    stage_md5 = children["supervise"].data.tags["stage1_labels_md5"]
     dvc_files = list((project / "weak_labels").glob("*-intermediate-1l.parquet.dvc"))
     assert len(dvc_files) == 1 and f"md5: {stage_md5}" in dvc_files[0].read_text()
-    assert result["model"] is None
+    assert result.model is None
 
 
 def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatch):
     """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a later project must still get its own store."""
+    from w2s.ops.tracking import configure
     from w2s.project import Project
-    from w2s.tracking import configure
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     first = configure(Project(tmp_path / "a"))
@@ -169,8 +174,9 @@ def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatc
 def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_dir, monkeypatch):
     """Two projects, cold caches, one config and seed: identical metrics, weak labels and model
     weights on CPU; each run records the facts that would break this on other hardware."""
-    from conftest import make_project
     from mlflow import MlflowClient
+
+    from conftest import make_project
 
     outcomes = []
     for name in ("first", "second"):
@@ -178,12 +184,12 @@ def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_
         monkeypatch.chdir(root)
         result = run_pipeline(root)
         weights = sorted(file_md5(p) for p in root.glob(".w2s/cache/strong/*/model/model.safetensors"))
-        tags = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(result["mlflow_run_id"]).data.tags
+        tags = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(result.mlflow_run_id).data.tags
         outcomes.append((result, weights, tags))
     (a, weights_a, tags_a), (b, weights_b, tags_b) = outcomes
-    assert a["metrics"] == b["metrics"]
-    assert a["weak_labels"]["md5"] == b["weak_labels"]["md5"]
-    assert a["tags"]["student_labels_md5"] == b["tags"]["student_labels_md5"]
+    assert a.metrics == b.metrics
+    assert a.weak_labels.md5 == b.weak_labels.md5
+    assert a.tags["student_labels_md5"] == b.tags["student_labels_md5"]
     assert len(weights_a) == 2 and weights_a == weights_b  # student and ceiling, byte for byte
     for tags in (tags_a, tags_b):
         assert tags["determinism.device"] == "cpu"

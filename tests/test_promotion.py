@@ -6,13 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from flows.deploy import deployment_spec, schedules
 from w2s.config import load_config
 from w2s.errors import ConfigError, W2SError
-from w2s.promotion import Decision, check_floors, decide
-from w2s.registry import parse_ref
+from w2s.ops.promotion import Decision, check_floors, decide
+from w2s.ops.registry import parse_ref
+
+from conftest import REPO
 
 
 def _decision(challenger: float | None, champion: float | None, floors: dict, min_margin: float = 0.0) -> Decision:

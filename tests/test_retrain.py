@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, make_project
 
 from cli.main import main
 from w2s.io import file_md5
+
+from conftest import TINY_CONFIG, make_project
 
 pytestmark = pytest.mark.slow
 

@@ -121,7 +121,7 @@ def test_planted_secrets_reach_no_param_tag_artifact_label_or_metric_and_the_mod
     # number of transfer tweets longer than strong.max_length tokens.
     from transformers import AutoTokenizer
 
-    from w2s.models.resolve import resolve_model
+    from w2s.core.models.resolve import resolve_model
 
     (run_dir,) = (project / ".w2s" / "runs").iterdir()
     splits = pd.read_parquet(run_dir / "splits.parquet")

@@ -8,12 +8,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from w2s import steps
-from w2s.cache import ArtifactCache
 from w2s.config import load_config
+from w2s.core.cache import ArtifactCache
+from w2s.core.refs import ModelRef
+from w2s.pipeline import steps
+from w2s.pipeline.weak_selection import (
+    Candidate,
+    Selection,
+    choose,
+    evaluate_candidates,
+    select_weak,
+    without_transfer_truth,
+)
 from w2s.project import Project
-from w2s.refs import ModelRef
-from w2s.selection import Candidate, choose, select_weak, without_transfer_truth
 
 REF = ModelRef("weak", "", "k", False)
 
@@ -46,7 +53,9 @@ def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) 
     out.mkdir()
     table = steps.ingest(cfg, Project(project), out)
     splits_ref, _ = steps.make_splits(table, cfg, out)
-    chosen, rows = select_weak(splits_ref, table, cfg, cache, out)
+    rows = evaluate_candidates(splits_ref, table, cfg, cache, out)
+    chosen = choose(rows)
+    assert select_weak(splits_ref, table, cfg, cache, out) == Selection(chosen.name, [r.row() for r in rows])
     assert {r.name for r in rows} == {"sharp", "tiny"}
     assert chosen.predicted_err == min(r.predicted_err for r in rows)
     assert all(r.student.info["mode"] == "frozen" for r in rows)
@@ -60,6 +69,6 @@ def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) 
     splits.loc[outside, "label"] = splits.loc[outside, "label"].sample(frac=1, random_state=1).to_numpy()
     scrambled = out / "scrambled.parquet"
     splits.to_parquet(scrambled, index=False)
-    again, rows2 = select_weak(replace(splits_ref, path=str(scrambled)), table, cfg, cache, out)
-    assert again.name == chosen.name
+    rows2 = evaluate_candidates(replace(splits_ref, path=str(scrambled)), table, cfg, cache, out)
+    assert choose(rows2).name == chosen.name
     assert [r.row() for r in rows2] == [r.row() for r in rows]

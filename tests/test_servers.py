@@ -7,6 +7,7 @@ registered version, tags and alias must be on the MLflow server and in its datab
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import os
 import shutil
@@ -22,9 +23,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
 
-from w2s.tracking import LINEAGE_TAGS
+from w2s.ops.tracking import LINEAGE_TAGS
+
+from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
 
 pytestmark = pytest.mark.slow
 
@@ -205,10 +207,8 @@ def _relay(listen_port: int, target_port: int, stop: threading.Event) -> threadi
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def serve() -> None:
         with server:

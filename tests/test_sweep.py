@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from w2s.errors import ConfigError
-from w2s.sweep import SweepConfig, expand, load_sweep
+from w2s.pipeline.sweep_grid import SweepConfig, expand, load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 

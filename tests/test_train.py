@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from w2s.config import EncoderTrainConfig
-from w2s.losses import xent
-from w2s.models.batching import encode, predict_logits
-from w2s.train import train, warmup_cosine
+from w2s.core.losses import xent
+from w2s.core.models.batching import encode, predict_logits
+from w2s.core.train import train, warmup_cosine
 
 
 def test_warmup_then_cosine():

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from w2s.errors import ValidationFailed
-from w2s.validation import validate_raw, validate_splits, validate_weak_labels
+from w2s.ops.validation import validate_raw, validate_splits, validate_weak_labels
 
 
 def _raw(**changes):

@@ -1,0 +1,79 @@
+"""The results table printed at the end of `w2s run`, and where to look next."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from w2s.project import Project
+
+if TYPE_CHECKING:
+    from flows.pipeline import PipelineResult
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def print_results(result: PipelineResult, project: Project) -> None:
+    """A readable terminal summary: models, PGR, agreement, and the follow-up commands."""
+    from rich.console import Console
+    from rich.table import Table
+
+    m = result.metrics
+    console = Console(soft_wrap=True)
+    table = Table(title="weak-to-strong results (test split)", title_justify="left")
+    table.add_column("model")
+    table.add_column("accuracy", justify="right")
+    table.add_column("AUROC", justify="right")
+    table.add_column("from", style="dim")
+    reused = result.reused
+    for label, key in (("weak supervisor", "weak"), ("strong ceiling", "ceiling"),
+                       ("weak-to-strong", "w2s")):
+        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]),
+                      "cache" if reused[key] else "trained")
+    console.print(table)
+
+    gap = Table(show_header=True, title_justify="left")
+    gap.add_column("PGR (accuracy)", justify="right")
+    gap.add_column("PGR (AUROC)", justify="right")
+    gap.add_column("agreement", justify="right")
+    gap.add_column("on weak-right", justify="right")
+    gap.add_column("on weak-wrong", justify="right")
+    gap.add_row(_fmt(m["pgr"]), _fmt(m["pgr_auroc"]), _fmt(m["agreement"]),
+                _fmt(m["agreement_weak_correct"]), _fmt(m["agreement_weak_wrong"]))
+    console.print(gap)
+    if m.get("w2s_acc_ood") is not None:
+        ood = Table(title="out of distribution (ood_test: held-out groups)", title_justify="left")
+        for col in ("weak acc", "ceiling acc", "w2s acc", "PGR"):
+            ood.add_column(col, justify="right")
+        ood.add_row(_fmt(m["weak_acc_ood"]), _fmt(m["ceiling_acc_ood"]), _fmt(m["w2s_acc_ood"]), _fmt(m["pgr_ood"]))
+        console.print(ood)
+    if m.get("refined_acc") is not None:
+        line = (f"method {result.method}: refined labels test acc {_fmt(m['refined_acc'])}; "
+                f"transfer label acc {_fmt(m['weak_transfer_acc'])} (weak) -> {_fmt(m['labels_transfer_acc'])} "
+                f"(diagnostic, uses transfer ground truth after the fact)")
+        self_labelled = m.get("self_label_frac")
+        if self_labelled is not None:
+            line += f"; self-labelled {100 * self_labelled:.1f}% of transfer"
+        console.print(line)
+    counts = result.counts
+    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+                  + f"; early stopping: {result.early_stopping}"
+                  + ("  [bold red](oracle ablation: uses ground truth)[/]"
+                     if result.early_stopping == "oracle" else ""))
+    if m["pgr"] is None:
+        console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
+
+    console.print("\n[bold]where to look next[/]")
+    uri = project.tracking_uri()
+    console.print(f"  run folder      {result.run_dir}")
+    console.print(f"  metrics         {project.root / 'metrics.json'}")
+    console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
+    model = result.model
+    if model:
+        console.print(f"  registered      {model['name']} v{model['version']} "
+                      f"(alias @{model['alias']}): mlflow.pyfunc.load_model(\"{model['uri']}\")")
+    labels = result.weak_labels
+    dvc = labels.dvc
+    where = f" (DVC: {dvc['dvc_file']}, pushed to '{dvc['remote']}')" if dvc else ""
+    console.print(f"  weak labels     {labels.path} md5 {labels.md5}{where}")

@@ -1,0 +1,67 @@
+"""Tasks of a sweep: one grid point through the library, and the aggregated report."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.retry import RETRY
+from w2s.config import Config
+from w2s.core.cache import ArtifactCache
+from w2s.io import atomic_path, write_json, write_text
+from w2s.ops import tracking
+from w2s.pipeline.aggregate import aggregate_seeds
+from w2s.pipeline.plots import plot_pgr_bars
+from w2s.pipeline.report import markdown_table, methods_table
+from w2s.pipeline.runner import run_config
+from w2s.project import Project
+
+
+@task(name="sweep-point", cache_policy=NO_CACHE, **RETRY)
+def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, point: dict,
+              config: dict) -> dict:
+    """Run one configuration; log it as a nested MLflow run; return its grid values + metrics."""
+    project = Project(Path(project_dir))
+    tracking.configure(project)  # the point may run in another process (a Dask worker)
+    cfg = Config.model_validate(config)
+    name = "point-" + "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+    with tracking.stage_run(parent_run_id, name) as run:
+        result = run_config(cfg, project, Path(sweep_dir) / f"point-{index:03d}",
+                                ArtifactCache(project.cache_dir))
+        run.params({"point": point, "config": config})
+        run.metrics(result.metrics)
+        run.tags({"reused_weak": result.weak.reused, "reused_w2s": result.student.reused,
+                  "reused_ceiling": result.ceiling.reused})
+    get_run_logger().info("%s: w2s %.3f, weak %.3f, ceiling %.3f", name, result.metrics["w2s_acc"],
+                          result.metrics["weak_acc"], result.metrics["ceiling_acc"])
+    return {**point, "seed": cfg.seed, **result.metrics,
+            "reused": {"weak": result.weak.reused, "w2s": result.student.reused,
+                       "ceiling": result.ceiling.reused}}
+
+
+@task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
+def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str) -> dict:
+    """Aggregate seeds; write CSV/JSON/markdown and a PGR bar chart; publish them."""
+    out = Path(sweep_dir)
+    table = aggregate_seeds(rows, group_keys)
+    write_json(out / "points.json", rows)
+    write_json(out / "results.json", table)
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        writer.writeheader()
+        writer.writerows({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
+                         for r in table)
+    md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
+    write_text(out / "results.md", md + "\n")
+    plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
+    run = tracking.RunLog(parent_run_id)
+    for name in ("results.csv", "results.md", "pgr.png", "points.json"):
+        run.artifact(out / name)
+    create_markdown_artifact(md, key="w2s-sweep-results", description="Sweep results (mean ± s.e.)")
+    create_table_artifact([{k: v for k, v in r.items() if not isinstance(v, list)} for r in table],
+                          key="w2s-sweep-table")
+    return {"table": table, "markdown": md, "dir": str(out)}

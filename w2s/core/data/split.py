@@ -1,0 +1,100 @@
+"""Deterministic splits: weak_train (stratified by class), transfer, val, test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from w2s.core.config import SplitConfig
+from w2s.errors import DataError
+
+SPLITS = ("weak_train", "transfer", "val", "test", "ood_test")
+
+
+def label_names(table: pd.DataFrame, declared: list[str] | None) -> list[str]:
+    """The class names in index order: the declared set, else the sorted observed labels."""
+    if declared:
+        return list(declared)
+    return sorted(table["label"].dropna().unique().tolist())
+
+
+def stratified_take(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `n` rows with every class represented in proportion (at least one each)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    if n < len(classes):
+        raise DataError(f"split.weak_train={n} is smaller than the number of classes ({len(classes)})")
+    raw = counts / counts.sum() * n
+    quota = np.maximum(1, np.floor(raw)).astype(int)
+    for i in np.argsort(-(raw - np.floor(raw))):
+        if quota.sum() >= n:
+            break
+        quota[i] += 1
+    while quota.sum() > n:  # the at-least-one floor can overshoot: trim the largest
+        quota[np.argmax(quota)] -= 1
+    picked = []
+    for cls, q in zip(classes, quota, strict=True):
+        members = np.flatnonzero(labels == cls)
+        picked.append(rng.choice(members, size=min(q, len(members)), replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def _hold_out(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off the rows of the held-out groups: (in-distribution rows, ood_test rows)."""
+    groups = table["group"]
+    unknown = sorted(set(cfg.ood_groups) - set(groups.dropna().unique()))
+    if unknown:
+        raise DataError(f"split.ood_groups names group(s) absent from the data's `group` column: {unknown}")
+    held = groups.isin(cfg.ood_groups).to_numpy()
+    pool = np.flatnonzero(held)
+    if len(pool) < cfg.ood_test:
+        raise DataError(f"split.ood_test={cfg.ood_test} but the held-out groups have {len(pool)} rows")
+    ood = table.iloc[np.sort(rng.choice(pool, size=cfg.ood_test, replace=False))].copy()
+    ood["split"] = "ood_test"
+    return table[~held].reset_index(drop=True), ood
+
+
+def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFrame:
+    """Return the rows used by the experiment with a `split` column; same seed, same splits.
+
+    With `ood_groups`, those groups' rows are set aside first (a sample of them is `ood_test`)
+    and every other split is drawn from the remaining groups only.
+    """
+    rng = np.random.default_rng(seed)
+    ood = None
+    if cfg.ood_groups:
+        table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
+    need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
+    if len(table) < need:
+        pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
+        raise DataError(
+            f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
+            f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but {pool} has {len(table)} rows"
+        )
+    labels = table["label"].to_numpy()
+    weak_idx = stratified_take(labels, cfg.weak_train, rng)
+    rest = np.setdiff1d(np.arange(len(table)), weak_idx)
+    rest = rng.permutation(rest)
+    cuts = np.cumsum([cfg.test, cfg.val, cfg.transfer])
+    test_idx, val_idx, transfer_idx = rest[: cuts[0]], rest[cuts[0]: cuts[1]], rest[cuts[1]: cuts[2]]
+    parts = []
+    for name, idx in (("weak_train", weak_idx), ("transfer", transfer_idx), ("val", val_idx), ("test", test_idx)):
+        part = table.iloc[np.sort(idx)].copy()
+        part["split"] = name
+        parts.append(part)
+    if ood is not None:
+        parts.append(ood)
+    return pd.concat(parts, ignore_index=True)
+
+
+def encode_labels(labels: pd.Series, names: list[str]) -> np.ndarray:
+    """Class indices for label strings; validation has already rejected unknown labels."""
+    index = {n: i for i, n in enumerate(names)}
+    return labels.map(index).to_numpy(dtype=np.int64)
+
+
+def without_transfer_truth(splits: pd.DataFrame) -> pd.DataFrame:
+    """The splits with every label outside weak_train removed ("blind"): what weak-model selection
+    and label refinement see, so no transfer, val or test ground truth can reach them."""
+    blind = splits.copy()
+    blind.loc[blind["split"] != "weak_train", "label"] = None
+    return blind

@@ -1,0 +1,31 @@
+"""Strong-model embeddings of every row of the splits, computed once per content hash and
+shared by every method that reads them (graph smoothing, P(IK), the corrector, frozen mode)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from w2s.core.cache import ArtifactCache
+from w2s.core.config import EncoderTrainConfig
+
+
+def split_embeddings(splits: pd.DataFrame, scfg: EncoderTrainConfig, cache: ArtifactCache) -> pd.DataFrame:
+    """Mean-pooled embeddings of the pretrained strong encoder, one row per split row, indexed
+    by id (look rows up with `take`)."""
+    from w2s.core.frozen import embeddings
+    from w2s.core.models.classifier import build_classifier
+
+    rows = splits[["id", "text"]].reset_index(drop=True)
+    tokenizer, model = build_classifier(scfg.model, 2, scfg.num_layers, seed=0)  # the head is unused
+    vectors = embeddings(model, tokenizer, rows, scfg.model, scfg.num_layers, scfg.max_length,
+                         scfg.eval_batch_size, cache).numpy()
+    return pd.DataFrame({"vector": list(vectors)}, index=pd.Index(rows["id"], name="id"))
+
+
+def take(table: pd.DataFrame, ids: pd.Series) -> np.ndarray:
+    """The embeddings of `ids`, in that order; an unknown id is an error, never a silent gap."""
+    missing = pd.Index(ids).difference(table.index)
+    if len(missing):
+        raise KeyError(f"{len(missing)} id(s) have no embedding, e.g. {missing[0]!r}")
+    return np.stack(table.loc[list(ids), "vector"].to_numpy())

@@ -1,0 +1,202 @@
+"""The PyTorch training loop shared by weak encoders, the student and the ceiling.
+
+AdamW with linear warm-up and cosine decay, length-grouped batches with dynamic padding,
+periodic evaluation, and the best checkpoint (by the caller's selection score) kept in memory
+and restored at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from w2s.core.config import EncoderTrainConfig
+from w2s.core.losses import Loss
+from w2s.core.models.batching import Batchable, length_grouped_batches, model_device
+
+Evaluator = Callable[[torch.nn.Module], dict[str, float]]
+
+
+@dataclass
+class TrainResult:
+    """What training did: steps, speed, the evaluation curve and the checkpoint it kept."""
+
+    steps: int
+    seconds: float
+    examples_per_s: float
+    best_step: int
+    best_score: float | None
+    curve: list[dict[str, Any]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+    resumed_from: int = 0
+
+
+def warmup_cosine(total: int, warmup_frac: float) -> Callable[[int], float]:
+    """LR multiplier: linear from 0 to 1 over the warm-up, then cosine down to 0."""
+    warm = max(1, int(round(total * warmup_frac)))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = (step - warm) / max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+class Runner(Protocol):
+    """How one optimiser step is taken: in-process PyTorch, or a DeepSpeed engine in one of N ranks."""
+
+    model: torch.nn.Module  # what the evaluator runs (every rank calls it in lockstep)
+    is_main: bool  # the rank that keeps the best state and writes results
+
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
+        """Train on global batch `idx` (this rank's share of it); return the batch's mean loss."""
+
+    def full_state(self) -> dict[str, torch.Tensor] | None:
+        """The complete weights (gathered if sharded) on the main rank; None elsewhere."""
+
+    def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
+        """Checkpoint for resuming (a no-op where resuming is not supported)."""
+
+    def resume(self) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None] | None:
+        """The last checkpoint's client state and best weights, or None to start afresh."""
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norm weights."""
+    no_decay = ("bias", "LayerNorm.weight", "norm.weight")
+    return [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+
+
+class TorchRunner:
+    """The plain in-process loop: fused AdamW, warm-up + cosine, gradient clipping at 1."""
+
+    is_main = True
+
+    def __init__(self, model: torch.nn.Module, cfg: EncoderTrainConfig, total: int) -> None:
+        self.model = model.to("cuda") if torch.cuda.is_available() else model
+        # The fused kernel updates all parameters in one pass: ~6x faster steps than the default
+        # per-tensor loop on CPU (~17 % of a MiniLM training step), same update rule.
+        self.optim = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, warmup_cosine(total, cfg.warmup_frac))
+
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
+        loss = loss_of(idx)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optim.step()
+        self.sched.step()
+        return loss.item()
+
+    def full_state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
+        del step, client_state, best_state
+
+    def resume(self) -> None:
+        return None
+
+
+def schedule(n: int, cfg: EncoderTrainConfig) -> tuple[int, int, int]:
+    """(steps per epoch, total steps, steps between evaluations) for `n` examples."""
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    return steps_per_epoch, total, max(1, steps_per_epoch // cfg.evals_per_epoch)
+
+
+def train(
+    model: torch.nn.Module,
+    enc: Batchable,
+    targets: np.ndarray,
+    cfg: EncoderTrainConfig,
+    seed: int,
+    loss_fn: Loss,
+    evaluate: Evaluator | None = None,
+    select: str | None = None,
+    desc: str = "train",
+    aux: Callable[[torch.nn.Module, np.ndarray, float], torch.Tensor] | None = None,
+    runner: Runner | None = None,
+    checkpoint_every: int = 0,
+) -> TrainResult:
+    """Fit `model` to soft `targets` (N x K, or N x M x K for a loss that takes several teachers);
+    keep the checkpoint with the highest `select` score. `aux(model, batch_idx, step_frac)` adds
+    a regulariser (e.g. perturbation consistency) to each step's loss. `runner` takes the steps
+    (default: in-process PyTorch); a runner that checkpoints is saved at every evaluation (or
+    every `checkpoint_every` steps) and a rerun resumes from its last checkpoint, replaying the
+    same batch order."""
+    from tqdm.auto import tqdm
+
+    if len(enc) != len(targets):
+        raise ValueError(f"{len(enc)} encoded examples but {len(targets)} targets")
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    target_t = torch.as_tensor(targets, dtype=torch.float32)
+    steps_per_epoch, total, eval_every = schedule(len(enc), cfg)
+    runner = runner or TorchRunner(model, cfg, total)
+    net = runner.model
+
+    best_state: dict[str, torch.Tensor] | None = None
+    state: dict[str, Any] = {"step": 0, "seen": 0, "best_score": None, "best_step": total, "curve": []}
+    resumed = runner.resume()
+    if resumed is not None:
+        state, best_state = resumed
+    done = state["step"]
+    recent: list[float] = []
+    start = time.perf_counter()
+    net.train()
+    step = 0
+    bar = tqdm(total=total, desc=desc, leave=False, unit="step", disable=None)  # None: off when not a TTY
+
+    device = model_device(net)
+
+    def loss_of(idx: np.ndarray) -> torch.Tensor:
+        logits = net(*(t.to(device) for t in enc.batch(idx)))
+        loss = loss_fn(logits, target_t[idx].to(device), step / total)
+        return loss + aux(net, idx, step / total) if aux is not None else loss
+
+    while step < total:
+        for idx in length_grouped_batches(enc.lengths, cfg.batch_size, rng):
+            if step < done:  # resuming: replay the batch order up to the checkpoint
+                step += 1
+                continue
+            recent.append(runner.step(idx, loss_of))
+            step += 1
+            state["seen"] += len(idx)
+            bar.update(1)
+            evaluated = False
+            if evaluate is not None and (step % eval_every == 0 or step == total):
+                evaluated = True
+                point = {"step": step, "epoch": step / steps_per_epoch,
+                         "train_loss": float(np.mean(recent)), **evaluate(net)}
+                recent.clear()
+                state["curve"].append(point)
+                net.train()
+                score = point.get(select) if select else None
+                if score is not None and (state["best_score"] is None or score > state["best_score"]):
+                    state["best_score"], state["best_step"] = float(score), step
+                    best_state = runner.full_state()
+            if step < total and (step % checkpoint_every == 0 if checkpoint_every else evaluated):
+                runner.save(step, {**state, "step": step}, best_state)
+            if step >= total:
+                break
+    bar.close()
+    seconds = time.perf_counter() - start
+    trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
+    if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(total, seconds, trained / max(seconds, 1e-9), state["best_step"], state["best_score"],
+                       state["curve"], best_state, done)

@@ -1,0 +1,243 @@
+"""The promotion gate: score challenger and champion on one evaluation set, check the floors,
+and move the champion alias only when every check passes. `rollback` moves it back.
+
+A decision is computed first and applied afterwards; applying re-checks that the champion did
+not move meanwhile, so two gates racing cannot both promote on a stale comparison.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from w2s.config import Config, PromotionConfig
+from w2s.core.data.sources import table_md5
+from w2s.core.metrics import accuracy, auroc
+from w2s.errors import W2SError
+from w2s.ops import registry, tracking
+from w2s.ops.tracking import client
+from w2s.project import Project
+
+PREVIOUS_TAG = "previous_champion"
+
+
+@dataclass
+class Decision:
+    """What the gate compared, what it found, and whether the challenger was promoted."""
+
+    model: str
+    challenger: str
+    champion: str | None
+    alias: str
+    metric: str
+    challenger_score: float | None
+    champion_score: float | None
+    margin: float | None
+    min_margin: float
+    floors: dict[str, dict[str, Any]]
+    eval_set: dict[str, Any]
+    promoted: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line: the verdict and why."""
+        verdict = "promoted" if self.promoted else "rejected"
+        return f"{self.model}/{self.challenger} {verdict}: {'; '.join(self.reasons)}"
+
+    def markdown(self) -> str:
+        """The decision as a markdown report (a Prefect artifact and an MLflow file)."""
+        def fmt(v: float | None) -> str:
+            return "—" if v is None else f"{v:.4f}"
+
+        rows = [
+            f"| {self.metric} on the evaluation set | {fmt(self.challenger_score)} | "
+            f"{fmt(self.champion_score)} | margin {fmt(self.margin)} ≥ {self.min_margin} |",
+            *[f"| floor: {k} | {fmt(f['value'])} | | ≥ {f['floor']}: {'ok' if f['ok'] else 'FAILED'} |"
+              for k, f in self.floors.items()],
+        ]
+        champion = f"version {self.champion}" if self.champion else "none"
+        return "\n".join([
+            f"## Promotion gate: {self.model} version {self.challenger} — "
+            f"**{'PROMOTED' if self.promoted else 'REJECTED'}**", "",
+            f"Champion before: {champion}. Evaluation set: {self.eval_set['source']} "
+            f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}).", "",
+            "| check | challenger | champion | rule |", "|---|---|---|---|", *rows, "",
+            *[f"- {r}" for r in self.reasons],
+        ])
+
+
+def evaluation_set(cfg: Config, project: Project, splits_path: Path | None = None) -> tuple[pd.DataFrame, str]:
+    """The labelled rows both models are scored on, and a description of where they came from.
+
+    A configured `promotion.eval_set` file wins; otherwise the test split of `splits_path`, or
+    of the challenger's config recomputed from the project's current data.
+    """
+    from w2s.core.data.sources import canonicalise, read_source
+
+    pcfg = cfg.promotion
+    if pcfg.eval_set:
+        data = cfg.data.model_copy(update={"path": pcfg.eval_set, "hf_name": None, "max_rows": None,
+                                           "dedupe": False})
+        raw, _ = read_source(data, project)
+        table, _ = canonicalise(raw, data)
+        source = pcfg.eval_set
+    else:
+        if splits_path is None:  # the challenger's splits, recomputed as its run made them
+            from w2s.core.data.split import assign_splits
+
+            raw, _ = read_source(cfg.data, project)
+            frame = assign_splits(canonicalise(raw, cfg.data)[0], cfg.split, cfg.seed)
+        else:
+            frame = pd.read_parquet(splits_path)
+        table = frame[frame["split"] == "test"]
+        source = "test split of the challenger's config"
+    table = table[["id", "text", "label"]].reset_index(drop=True)
+    if table.empty or table["text"].isna().any() or table["label"].isna().any():
+        raise W2SError(f"evaluation set ({source}) is empty or has missing texts or labels")
+    return table, source
+
+
+def score_model(folder: Path, table: pd.DataFrame) -> dict[str, float | None]:
+    """Accuracy and AUROC of a saved classifier on the labelled rows."""
+    from w2s.core.models.batching import predict_texts
+    from w2s.core.models.classifier import load_classifier
+
+    model, tokenizer, meta = load_classifier(folder)
+    names = list(meta["label_names"])
+    unknown = sorted(set(table["label"]) - set(names))
+    if unknown:
+        raise W2SError(f"evaluation label '{unknown[0]}' is not one of the model's labels {names}")
+    y = table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
+    probs = predict_texts(model, tokenizer, table["text"].tolist(), meta["max_length"])
+    return {"acc": accuracy(probs, y), "auroc": auroc(probs, np.asarray(y))}
+
+
+def check_floors(metrics: dict[str, float], floors: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Each floor with the run's value; an undefined (missing or null) metric fails its floor."""
+    out = {}
+    for name, floor in floors.items():
+        value = metrics.get(name)
+        out[name] = {"value": value, "floor": floor, "ok": value is not None and value >= floor}
+    return out
+
+
+def decide(decision: Decision) -> Decision:
+    """Fill in `promoted` and the reasons from the scores and floors already on the decision."""
+    reasons = []
+    for name, f in decision.floors.items():
+        if not f["ok"]:
+            got = "undefined" if f["value"] is None else f"{f['value']:.4f}"
+            reasons.append(f"floor {name} ≥ {f['floor']} failed ({got})")
+    if decision.challenger_score is None:
+        reasons.append(f"challenger {decision.metric} is undefined on the evaluation set")
+    elif decision.champion is not None:
+        if decision.margin is None:
+            reasons.append(f"champion {decision.metric} is undefined on the evaluation set")
+        elif decision.margin < decision.min_margin:
+            reasons.append(f"{decision.metric} {decision.challenger_score:.4f} vs champion "
+                           f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} < {decision.min_margin}")
+    decision.promoted = not reasons
+    if decision.promoted:
+        if decision.champion is None:
+            reasons.append("no champion yet; every floor passed")
+        else:
+            reasons.append(f"{decision.metric} {decision.challenger_score:.4f} vs champion "
+                           f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} ≥ {decision.min_margin}")
+    decision.reasons = reasons
+    return decision
+
+
+def run_metrics(version) -> dict[str, float]:
+    """The metrics of the pipeline run that produced a model version."""
+    return dict(client().get_run(registry.pipeline_run_id(version)).data.metrics)
+
+
+def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
+    """Compare a registered version with the current champion; no side effects."""
+    pcfg: PromotionConfig = cfg.promotion
+    version = registry.resolve_version(challenger_ref)
+    name, challenger = version.name, str(version.version)
+    champion = registry.alias_version(name, pcfg.champion_alias)
+    if champion == challenger:
+        raise W2SError(f"{name}/{challenger} is already @{pcfg.champion_alias}")
+    if splits_path is None and not pcfg.eval_set:  # by hand: the test split of the challenger's own config
+        from w2s.ops.lineage import recorded_config
+
+        recorded = Config.model_validate(recorded_config(registry.pipeline_run_id(version)))
+        table, source = evaluation_set(recorded.model_copy(update={"promotion": pcfg}), project)
+    else:
+        table, source = evaluation_set(cfg, project, splits_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
+        champ_scores = (score_model(registry.download_model(name, champion, Path(tmp) / "k"), table)
+                        if champion else None)
+    ch = scores[pcfg.metric]
+    ko = champ_scores[pcfg.metric] if champ_scores else None
+    decision = Decision(
+        model=name, challenger=challenger, champion=champion, alias=pcfg.champion_alias, metric=pcfg.metric,
+        challenger_score=ch, champion_score=ko,
+        margin=None if ch is None or ko is None else ch - ko, min_margin=pcfg.min_margin,
+        floors=check_floors(run_metrics(version), pcfg.floors),
+        eval_set={"source": source, "rows": len(table), "md5": table_md5(table, ["id", "text", "label"])},
+    )
+    return decide(decision)
+
+
+def apply(decision: Decision) -> None:
+    """Record the decision on the challenger version; on a pass, move the alias (re-checked)."""
+    c = client()
+    if decision.promoted:
+        now = registry.alias_version(decision.model, decision.alias)
+        if now != decision.champion:
+            raise W2SError(f"@{decision.alias} moved to version {now} while the gate ran; run it again")
+        c.set_model_version_tag(decision.model, decision.challenger, PREVIOUS_TAG, decision.champion or "none")
+        c.set_registered_model_alias(decision.model, decision.alias, decision.challenger)
+    c.set_model_version_tag(decision.model, decision.challenger, "promotion_decision",
+                            "promoted" if decision.promoted else "rejected")
+    c.set_model_version_tag(decision.model, decision.challenger, "promotion_reasons",
+                            "; ".join(decision.reasons)[:5000])
+
+
+def rollback(name: str, alias: str = "champion") -> tuple[str, str]:
+    """Move `alias` back to the version it pointed at before the current one; return (from, to)."""
+    c = client()
+    current = registry.alias_version(name, alias)
+    if current is None:
+        raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
+    previous = c.get_model_version(name, current).tags.get(PREVIOUS_TAG, "none")
+    if previous == "none":
+        raise W2SError(f"{name}/{current} is the first @{alias}: there is no earlier version to roll back to")
+    c.set_registered_model_alias(name, alias, previous)
+    c.set_model_version_tag(name, current, "promotion_decision", f"rolled back to version {previous}")
+    return current, previous
+
+
+def log_decision(decision: Decision) -> str:
+    """Log the decision as a nested `promotion-gate` run under the challenger's pipeline run."""
+    version = client().get_model_version(decision.model, decision.challenger)
+    with tracking.stage_run(registry.pipeline_run_id(version), "promotion-gate") as run:
+        run.params({"metric": decision.metric, "min_margin": decision.min_margin,
+                    "champion_before": decision.champion or "none", "eval_set": decision.eval_set,
+                    "floors": {k: f["floor"] for k, f in decision.floors.items()}})
+        run.metrics({"challenger_score": decision.challenger_score, "champion_score": decision.champion_score,
+                     "margin": decision.margin})
+        run.tags({"promotion_decision": "promoted" if decision.promoted else "rejected",
+                  "model_version": f"{decision.model}/{decision.challenger}"})
+        run.dict(decision.as_dict(), "promotion.json")
+    return run.run_id
+
+
+def promote(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
+    """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow."""
+    decision = gate(cfg, project, challenger_ref, splits_path)
+    apply(decision)
+    log_decision(decision)
+    return decision

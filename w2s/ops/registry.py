@@ -1,0 +1,108 @@
+"""Log the student as a text-in pyfunc, register a version, tag it, and set an alias."""
+
+from __future__ import annotations
+
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import w2s
+from w2s.errors import W2SError
+from w2s.ops.tracking import client
+
+ENTRY = Path(__file__).parent / "serving" / "entry.py"
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the serving code; explicit pins make logging fast (no inference)."""
+    pins = []
+    for dist in ("torch", "transformers", "safetensors", "tokenizers", "pandas", "numpy", "mlflow"):
+        try:
+            version = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        pins.append(f"{dist}=={version.split('+')[0]}")
+    return pins
+
+
+def log_and_register(run_id: str, model_dir: Path, label_names: list[str], name: str,
+                     alias: str, tags: dict[str, Any]) -> str:
+    """Log `model_dir` under `run_id` as a pyfunc, register it, tag it; return the version."""
+    import mlflow
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    signature = ModelSignature(
+        inputs=Schema([ColSpec("string")]),
+        outputs=Schema([ColSpec("double", n) for n in label_names]),
+    )
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # MLflow nags about predict() type hints; the explicit signature above is the schema.
+        warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(ENTRY), artifacts={"model": str(model_dir)},
+            code_paths=[str(Path(w2s.__file__).parent)], signature=signature,
+            pip_requirements=pip_requirements(), input_example=["an example"],
+        )
+    str_tags = {k: str(v) for k, v in tags.items() if v is not None}
+    version = mlflow.register_model(info.model_uri, name, tags=str_tags)
+    client().set_registered_model_alias(name, alias, version.version)
+    return str(version.version)
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
+    """`name/version`, `name@alias`, or `models:/…` of either, into (name, version, alias)."""
+    text = ref.removeprefix("models:/").strip()
+    if "@" in text:
+        name, _, alias = text.partition("@")
+        if name and alias:
+            return name, None, alias
+    elif "/" in text:
+        name, _, version = text.rpartition("/")
+        if name and version.isdigit():
+            return name, version, None
+    raise W2SError(f"model reference '{ref}' is not <name>/<version> or <name>@<alias>")
+
+
+def resolve_version(ref: str):
+    """The registered model version a reference names; a clear error when there is none."""
+    from mlflow.exceptions import MlflowException
+
+    name, version, alias = parse_ref(ref)
+    c = client()
+    try:
+        if alias is not None:
+            return c.get_model_version_by_alias(name, alias)
+        return c.get_model_version(name, str(version))
+    except MlflowException:
+        what = f"alias @{alias}" if alias else f"version {version}"
+        raise W2SError(f"registered model '{name}' has no {what}") from None
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def pipeline_run_id(version) -> str:
+    """The pipeline's parent run behind a model version (the version's own run is `register`)."""
+    run = client().get_run(version.run_id)
+    return run.data.tags.get("mlflow.parentRunId", version.run_id)
+
+
+def download_model(name: str, version: str, dest: Path) -> Path:
+    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling."""
+    import mlflow
+
+    root = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dest))
+    folder = Path(root) / "artifacts" / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise W2SError(f"{name}/{version} holds no w2s model folder (artifacts/model/model.safetensors)")
+    return folder
+

@@ -1,0 +1,146 @@
+"""Start N training ranks (torchrun, or the DeepSpeed launcher for a hostfile), wait for them, and
+bring back rank 0's trained weights. A failure on any rank fails the step with that rank's error.
+
+The ranks read the same files the parent does (splits, weak labels, model cache) and write only
+into a job folder; nothing but the parent process logs to MLflow or publishes artifacts.
+Checkpoints live in the cache under the run's content hash, so rerunning a killed step resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from w2s.config import Config
+from w2s.core.cache import ArtifactCache
+from w2s.core.config import stable_hash
+from w2s.core.train import TrainResult
+from w2s.errors import ConfigError, W2SError
+from w2s.io import read_json, write_json
+from w2s.pipeline.distributed.dsconfig import resolve
+
+WORKER = "w2s.pipeline.distributed.worker"
+# The fields of rank 0's result.json that describe training itself.
+RECORD_FIELDS = {"steps", "seconds", "examples_per_s", "best_step", "best_score", "curve", "resumed_from_step"}
+
+
+class DistributedTrainingError(W2SError):
+    """A rank failed; the message names the rank and its last error line."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_command(cfg: Config, job: Path) -> list[str]:
+    """The launcher command line for this config (`hostfile` implies the DeepSpeed launcher)."""
+    d = cfg.strong.distributed
+    if d.hostfile or d.launcher == "deepspeed":
+        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--no_local_rank", "--master_port",
+               str(d.master_port)]
+        cmd += ["--hostfile", d.hostfile] if d.hostfile else ["--num_gpus", str(d.processes)]
+        return [*cmd, "--module", WORKER, str(job)]
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
+            str(d.processes), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
+            "-m", WORKER, str(job)]
+
+
+def check_device(scfg) -> None:
+    """Half precision is a GPU feature here; on CPU it is refused rather than silently slow."""
+    import torch
+
+    if scfg.deepspeed.precision != "fp32" and not torch.cuda.is_available():
+        raise ConfigError(f"strong.deepspeed.precision={scfg.deepspeed.precision} needs a CUDA device; "
+                          "use fp32 on CPU")
+
+
+def checkpoint_dir(cache: ArtifactCache, job: dict[str, Any]) -> Path:
+    """Where a run with exactly these inputs keeps its engine checkpoints."""
+    return cache.root / "checkpoints" / stable_hash(job)[:24]
+
+
+def _rank_error(job_dir: Path, proc: subprocess.CompletedProcess) -> str:
+    errors = sorted(job_dir.glob("error-rank*.txt"))
+    if errors:
+        rank = errors[0].stem.removeprefix("error-rank")
+        first = (errors[0].read_text().splitlines() or ["no message"])[0]  # the worker's one-line summary
+        return f"rank {rank} failed: {first}"
+    tail = [ln for ln in (proc.stderr or "").splitlines() if ln.strip()][-1:] or ["no output"]
+    return f"a rank exited with code {proc.returncode} without a Python error ({tail[0][:300]})"
+
+
+def train_distributed(model: Any, cfg: Config, job_run: dict[str, Any], names: list[str], splits_path: str,
+                      cache: ArtifactCache) -> tuple[TrainResult, dict[str, Any]]:
+    """Run training in `strong.distributed.processes` ranks; load the kept weights into `model`.
+
+    `job_run` is what each rank needs to rebuild the training run (`TrainingRun.job()`)."""
+    from safetensors.torch import load_file
+
+    role = job_run["kind"]
+    labels_path = (job_run.get("labels") or {}).get("path")
+    check_device(cfg.strong)
+    hostfile = cfg.strong.distributed.hostfile
+    world = hostfile_slots(Path(hostfile)) if hostfile else cfg.strong.distributed.processes
+    ds_config = resolve(cfg.strong, world, Path.cwd())
+    spec = {"config": cfg.model_dump(mode="json"), "run": job_run, "names": names, "ds_config": ds_config}
+    # keyed by content, not by path: a rerun of the same step in a new run folder resumes
+    ckpt = checkpoint_dir(cache, {**spec, "splits_md5": _md5(splits_path), "labels_md5": _md5(labels_path)})
+    spec.update(splits=splits_path)
+    with tempfile.TemporaryDirectory(prefix="w2s-ranks-", dir=cache.root) as tmp:
+        job_dir = Path(tmp)
+        job = job_dir / "job.json"
+        write_json(job, {**spec, "cache": str(cache.root), "checkpoints": str(ckpt), "out": str(job_dir)})
+        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // world)),
+               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                              os.environ.get("PYTHONPATH", "")])}
+        proc = subprocess.run(launch_command(cfg, job), capture_output=True, text=True, env=env)
+        if proc.returncode != 0 or not (job_dir / "result.json").is_file():
+            raise DistributedTrainingError(f"strong training ({role}, {world} ranks): "
+                                           + _rank_error(job_dir, proc))
+        out = read_json(job_dir / "result.json")
+        model.load_state_dict(load_file(str(job_dir / "weights.safetensors")))
+        shards = {int(p.stem.removeprefix("seen-rank")): json.loads(p.read_text())
+                  for p in job_dir.glob("seen-rank*.json")}
+    shutil.rmtree(ckpt, ignore_errors=True)  # finished: the checkpoints have served their purpose
+    result = TrainResult(out["steps"], out["seconds"], out["examples_per_s"], out["best_step"],
+                         out["best_score"], out["curve"])
+    # the rest of rank 0's record is what the loss reported (e.g. learned ensemble weights)
+    extras = {k: v for k, v in out.items() if k not in RECORD_FIELDS}
+    extras["ranks"] = {"world_size": world, "resumed_from_step": out.get("resumed_from_step"),
+                       "examples_per_rank": {r: len(v) for r, v in sorted(shards.items())},
+                       "ds_config": ds_config}
+    extras["shards"] = shards
+    return result, extras
+
+
+def _md5(path: str | None) -> str | None:
+    from w2s.io import file_md5
+
+    return file_md5(Path(path)) if path else None
+
+
+def hostfile_slots(hostfile: Path) -> int:
+    """Total ranks of a DeepSpeed hostfile (`host slots=N` per line, `#` comments)."""
+    if not hostfile.is_file():
+        raise DistributedTrainingError(f"hostfile not found: {hostfile}")
+    total = 0
+    for line in hostfile.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        slots = [f for f in line.split()[1:] if f.startswith("slots=")]
+        if not slots or not slots[0].removeprefix("slots=").isdigit():
+            raise DistributedTrainingError(f"{hostfile}: expected 'host slots=N', got '{line}'")
+        total += int(slots[0].removeprefix("slots="))
+    if total == 0:
+        raise DistributedTrainingError(f"{hostfile} lists no hosts")
+    return total

@@ -1,0 +1,377 @@
+"""Strong-model training: the weak-to-strong student and the ground-truth ceiling.
+
+Both are `TrainingRun`s that supply what differs between them: their training targets, loss,
+checkpoint-selection metric, what enters their cache key and which splits they predict. The
+student trains on the transfer split's labels (the weak ones, or a method's) and by default
+keeps the checkpoint that best agrees with the *weak* labels on val (no ground truth picks it).
+The ceiling is the same model trained on transfer ground truth, selected on ground-truth val.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+import numpy as np
+import pandas as pd
+
+from w2s.config import Config
+from w2s.core.cache import ArtifactCache, cache_key
+from w2s.core.config import StrongConfig
+from w2s.core.data.sources import table_md5
+from w2s.core.data.split import encode_labels
+from w2s.core.refs import (
+    PREDICT_SPLITS,
+    STRONG_VERSION,
+    LabelsRef,
+    ModelRef,
+    SplitsRef,
+    split_part,
+)
+from w2s.errors import DataError
+from w2s.io import read_json, write_json
+from w2s.methods import get as get_method
+from w2s.methods.base import Aux, Method
+from w2s.pipeline.labels import read_weak_labels, write_predictions
+
+if TYPE_CHECKING:
+    from w2s.core.losses import Loss
+
+# Fields that change what the ceiling learns; the student's loss and stopping rule do not.
+CEILING_FIELDS = ("model", "num_layers", "max_length", "epochs", "batch_size", "lr",
+                  "weight_decay", "warmup_frac", "evals_per_epoch", "mode", "frozen", "backend",
+                  "deepspeed", "distributed", "dropout")
+# The flip-rate diagnostic of every fine-tuned student drops every irrelevant token.
+FLIP_DROP_FRAC = 1.0
+SELECTION_METRICS = {"weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}
+
+
+class TrainingRun:
+    """One strong-model training run: what it learns from and how its checkpoint is chosen."""
+
+    kind: ClassVar[str]  # the cache entry kind and the name in logs ("w2s", "ceiling")
+    stage: ClassVar[str]  # the MLflow stage run's name
+    predicts_transfer: ClassVar[bool] = False  # also predict the training split (misfit)
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+
+    @property
+    def strong_spec(self) -> dict[str, Any]:
+        return self.cfg.strong.model_dump(mode="json")
+
+    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
+                names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training targets on transfer, and the labels val is scored against (None: none)."""
+        raise NotImplementedError
+
+    def targets_md5(self, splits: pd.DataFrame) -> str:
+        raise NotImplementedError
+
+    def objective(self) -> dict[str, Any]:
+        return {}
+
+    def loss(self, targets: np.ndarray) -> Loss:
+        from w2s.core.losses import xent
+
+        return xent
+
+    def aux(self, tokenizer: Any, texts: list[str], targets: np.ndarray) -> Aux | None:
+        return None
+
+    @property
+    def select(self) -> str | None:
+        """The evaluation metric that picks the kept checkpoint (None: the last step)."""
+        raise NotImplementedError
+
+    @property
+    def early_stopping(self) -> str:
+        raise NotImplementedError
+
+    def spec(self, splits: pd.DataFrame, label_names: list[str]) -> dict[str, Any]:
+        """Everything that determines the trained model: its cache key."""
+        return {
+            "version": STRONG_VERSION, "role": self.kind, "strong": self.strong_spec, "seed": self.cfg.seed,
+            "labels": label_names, "objective": self.objective(),
+            "rows": table_md5(splits[splits["split"].isin(PREDICT_SPLITS)], ["id", "text", "split"]),
+            "targets": self.targets_md5(splits),
+            "val_truth": table_md5(split_part(splits, "val"), ["id", "label"]),
+        }
+
+    def job(self) -> dict[str, Any]:
+        """What a training rank needs to rebuild this run (`from_job`)."""
+        return {"kind": self.kind}
+
+    @staticmethod
+    def from_job(cfg: Config, job: dict[str, Any]) -> TrainingRun:
+        """The run a launcher's job file describes."""
+        return RUNS[job["kind"]].rebuild(cfg, job)
+
+    @classmethod
+    def rebuild(cls, cfg: Config, job: dict[str, Any]) -> TrainingRun:
+        return cls(cfg)
+
+
+class StudentRun(TrainingRun):
+    """The weak-to-strong student on a label file. With `method`, that method's hooks set its
+    loss and auxiliary term; without, it is a plain student (bootstrap intermediates, the
+    probe students of weak-model selection)."""
+
+    kind = "w2s"
+    stage = "strong-w2s"
+    predicts_transfer = True
+
+    def __init__(self, cfg: Config, labels: LabelsRef, method: Method | None = None) -> None:
+        super().__init__(cfg)
+        self.labels = labels
+        self.method = method
+
+    @classmethod
+    def with_method(cls, cfg: Config, labels: LabelsRef) -> StudentRun:
+        """The configured method's student."""
+        return cls(cfg, labels, get_method(cfg.method)(cfg))
+
+    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
+                names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Soft labels (N x K), or each member's (N x M x K) when the method reads them all."""
+        members = self.method is not None and self.method.member_labels
+        labels = read_weak_labels(Path(self.labels.path))
+        column = "member_probs" if members else "weak_probs"
+        if column not in labels.columns:
+            raise DataError(f"{self.labels.path}: weak-label file has no '{column}' column")
+        out = []
+        for split, rows in (("transfer", transfer), ("val", val)):
+            part = labels[labels["split"] == split]
+            if list(part["id"]) != list(rows["id"]):
+                raise DataError(f"weak-label ids do not match the {split} split's ids")
+            out.append(np.stack([np.asarray(np.stack(v) if members else v, dtype=np.float32)
+                                 for v in part[column].to_numpy()]))
+        return out[0], out[1]
+
+    def targets_md5(self, splits: pd.DataFrame) -> str:
+        return self.labels.md5
+
+    def objective(self) -> dict[str, Any]:
+        return self.method.objective() if self.method is not None else {}
+
+    def loss(self, targets: np.ndarray) -> Loss:
+        own = self.method.student_loss(targets) if self.method is not None else None
+        if own is not None:
+            return own
+        from w2s.core.losses import make_loss
+
+        scfg = self.cfg.strong
+        return make_loss(scfg.loss, getattr(scfg, scfg.loss, None))
+
+    def aux(self, tokenizer: Any, texts: list[str], targets: np.ndarray) -> Aux | None:
+        return self.method.student_aux(tokenizer, texts, targets) if self.method is not None else None
+
+    @property
+    def select(self) -> str | None:
+        return SELECTION_METRICS[self.cfg.strong.early_stopping]
+
+    @property
+    def early_stopping(self) -> str:
+        return self.cfg.strong.early_stopping
+
+    def job(self) -> dict[str, Any]:
+        return {"kind": self.kind, "labels": asdict(self.labels), "method_hooks": self.method is not None}
+
+    @classmethod
+    def rebuild(cls, cfg: Config, job: dict[str, Any]) -> TrainingRun:
+        labels = LabelsRef(**job["labels"])
+        return cls.with_method(cfg, labels) if job["method_hooks"] else cls(cfg, labels)
+
+
+class CeilingRun(TrainingRun):
+    """The same strong model on transfer ground truth: the top of the PGR scale."""
+
+    kind = "ceiling"
+    stage = "strong-ceiling"
+
+    @property
+    def strong_spec(self) -> dict[str, Any]:
+        spec = self.cfg.strong.model_dump(mode="json")
+        return {k: spec[k] for k in CEILING_FIELDS}
+
+    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
+                names: list[str]) -> tuple[np.ndarray, None]:
+        return np.eye(len(names), dtype=np.float32)[encode_labels(transfer["label"], names)], None
+
+    def targets_md5(self, splits: pd.DataFrame) -> str:
+        return table_md5(split_part(splits, "transfer"), ["id", "label"])
+
+    @property
+    def select(self) -> str:
+        return "val_gt_acc"
+
+    @property
+    def early_stopping(self) -> str:
+        return "gt_val"
+
+
+RUNS: dict[str, type[TrainingRun]] = {run.kind: run for run in (StudentRun, CeilingRun)}
+
+
+def train_strong(splits_ref: SplitsRef, run: TrainingRun, cache: ArtifactCache) -> ModelRef:
+    """Train (or reuse, by content hash) the model of `run`."""
+    splits = pd.read_parquet(splits_ref.path)
+    spec = run.spec(splits, splits_ref.label_names)
+    key = cache_key("strong", spec)
+    hit = cache.lookup("strong", key)
+    if hit is not None:
+        return ModelRef(run.kind, str(hit), key, True, read_json(hit / "info.json"))
+    with cache.build("strong", key, spec) as folder:
+        info = _fit(splits_ref, splits, run, folder, cache)
+    return ModelRef(run.kind, str(cache.path("strong", key)), key, False, info)
+
+
+def _inputs(model: Any, tokenizer: Any, splits: pd.DataFrame, parts: list[pd.DataFrame],
+            scfg: StrongConfig, cache: ArtifactCache) -> tuple[Any, list[Any], Any]:
+    """What trains and what it reads: the whole classifier on token ids (finetune), or only its
+    head on cached embeddings (frozen); returns (trainee, one dataset per part, train settings)."""
+    from w2s.core.models.batching import encode
+
+    if scfg.mode == "finetune":
+        return model, [encode(tokenizer, df["text"].tolist(), scfg.max_length) for df in parts], scfg
+    import torch
+
+    from w2s.core.embeddings import split_embeddings, take
+    from w2s.core.frozen import Embedded, HeadOnly
+
+    table = split_embeddings(splits, scfg, cache)
+    data = [Embedded(torch.from_numpy(take(table, df["id"]).astype(np.float32))) for df in parts]
+    return HeadOnly(model), data, scfg.model_copy(update=scfg.frozen.model_dump())
+
+
+@dataclass
+class Setup:
+    """Everything one training run needs, built the same way in-process and in every rank."""
+
+    model: Any  # the transformer classifier (torch.nn.Module)
+    tokenizer: Any  # its tokenizer
+    trainee: Any  # what the optimiser updates: the model, or its head alone (frozen mode)
+    parts: list[pd.DataFrame]  # transfer, val, test[, ood_test]
+    encs: list[Any]  # one dataset per part (token ids, or cached embeddings)
+    settings: StrongConfig  # the training settings (frozen mode's replace the fine-tuning ones)
+    targets: np.ndarray  # training targets on transfer
+    loss: Loss
+    evaluate: Any  # model -> {metric: value} on val
+    select: str | None  # the metric that picks the kept checkpoint
+    aux: Aux | None
+
+
+def training_setup(names: list[str], splits: pd.DataFrame, run: TrainingRun, cache: ArtifactCache) -> Setup:
+    """Model, data, targets, loss, evaluator and selection rule of one training run."""
+    import torch
+
+    from w2s.core.models.batching import predict_logits
+    from w2s.core.models.classifier import build_classifier, set_dropout
+
+    scfg = run.cfg.strong
+    transfer, val = split_part(splits, "transfer"), split_part(splits, "val")
+    evals = [split_part(splits, s) for s in ("test", "ood_test") if (splits["split"] == s).any()]
+    targets, val_targets = run.targets(transfer, val, names)
+    # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
+    val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
+    tokenizer, model = build_classifier(scfg.model, len(names), scfg.num_layers, run.cfg.seed)
+    if scfg.dropout is not None:
+        set_dropout(model, scfg.dropout)
+    parts = [transfer, val, *evals]
+    trainee, encs, settings = _inputs(model, tokenizer, splits, parts, scfg, cache)
+    loss = run.loss(targets)
+    enc_val = encs[1]
+
+    def evaluate(m: Any) -> dict[str, float]:
+        pred = predict_logits(m, enc_val, scfg.eval_batch_size).argmax(1)
+        point = {}
+        if val_truth is not None:
+            point["val_gt_acc"] = float(np.mean(pred == val_truth))
+        if val_targets is not None:
+            soft = val_targets
+            if val_targets.ndim == 3:  # member labels (N x M x K): the loss's current mixture of them
+                soft = cast(Any, loss).target(torch.as_tensor(val_targets)).numpy()
+            point["val_weak_acc"] = float(np.mean(pred == soft.argmax(1)))
+        return point
+
+    aux = run.aux(tokenizer, transfer["text"].tolist(), targets)
+    return Setup(model, tokenizer, trainee, parts, encs, settings, targets, loss, evaluate, run.select, aux)
+
+
+def loss_report(loss: Loss) -> dict[str, Any]:
+    """What a loss learned besides the model (a weak ensemble's weights), if it reports any."""
+    report = getattr(loss, "report", None)
+    return report() if callable(report) else {}
+
+
+def resolved_backend(scfg: StrongConfig) -> str:
+    """torch or deepspeed; `auto` picks DeepSpeed when a CUDA device is present."""
+    if scfg.backend != "auto":
+        return scfg.backend
+    import torch
+
+    return "deepspeed" if torch.cuda.is_available() and scfg.mode == "finetune" else "torch"
+
+
+def _fit(splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: Path,
+         cache: ArtifactCache) -> dict[str, Any]:
+    import torch
+
+    from w2s.core.models.batching import encode, predict_logits, softmax
+    from w2s.core.models.classifier import save_classifier
+    from w2s.core.train import train
+    from w2s.methods.perturb import flip_rate, perturb_text
+
+    names = splits_ref.label_names
+    scfg = run.cfg.strong
+    start = time.perf_counter()
+    backend = resolved_backend(scfg)
+    extras: dict[str, Any] = {}
+    s = training_setup(names, splits, run, cache)
+    if backend == "deepspeed":
+        from w2s.pipeline.distributed.launch import train_distributed
+
+        result, extras = train_distributed(s.model, run.cfg, run.job(), names, splits_ref.path, cache)
+        if torch.cuda.is_available():  # predict where the ranks trained
+            s.model.to("cuda")
+    else:
+        result = train(s.trainee, s.encs[0], s.targets, s.settings, run.cfg.seed, s.loss, s.evaluate, s.select,
+                       desc=run.stage, aux=s.aux)
+        extras = loss_report(s.loss)
+    transfer, val, *evals = s.parts
+    enc_train, enc_val, *enc_evals = s.encs
+
+    # The student also predicts its own training split: its misfit to the weak labels there is
+    # what the Charikar et al. bound relates to the gain.
+    parts = [(transfer, enc_train)] if run.predicts_transfer else []
+    parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
+    rows = pd.concat([df for df, _ in parts])
+    probs = softmax(np.concatenate([
+        predict_logits(s.trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
+        for df, enc in parts
+    ]))
+    write_predictions(folder / "preds.parquet", rows["id"], rows["split"], probs)
+    shards = extras.pop("shards", None)
+    if shards is not None:  # which transfer rows each rank trained on (the sharding record)
+        write_json(folder / "shards.json", shards)
+    save_classifier(s.model, s.tokenizer, folder / "model", {
+        "num_labels": len(names), "label_names": names, "max_length": scfg.max_length,
+    })
+    info = {
+        "role": run.kind, "selection": s.select, "early_stopping": run.early_stopping,
+        "steps": result.steps, "best_step": result.best_step, "best_score": result.best_score,
+        "train_seconds": round(result.seconds, 2), "examples_per_s": round(result.examples_per_s, 2),
+        "mode": scfg.mode, "truncated_texts": getattr(enc_train, "truncated", 0),
+        "curve": result.curve, "backend": backend, **extras,
+    }
+    if run.predicts_transfer and scfg.mode == "finetune":
+        # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
+        test = evals[0]
+        enc_pert = encode(s.tokenizer, [perturb_text(t, FLIP_DROP_FRAC) for t in test["text"]], scfg.max_length)
+        pert = softmax(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
+        info["flip_rate"] = flip_rate(probs[rows["split"].to_numpy() == "test"], pert)
+    info["seconds"] = round(time.perf_counter() - start, 2)
+    write_json(folder / "info.json", info)
+    return info

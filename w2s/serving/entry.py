@@ -1,7 +1,0 @@
-"""Models-from-code entry point that MLflow executes when it loads the registered model."""
-
-import mlflow
-
-from w2s.serving.model import TextClassifierModel
-
-mlflow.models.set_model(TextClassifierModel())
