@@ -29,9 +29,12 @@ demo: data
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/w2s run && \
 	echo "pipeline wall time: $$(( $$(date +%s) - start )) s"
 
+# Unit and end-to-end tests in two worker processes; a test file stays on one worker (its
+# module-scoped fixtures are built once).
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# Unit tests only (tests/unit/), in about a minute.
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 

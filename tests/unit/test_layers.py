@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("w2s", "tasks", "flows", "cli")
 # Shared foundations every layer may use.
 BASE = {"w2s", "w2s.errors", "w2s.io", "w2s.project"}

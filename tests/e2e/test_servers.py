@@ -28,8 +28,6 @@ from w2s.ops.tracking import LINEAGE_TAGS
 
 from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
 
-pytestmark = pytest.mark.slow
-
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
@@ -253,9 +251,9 @@ async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threadi
 
 
 def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
-        servers, s3, tmp_path, bundled_dir, monkeypatch, capsys):
+        servers, s3, tmp_path, bundled_dir, monkeypatch, capsys, tiny_run):
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
-    project = make_project(tmp_path / "proj", bundled_dir, cfg)
+    project = make_project(tmp_path / "proj", bundled_dir, cfg, warm=tiny_run.cache)
     _use_s3_remote(project, s3)
     monkeypatch.setenv("PREFECT_API_URL", servers["prefect"])
     public_port = free_port()  # the served runs reach MLflow here, through a relay opened later

@@ -1,4 +1,4 @@
-"""`w2s sweep`: grid expansion, seed aggregation and the real Prefect flow on a tiny grid."""
+"""Sweeps through the real flow: aggregation and shared work, and points on a local Dask cluster."""
 
 from __future__ import annotations
 
@@ -6,49 +6,16 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
-from w2s.errors import ConfigError
-from w2s.pipeline.sweep_grid import SweepConfig, expand, load_sweep
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
-def test_grid_expands_to_validated_configs_with_conditional_overrides(tmp_path):
-    spec = SweepConfig(base=None, overrides={"strong.epochs": 1},
-                       grid={"data.name": ["election-tweets", "reuters-r8"], "strong.loss": ["xent", "product"],
-                             "seed": [0, 1]},
-                       when={"data.name=reuters-r8": {"strong.max_length": 128}})
-    points = expand(spec, tmp_path)
-    assert len(points) == 8
-    assert spec.group_keys == ["data.name", "strong.loss"]
-    for point, cfg in points:
-        assert cfg.strong.epochs == 1 and cfg.seed == point["seed"]
-        assert cfg.strong.loss == point["strong.loss"]
-        assert cfg.strong.max_length == (128 if point["data.name"] == "reuters-r8" else 64)
 
-
-def test_a_bad_point_fails_before_anything_runs(tmp_path):
-    spec = SweepConfig(base=None, grid={"strong.loss": ["xent", "hinge"]})
-    with pytest.raises(ConfigError, match="config key 'strong.loss'"):
-        expand(spec, tmp_path)
-    (tmp_path / "s.yaml").write_text("grid: {seed: [0]}\nbogus: 1\n")
-    with pytest.raises(ConfigError, match="key 'bogus'"):
-        load_sweep(tmp_path / "s.yaml")
-
-
-def test_shipped_sweep_configs_expand(tmp_path):
-    shutil.copyfile(REPO / "params.yaml", tmp_path / "params.yaml")
-    for path in (REPO / "configs").glob("sweep-*.yaml"):
-        assert expand(load_sweep(path), tmp_path), path
-
-
-@pytest.mark.slow
-def test_sweep_flow_runs_aggregates_and_reuses_shared_work(project, capsys):
+def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys):
     from mlflow import MlflowClient
 
     from cli.main import main
 
+    project = warm_project
     shutil.copyfile(REPO / "configs" / "sweep-tiny.yaml", project / "sweep.yaml")
     assert main(["sweep", "--config", "sweep.yaml"]) == 0
     out = capsys.readouterr().out
@@ -78,17 +45,7 @@ def test_sweep_flow_runs_aggregates_and_reuses_shared_work(project, capsys):
     assert len(children) == 4
 
 
-def test_variants_are_one_more_axis(tmp_path):
-    spec = SweepConfig(base=None, variants={"naive": {"strong.loss": "xent"},
-                                            "boot": {"method": "bootstrap", "bootstrap.intermediate_layers": [1, 3]}},
-                       grid={"seed": [0, 1]})
-    points = expand(spec, tmp_path)
-    assert spec.group_keys == ["variant"] and len(points) == 4
-    boot = [cfg for point, cfg in points if point["variant"] == "boot"]
-    assert all(c.method == "bootstrap" and c.bootstrap.intermediate_layers == [1, 3] for c in boot)
 
-
-@pytest.mark.slow
 def test_sweep_points_run_on_a_local_dask_cluster(project, capsys):
     from cli.main import main
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO
 from w2s.core.cache import MANIFEST, ArtifactCache
 from w2s.io import atomic_path, copy_file, write_json, write_text
+
+from conftest import REPO
 
 
 def _leftovers(folder: Path) -> list[str]:

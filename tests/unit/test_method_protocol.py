@@ -17,7 +17,7 @@ from w2s.errors import ConfigError
 from w2s.methods import get, registry
 from w2s.methods.base import Method, RefineInputs, RefiningMethod, Supervision
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BUILT_IN = {"naive", "bootstrap", "confidence", "selective", "smooth", "ensemble", "corrector", "contrastive",
             "perturb"}
 

@@ -9,15 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from w2s.core.cache import MANIFEST, ArtifactCache
 from w2s.io import file_md5
 
 from conftest import BIN, TINY_CONFIG, make_project
-
-pytestmark = pytest.mark.slow
 
 
 def test_two_runs_at_once_on_one_project_both_finish_and_leave_every_store_consistent(tmp_path, bundled_dir):

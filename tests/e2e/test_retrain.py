@@ -23,8 +23,6 @@ from w2s.io import file_md5
 
 from conftest import TINY_CONFIG, make_project
 
-pytestmark = pytest.mark.slow
-
 MODEL = "w2s-test"
 BAD = "strong.lr=1e-7"  # the student barely moves from its random head: a clearly worse model
 
@@ -52,11 +50,12 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> Iterator[dict]:
-    # The DVC remote lives in the state folder, as in a new project's default layout.
+def history(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_run) -> Iterator[dict]:
+    # The DVC remote lives in the state folder, as in a new project's default layout; the good
+    # retrain's models come from the session run's cache.
     base = tmp_path_factory.mktemp("retrain")
     root = make_project(base / "proj", bundled_dir, {**TINY_CONFIG, "promotion": {"floors": {}}},
-                        remote=base / "proj" / ".w2s" / "dvc-remote")
+                        remote=base / "proj" / ".w2s" / "dvc-remote", warm=tiny_run.cache)
     saved = os.environ.get("W2S_PROJECT_DIR")
     os.environ["W2S_PROJECT_DIR"] = str(root)
     codes = [main(["retrain", "--set", BAD]), main(["retrain"]), main(["retrain", "--set", BAD])]
@@ -174,7 +173,7 @@ def test_lineage_recovers_the_exact_weak_labels_and_reproduce_matches_after_the_
 def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_terminal(history, capsys,
                                                                                    tmp_path):
     root = history["root"]
-    makefile = Path(__file__).resolve().parents[1] / "Makefile"
+    makefile = Path(__file__).resolve().parents[2] / "Makefile"
     shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)  # only the remote holds the labels
     assert (root / ".w2s" / "cache").is_dir() and (root / ".w2s" / "runs").is_dir()
     done = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(root), "clean"],

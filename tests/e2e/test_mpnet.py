@@ -1,13 +1,10 @@
 """mpnet-base assembled from its five PyPI part wheels, loaded offline, usable as a strong model."""
 
-import pytest
 import torch
 
 from w2s.core.models.batching import encode, predict_logits
 from w2s.core.models.classifier import build_classifier
 from w2s.core.models.mpnet import assemble
-
-pytestmark = pytest.mark.slow
 
 
 def test_mpnet_assembles_once_and_loads_as_a_classifier(tmp_path, monkeypatch):

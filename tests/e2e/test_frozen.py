@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from w2s.config import load_config
@@ -16,8 +15,6 @@ from w2s.core.models.batching import encode, predict_logits, softmax
 from w2s.core.models.classifier import load_classifier
 from w2s.pipeline.runner import run_config
 from w2s.project import Project
-
-pytestmark = pytest.mark.slow
 
 
 def test_frozen_mode_trains_the_head_on_cached_embeddings(project: Path) -> None:

@@ -12,8 +12,6 @@ import pytest
 
 from cli.main import main
 
-pytestmark = pytest.mark.slow
-
 
 def _registered_models(project: Path) -> list[str]:
     db = project / ".w2s" / "mlflow.db"

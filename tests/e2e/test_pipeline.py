@@ -15,12 +15,12 @@ import pytest
 
 from w2s.config import load_config
 from w2s.io import file_md5
+from w2s.ops.tracking import LINEAGE_TAGS
 
 if TYPE_CHECKING:
     from flows.pipeline import PipelineResult
-from w2s.ops.tracking import LINEAGE_TAGS
 
-pytestmark = pytest.mark.slow
+    from conftest import TinyRun
 
 CONTRACT_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
                     "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
@@ -36,11 +36,10 @@ def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
     return pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
 
 
-def test_pipeline_end_to_end(project: Path) -> None:
-    from mlflow import MlflowClient
-
-    result = run_pipeline(project)
+def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_run: TinyRun) -> None:
+    project, result = tiny_run.root, tiny_run.result
     metrics = result.metrics
+    assert result.reused == {"weak": False, "w2s": False, "ceiling": False}, "a cold project trains"
 
     # metrics: every contract name, sane ranges, the same numbers in both metrics.json files
     assert set(CONTRACT_METRICS) <= set(metrics)
@@ -63,16 +62,18 @@ def test_pipeline_end_to_end(project: Path) -> None:
     assert (labels["weak_label"] == labels["weak_probs"].map(lambda p: int(max(range(2), key=p.__getitem__)))).all()
     sidecar = json.loads(labels_path.with_suffix(".json").read_text())
     assert sidecar["weak_model"]["kind"] == "tfidf" and sidecar["label_names"] == result.label_names
+    assert result.student_labels == result.weak_labels, "naive: the student learns the weak labels"
 
     # DVC: the .dvc file, the file itself and the MLflow tag agree; the remote holds the content
     md5 = file_md5(labels_path)
+    assert md5 == result.weak_labels.md5 == result.weak_labels.dvc["md5"]
     dvc_meta = (project / f"{labels_path.relative_to(project)}.dvc").read_text()
     assert f"md5: {md5}" in dvc_meta
     remote = project.parent / f"{project.name}-remote"
     assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
 
     # MLflow: parent run with lineage tags, a nested run per stage, a registered version with alias
-    client = MlflowClient()
+    client = tiny_run.client()
     parent = client.get_run(result.mlflow_run_id)
     tags = parent.data.tags
     for tag in LINEAGE_TAGS:
@@ -84,6 +85,8 @@ def test_pipeline_end_to_end(project: Path) -> None:
                                   f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {r.info.run_name for r in children} == STAGES
     assert all(r.info.status == "FINISHED" for r in children)
+    by_name = {r.info.run_name: r for r in children}
+    assert "gate_weak_labels.json" in {a.path for a in client.list_artifacts(by_name["weak-labels"].info.run_id)}
     weak_run = client.get_run(tags["weak_model_run_id"])
     assert weak_run.info.run_name == "weak"
 
@@ -104,17 +107,21 @@ def test_pipeline_end_to_end(project: Path) -> None:
     assert served["cols"] == result.label_names
     assert served["sums"] == pytest.approx([1.0, 1.0])
 
-    # a second run with the same config reuses every expensive artifact
-    again = run_pipeline(project)
+
+def test_the_cache_is_shared_by_content_and_a_weak_change_retrains_only_what_depends_on_it(
+        warm_project: Path, tiny_run: TinyRun) -> None:
+    # a project holding the session run's cache entries: the same config reuses every one of them
+    again = run_pipeline(warm_project)
     assert again.reused == {"weak": True, "w2s": True, "ceiling": True}
-    assert again.metrics == metrics
-    assert again.model["version"] == "2"
+    assert again.metrics == tiny_run.result.metrics
+    assert again.model["version"] == "1"
 
     # any weak.* change recomputes the weak model, its labels and the student, not the ceiling
-    changed = run_pipeline(project, "weak.tfidf.C=0.5")
+    changed = run_pipeline(warm_project, "weak.tfidf.C=0.5")
     assert changed.reused == {"weak": False, "w2s": False, "ceiling": True}
-    assert changed.weak_labels.md5 != md5
-    assert changed.metrics["ceiling_acc"] == metrics["ceiling_acc"]
+    assert changed.weak_labels.md5 != again.weak_labels.md5
+    assert changed.metrics["ceiling_acc"] == again.metrics["ceiling_acc"]
+    assert changed.model["version"] == "2"
 
 
 def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: Path, capsys) -> None:
@@ -140,11 +147,16 @@ def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: 
     assert metrics["w2s_auroc"] is not None
 
 
-def test_bootstrap_method_in_the_flow_versions_every_label_file(project: Path) -> None:
+def test_bootstrap_trains_the_student_on_a_truncated_intermediate_and_versions_every_label_file(
+        warm_project: Path, tiny_run: TinyRun) -> None:
     from mlflow import MlflowClient
 
-    result = run_pipeline(project, "method=bootstrap", "bootstrap.intermediate_layers=[1]",
+    from w2s.core.models.classifier import load_classifier
+
+    result = run_pipeline(warm_project, "method=bootstrap", "bootstrap.intermediate_layers=[1]",
                           "registry.enabled=false")
+    assert result.reused == {"weak": True, "w2s": False, "ceiling": True}, "weak model and ceiling are naive's"
+    assert result.metrics["weak_acc"] == tiny_run.result.metrics["weak_acc"]
     client = MlflowClient()
     parent = client.get_run(result.mlflow_run_id)
     assert parent.data.tags["method"] == "bootstrap/xent"
@@ -153,8 +165,16 @@ def test_bootstrap_method_in_the_flow_versions_every_label_file(project: Path) -
     assert "supervise" in children and "register" not in children
     assert children["supervise"].data.params["method"] == "bootstrap"
     stage_md5 = children["supervise"].data.tags["stage1_labels_md5"]
-    dvc_files = list((project / "weak_labels").glob("*-intermediate-1l.parquet.dvc"))
-    assert len(dvc_files) == 1 and f"md5: {stage_md5}" in dvc_files[0].read_text()
+
+    # the student consumed the intermediate's labels, published like the weak labels
+    inter = result.student_labels
+    assert inter.md5 == stage_md5 != result.weak_labels.md5
+    assert Path(inter.path).name.endswith("-intermediate-1l.parquet")
+    assert f"md5: {stage_md5}" in Path(inter.path + ".dvc").read_text()
+    assert list(pd.read_parquet(inter.path).columns) == ["id", "text", "weak_probs", "weak_label", "split"]
+    # ...and the intermediate is the strong model truncated to one block
+    model, _, _ = load_classifier(warm_project / ".w2s" / "cache" / "strong" / inter.supervisor["cache_key"] / "model")
+    assert len(model.encoder.encoder.layer) == 1
     assert result.model is None
 
 
@@ -171,26 +191,27 @@ def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatc
     assert configure(Project(tmp_path / "c")).endswith("team.db"), "a user's URI still wins"
 
 
-def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_dir, monkeypatch):
+def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_dir, monkeypatch, tiny_run):
     """Two projects, cold caches, one config and seed: identical metrics, weak labels and model
     weights on CPU; each run records the facts that would break this on other hardware."""
     from mlflow import MlflowClient
 
     from conftest import make_project
 
-    outcomes = []
-    for name in ("first", "second"):
-        root = make_project(tmp_path / name, bundled_dir)
-        monkeypatch.chdir(root)
-        result = run_pipeline(root)
-        weights = sorted(file_md5(p) for p in root.glob(".w2s/cache/strong/*/model/model.safetensors"))
-        tags = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(result.mlflow_run_id).data.tags
-        outcomes.append((result, weights, tags))
-    (a, weights_a, tags_a), (b, weights_b, tags_b) = outcomes
+    def weights(root: Path) -> list[str]:
+        return sorted(file_md5(p) for p in root.glob(".w2s/cache/strong/*/model/model.safetensors"))
+
+    root = make_project(tmp_path / "second", bundled_dir)
+    monkeypatch.chdir(root)
+    b = run_pipeline(root)
+    a = tiny_run.result
+    assert b.reused == {"weak": False, "w2s": False, "ceiling": False}
     assert a.metrics == b.metrics
     assert a.weak_labels.md5 == b.weak_labels.md5
     assert a.tags["student_labels_md5"] == b.tags["student_labels_md5"]
-    assert len(weights_a) == 2 and weights_a == weights_b  # student and ceiling, byte for byte
+    assert len(weights(root)) == 2 and weights(root) == weights(tiny_run.root)  # student and ceiling
+    tags_a = tiny_run.client().get_run(a.mlflow_run_id).data.tags
+    tags_b = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(b.mlflow_run_id).data.tags
     for tags in (tags_a, tags_b):
         assert tags["determinism.device"] == "cpu"
         assert tags["determinism.risks"] == "none known (CPU)"

@@ -6,7 +6,7 @@ from w2s.core.data import bundled
 from w2s.errors import DataError
 from w2s.io import file_md5
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_fetch_reproduces_the_recorded_md5s(bundled_dir):

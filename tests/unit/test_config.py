@@ -6,7 +6,7 @@ from w2s.config import Config, load_config, parse_override
 from w2s.errors import ConfigError
 from w2s.project import Project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_repo_params_file_is_valid_and_matches_defaults():
