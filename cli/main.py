@@ -161,9 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", formatter_class=fmt, help="run the whole pipeline and print a results table",
-        description="Run ingest -> validate -> split -> weak -> weak labels -> strong student and "
-                    "ceiling -> evaluate -> register as one Prefect flow. Reads params.yaml from "
-                    "the project folder unless --config names another file.",
+        description="Run ingest -> validate -> split -> [select weak model] -> weak -> weak labels -> "
+                    "supervise (the method's labels) -> strong student and ceiling -> evaluate -> "
+                    "register as one Prefect flow. Reads params.yaml from the project folder unless "
+                    "--config names another file.",
         epilog="examples:\n  " + EXAMPLES["run"],
     )
     run.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")

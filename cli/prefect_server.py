@@ -20,6 +20,14 @@ def start_temporary_server_early() -> Callable[[], None]:
     # once can hit the import system's deadlock detection. The thread only launches and polls.
     from prefect.server.api.server import SubprocessASGIServer
 
+    server = SubprocessASGIServer()
+    process = getattr(server, "server_process", None)
+    if server.running and process is not None and process.poll() is not None:
+        # In a long-lived process (`w2s deploy`, a notebook) the temporary server of an earlier
+        # run can have exited; Prefect would keep pointing at it. Start a new one instead.
+        server.running = False
+        server.port = None
+
     def start() -> None:
         with contextlib.suppress(Exception):  # the flow's client retries the start and reports the error
             SubprocessASGIServer().start()

@@ -9,6 +9,7 @@ and ranks, and is marked `slow` here (`make test-fast` skips it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -135,17 +136,40 @@ class TinyRun:
         return MlflowClient(uri, registry_uri=uri)
 
 
+def _result_from_json(data: dict[str, Any]) -> Any:
+    """A PipelineResult from its JSON form (`w2s run --json`)."""
+    from flows.pipeline import PipelineResult
+    from w2s.core.refs import LabelsRef
+    from w2s.pipeline.weak_selection import Selection
+
+    return PipelineResult(**{**data, "weak_labels": LabelsRef(**data["weak_labels"]),
+                             "student_labels": LabelsRef(**data["student_labels"]),
+                             "selection": Selection(**data["selection"]) if data["selection"] else None})
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> TinyRun:
-    """The flow, once per session (weak model, labels, student, ceiling trained from scratch;
-    registered as w2s-test/1). Read it; never run anything in its project."""
-    from flows.pipeline import pipeline
-    from w2s.config import load_config
+    """The flow, once per test session (weak model, labels, student, ceiling trained from
+    scratch; registered as w2s-test/1), shared by parallel test workers: the first to need it
+    builds it, the others wait and read it. Read it; never run anything in its project."""
+    from dataclasses import asdict
 
-    root = make_project(tmp_path_factory.mktemp("tiny-run") / "proj", bundled_dir)
-    cfg = load_config(root / "params.yaml")
-    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(root))
-    return TinyRun(root, result)
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder all workers of this session share
+    record = base / "tiny-run" / "result.json"
+    with FileLock(str(base / "tiny-run.lock")):
+        if not record.is_file():
+            from flows.pipeline import pipeline
+            from w2s.config import load_config
+
+            root = make_project(base / "tiny-run" / "proj", bundled_dir)
+            cfg = load_config(root / "params.yaml")
+            result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(root))
+            record.write_text(json.dumps(asdict(result), default=str))
+    return TinyRun(record.parent / "proj", _result_from_json(json.loads(record.read_text())))
 
 
 @pytest.fixture

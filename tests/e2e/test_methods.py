@@ -46,8 +46,10 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
     naive = rows.pop("naive")
     for name, row in rows.items():
         assert row["reused"]["ceiling"] and row["reused"]["weak"], f"{name} shares weak model and ceiling"
-        assert row["weak_acc"] == naive["weak_acc"] and row["ceiling_acc"] == naive["ceiling_acc"]
-        assert 0.0 <= row["w2s_acc"] <= 1.0 and 0.0 <= row["flip_rate"] <= 1.0
+        assert row["weak_acc"] == naive["weak_acc"] and 0.0 <= row["w2s_acc"] <= 1.0
+        if name != "perturb":  # the one fine-tuned point has the fine-tuned ceiling
+            assert row["ceiling_acc"] == naive["ceiling_acc"]
+    assert 0.0 <= rows["perturb"]["flip_rate"] <= 1.0, "every fine-tuned student reports its flip rate"
     for name in REFINED_METHODS:
         row = rows[name]
         assert 0.5 < row["refined_acc"] <= 1.0 and 0.5 < row["labels_transfer_acc"] <= 1.0, name

@@ -46,9 +46,10 @@ def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys)
 
 
 
-def test_sweep_points_run_on_a_local_dask_cluster(project, capsys):
+def test_sweep_points_run_on_a_local_dask_cluster(warm_project, capsys):
     from cli.main import main
 
+    project = warm_project
     spec = (REPO / "configs" / "sweep-tiny.yaml").read_text().replace("seed: [0, 1]", "seed: [0]")
     (project / "sweep.yaml").write_text(spec + "runner: dask\nmax_workers: 1\n")
     assert main(["sweep", "--config", "sweep.yaml"]) == 0
@@ -56,4 +57,6 @@ def test_sweep_points_run_on_a_local_dask_cluster(project, capsys):
     sweep_dir = next((project / ".w2s" / "sweeps").iterdir())
     rows = json.loads((sweep_dir / "points.json").read_text())
     assert [r["strong.loss"] for r in rows] == ["xent", "logconf"]
-    assert rows[1]["reused"]["weak"] and rows[1]["reused"]["ceiling"], "dask workers share the cache"
+    # the Dask worker is another process: it trained the students and read the weak model and
+    # ceiling from the project's cache
+    assert all(r["reused"]["weak"] and r["reused"]["ceiling"] and not r["reused"]["w2s"] for r in rows)
