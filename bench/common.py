@@ -31,8 +31,9 @@ class Timed:
         return statistics.median(self.seconds)
 
 
-def timed(fn: Callable[..., Any], repeats: int, warmup: int = 0,
-          prepare: Callable[[], tuple[Any, ...]] | None = None) -> Timed:
+def timed(
+    fn: Callable[..., Any], repeats: int, warmup: int = 0, prepare: Callable[[], tuple[Any, ...]] | None = None
+) -> Timed:
     """Call `fn` `warmup` times unmeasured, then `repeats` times measured; `prepare` builds its
     arguments afresh before each call, outside the measured time."""
     seconds, value = [], None
@@ -62,12 +63,19 @@ class ProcessRun:
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment every measured process gets: offline, quiet, no telemetry."""
     env = dict(os.environ)
-    env.update({
-        "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TQDM_DISABLE": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "GX_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "TOKENIZERS_PARALLELISM": "false",
-        "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-    })
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TQDM_DISABLE": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "GX_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+            "TOKENIZERS_PARALLELISM": "false",
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        }
+    )
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("PREFECT_API_URL", None)
     env.update(extra)

@@ -34,9 +34,16 @@ def child(args: argparse.Namespace) -> None:
 
     mode = args.child
     stage = mode[-1] if mode != "torch" else "2"
-    cfg = load_config(None, [f"strong.model={args.model}", f"strong.batch_size={args.batch}",
-                             "strong.deepspeed.precision=bf16", f"strong.deepspeed.stage={stage}",
-                             f"strong.distributed.processes={args.gpus}"]).strong
+    cfg = load_config(
+        None,
+        [
+            f"strong.model={args.model}",
+            f"strong.batch_size={args.batch}",
+            "strong.deepspeed.precision=bf16",
+            f"strong.deepspeed.stage={stage}",
+            f"strong.distributed.processes={args.gpus}",
+        ],
+    ).strong
     _, model = build_classifier(cfg.model, 2, None, seed=0)
     n = args.batch * (args.steps + args.warmup)
     rng = np.random.default_rng(0)
@@ -72,17 +79,27 @@ def child(args: argparse.Namespace) -> None:
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for b in batches[args.warmup:]:
+    for b in batches[args.warmup :]:
         runner.step(b, loss_of)
     torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     if rank == 0:
-        print("RESULT " + json.dumps({
-            "mode": mode, "gpus": world, "steps": args.steps, "global_batch": args.batch, "seq": args.seq,
-            "examples_per_s": round(args.steps * args.batch / seconds, 1),
-            "peak_gpu_gib_rank0": round(torch.cuda.max_memory_allocated() / 1024**3, 3),
-            "precision": "fp32" if mode == "torch" else "bf16",
-        }), flush=True)
+        print(
+            "RESULT "
+            + json.dumps(
+                {
+                    "mode": mode,
+                    "gpus": world,
+                    "steps": args.steps,
+                    "global_batch": args.batch,
+                    "seq": args.seq,
+                    "examples_per_s": round(args.steps * args.batch / seconds, 1),
+                    "peak_gpu_gib_rank0": round(torch.cuda.max_memory_allocated() / 1024**3, 3),
+                    "precision": "fp32" if mode == "torch" else "bf16",
+                }
+            ),
+            flush=True,
+        )
 
 
 def main() -> int:
@@ -108,9 +125,28 @@ def main() -> int:
     results = []
     for mode in MODES:
         ranks = 1 if mode == "torch" else args.gpus
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), __file__,
-               "--child", mode, "--model", args.model, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--batch", str(args.batch), "--seq", str(args.seq), "--gpus", str(args.gpus)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(ranks),
+            __file__,
+            "--child",
+            mode,
+            "--model",
+            args.model,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--batch",
+            str(args.batch),
+            "--seq",
+            str(args.seq),
+            "--gpus",
+            str(args.gpus),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
@@ -123,8 +159,10 @@ def main() -> int:
         if "error" in r:
             print(f"{r['mode']:8} failed: {r['error']}")
         else:
-            print(f"{r['mode']:8} {r['gpus']:>4} {r['examples_per_s']:>11} "
-                  f"{r['peak_gpu_gib_rank0']:>18}  {r['precision']}")
+            print(
+                f"{r['mode']:8} {r['gpus']:>4} {r['examples_per_s']:>11} "
+                f"{r['peak_gpu_gib_rank0']:>18}  {r['precision']}"
+            )
     print(json.dumps({"model": args.model, "seq": args.seq, "results": results}))
     return 0 if all("error" not in r for r in results) else 1
 

@@ -31,7 +31,7 @@ def input_order(model: torch.nn.Module, enc, batch_size: int, width: int | None 
     model.eval()
     out = []
     for s in range(0, len(enc), batch_size):
-        rows = enc.ids[s: s + batch_size]
+        rows = enc.ids[s : s + batch_size]
         if width is not None:
             rows = [*rows, [enc.pad_id] * width]  # a dummy full-width row sets the padded width
         ids, mask = collate(rows, enc.pad_id)
@@ -61,11 +61,19 @@ def measure(n: int = 2000, batch_size: int = 128, max_len: int = 64, repeats: in
     padded_naive = padded_tokens(lengths, chunks)
     padded_sorted = padded_tokens(lengths, [order[c] for c in chunks])
     return {
-        "texts": n, "batch_size": batch_size, "max_length": max_len, "model": MODEL, "repeats": repeats,
+        "texts": n,
+        "batch_size": batch_size,
+        "max_length": max_len,
+        "model": MODEL,
+        "repeats": repeats,
         "length_sorted": {"seconds": sorted_.seconds, "texts_per_s": n / sorted_.median},
         "input_order": {"seconds": naive.seconds, "texts_per_s": n / naive.median},
         "input_order_max_length": {"seconds": fixed.seconds, "texts_per_s": n / fixed.median},
-        "padded_tokens": {"length_sorted": int(padded_sorted), "input_order": int(padded_naive),
-                          "input_order_max_length": n * max_len, "real": int(lengths.sum())},
+        "padded_tokens": {
+            "length_sorted": int(padded_sorted),
+            "input_order": int(padded_naive),
+            "input_order_max_length": n * max_len,
+            "real": int(lengths.sum()),
+        },
         "max_abs_diff": max_diff,
     }

@@ -22,10 +22,15 @@ def describe() -> dict[str, Any]:
     except (OSError, StopIteration):
         pass
     return {
-        "cpu": cpu, "cores_usable": len(os.sched_getaffinity(0)), "cores_logical": os.cpu_count(),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
-        "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-        "transformers": transformers.__version__, "cuda": torch.cuda.is_available(),
+        "cpu": cpu,
+        "cores_usable": len(os.sched_getaffinity(0)),
+        "cores_logical": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "transformers": transformers.__version__,
+        "cuda": torch.cuda.is_available(),
     }
 
 

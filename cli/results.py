@@ -27,10 +27,8 @@ def print_results(result: PipelineResult, project: Project) -> None:
     table.add_column("AUROC", justify="right")
     table.add_column("from", style="dim")
     reused = result.reused
-    for label, key in (("weak supervisor", "weak"), ("strong ceiling", "ceiling"),
-                       ("weak-to-strong", "w2s")):
-        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]),
-                      "cache" if reused[key] else "trained")
+    for label, key in (("weak supervisor", "weak"), ("strong ceiling", "ceiling"), ("weak-to-strong", "w2s")):
+        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]), "cache" if reused[key] else "trained")
     console.print(table)
 
     gap = Table(show_header=True, title_justify="left")
@@ -39,8 +37,13 @@ def print_results(result: PipelineResult, project: Project) -> None:
     gap.add_column("agreement", justify="right")
     gap.add_column("on weak-right", justify="right")
     gap.add_column("on weak-wrong", justify="right")
-    gap.add_row(_fmt(m["pgr"]), _fmt(m["pgr_auroc"]), _fmt(m["agreement"]),
-                _fmt(m["agreement_weak_correct"]), _fmt(m["agreement_weak_wrong"]))
+    gap.add_row(
+        _fmt(m["pgr"]),
+        _fmt(m["pgr_auroc"]),
+        _fmt(m["agreement"]),
+        _fmt(m["agreement_weak_correct"]),
+        _fmt(m["agreement_weak_wrong"]),
+    )
     console.print(gap)
     if m.get("w2s_acc_ood") is not None:
         ood = Table(title="out of distribution (ood_test: held-out groups)", title_justify="left")
@@ -49,18 +52,22 @@ def print_results(result: PipelineResult, project: Project) -> None:
         ood.add_row(_fmt(m["weak_acc_ood"]), _fmt(m["ceiling_acc_ood"]), _fmt(m["w2s_acc_ood"]), _fmt(m["pgr_ood"]))
         console.print(ood)
     if m.get("refined_acc") is not None:
-        line = (f"method {result.method}: refined labels test acc {_fmt(m['refined_acc'])}; "
-                f"transfer label acc {_fmt(m['weak_transfer_acc'])} (weak) -> {_fmt(m['labels_transfer_acc'])} "
-                f"(diagnostic, uses transfer ground truth after the fact)")
+        line = (
+            f"method {result.method}: refined labels test acc {_fmt(m['refined_acc'])}; "
+            f"transfer label acc {_fmt(m['weak_transfer_acc'])} (weak) -> {_fmt(m['labels_transfer_acc'])} "
+            f"(diagnostic, uses transfer ground truth after the fact)"
+        )
         self_labelled = m.get("self_label_frac")
         if self_labelled is not None:
             line += f"; self-labelled {100 * self_labelled:.1f}% of transfer"
         console.print(line)
     counts = result.counts
-    console.print("splits: " + ", ".join(f"{k} {v}" for k, v in counts.items())
-                  + f"; early stopping: {result.early_stopping}"
-                  + ("  [bold red](oracle ablation: uses ground truth)[/]"
-                     if result.early_stopping == "oracle" else ""))
+    console.print(
+        "splits: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f"; early stopping: {result.early_stopping}"
+        + ("  [bold red](oracle ablation: uses ground truth)[/]" if result.early_stopping == "oracle" else "")
+    )
     if m["pgr"] is None:
         console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
 
@@ -71,8 +78,10 @@ def print_results(result: PipelineResult, project: Project) -> None:
     console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
     model = result.model
     if model:
-        console.print(f"  registered      {model['name']} v{model['version']} "
-                      f"(alias @{model['alias']}): mlflow.pyfunc.load_model(\"{model['uri']}\")")
+        console.print(
+            f"  registered      {model['name']} v{model['version']} "
+            f'(alias @{model["alias"]}): mlflow.pyfunc.load_model("{model["uri"]}")'
+        )
     labels = result.weak_labels
     dvc = labels.dvc
     where = f" (DVC: {dvc['dvc_file']}, pushed to '{dvc['remote']}')" if dvc else ""

@@ -35,8 +35,9 @@ def deployment_spec(path: Path, name: str) -> dict[str, Any]:
         raise ConfigError(f"{path} declares no deployment '{name}' (it has: {', '.join(map(str, deployments))})")
     spec = deployments[name]
     if spec.get("entrypoint") not in FLOWS:
-        raise ConfigError(f"{path}: deployment '{name}' entrypoint '{spec.get('entrypoint')}' is not one of "
-                          f"{', '.join(FLOWS)}")
+        raise ConfigError(
+            f"{path}: deployment '{name}' entrypoint '{spec.get('entrypoint')}' is not one of {', '.join(FLOWS)}"
+        )
     return spec
 
 
@@ -68,5 +69,10 @@ def serve(spec: dict[str, Any], project_dir: str) -> None:
     module, attr = FLOWS[spec["entrypoint"]]
     flow = getattr(importlib.import_module(module), attr)
     parameters = {**(spec.get("parameters") or {}), "project_dir": project_dir}
-    flow.serve(name=spec["name"], schedules=schedules(spec), parameters=parameters,
-               description=spec.get("description"), tags=spec.get("tags"))
+    flow.serve(
+        name=spec["name"],
+        schedules=schedules(spec),
+        parameters=parameters,
+        description=spec.get("description"),
+        tags=spec.get("tags"),
+    )

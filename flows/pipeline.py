@@ -59,13 +59,17 @@ class FlowSteps:
     def weak_labels(self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef) -> LabelsRef:
         labels = weak.weak_labels(self.ctx, cfg, splits, table, weak_ref)
         root = Path(self.ctx.project_dir).resolve()
-        self.tags.update(weak_labels_md5=labels.md5, weak_model_run_id=self.weak_run_id,
-                         weak_labels_path=Path(labels.path).resolve().relative_to(root).as_posix(),
-                         weak_labels_in_dvc="yes" if labels.dvc else "no (not a DVC repository)")
+        self.tags.update(
+            weak_labels_md5=labels.md5,
+            weak_model_run_id=self.weak_run_id,
+            weak_labels_path=Path(labels.path).resolve().relative_to(root).as_posix(),
+            weak_labels_in_dvc="yes" if labels.dvc else "no (not a DVC repository)",
+        )
         return labels
 
-    def supervise(self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef,
-                  labels: LabelsRef) -> Supervision:
+    def supervise(
+        self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef, labels: LabelsRef
+    ) -> Supervision:
         sup = methods.supervise(self.ctx, cfg, splits, table, weak_ref, labels)
         self.tags["student_labels_md5"] = sup.labels.md5
         return sup
@@ -76,8 +80,15 @@ class FlowSteps:
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
         return strong.train_ceiling(self.ctx, cfg, splits)
 
-    def evaluate(self, cfg: Config, splits: SplitsRef, weak_ref: ModelRef, student: ModelRef, ceiling: ModelRef,
-                 supervision: Supervision) -> dict:
+    def evaluate(
+        self,
+        cfg: Config,
+        splits: SplitsRef,
+        weak_ref: ModelRef,
+        student: ModelRef,
+        ceiling: ModelRef,
+        supervision: Supervision,
+    ) -> dict:
         return evaluate.evaluate(self.ctx, cfg, splits, weak_ref, student, ceiling, supervision)
 
 
@@ -120,9 +131,18 @@ def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
     finally:
         tracking.finish(parent_id, tags, ok)
     return PipelineResult(
-        run_name=run_name, run_dir=str(run_dir), mlflow_run_id=parent_id, metrics=out.metrics, tags=tags,
-        model=model, weak_labels=out.weak_labels, student_labels=out.supervision.labels,
-        label_names=out.splits.label_names, counts=out.splits.counts,
+        run_name=run_name,
+        run_dir=str(run_dir),
+        mlflow_run_id=parent_id,
+        metrics=out.metrics,
+        tags=tags,
+        model=model,
+        weak_labels=out.weak_labels,
+        student_labels=out.supervision.labels,
+        label_names=out.splits.label_names,
+        counts=out.splits.counts,
         reused={"weak": out.weak.reused, "w2s": out.student.reused, "ceiling": out.ceiling.reused},
-        early_stopping=out.cfg.strong.early_stopping, method=out.cfg.method, selection=out.selection,
+        early_stopping=out.cfg.strong.early_stopping,
+        method=out.cfg.method,
+        selection=out.selection,
     )

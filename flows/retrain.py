@@ -32,5 +32,10 @@ def retrain(project_dir: str | None = None, overrides: list[str] | None = None) 
     if result.model is None:  # registry.enabled was checked above: the flow always registers here
         raise RuntimeError("the pipeline registered no challenger")
     decision = promotion.gate(root, config, result.model, str(Path(result.run_dir) / "splits.parquet"))
-    return {"snapshot": snapshot, "metrics": result.metrics, "model": result.model,
-            "mlflow_run_id": result.mlflow_run_id, "decision": decision}
+    return {
+        "snapshot": snapshot,
+        "metrics": result.metrics,
+        "model": result.model,
+        "mlflow_run_id": result.mlflow_run_id,
+        "decision": decision,
+    }

@@ -35,8 +35,10 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     ok = False
     try:
         runner = sweep_points.run_point.with_options(task_run_name="point-{index}")
-        futures = [runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
-                   for i, (point, cfg) in enumerate(points)]
+        futures = [
+            runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
+            for i, (point, cfg) in enumerate(points)
+        ]
         rows = [f.result() for f in futures]
         result = sweep_points.report(rows, spec.group_keys, str(sweep_dir), parent_id)
         ok = True
@@ -54,8 +56,14 @@ def with_runner(spec: SweepConfig):
     if spec.dask_address:
         runner = DaskTaskRunner(address=spec.dask_address)
     else:  # one single-threaded worker process per point slot: torch gets its own cores
-        runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
-            "n_workers": spec.max_workers, "threads_per_worker": 1, "processes": True,
-            "dashboard_address": None})
+        runner = DaskTaskRunner(
+            cluster_class="distributed.LocalCluster",
+            cluster_kwargs={
+                "n_workers": spec.max_workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+            },
+        )
     # Prefect types task_runner by its own futures; Dask's runner is one all the same
     return sweep.with_options(task_runner=cast(Any, runner))

@@ -34,5 +34,11 @@ class RunContext:
     def steps(self, run: RunLog) -> LibrarySteps:
         """The library's steps for this run: step files in the run folder, label files published
         into the project's weak_labels/ and DVC-versioned, gate reports logged to `run`."""
-        return LibrarySteps(self.project, self.out, self.project.weak_labels_dir, self.cache,
-                            version_labels=True, record=lambda name, report: run.dict(report, name))
+        return LibrarySteps(
+            self.project,
+            self.out,
+            self.project.weak_labels_dir,
+            self.cache,
+            version_labels=True,
+            record=lambda name, report: run.dict(report, name),
+        )

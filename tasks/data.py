@@ -25,8 +25,9 @@ def ingest(ctx: RunContext, cfg: Config) -> TableRef:
         dvc = data_version(cfg, ctx.project)
         run.tags({"data_md5": ref.data_md5, **dvc})
         ref = replace(ref, source={**ref.source, "dvc": dvc})
-    get_run_logger().info("ingested %d rows, %d classes (data md5 %s)", ref.rows,
-                          len(ref.label_names), ref.data_md5[:12])
+    get_run_logger().info(
+        "ingested %d rows, %d classes (data md5 %s)", ref.rows, len(ref.label_names), ref.data_md5[:12]
+    )
     return ref
 
 

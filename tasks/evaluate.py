@@ -17,8 +17,15 @@ from w2s.ops import registry, tracking
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, **RETRY)
-def evaluate(ctx: RunContext, cfg: Config, splits: SplitsRef, weak: ModelRef, student: ModelRef,
-             ceiling: ModelRef, supervision: Supervision) -> dict:
+def evaluate(
+    ctx: RunContext,
+    cfg: Config,
+    splits: SplitsRef,
+    weak: ModelRef,
+    student: ModelRef,
+    ceiling: ModelRef,
+    supervision: Supervision,
+) -> dict:
     """Metrics under the contract's names, in the run folder, at the repo root and in MLflow."""
     with tracking.stage_run(ctx.parent_run_id, "evaluate") as run:
         metrics = ctx.steps(run).evaluate(cfg, splits, weak, student, ceiling, supervision)
@@ -35,8 +42,13 @@ def register(ctx: RunContext, cfg: Config, student: ModelRef, label_names: list[
     reg = cfg.registry
     with tracking.stage_run(ctx.parent_run_id, "register") as run:
         run.tags(tags)
-        version = registry.log_and_register(run.run_id, Path(student.dir) / "model", label_names,
-                                            reg.model_name, reg.alias, tags)
+        version = registry.log_and_register(
+            run.run_id, Path(student.dir) / "model", label_names, reg.model_name, reg.alias, tags
+        )
     get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
-    return {"name": reg.model_name, "version": version, "alias": reg.alias,
-            "uri": f"models:/{reg.model_name}@{reg.alias}"}
+    return {
+        "name": reg.model_name,
+        "version": version,
+        "alias": reg.alias,
+        "uri": f"models:/{reg.model_name}@{reg.alias}",
+    }

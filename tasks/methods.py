@@ -29,14 +29,13 @@ def select_weak(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef
         rows = selection.candidates
         run.dict(rows, "weak_selection.json")
         for row in rows:
-            run.metrics({f"{row['candidate']}.{k}": row[k]
-                         for k in ("err_w_cv", "misfit", "predicted_strong_err")})
+            run.metrics({f"{row['candidate']}.{k}": row[k] for k in ("err_w_cv", "misfit", "predicted_strong_err")})
         run.tags({"chosen_weak": selection.chosen})
-    create_table_artifact(rows, key="w2s-weak-selection",
-                          description=f"weak-model selection: chose {selection.chosen}")
+    create_table_artifact(rows, key="w2s-weak-selection", description=f"weak-model selection: chose {selection.chosen}")
     chosen = next(r for r in rows if r["candidate"] == selection.chosen)
-    get_run_logger().info("weak-model selection chose %s (predicted strong error %.4f)",
-                          selection.chosen, chosen["predicted_strong_err"])
+    get_run_logger().info(
+        "weak-model selection chose %s (predicted strong error %.4f)", selection.chosen, chosen["predicted_strong_err"]
+    )
     return selection
 
 
@@ -46,8 +45,9 @@ def _loggable(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float | N
 
 
 @task(name="supervise", cache_policy=NO_CACHE, **RETRY)
-def supervise(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef,
-              labels: LabelsRef) -> Supervision:
+def supervise(
+    ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef, labels: LabelsRef
+) -> Supervision:
     """The method builds the student's labels (refined, or through intermediate students); each
     label file it publishes is gated and DVC-versioned; log what it did."""
     with tracking.stage_run(ctx.parent_run_id, "supervise") as run:
@@ -65,6 +65,10 @@ def supervise(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef, 
             run.metrics({f"stage{i}_best_step": ref.info["best_step"], f"stage{i}_test_rows": len(test)})
             run.tags({f"stage{i}_labels_md5": stage_labels.md5, f"stage{i}_cache_key": ref.key})
     changed = sup.refined.info.get("changed_frac_transfer", 0.0) if sup.refined else 0.0
-    get_run_logger().info("method %s: student labels %s%s", cfg.method, sup.labels.md5[:12],
-                          f" (changed {100 * changed:.1f}% of transfer labels)" if sup.refined else "")
+    get_run_logger().info(
+        "method %s: student labels %s%s",
+        cfg.method,
+        sup.labels.md5[:12],
+        f" (changed {100 * changed:.1f}% of transfer labels)" if sup.refined else "",
+    )
     return sup

@@ -25,8 +25,9 @@ def snapshot_data(project_dir: str, config: dict) -> list[dict]:
     done = []
     for target in snapshot_targets(Config.model_validate(config), project):
         v = versioning.add_and_push(project, target)
-        get_run_logger().info("data snapshot %s: md5 %s%s", v.path, v.md5,
-                              f", pushed to '{v.remote}'" if v.remote else "")
+        get_run_logger().info(
+            "data snapshot %s: md5 %s%s", v.path, v.md5, f", pushed to '{v.remote}'" if v.remote else ""
+        )
         done.append(v.__dict__)
     return done
 
@@ -37,7 +38,6 @@ def gate(project_dir: str, config: dict, model: dict, splits_path: str) -> dict:
     project = Project.discover(project_dir)
     cfg = Config.model_validate(config)
     decision = promotion.promote(cfg, project, f"{model['name']}/{model['version']}", Path(splits_path))
-    create_markdown_artifact(key="promotion-decision", markdown=decision.markdown(),
-                             description=decision.summary())
+    create_markdown_artifact(key="promotion-decision", markdown=decision.markdown(), description=decision.summary())
     get_run_logger().info(decision.summary())
     return decision.as_dict()

@@ -14,8 +14,15 @@ from prefect.tasks import exponential_backoff
 from w2s.errors import ServiceUnavailable, W2SError
 
 # Fragments of the messages MLflow's REST client and SQLAlchemy raise for a busy or absent service.
-TRANSIENT_MESSAGES = ("Max retries exceeded", "Connection refused", "Connection aborted", "Read timed out",
-                      "database is locked", "503 Service Unavailable", "502 Bad Gateway")
+TRANSIENT_MESSAGES = (
+    "Max retries exceeded",
+    "Connection refused",
+    "Connection aborted",
+    "Read timed out",
+    "database is locked",
+    "503 Service Unavailable",
+    "502 Bad Gateway",
+)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -38,5 +45,9 @@ def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
 
 
 # Four attempts, 2 / 4 / 8 s apart (±20 %): rides out a server restart, fails in ~15 s otherwise.
-RETRY: dict[str, Any] = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=2),
-                         "retry_jitter_factor": 0.2, "retry_condition_fn": _retry_condition}
+RETRY: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.2,
+    "retry_condition_fn": _retry_condition,
+}

@@ -20,13 +20,23 @@ def _log(run: RunLog, ctx: RunContext, cfg: Config, kind: str, ref: ModelRef, me
     run.params({"strong": cfg.strong.model_dump(mode="json"), "role": kind})
     info = ref.info
     ranks = info.get("ranks") or {}
-    run.tags({"cache_key": ref.key, "reused": ref.reused, "backend": info.get("backend", "torch"),
-              "world_size": ranks.get("world_size", 1)})
+    run.tags(
+        {
+            "cache_key": ref.key,
+            "reused": ref.reused,
+            "backend": info.get("backend", "torch"),
+            "world_size": ranks.get("world_size", 1),
+        }
+    )
     if ranks:  # only this process logs: the ranks wrote files, never to MLflow
         run.dict(ranks, "deepspeed_ranks.json")
     run.curve(info["curve"])
-    run.metrics({k: info.get(k) for k in ("best_step", "steps", "train_seconds", "examples_per_s",
-                                           "truncated_texts", "flip_rate")})
+    run.metrics(
+        {
+            k: info.get(k)
+            for k in ("best_step", "steps", "train_seconds", "examples_per_s", "truncated_texts", "flip_rate")
+        }
+    )
     png = ctx.out / f"curve_{kind}.png"
     plot_curve(info["curve"], png, title=f"{kind}: evaluations during training")
     run.artifact(png)
@@ -37,8 +47,14 @@ def _log(run: RunLog, ctx: RunContext, cfg: Config, kind: str, ref: ModelRef, me
         png = ctx.out / "ensemble_weights.png"
         plot_weights(info["weight_history"], names, png)
         run.artifact(png)
-    get_run_logger().info("%s model %s %s (best step %s of %s)", kind, ref.key[:12],
-                          "reused from cache" if ref.reused else "trained", info["best_step"], info["steps"])
+    get_run_logger().info(
+        "%s model %s %s (best step %s of %s)",
+        kind,
+        ref.key[:12],
+        "reused from cache" if ref.reused else "trained",
+        info["best_step"],
+        info["steps"],
+    )
 
 
 @task(name="strong-model", cache_policy=NO_CACHE, **RETRY)

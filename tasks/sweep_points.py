@@ -22,25 +22,36 @@ from w2s.project import Project
 
 
 @task(name="sweep-point", cache_policy=NO_CACHE, **RETRY)
-def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, point: dict,
-              config: dict) -> dict:
+def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, point: dict, config: dict) -> dict:
     """Run one configuration; log it as a nested MLflow run; return its grid values + metrics."""
     project = Project(Path(project_dir))
     tracking.configure(project)  # the point may run in another process (a Dask worker)
     cfg = Config.model_validate(config)
     name = "point-" + "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
     with tracking.stage_run(parent_run_id, name) as run:
-        result = run_config(cfg, project, Path(sweep_dir) / f"point-{index:03d}",
-                                ArtifactCache(project.cache_dir))
+        result = run_config(cfg, project, Path(sweep_dir) / f"point-{index:03d}", ArtifactCache(project.cache_dir))
         run.params({"point": point, "config": config})
         run.metrics(result.metrics)
-        run.tags({"reused_weak": result.weak.reused, "reused_w2s": result.student.reused,
-                  "reused_ceiling": result.ceiling.reused})
-    get_run_logger().info("%s: w2s %.3f, weak %.3f, ceiling %.3f", name, result.metrics["w2s_acc"],
-                          result.metrics["weak_acc"], result.metrics["ceiling_acc"])
-    return {**point, "seed": cfg.seed, **result.metrics,
-            "reused": {"weak": result.weak.reused, "w2s": result.student.reused,
-                       "ceiling": result.ceiling.reused}}
+        run.tags(
+            {
+                "reused_weak": result.weak.reused,
+                "reused_w2s": result.student.reused,
+                "reused_ceiling": result.ceiling.reused,
+            }
+        )
+    get_run_logger().info(
+        "%s: w2s %.3f, weak %.3f, ceiling %.3f",
+        name,
+        result.metrics["w2s_acc"],
+        result.metrics["weak_acc"],
+        result.metrics["ceiling_acc"],
+    )
+    return {
+        **point,
+        "seed": cfg.seed,
+        **result.metrics,
+        "reused": {"weak": result.weak.reused, "w2s": result.student.reused, "ceiling": result.ceiling.reused},
+    }
 
 
 @task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
@@ -53,8 +64,9 @@ def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_i
     with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
-        writer.writerows({k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()}
-                         for r in table)
+        writer.writerows(
+            {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()} for r in table
+        )
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
     write_text(out / "results.md", md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
@@ -62,6 +74,7 @@ def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_i
     for name in ("results.csv", "results.md", "pgr.png", "points.json"):
         run.artifact(out / name)
     create_markdown_artifact(md, key="w2s-sweep-results", description="Sweep results (mean ± s.e.)")
-    create_table_artifact([{k: v for k, v in r.items() if not isinstance(v, list)} for r in table],
-                          key="w2s-sweep-table")
+    create_table_artifact(
+        [{k: v for k, v in r.items() if not isinstance(v, list)} for r in table], key="w2s-sweep-table"
+    )
     return {"table": table, "markdown": md, "dir": str(out)}

@@ -20,8 +20,10 @@ def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None
     tracking.configure(project)
     cfg = Config.model_validate(config)
     tags = {
-        "git_commit": git_commit(project.root), "params_hash": params_hash(cfg),
-        "prefect_flow_run_id": flow_run_id or "none", "method": method_name(cfg),
+        "git_commit": git_commit(project.root),
+        "params_hash": params_hash(cfg),
+        "prefect_flow_run_id": flow_run_id or "none",
+        "method": method_name(cfg),
     }
     run = tracking.start_run(tracking.experiment_id(project, cfg.tracking.experiment), run_name, tags=tags)
     run.params(config)

@@ -36,6 +36,10 @@ def weak_labels(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef
         labels = ctx.steps(run).weak_labels(cfg, splits, table, weak)
         run.tags({"weak_labels_md5": labels.md5})
         run.artifact(Path(labels.path).with_suffix(".json"))
-    get_run_logger().info("weak labels %s (md5 %s)%s", Path(labels.path).relative_to(project.root),
-                          labels.md5[:12], " pushed to the DVC remote" if labels.dvc else "")
+    get_run_logger().info(
+        "weak labels %s (md5 %s)%s",
+        Path(labels.path).relative_to(project.root),
+        labels.md5[:12],
+        " pushed to the DVC remote" if labels.dvc else "",
+    )
     return labels

@@ -30,6 +30,7 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
+
 # No test may reach a model or dataset hub; huggingface_hub reads these once, at import.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -42,8 +43,15 @@ TINY_CONFIG = {
     "data": {"name": "election-tweets", "max_rows": 900},
     "split": {"weak_train": 100, "transfer": 240, "val": 80, "test": 120},
     "weak": {"kind": "tfidf"},
-    "strong": {"model": "minilm-l6", "max_length": 32, "epochs": 1, "batch_size": 16,
-               "lr": 1e-4, "evals_per_epoch": 2, "eval_batch_size": 64},
+    "strong": {
+        "model": "minilm-l6",
+        "max_length": 32,
+        "epochs": 1,
+        "batch_size": 16,
+        "lr": 1e-4,
+        "evals_per_epoch": 2,
+        "eval_batch_size": 64,
+    },
     "registry": {"model_name": "w2s-test"},
 }
 
@@ -69,8 +77,7 @@ def isolated_services(tmp_path_factory: pytest.TempPathFactory) -> None:
         # INFO lines logged at interpreter exit would hit pytest's closed capture streams
         "PREFECT_LOGGING_LEVEL": "WARNING",
     }
-    saved = {k: os.environ.get(k) for k in [*env, "MLFLOW_TRACKING_URI", "PREFECT_API_URL",
-                                           "W2S_PROJECT_DIR"]}
+    saved = {k: os.environ.get(k) for k in [*env, "MLFLOW_TRACKING_URI", "PREFECT_API_URL", "W2S_PROJECT_DIR"]}
     os.environ.update(env)
     for k in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "W2S_PROJECT_DIR"):
         os.environ.pop(k, None)
@@ -103,16 +110,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
-def make_project(root: Path, bundled: Path, config: dict | None = None,
-                 remote: Path | None = None, warm: Path | None = None) -> Path:
+def make_project(
+    root: Path, bundled: Path, config: dict | None = None, remote: Path | None = None, warm: Path | None = None
+) -> Path:
     """A git + DVC repository with the bundled tweets in data/, a local DVC remote (beside the
     project unless `remote` says otherwise) and params. `warm`: a cache folder whose entries are
     hard-linked into the project's cache (entries are immutable once sealed, and every lookup is
     keyed by content, so a warm project behaves as one that already ran those steps)."""
     from w2s.ops.scaffold import init_project
 
-    init_project(root, [bundled / "election-tweets-2016.tab"], config or TINY_CONFIG,
-                 remote or root.parent / f"{root.name}-remote")
+    init_project(
+        root,
+        [bundled / "election-tweets-2016.tab"],
+        config or TINY_CONFIG,
+        remote or root.parent / f"{root.name}-remote",
+    )
     if warm is not None:
         shutil.copytree(warm, root / ".w2s" / "cache", copy_function=os.link)
     return root
@@ -142,9 +154,14 @@ def _result_from_json(data: dict[str, Any]) -> Any:
     from w2s.core.refs import LabelsRef
     from w2s.pipeline.weak_selection import Selection
 
-    return PipelineResult(**{**data, "weak_labels": LabelsRef(**data["weak_labels"]),
-                             "student_labels": LabelsRef(**data["student_labels"]),
-                             "selection": Selection(**data["selection"]) if data["selection"] else None})
+    return PipelineResult(
+        **{
+            **data,
+            "weak_labels": LabelsRef(**data["weak_labels"]),
+            "student_labels": LabelsRef(**data["student_labels"]),
+            "selection": Selection(**data["selection"]) if data["selection"] else None,
+        }
+    )
 
 
 @pytest.fixture(scope="session")

@@ -38,10 +38,27 @@ from w2s.errors import ConfigError
 from w2s.methods import registry
 
 __all__ = [
-    "FLOOR_METRICS", "BaseConfig", "Config", "DataConfig", "DeepSpeedConfig", "DistributedConfig",
-    "EncoderTrainConfig", "FrozenConfig", "LogConfConfig", "ProductConfig", "PromotionConfig",
-    "RegisterConfig", "SelectionConfig", "SplitConfig", "StrongConfig", "TfidfConfig",
-    "TrackingConfig", "WeakConfig", "load_config", "parse_override", "stable_hash",
+    "FLOOR_METRICS",
+    "BaseConfig",
+    "Config",
+    "DataConfig",
+    "DeepSpeedConfig",
+    "DistributedConfig",
+    "EncoderTrainConfig",
+    "FrozenConfig",
+    "LogConfConfig",
+    "ProductConfig",
+    "PromotionConfig",
+    "RegisterConfig",
+    "SelectionConfig",
+    "SplitConfig",
+    "StrongConfig",
+    "TfidfConfig",
+    "TrackingConfig",
+    "WeakConfig",
+    "load_config",
+    "parse_override",
+    "stable_hash",
 ]
 
 

@@ -14,21 +14,23 @@ from conftest import make_project
 MODEL = "w2s-test"  # TINY_CONFIG's registry.model_name
 
 
-
 def _good_rows(n: int = 700) -> list[dict]:
-    return [{"id": f"r{i}", "text": f"sample text number {i} about {'cats' if i % 2 else 'dogs'}",
-             "label": "pos" if i % 2 else "neg"} for i in range(n)]
-
+    return [
+        {
+            "id": f"r{i}",
+            "text": f"sample text number {i} about {'cats' if i % 2 else 'dogs'}",
+            "label": "pos" if i % 2 else "neg",
+        }
+        for i in range(n)
+    ]
 
 
 def _csv(path: Path, rows: list[dict]) -> None:
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-
 def _jsonl(path: Path, lines: list[str]) -> None:
     path.write_text("\n".join(lines) + "\n")
-
 
 
 def _malformed_csv(root: Path) -> None:
@@ -37,24 +39,20 @@ def _malformed_csv(root: Path) -> None:
     (root / "bad.csv").write_text("\n".join(text) + "\n")
 
 
-
 def _malformed_jsonl(root: Path) -> None:
     lines = [json.dumps(r) for r in _good_rows()]
     lines[3] = '{"id": "r3", "text": "cut off", "label": '  # file line 4
     _jsonl(root / "bad.jsonl", lines)
 
 
-
 def _malformed_parquet(root: Path) -> None:
     (root / "bad.parquet").write_bytes(b"PAR1 this is not a parquet file at all")
-
 
 
 def _latin1(root: Path) -> None:
     rows = _good_rows()
     rows[9]["text"] = "un café crème, s'il vous plaît"  # data row 10 = file line 11
     pd.DataFrame(rows).to_csv(root / "latin1.csv", index=False, encoding="latin-1")
-
 
 
 def _mixed_label_types(root: Path) -> None:
@@ -65,10 +63,8 @@ def _mixed_label_types(root: Path) -> None:
     _jsonl(root / "mixed.jsonl", [json.dumps(r) for r in rows])
 
 
-
 def _single_class(root: Path) -> None:
     _csv(root / "one-class.csv", [{**r, "label": "pos"} for r in _good_rows()])
-
 
 
 def _duplicate_ids(root: Path) -> None:
@@ -77,42 +73,67 @@ def _duplicate_ids(root: Path) -> None:
     _csv(root / "dup-ids.csv", rows)
 
 
-
 def _few_unique_texts(root: Path) -> None:
     # 700 rows, enough for the split sizes, but only 100 distinct texts survive deduplication
-    _csv(root / "dups.csv", [{**r, "text": f"repeated text {i % 100}", "label": "pos" if i % 100 % 2 else "neg"}
-                             for i, r in enumerate(_good_rows())])
-
+    _csv(
+        root / "dups.csv",
+        [
+            {**r, "text": f"repeated text {i % 100}", "label": "pos" if i % 100 % 2 else "neg"}
+            for i, r in enumerate(_good_rows())
+        ],
+    )
 
 
 def _outside_file(root: Path) -> None:
     _csv(root.parent / "outside.csv", _good_rows())
 
 
-
 CASES = {
-    "malformed-csv": (_malformed_csv, ["data.path=bad.csv", "data.id_column=id"],
-                      "bad.csv: cannot parse CSV: Error tokenizing data. C error: Expected 3 fields in line 5, saw 4"),
+    "malformed-csv": (
+        _malformed_csv,
+        ["data.path=bad.csv", "data.id_column=id"],
+        "bad.csv: cannot parse CSV: Error tokenizing data. C error: Expected 3 fields in line 5, saw 4",
+    ),
     "malformed-jsonl": (_malformed_jsonl, ["data.path=bad.jsonl"], "bad.jsonl: line 4: invalid JSON"),
     "malformed-parquet": (_malformed_parquet, ["data.path=bad.parquet"], "bad.parquet: cannot parse PARQUET"),
     "wrong-encoding": (_latin1, ["data.path=latin1.csv"], "latin1.csv: line 11: not UTF-8 text"),
-    "misnamed-column": (lambda root: None, ["data.path=ok.csv", "data.label_column=sentiment"],
-                        "ok.csv: no column 'sentiment' (data.label_column); columns are: id, text, label"),
-    "mixed-label-types": (_mixed_label_types, ["data.path=mixed.jsonl"],
-                          "mixed.jsonl: column 'label' (data.label_column) mixes value types: "
-                          "number at line 1 (0), string at line 7 ('1')"),
-    "single-class": (_single_class, ["data.path=one-class.csv"],
-                     "expect_column_unique_value_count_to_be_between on column 'label' (observed 1)"),
-    "duplicate-ids": (_duplicate_ids, ["data.path=dup-ids.csv", "data.id_column=id"],
-                      "expect_column_values_to_be_unique on column 'id' (2 unexpected; e.g. 'r10'"),
-    "empty-splits-after-dedupe": (_few_unique_texts, ["data.path=dups.csv"],
-                                  "but the data has 100 rows, after dropping 600 duplicate texts (data.dedupe)"),
-    "unknown-weak-model": (lambda root: None, ["weak.kind=encoder", "weak.encoder.model=no-such-org/weak-model"],
-                           "model 'no-such-org/weak-model' is not a bundled alias"),
-    "path-escapes-project": (_outside_file, ["data.path=data/../../outside.csv"],
-                             "data.path 'data/../../outside.csv' escapes the project folder"),
+    "misnamed-column": (
+        lambda root: None,
+        ["data.path=ok.csv", "data.label_column=sentiment"],
+        "ok.csv: no column 'sentiment' (data.label_column); columns are: id, text, label",
+    ),
+    "mixed-label-types": (
+        _mixed_label_types,
+        ["data.path=mixed.jsonl"],
+        "mixed.jsonl: column 'label' (data.label_column) mixes value types: "
+        "number at line 1 (0), string at line 7 ('1')",
+    ),
+    "single-class": (
+        _single_class,
+        ["data.path=one-class.csv"],
+        "expect_column_unique_value_count_to_be_between on column 'label' (observed 1)",
+    ),
+    "duplicate-ids": (
+        _duplicate_ids,
+        ["data.path=dup-ids.csv", "data.id_column=id"],
+        "expect_column_values_to_be_unique on column 'id' (2 unexpected; e.g. 'r10'",
+    ),
+    "empty-splits-after-dedupe": (
+        _few_unique_texts,
+        ["data.path=dups.csv"],
+        "but the data has 100 rows, after dropping 600 duplicate texts (data.dedupe)",
+    ),
+    "unknown-weak-model": (
+        lambda root: None,
+        ["weak.kind=encoder", "weak.encoder.model=no-such-org/weak-model"],
+        "model 'no-such-org/weak-model' is not a bundled alias",
+    ),
+    "path-escapes-project": (
+        _outside_file,
+        ["data.path=data/../../outside.csv"],
+        "data.path 'data/../../outside.csv' escapes the project folder",
+    ),
 }
-
 
 
 @pytest.fixture(scope="module")
@@ -142,15 +163,15 @@ def shared_project(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) 
     return root
 
 
-
 def _registry_state(root: Path) -> dict:
     from mlflow import MlflowClient
 
     uri = f"sqlite:///{root / '.w2s' / 'mlflow.db'}"
     client = MlflowClient(uri, uri)
-    return {m.name: (sorted(v.version for v in client.search_model_versions(f"name='{m.name}'")), m.aliases)
-            for m in client.search_registered_models()}
-
+    return {
+        m.name: (sorted(v.version for v in client.search_model_versions(f"name='{m.name}'")), m.aliases)
+        for m in client.search_registered_models()
+    }
 
 
 def _written(root: Path) -> dict[str, list[str]]:
@@ -164,7 +185,6 @@ def _written(root: Path) -> dict[str, list[str]]:
         "weak_labels": sorted(p.name for p in (root / "weak_labels").glob("*")),
         "metrics": [p.name for p in [root / "metrics.json"] if p.exists()],
     }
-
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -27,8 +27,9 @@ def _csv(project: Path, rows: list[tuple], name: str = "d.csv") -> None:
 
 
 def _good_rows(n: int = 700) -> list[tuple]:
-    return [(f"sample text number {i} about {'cats' if i % 2 else 'dogs'}", "pos" if i % 2 else "neg")
-            for i in range(n)]
+    return [
+        (f"sample text number {i} about {'cats' if i % 2 else 'dogs'}", "pos" if i % 2 else "neg") for i in range(n)
+    ]
 
 
 def _run(capsys, *sets: str) -> tuple[int, str]:
@@ -39,20 +40,24 @@ def _run(capsys, *sets: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize("setup, sets, message", [
-    ("missing_column", ["data.path=d.csv", "data.text_column=body"],
-     "no column 'body' (data.text_column)"),
-    ("unknown_label", ["data.path=d.csv", "data.labels=[pos, neg]"],
-     "expect_column_values_to_be_in_set on column 'label'"),
-    ("empty_file", ["data.path=d.csv"], "the file is empty"),
-    ("nan_text", ["data.path=d.csv"], "expect_column_values_to_not_be_null on column 'text'"),
-    ("none", ["strong.epochz=1"], "unknown config key 'strong.epochz'"),
-    ("none", ["data.path=../outside.csv"], "data.path '../outside.csv' escapes the project folder"),
-    ("none", ["data.path=absent.csv"], "data file not found"),
-    ("none", ["strong.model=no-such-org/no-such-model"], "model 'no-such-org/no-such-model' is not"),
-])
-def test_bad_input_is_one_line_exit_2_and_registers_nothing(project, capsys,
-                                                            setup, sets, message):
+@pytest.mark.parametrize(
+    "setup, sets, message",
+    [
+        ("missing_column", ["data.path=d.csv", "data.text_column=body"], "no column 'body' (data.text_column)"),
+        (
+            "unknown_label",
+            ["data.path=d.csv", "data.labels=[pos, neg]"],
+            "expect_column_values_to_be_in_set on column 'label'",
+        ),
+        ("empty_file", ["data.path=d.csv"], "the file is empty"),
+        ("nan_text", ["data.path=d.csv"], "expect_column_values_to_not_be_null on column 'text'"),
+        ("none", ["strong.epochz=1"], "unknown config key 'strong.epochz'"),
+        ("none", ["data.path=../outside.csv"], "data.path '../outside.csv' escapes the project folder"),
+        ("none", ["data.path=absent.csv"], "data file not found"),
+        ("none", ["strong.model=no-such-org/no-such-model"], "model 'no-such-org/no-such-model' is not"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_registers_nothing(project, capsys, setup, sets, message):
     rows = _good_rows()
     if setup == "missing_column" or setup == "nan_text":
         if setup == "nan_text":
@@ -77,11 +82,17 @@ def test_validation_failure_in_a_fresh_process_prints_no_traceback(project):
     rows[7] = ("   ", "neg")
     _csv(project, rows)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = subprocess.run(["w2s", "run", "--set", "data.path=d.csv"], cwd=project, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["w2s", "run", "--set", "data.path=d.csv"], cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 2
     both = proc.stdout + proc.stderr
     assert "Traceback" not in both, both[-3000:]
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        "error: validation gate 'raw_table' failed: expect_column_values_to_not_match_regex on column 'text'")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error: validation gate 'raw_table' failed: expect_column_values_to_not_match_regex on column 'text'"
+        )
+    )
     assert _registered_models(project) == []

@@ -22,8 +22,17 @@ def test_two_runs_at_once_on_one_project_both_finish_and_leave_every_store_consi
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     # Both start against a project with no MLflow store, no cache and no weak labels yet: the
     # store's schema creation, DVC's repository lock and the cache all see both at once.
-    procs = [subprocess.Popen([str(BIN / "w2s"), "run", "--json", "--set", f"seed={seed}"], cwd=project, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for seed in (0, 1)]
+    procs = [
+        subprocess.Popen(
+            [str(BIN / "w2s"), "run", "--json", "--set", f"seed={seed}"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in (0, 1)
+    ]
     outs = [p.communicate(timeout=900) for p in procs]
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-4000:]
@@ -45,8 +54,9 @@ def test_two_runs_at_once_on_one_project_both_finish_and_leave_every_store_consi
         labels = Path(r["weak_labels"]["path"])
         meta = yaml.safe_load(labels.with_name(labels.name + ".dvc").read_text())
         assert meta["outs"][0]["md5"] == r["tags"]["weak_labels_md5"] == file_md5(labels)
-    status = subprocess.run([sys.executable, "-m", "dvc", "status", "--cloud"], cwd=project,
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--cloud"], cwd=project, capture_output=True, text=True
+    )
     assert status.returncode == 0 and "in sync" in status.stdout, status.stdout + status.stderr
     assert len({r["tags"]["weak_labels_md5"] for r in results}) == 2
 

@@ -30,12 +30,21 @@ def test_plan_for_mpnet_base(capsys):
     assert 109e6 < out["params"] < 110e6 and out["nodes"] == 2
 
 
-
-TINY_DS = ["strong.num_layers=1", "strong.max_length=16", "strong.batch_size=16", "strong.epochs=1",
-           "strong.evals_per_epoch=2", "strong.dropout=0.0", "strong.early_stopping=none",
-           "split.transfer=64", "split.val=32", "split.test=100", "split.weak_train=40",
-           "data.max_rows=400", "registry.enabled=false"]
-
+TINY_DS = [
+    "strong.num_layers=1",
+    "strong.max_length=16",
+    "strong.batch_size=16",
+    "strong.epochs=1",
+    "strong.evals_per_epoch=2",
+    "strong.dropout=0.0",
+    "strong.early_stopping=none",
+    "split.transfer=64",
+    "split.val=32",
+    "split.test=100",
+    "split.weak_train=40",
+    "data.max_rows=400",
+    "registry.enabled=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +61,6 @@ def tiny(tmp_path_factory, bundled_dir):
     return root, splits, labels
 
 
-
 def _student(tiny, tmp_path, *overrides):
     from w2s.pipeline.strong import StudentRun, train_strong
 
@@ -61,12 +69,10 @@ def _student(tiny, tmp_path, *overrides):
     return train_strong(splits, StudentRun.with_method(cfg, labels), ArtifactCache(tmp_path / "cache"))
 
 
-
 def _weights(ref) -> dict:
     from safetensors.torch import load_file
 
     return load_file(str(Path(ref.dir) / "model" / "model.safetensors"))
-
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -74,20 +80,30 @@ def _max_diff(a: dict, b: dict) -> float:
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
 
 
-
 @pytest.fixture(scope="module")
 def torch_reference(tiny, tmp_path_factory):
     return _student(tiny, tmp_path_factory.mktemp("torch"), "strong.backend=torch")
 
 
-
-@pytest.mark.parametrize("stage, accum, launcher", [
-    (2, 1, "torchrun"), (3, 1, "torchrun"), (2, 2, "torchrun"), (2, 1, "deepspeed"),
-])
+@pytest.mark.parametrize(
+    "stage, accum, launcher",
+    [
+        (2, 1, "torchrun"),
+        (3, 1, "torchrun"),
+        (2, 2, "torchrun"),
+        (2, 1, "deepspeed"),
+    ],
+)
 def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, tmp_path, stage, accum, launcher):
-    ref = _student(tiny, tmp_path, "strong.backend=deepspeed", "strong.distributed.processes=2",
-                   f"strong.deepspeed.stage={stage}", f"strong.deepspeed.grad_accum={accum}",
-                   f"strong.distributed.launcher={launcher}")
+    ref = _student(
+        tiny,
+        tmp_path,
+        "strong.backend=deepspeed",
+        "strong.distributed.processes=2",
+        f"strong.deepspeed.stage={stage}",
+        f"strong.deepspeed.grad_accum={accum}",
+        f"strong.distributed.launcher={launcher}",
+    )
     assert ref.info["ranks"]["ds_config"]["gradient_accumulation_steps"] == accum
     info = ref.info
     assert info["backend"] == "deepspeed" and info["ranks"]["world_size"] == 2
@@ -104,13 +120,15 @@ def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, t
     assert np.abs(a - b).max() < 1e-3
 
 
-
-def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path,
-                                                                   monkeypatch):
+def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path, monkeypatch):
     from w2s.pipeline.distributed.runner import FAULT_ENV
 
-    args = ("strong.backend=deepspeed", "strong.distributed.processes=2", "strong.deepspeed.stage=2",
-            "strong.distributed.checkpoint_every=2")
+    args = (
+        "strong.backend=deepspeed",
+        "strong.distributed.processes=2",
+        "strong.deepspeed.stage=2",
+        "strong.distributed.checkpoint_every=2",
+    )
     monkeypatch.setenv(FAULT_ENV, "2")
     with pytest.raises(DistributedTrainingError, match=r"2 ranks\): "):
         _student(tiny, tmp_path, *args)
@@ -125,16 +143,19 @@ def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_
     assert diff < 1e-4, f"resumed run vs uninterrupted: max |dw| = {diff:.2e}"
 
 
-
 def test_a_failing_rank_fails_the_step_with_its_error(tiny, tmp_path, monkeypatch):
     # DeepSpeed itself rejects this config inside every rank (the parent only checks batch sizes)
     (tmp_path / "ds.json").write_text(json.dumps({"zero_optimization": {"stage": 9}}))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DistributedTrainingError, match=r"\(w2s, 2 ranks\): rank 0 failed: ValidationError: .*stage"):
-        _student(tiny, tmp_path, "strong.backend=deepspeed", "strong.distributed.processes=2",
-                 "strong.deepspeed.config_file=ds.json")
+        _student(
+            tiny,
+            tmp_path,
+            "strong.backend=deepspeed",
+            "strong.distributed.processes=2",
+            "strong.deepspeed.config_file=ds.json",
+        )
     assert not list((tmp_path / "cache" / "strong").glob("[!.]*"))
-
 
 
 def test_the_pipeline_runs_on_the_deepspeed_backend(project):
@@ -142,16 +163,20 @@ def test_the_pipeline_runs_on_the_deepspeed_backend(project):
 
     from flows.pipeline import pipeline
 
-    cfg = load_config(project / "params.yaml", ["strong.backend=deepspeed", "strong.distributed.processes=2",
-                                                "strong.deepspeed.stage=3"])
+    cfg = load_config(
+        project / "params.yaml",
+        ["strong.backend=deepspeed", "strong.distributed.processes=2", "strong.deepspeed.stage=3"],
+    )
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
     assert result.model["version"] == "1"
     for key in ("weak_acc", "w2s_acc", "ceiling_acc"):
         assert 0.0 <= result.metrics[key] <= 1.0
     client = MlflowClient()
     parent = client.get_run(result.mlflow_run_id)
-    children = {r.info.run_name: r for r in client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    children = {
+        r.info.run_name: r
+        for r in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    }
     student = children["strong-w2s"]
     assert student.data.params["strong.backend"] == "deepspeed"
     assert student.data.tags["backend"] == "deepspeed" and student.data.tags["world_size"] == "2"

@@ -23,8 +23,9 @@ from w2s.project import Project
 REPO = Path(__file__).resolve().parents[2]
 
 
-CANDIDATES = ("selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, "
-              "tiny: {kind: tfidf, tfidf: {max_features: 10}}}")
+CANDIDATES = (
+    "selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, tiny: {kind: tfidf, tfidf: {max_features: 10}}}"
+)
 
 
 def _dvc_project(project: Path, overrides: list[str]) -> dict[str, str]:
@@ -38,8 +39,9 @@ def _dvc_project(project: Path, overrides: list[str]) -> dict[str, str]:
 
 
 def _repro(project: Path, env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
@@ -63,16 +65,25 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
     _repro(project, env)
     chosen = read_json(project / "outputs" / "selection" / "selection.json")["chosen"]
     assert chosen == lib.selection.chosen
-    assert _dvc_keys(project) == {"weak": lib.weak.key, "w2s": lib.student.key, "ceiling": lib.ceiling.key,
-                                  "refined": lib.supervision.refined.key}
+    assert _dvc_keys(project) == {
+        "weak": lib.weak.key,
+        "w2s": lib.student.key,
+        "ceiling": lib.ceiling.key,
+        "refined": lib.supervision.refined.key,
+    }
     metrics = json.loads((project / "metrics.json").read_text())
     assert metrics == lib.metrics
     labels = pd.read_parquet(lib.supervision.labels.path)
     dvc_labels = read_json(project / "outputs" / "supervision" / "supervision.json")["labels"]
     assert dvc_labels["md5"] == lib.supervision.labels.md5 and list(labels.columns)[:4] == [
-        "id", "text", "weak_probs", "weak_label"]
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True,
-                            text=True)
+        "id",
+        "text",
+        "weak_probs",
+        "weak_label",
+    ]
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True, text=True
+    )
     assert "up to date" in status.stdout, status.stdout
 
     # the Prefect flow on the same params reuses every model the other two trained
@@ -86,7 +97,7 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
 
 # A tenth method that no module of the project knows: naive training on the weak labels
 # hardened to one-hot (the control for gains that are mere sharpening), installed as a plugin.
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 
 from w2s.methods.base import Refined, RefiningMethod
@@ -98,7 +109,7 @@ class Hardened(RefiningMethod):
 
     def refine(self, inp):
         return Refined(np.eye(inp.k)[inp.weak_probs.argmax(1)], {"hardened_rows": len(inp.targets)})
-'''
+"""
 
 
 def _plugin(folder: Path) -> Path:
@@ -121,10 +132,16 @@ def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(war
     (project / "params.yaml").write_text(yaml.safe_dump({**params, "method": "hardened"}))
 
     # the flow, through the CLI, in a process where the plugin is installed
-    run = subprocess.run([str(Path(sys.executable).parent / "w2s"), "run", "--json"], cwd=project, env=env,
-                         capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [str(Path(sys.executable).parent / "w2s"), "run", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    flow = json.loads(run.stdout[run.stdout.index("{"):])
+    flow = json.loads(run.stdout[run.stdout.index("{") :])
     assert flow["method"] == "hardened" and flow["tags"]["method"] == "hardened/xent"
     labels = pd.read_parquet(flow["student_labels"]["path"])
     probs = labels["weak_probs"].map(max)
@@ -140,6 +157,12 @@ def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(war
 
     # without the plugin the method is unknown, and said so in one line
     bare = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-    refused = subprocess.run([str(Path(sys.executable).parent / "w2s"), "run"], cwd=project, env=bare,
-                             capture_output=True, text=True, timeout=300)
+    refused = subprocess.run(
+        [str(Path(sys.executable).parent / "w2s"), "run"],
+        cwd=project,
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode == 2 and "config key 'method'" in refused.stderr.strip().splitlines()[-1]

@@ -28,8 +28,9 @@ def test_an_unreachable_mlflow_server_fails_the_run_cleanly_after_the_retries(pr
     code = main(["run"])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.strip().splitlines()[-1].startswith(f"error: MLflow tracking server http://127.0.0.1:{port} "
-                                                   "is unreachable"), err[-2000:]
+    assert (
+        err.strip().splitlines()[-1].startswith(f"error: MLflow tracking server http://127.0.0.1:{port} is unreachable")
+    ), err[-2000:]
     assert "Traceback" not in err
     assert time.monotonic() - started > (2 + 4 + 8) * 0.8  # the backoff was waited out (±20 % jitter)
     assert _leftovers(project) == []

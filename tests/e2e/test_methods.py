@@ -83,8 +83,10 @@ def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(warm_p
     parent = client.get_run(result.mlflow_run_id)
     assert parent.data.tags["student_labels_md5"] == result.student_labels.md5
     assert parent.data.tags["weak_labels_md5"] == result.weak_labels.md5 != result.student_labels.md5
-    children = {r.info.run_name: r for r in client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    children = {
+        r.info.run_name: r
+        for r in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    }
     assert children["supervise"].data.params["method"] == "ensemble"
     student = children["strong-w2s"]
     artifacts = {a.path for a in client.list_artifacts(student.info.run_id)}
@@ -132,10 +134,17 @@ def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, b
     for name in ("20newsgroups-train.tab", "20newsgroups-test.tab"):
         shutil.copyfile(bundled_dir / name, root / "data" / name)
     held = ["sci.space", "rec.sport.hockey"]
-    cfg = load_config(root / "params.yaml", [
-        "data.name=20newsgroups-super", "data.max_rows=3000", f"split.ood_groups={json.dumps(held)}",
-        "split.ood_test=120", "split.weak_train=120", "method=smooth",
-    ])
+    cfg = load_config(
+        root / "params.yaml",
+        [
+            "data.name=20newsgroups-super",
+            "data.max_rows=3000",
+            f"split.ood_groups={json.dumps(held)}",
+            "split.ood_test=120",
+            "split.weak_train=120",
+            "method=smooth",
+        ],
+    )
     result = run_config(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
     splits = pd.read_parquet(tmp_path / "out" / "splits.parquet")
     groups = splits.groupby("split")["group"].agg(set)

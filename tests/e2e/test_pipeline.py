@@ -22,11 +22,36 @@ if TYPE_CHECKING:
 
     from conftest import TinyRun
 
-CONTRACT_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
-                    "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
-                    "agreement_weak_wrong", "ece", "misfit", "misfit_kl", "predicted_gain", "actual_gain")
-STAGES = {"ingest", "validate-data", "split", "weak", "weak-labels", "supervise", "strong-w2s",
-          "strong-ceiling", "evaluate", "register"}
+CONTRACT_METRICS = (
+    "weak_acc",
+    "ceiling_acc",
+    "w2s_acc",
+    "pgr",
+    "weak_auroc",
+    "ceiling_auroc",
+    "w2s_auroc",
+    "pgr_auroc",
+    "agreement",
+    "agreement_weak_correct",
+    "agreement_weak_wrong",
+    "ece",
+    "misfit",
+    "misfit_kl",
+    "predicted_gain",
+    "actual_gain",
+)
+STAGES = {
+    "ingest",
+    "validate-data",
+    "split",
+    "weak",
+    "weak-labels",
+    "supervise",
+    "strong-w2s",
+    "strong-ceiling",
+    "evaluate",
+    "register",
+}
 
 
 def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
@@ -81,8 +106,7 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
     assert tags["weak_labels_md5"] == md5
     assert tags["data_md5"] == result.tags["data_md5"]
     assert parent.data.metrics["w2s_acc"] == pytest.approx(metrics["w2s_acc"])
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert {r.info.run_name for r in children} == STAGES
     assert all(r.info.status == "FINISHED" for r in children)
     by_name = {r.info.run_name: r for r in children}
@@ -96,12 +120,15 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
         assert version.tags[tag] == tags[tag]
 
     # the registered model answers raw text in a fresh Python process
-    code = ("import json, mlflow; m = mlflow.pyfunc.load_model('models:/w2s-test@challenger'); "
-            "out = m.predict(['I will make this country great again', 'Stronger together']); "
-            "print(json.dumps({'cols': list(out.columns), 'sums': out.sum(axis=1).tolist()}))")
+    code = (
+        "import json, mlflow; m = mlflow.pyfunc.load_model('models:/w2s-test@challenger'); "
+        "out = m.predict(['I will make this country great again', 'Stronger together']); "
+        "print(json.dumps({'cols': list(out.columns), 'sums': out.sum(axis=1).tolist()}))"
+    )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / '.w2s' / 'mlflow.db'}"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          cwd=project.parent, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=project.parent, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     served = json.loads(proc.stdout.strip().splitlines()[-1])
     assert served["cols"] == result.label_names
@@ -109,7 +136,8 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
 
 
 def test_the_cache_is_shared_by_content_and_a_weak_change_retrains_only_what_depends_on_it(
-        warm_project: Path, tiny_run: TinyRun) -> None:
+    warm_project: Path, tiny_run: TinyRun
+) -> None:
     # a project holding the session run's cache entries: the same config reuses every one of them
     again = run_pipeline(warm_project)
     assert again.reused == {"weak": True, "w2s": True, "ceiling": True}
@@ -132,12 +160,25 @@ def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: 
     r8 = read_tab(bundled_dir / "reuters-r8-train.tab")
     r8 = r8[r8["Category"].isin(["earn", "acq", "crude"])].groupby("Category").head(300)
     csv = project / "newswire.csv"
-    pd.DataFrame({"doc_id": [f"n{i}" for i in range(len(r8))], "body": r8["Text"].str[:300],
-                  "topic": r8["Category"]}).to_csv(csv, index=False)
+    pd.DataFrame(
+        {"doc_id": [f"n{i}" for i in range(len(r8))], "body": r8["Text"].str[:300], "topic": r8["Category"]}
+    ).to_csv(csv, index=False)
 
-    code = main(["run", "--set", "data.path=newswire.csv", "--set", "data.text_column=body",
-                 "--set", "data.label_column=topic", "--set", "data.id_column=doc_id",
-                 "--set", "registry.model_name=newswire"])
+    code = main(
+        [
+            "run",
+            "--set",
+            "data.path=newswire.csv",
+            "--set",
+            "data.text_column=body",
+            "--set",
+            "data.label_column=topic",
+            "--set",
+            "data.id_column=doc_id",
+            "--set",
+            "registry.model_name=newswire",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "weak-to-strong results" in out and "PGR (accuracy)" in out
@@ -148,20 +189,24 @@ def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: 
 
 
 def test_bootstrap_trains_the_student_on_a_truncated_intermediate_and_versions_every_label_file(
-        warm_project: Path, tiny_run: TinyRun) -> None:
+    warm_project: Path, tiny_run: TinyRun
+) -> None:
     from mlflow import MlflowClient
 
     from w2s.core.models.classifier import load_classifier
 
-    result = run_pipeline(warm_project, "method=bootstrap", "bootstrap.intermediate_layers=[1]",
-                          "registry.enabled=false")
+    result = run_pipeline(
+        warm_project, "method=bootstrap", "bootstrap.intermediate_layers=[1]", "registry.enabled=false"
+    )
     assert result.reused == {"weak": True, "w2s": False, "ceiling": True}, "weak model and ceiling are naive's"
     assert result.metrics["weak_acc"] == tiny_run.result.metrics["weak_acc"]
     client = MlflowClient()
     parent = client.get_run(result.mlflow_run_id)
     assert parent.data.tags["method"] == "bootstrap/xent"
-    children = {r.info.run_name: r for r in client.search_runs(
-        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")}
+    children = {
+        r.info.run_name: r
+        for r in client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    }
     assert "supervise" in children and "register" not in children
     assert children["supervise"].data.params["method"] == "bootstrap"
     stage_md5 = children["supervise"].data.tags["stage1_labels_md5"]

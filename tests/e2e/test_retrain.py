@@ -54,8 +54,13 @@ def history(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_ru
     # The DVC remote lives in the state folder, as in a new project's default layout; the good
     # retrain's models come from the session run's cache.
     base = tmp_path_factory.mktemp("retrain")
-    root = make_project(base / "proj", bundled_dir, {**TINY_CONFIG, "promotion": {"floors": {}}},
-                        remote=base / "proj" / ".w2s" / "dvc-remote", warm=tiny_run.cache)
+    root = make_project(
+        base / "proj",
+        bundled_dir,
+        {**TINY_CONFIG, "promotion": {"floors": {}}},
+        remote=base / "proj" / ".w2s" / "dvc-remote",
+        warm=tiny_run.cache,
+    )
     saved = os.environ.get("W2S_PROJECT_DIR")
     os.environ["W2S_PROJECT_DIR"] = str(root)
     codes = [main(["retrain", "--set", BAD]), main(["retrain"]), main(["retrain", "--set", BAD])]
@@ -78,16 +83,20 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
     assert tags["2"]["previous_champion"] == "1" and tags["1"]["previous_champion"] == "none"
     assert "margin -" in tags["3"]["promotion_reasons"]
 
-    gates = [r for r in c.search_runs([c.get_experiment_by_name("w2s").experiment_id])
-             if r.info.run_name == "promotion-gate"]
+    gates = [
+        r for r in c.search_runs([c.get_experiment_by_name("w2s").experiment_id]) if r.info.run_name == "promotion-gate"
+    ]
     by_version = {r.data.tags["model_version"]: r for r in gates}
     assert set(by_version) == {f"{MODEL}/1", f"{MODEL}/2", f"{MODEL}/3"}
     g2, g3 = by_version[f"{MODEL}/2"].data.metrics, by_version[f"{MODEL}/3"].data.metrics
     assert g2["margin"] > 0 and g3["margin"] < 0
     # both gates scored the same fixed set: the bad model's score is the old champion's
     assert g3["challenger_score"] == pytest.approx(g2["champion_score"], abs=0)
-    decision = json.loads(Path(c.download_artifacts(by_version[f"{MODEL}/3"].info.run_id,
-                                                    "promotion.json", str(root / ".w2s"))).read_text())
+    decision = json.loads(
+        Path(
+            c.download_artifacts(by_version[f"{MODEL}/3"].info.run_id, "promotion.json", str(root / ".w2s"))
+        ).read_text()
+    )
     assert decision["promoted"] is False and decision["champion"] == "2"
 
     async def artifacts():
@@ -95,8 +104,9 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
         from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
         async with get_client() as client:
-            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[
-                "promotion-decision"])))
+            return await client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["promotion-decision"]))
+            )
 
     published = [a.data for a in asyncio.run(artifacts())]
     assert any("version 3 — **REJECTED**" in md for md in published)
@@ -115,8 +125,9 @@ def test_a_failed_retrain_registers_nothing_and_moves_no_alias(history):
 
 def test_promote_by_hand_applies_the_gate_and_rollback_restores_the_champion(history, capsys):
     root = history["root"]
-    code, out, _ = _cli(capsys, "promote", f"{MODEL}/3", "--set", "promotion.floors={pgr: 0.99}",
-                        "--set", "promotion.min_margin=-1")
+    code, out, _ = _cli(
+        capsys, "promote", f"{MODEL}/3", "--set", "promotion.floors={pgr: 0.99}", "--set", "promotion.min_margin=-1"
+    )
     assert code == 1 and "floor pgr ≥ 0.99 failed" in out
     assert _alias(root, "champion") == "2"
 
@@ -133,8 +144,7 @@ def test_promote_by_hand_applies_the_gate_and_rollback_restores_the_champion(his
     assert code == 2 and err.strip() == f"error: registered model '{MODEL}' has no version 9"
 
 
-def test_lineage_recovers_the_exact_weak_labels_and_reproduce_matches_after_the_data_changed(
-        history, capsys, tmp_path):
+def test_lineage_recovers_the_exact_weak_labels_and_reproduce_matches_after_the_data_changed(history, capsys, tmp_path):
     root = history["root"]
     code, out, _ = _cli(capsys, "lineage", f"{MODEL}@champion", "--json")
     info = json.loads(out)
@@ -170,14 +180,17 @@ def test_lineage_recovers_the_exact_weak_labels_and_reproduce_matches_after_the_
     assert _versions(root) == ["1", "2", "3"]  # a reproduction registers nothing
 
 
-def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_terminal(history, capsys,
-                                                                                   tmp_path):
+def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_terminal(history, capsys, tmp_path):
     root = history["root"]
     makefile = Path(__file__).resolve().parents[2] / "Makefile"
     shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)  # only the remote holds the labels
     assert (root / ".w2s" / "cache").is_dir() and (root / ".w2s" / "runs").is_dir()
-    done = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(root), "clean"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["make", "-s", "-f", str(makefile), "-C", str(root), "clean"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stderr
     assert not (root / ".w2s" / "cache").exists() and not (root / ".w2s" / "runs").exists()
     assert (root / ".w2s" / "mlflow.db").is_file() and (root / ".w2s" / "dvc-remote").is_dir()
@@ -187,7 +200,11 @@ def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_termina
     assert code == 0, err
     assert file_md5(out_file) in out
 
-    refused = subprocess.run(["make", "-s", "-f", str(makefile), "-C", str(root), "purge"],
-                             capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    refused = subprocess.run(
+        ["make", "-s", "-f", str(makefile), "-C", str(root), "purge"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     assert refused.returncode != 0 and "refusing without a terminal" in refused.stderr
     assert (root / ".w2s" / "mlflow.db").is_file() and _alias(root, "champion") == "2"

@@ -11,14 +11,13 @@ import pytest
 PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".npy"}
 
 
-
 def _files(*roots: Path) -> list[Path]:
     return [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
 
 
-
 def test_planted_secrets_reach_no_param_tag_artifact_label_or_metric_and_the_model_loads_without_pickle(
-        warm_project: Path, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path):
+    warm_project: Path, monkeypatch: pytest.MonkeyPatch, capsys, tmp_path: Path
+):
     project = warm_project
     import mlflow
     import pandas as pd
@@ -73,8 +72,9 @@ def test_planted_secrets_reach_no_param_tag_artifact_label_or_metric_and_the_mod
     version = client.get_model_version_by_alias("w2s-test", "challenger").version
     dest = tmp_path / "download"  # not tmp_path itself: it holds the project (and its caches)
     dest.mkdir()
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/w2s-test/{version}", dst_path=str(dest),
-                                                     tracking_uri=uri))
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"models:/w2s-test/{version}", dst_path=str(dest), tracking_uri=uri)
+    )
     names = [p.name for p in _files(local)]
     assert "model.safetensors" in names
     assert not [n for n in names if Path(n).suffix in PICKLE_SUFFIXES]
@@ -87,8 +87,13 @@ def test_planted_secrets_reach_no_param_tag_artifact_label_or_metric_and_the_mod
     def refuse(*args, **kwargs):
         raise AssertionError("the registered model tried to unpickle something")
 
-    for mod, attr in ((pickle, "load"), (pickle, "loads"), (cloudpickle, "load"), (cloudpickle, "loads"),
-                      (torch, "load")):
+    for mod, attr in (
+        (pickle, "load"),
+        (pickle, "loads"),
+        (cloudpickle, "load"),
+        (cloudpickle, "loads"),
+        (torch, "load"),
+    ):
         monkeypatch.setattr(mod, attr, refuse)
     mlflow.set_registry_uri(uri)
     loaded = mlflow.pyfunc.load_model(str(local))

@@ -20,10 +20,15 @@ from w2s.project import Project
 
 
 def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) -> None:
-    cfg = load_config(project / "params.yaml", [
-        "selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, tiny: {kind: tfidf, tfidf: {max_features: 10}}}",
-        "selection.folds=3", "strong.frozen.epochs=10",
-    ])
+    cfg = load_config(
+        project / "params.yaml",
+        [
+            "selection.candidates={sharp: {kind: tfidf, tfidf: {C: 10}}, "
+            "tiny: {kind: tfidf, tfidf: {max_features: 10}}}",
+            "selection.folds=3",
+            "strong.frozen.epochs=10",
+        ],
+    )
     cache = ArtifactCache(project / ".w2s" / "cache")
     out = project / "out"
     out.mkdir()

@@ -44,8 +44,15 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180
 
 
 def _start(cmd: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log.open("w"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=cwd,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -73,8 +80,11 @@ def databases(tmp_path: Path) -> Iterator[dict]:
     """Backend URLs for the two servers: databases in a throwaway PostgreSQL cluster, else SQLite."""
     pg = _pg_bin()
     if pg is None:
-        yield {"kind": "sqlite", "mlflow": f"sqlite:///{tmp_path / 'mlflow-server.db'}",
-               "prefect": f"sqlite+aiosqlite:///{tmp_path / 'prefect-server.db'}"}
+        yield {
+            "kind": "sqlite",
+            "mlflow": f"sqlite:///{tmp_path / 'mlflow-server.db'}",
+            "prefect": f"sqlite+aiosqlite:///{tmp_path / 'prefect-server.db'}",
+        }
         return
     root = Path(tempfile.mkdtemp(prefix="w2s-pg-", dir="/tmp"))  # readable by the postgres user
     root.chmod(0o755)
@@ -83,17 +93,36 @@ def databases(tmp_path: Path) -> Iterator[dict]:
     port = free_port()
     run = {"check": True, "capture_output": True, "text": True}
     subprocess.run(_as_postgres([str(pg / "initdb"), "-D", str(root / "data"), "--auth=trust", "-U", "w2s"]), **run)
-    subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "log"), "-w",
-                                 "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"]), **run)
+    subprocess.run(
+        _as_postgres(
+            [
+                str(pg / "pg_ctl"),
+                "-D",
+                str(root / "data"),
+                "-l",
+                str(root / "log"),
+                "-w",
+                "-o",
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+                "start",
+            ]
+        ),
+        **run,
+    )
     try:
         for db in ("mlflow", "prefect"):
             subprocess.run([str(pg / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "w2s", db], **run)
         base = f"w2s@127.0.0.1:{port}"
-        yield {"kind": "postgresql", "mlflow": f"postgresql+psycopg2://{base}/mlflow",
-               "prefect": f"postgresql+asyncpg://{base}/prefect"}
+        yield {
+            "kind": "postgresql",
+            "mlflow": f"postgresql+psycopg2://{base}/mlflow",
+            "prefect": f"postgresql+asyncpg://{base}/prefect",
+        }
     finally:
-        subprocess.run(_as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([str(pg / "pg_ctl"), "-D", str(root / "data"), "-m", "fast", "-w", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -101,11 +130,13 @@ def databases(tmp_path: Path) -> Iterator[dict]:
 def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """An S3-compatible server (moto's) on loopback with a `dvc` bucket; yields its endpoint."""
     port = free_port()
-    for key, value in (("AWS_ACCESS_KEY_ID", "w2s-test"), ("AWS_SECRET_ACCESS_KEY", "w2s-test-secret"),
-                       ("AWS_DEFAULT_REGION", "us-east-1")):
+    for key, value in (
+        ("AWS_ACCESS_KEY_ID", "w2s-test"),
+        ("AWS_SECRET_ACCESS_KEY", "w2s-test-secret"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(key, value)
-    proc = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ),
-                  tmp_path / "s3.log")
+    proc = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), tmp_path / "s3.log")
     try:
         endpoint = f"http://127.0.0.1:{port}"
         _wait_http(f"{endpoint}/", proc, tmp_path / "s3.log")
@@ -119,6 +150,7 @@ def s3(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 def _use_s3_remote(project: Path, endpoint: str) -> None:
     """Make the S3 server the project's default DVC remote, committed like a team would."""
+
     def run(*cmd: str) -> None:
         subprocess.run(cmd, cwd=project, check=True, capture_output=True, text=True)
 
@@ -130,24 +162,49 @@ def _use_s3_remote(project: Path, endpoint: str) -> None:
 @pytest.fixture
 def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
     """A Prefect server and an MLflow tracking server, each in its own process on loopback."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-server-home"),
-           "PREFECT_SERVER_DATABASE_CONNECTION_URL": databases["prefect"],
-           "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "INFO"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-server-home"),
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": databases["prefect"],
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
     env.pop("PREFECT_API_URL", None)
     pport, mport = free_port(), free_port()
     procs = [
-        _start([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
-               env, tmp_path / "prefect.log"),
-        _start([str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(mport), "--workers", "1",
-                "--backend-store-uri", databases["mlflow"],
-                "--artifacts-destination", str(tmp_path / "mlflow-artifacts")],
-               env, tmp_path / "mlflow.log"),
+        _start(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(pport)],
+            env,
+            tmp_path / "prefect.log",
+        ),
+        _start(
+            [
+                str(BIN / "mlflow"),
+                "server",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(mport),
+                "--workers",
+                "1",
+                "--backend-store-uri",
+                databases["mlflow"],
+                "--artifacts-destination",
+                str(tmp_path / "mlflow-artifacts"),
+            ],
+            env,
+            tmp_path / "mlflow.log",
+        ),
     ]
     try:
         _wait_http(f"http://127.0.0.1:{pport}/api/health", procs[0], tmp_path / "prefect.log")
         _wait_http(f"http://127.0.0.1:{mport}/health", procs[1], tmp_path / "mlflow.log")
-        yield {"prefect": f"http://127.0.0.1:{pport}/api", "mlflow": f"http://127.0.0.1:{mport}",
-               "artifacts": tmp_path / "mlflow-artifacts", "databases": databases}
+        yield {
+            "prefect": f"http://127.0.0.1:{pport}/api",
+            "mlflow": f"http://127.0.0.1:{mport}",
+            "artifacts": tmp_path / "mlflow-artifacts",
+            "databases": databases,
+        }
     finally:
         for p in procs:
             _stop(p)
@@ -164,8 +221,10 @@ async def _deployment(name: str, server: subprocess.Popen, log: Path, timeout: f
                 return await client.read_deployment_by_name(name)
             except ObjectNotFound:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"deployment {name} not registered (w2s deploy exit code "
-                                         f"{server.poll()}):\n{log.read_text()[-4000:]}") from None
+                    raise AssertionError(
+                        f"deployment {name} not registered (w2s deploy exit code "
+                        f"{server.poll()}):\n{log.read_text()[-4000:]}"
+                    ) from None
                 await asyncio.sleep(1)
 
 
@@ -185,8 +244,10 @@ async def _scheduled_runs(deployment_id, timeout: float = 60) -> list:
         while True:
             runs = await client.read_flow_runs(
                 deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(
-                    type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))))
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))
+                ),
+            )
             if runs or time.monotonic() > deadline:
                 return runs
             await asyncio.sleep(1)
@@ -224,8 +285,7 @@ def _relay(listen_port: int, target_port: int, stop: threading.Event) -> threadi
     return t
 
 
-async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threading.Event,
-                              timeout: float = 900):
+async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threading.Event, timeout: float = 900):
     """Let the run meet an unreachable MLflow server; once Prefect has scheduled a retry of the
     task that failed on it, restore the network path; return the run's final state and how many
     attempts that task took."""
@@ -251,7 +311,8 @@ async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threadi
 
 
 def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
-        servers, s3, tmp_path, bundled_dir, monkeypatch, capsys, tiny_run):
+    servers, s3, tmp_path, bundled_dir, monkeypatch, capsys, tiny_run
+):
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
     project = make_project(tmp_path / "proj", bundled_dir, cfg, warm=tiny_run.cache)
     _use_s3_remote(project, s3)
@@ -259,8 +320,12 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     public_port = free_port()  # the served runs reach MLflow here, through a relay opened later
     relay, stop = (public_port, int(servers["mlflow"].rsplit(":", 1)[1])), threading.Event()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{public_port}")
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "client-home"), "PREFECT_LOGGING_LEVEL": "INFO",
-           "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "client-home"),
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -305,8 +370,9 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     runs = client.search_runs([client.get_experiment_by_name("w2s").experiment_id])
     names = {r.info.run_name for r in runs}
     assert {"ingest", "weak-labels", "register", "evaluate", "promotion-gate"} <= names
-    parent = client.get_run(version.tags.get("mlflow.parentRunId") or
-                            client.get_run(version.run_id).data.tags["mlflow.parentRunId"])
+    parent = client.get_run(
+        version.tags.get("mlflow.parentRunId") or client.get_run(version.run_id).data.tags["mlflow.parentRunId"]
+    )
     assert parent.info.status == "FINISHED" and "w2s_acc" in parent.data.metrics
     # proxied artifacts: the model's weights went through the server into its artifact store
     assert list(servers["artifacts"].rglob("model.safetensors"))

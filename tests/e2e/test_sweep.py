@@ -9,7 +9,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys):
     from mlflow import MlflowClient
 
@@ -35,15 +34,14 @@ def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys)
     assert (sweep_dir / "results.csv").read_text().startswith("strong.loss,seeds,")
 
     client = MlflowClient()
-    parents = client.search_runs(client.get_experiment_by_name("w2s").experiment_id,
-                                 "tags.method = 'sweep'")
+    parents = client.search_runs(client.get_experiment_by_name("w2s").experiment_id, "tags.method = 'sweep'")
     assert len(parents) == 1
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"results.csv", "results.md", "pgr.png", "points.json"} <= artifacts
-    children = client.search_runs([parents[0].info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'")
+    children = client.search_runs(
+        [parents[0].info.experiment_id], f"tags.mlflow.parentRunId = '{parents[0].info.run_id}'"
+    )
     assert len(children) == 4
-
 
 
 def test_sweep_points_run_on_a_local_dask_cluster(warm_project, capsys):

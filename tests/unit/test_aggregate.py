@@ -14,15 +14,23 @@ def test_mean_and_standard_error():
 
 
 def _row(method, seed, weak, w2s, ceiling):
-    return {"method": method, "seed": seed, "weak_acc": weak, "w2s_acc": w2s, "ceiling_acc": ceiling,
-            "weak_auroc": weak, "w2s_auroc": w2s, "ceiling_auroc": ceiling}
+    return {
+        "method": method,
+        "seed": seed,
+        "weak_acc": weak,
+        "w2s_acc": w2s,
+        "ceiling_acc": ceiling,
+        "weak_auroc": weak,
+        "w2s_auroc": w2s,
+        "ceiling_auroc": ceiling,
+    }
 
 
 def test_pgr_uses_seed_averaged_baselines_not_the_mean_of_ratios():
     rows = [
-        _row("xent", 0, 0.80, 0.90, 1.00),    # per-seed PGR 0.5
-        _row("xent", 1, 0.80, 0.81, 0.82),    # per-seed PGR 0.5, tiny gap
-        _row("xent", 2, 0.80, 0.86, 0.88),    # per-seed PGR 0.75
+        _row("xent", 0, 0.80, 0.90, 1.00),  # per-seed PGR 0.5
+        _row("xent", 1, 0.80, 0.81, 0.82),  # per-seed PGR 0.5, tiny gap
+        _row("xent", 2, 0.80, 0.86, 0.88),  # per-seed PGR 0.75
         _row("logconf", 0, 0.80, 0.95, 1.00),
     ]
     out = {r["method"]: r for r in aggregate_seeds(rows, ["method"])}

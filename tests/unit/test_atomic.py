@@ -68,8 +68,15 @@ def test_text_and_copy_helpers_publish_nothing_on_failure(tmp_path):
 
 
 def _labels() -> pd.DataFrame:
-    return pd.DataFrame({"id": ["b", "c"], "text": ["tb", "tc"], "weak_probs": [[0.3, 0.7], [0.6, 0.4]],
-                         "weak_label": [1, 0], "split": ["transfer", "val"]})
+    return pd.DataFrame(
+        {
+            "id": ["b", "c"],
+            "text": ["tb", "tc"],
+            "weak_probs": [[0.3, 0.7], [0.6, 0.4]],
+            "weak_label": [1, 0],
+            "split": ["transfer", "val"],
+        }
+    )
 
 
 def test_a_weak_label_write_interrupted_in_the_parquet_publishes_neither_file(tmp_path, monkeypatch):
@@ -108,6 +115,7 @@ def test_a_published_label_file_always_has_its_own_md5_in_the_sidecar(tmp_path):
 
 # -- the content-addressed cache, through the real weak-model step --
 
+
 def _weak_inputs(tmp_path: Path):
     from w2s.config import Config
     from w2s.core.refs import SplitsRef
@@ -116,8 +124,15 @@ def _weak_inputs(tmp_path: Path):
     rows = []
     for i, split in enumerate(["weak_train"] * 40 + ["transfer"] * 20 + ["val"] * 10 + ["test"] * 20):
         label = "pos" if i % 2 else "neg"
-        rows.append({"id": f"r{i}", "text": f"{words[label].split()[i % 4]} film number {i}",
-                     "label": label, "group": None, "split": split})
+        rows.append(
+            {
+                "id": f"r{i}",
+                "text": f"{words[label].split()[i % 4]} film number {i}",
+                "label": label,
+                "group": None,
+                "split": split,
+            }
+        )
     path = tmp_path / "splits.parquet"
     pd.DataFrame(rows).to_parquet(path, index=False)
     return SplitsRef(str(path), "m", ["neg", "pos"], {}), Config(), ArtifactCache(tmp_path / "cache")

@@ -24,8 +24,14 @@ from conftest import publish
 
 
 def _good_rows(n: int = 700) -> list[dict]:
-    return [{"id": f"r{i}", "text": f"sample text number {i} about {'cats' if i % 2 else 'dogs'}",
-             "label": "pos" if i % 2 else "neg"} for i in range(n)]
+    return [
+        {
+            "id": f"r{i}",
+            "text": f"sample text number {i} about {'cats' if i % 2 else 'dogs'}",
+            "label": "pos" if i % 2 else "neg",
+        }
+        for i in range(n)
+    ]
 
 
 def _csv(path: Path, rows: list[dict]) -> None:
@@ -56,28 +62,40 @@ def test_texts_longer_than_the_context_are_truncated_and_counted_not_dropped(cap
 def _label_step(tmp_path: Path, probs: list[list[float]], pred_ids: list[str] | None = None):
     from w2s.core.refs import ModelRef, SplitsRef, TableRef
 
-    splits = pd.DataFrame({"id": ["a", "b", "c", "d", "e"], "text": ["ta", "tb", "tc", "td", "te"],
-                           "label": ["x", "y", "x", "y", "x"],
-                           "split": ["weak_train", "transfer", "transfer", "val", "test"]})
+    splits = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d", "e"],
+            "text": ["ta", "tb", "tc", "td", "te"],
+            "label": ["x", "y", "x", "y", "x"],
+            "split": ["weak_train", "transfer", "transfer", "val", "test"],
+        }
+    )
     splits.to_parquet(tmp_path / "splits.parquet", index=False)
     weak_dir = tmp_path / "weak"
     weak_dir.mkdir()
     ids = pred_ids or ["b", "c", "d", "e"]
-    pd.DataFrame({"id": ids, "split": ["transfer", "transfer", "val", "test"],
-                  "probs": probs}).to_parquet(weak_dir / "preds.parquet", index=False)
-    return (SplitsRef(str(tmp_path / "splits.parquet"), "m", ["x", "y"], {}),
-            ModelRef("weak", str(weak_dir), "k" * 16, False, {"kind": "tfidf"}),
-            TableRef("t", "d" * 32, ["x", "y"], 5, {}, {}))
+    pd.DataFrame({"id": ids, "split": ["transfer", "transfer", "val", "test"], "probs": probs}).to_parquet(
+        weak_dir / "preds.parquet", index=False
+    )
+    return (
+        SplitsRef(str(tmp_path / "splits.parquet"), "m", ["x", "y"], {}),
+        ModelRef("weak", str(weak_dir), "k" * 16, False, {"kind": "tfidf"}),
+        TableRef("t", "d" * 32, ["x", "y"], 5, {}, {}),
+    )
 
 
 GOOD = [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5], [0.6, 0.4]]
 
 
-@pytest.mark.parametrize("bad_row, column", [
-    ([float("nan"), 0.5], "expect_column_values_to_not_be_null on column 'prob_min'"),
-    ([-0.2, 1.2], "expect_column_values_to_be_between on column 'prob_min'"),
-    ([0.7, 0.7], "expect_column_values_to_be_between on column 'prob_sum'"),
-], ids=["nan", "negative", "not-normalised"])
+@pytest.mark.parametrize(
+    "bad_row, column",
+    [
+        ([float("nan"), 0.5], "expect_column_values_to_not_be_null on column 'prob_min'"),
+        ([-0.2, 1.2], "expect_column_values_to_be_between on column 'prob_min'"),
+        ([0.7, 0.7], "expect_column_values_to_be_between on column 'prob_sum'"),
+    ],
+    ids=["nan", "negative", "not-normalised"],
+)
 def test_bad_weak_probabilities_stop_the_gate_before_a_label_file_exists(tmp_path, bad_row, column):
     splits, weak, table = _label_step(tmp_path, [GOOD[0], bad_row, *GOOD[2:]])
     target = tmp_path / "weak_labels" / "wl.parquet"

@@ -13,8 +13,15 @@ from bench import run as bench_run
 from bench.inference import _Embedder, input_order
 from w2s.core.models.batching import encode, predict_logits
 
-TEXTS = ["a", "a much longer text with many more tokens than the first", "short one", "mid sized text here",
-         "x y", "another fairly long sentence to pad against", "z"]
+TEXTS = [
+    "a",
+    "a much longer text with many more tokens than the first",
+    "short one",
+    "mid sized text here",
+    "x y",
+    "another fairly long sentence to pad against",
+    "z",
+]
 
 
 def test_input_order_baselines_compute_the_library_embeddings(minilm_2layer):
@@ -35,13 +42,21 @@ def test_targets_are_judged_in_the_right_direction():
 
 def test_ratios_come_from_the_same_report():
     report = {
-        "training": {"contenders": {"w2s trainer": {"examples_per_s": 30.0},
-                                    "plain PyTorch loop": {"examples_per_s": 20.0},
-                                    "HF Trainer": {"examples_per_s": 20.0},
-                                    "HF Trainer (group_by_length)": {"examples_per_s": 30.0}}, "w2s_gflops": 50.0},
+        "training": {
+            "contenders": {
+                "w2s trainer": {"examples_per_s": 30.0},
+                "plain PyTorch loop": {"examples_per_s": 20.0},
+                "HF Trainer": {"examples_per_s": 20.0},
+                "HF Trainer (group_by_length)": {"examples_per_s": 30.0},
+            },
+            "w2s_gflops": 50.0,
+        },
         "machine": {"matmul": {"gflops": 100.0}},
-        "inference": {"length_sorted": {"texts_per_s": 150.0}, "input_order": {"texts_per_s": 100.0},
-                      "input_order_max_length": {"texts_per_s": 75.0}},
+        "inference": {
+            "length_sorted": {"texts_per_s": 150.0},
+            "input_order": {"texts_per_s": 100.0},
+            "input_order_max_length": {"texts_per_s": 75.0},
+        },
     }
     rows = {name: (value, met) for name, value, _, met in bench_run.ratios(report)}
     assert rows["training: w2s / plain PyTorch (examples/s)"] == (1.5, True)

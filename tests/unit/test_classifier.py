@@ -56,6 +56,7 @@ def test_length_grouped_batches_cover_every_example_once():
     batches = length_grouped_batches(lengths, 16, np.random.default_rng(1), group=4)
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(203))
+
     def spread(bs):
         return np.mean([lengths[b].max() - lengths[b].min() for b in bs])
 

@@ -3,11 +3,14 @@ import pytest
 from cli.main import main
 
 
-@pytest.mark.parametrize("argv, expect", [
-    (["--help"], "examples:"),
-    (["run", "--help"], "w2s run --set"),
-    (["data", "fetch", "--help"], "example:"),
-])
+@pytest.mark.parametrize(
+    "argv, expect",
+    [
+        (["--help"], "examples:"),
+        (["run", "--help"], "w2s run --set"),
+        (["data", "fetch", "--help"], "example:"),
+    ],
+)
 def test_every_verb_has_help_with_an_example(argv, expect, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

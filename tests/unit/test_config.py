@@ -16,26 +16,28 @@ def test_repo_params_file_is_valid_and_matches_defaults():
 
 
 def test_overrides_are_parsed_as_yaml():
-    cfg = load_config(None, ["strong.epochs=1.5", "data.labels=[a, b]", "registry.enabled=false",
-                             "data.path=x.csv"])
+    cfg = load_config(None, ["strong.epochs=1.5", "data.labels=[a, b]", "registry.enabled=false", "data.path=x.csv"])
     assert cfg.strong.epochs == 1.5
     assert cfg.data.labels == ["a", "b"]
     assert cfg.registry.enabled is False
     assert cfg.data.path == "x.csv"
 
 
-@pytest.mark.parametrize("override, message", [
-    ("strong.epochz=1", "unknown config key 'strong.epochz'"),
-    ("nonsense=1", "unknown config key 'nonsense'"),
-    ("strong.epochs=abc", "config key 'strong.epochs'"),
-    ("split.test=10", "split.test=10 is below split.min_test=100"),
-    ("weak.kind=svm", "config key 'weak.kind'"),
-    ("method=magic", "config key 'method'"),
-    ("smooth.mu=1.5", "config key 'smooth.mu'"),
-    ("ensemble.members={only: {}}", "ensemble.members needs at least two weak supervisors"),
-    ("ensemble.members.x.subset_frac=0", "config key 'ensemble.members.x.subset_frac'"),
-    ("split={ood_groups: [x], ood_test: 5}", "split.ood_test=5 is below split.min_test=100"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("strong.epochz=1", "unknown config key 'strong.epochz'"),
+        ("nonsense=1", "unknown config key 'nonsense'"),
+        ("strong.epochs=abc", "config key 'strong.epochs'"),
+        ("split.test=10", "split.test=10 is below split.min_test=100"),
+        ("weak.kind=svm", "config key 'weak.kind'"),
+        ("method=magic", "config key 'method'"),
+        ("smooth.mu=1.5", "config key 'smooth.mu'"),
+        ("ensemble.members={only: {}}", "ensemble.members needs at least two weak supervisors"),
+        ("ensemble.members.x.subset_frac=0", "config key 'ensemble.members.x.subset_frac'"),
+        ("split={ood_groups: [x], ood_test: 5}", "split.ood_test=5 is below split.min_test=100"),
+    ],
+)
 def test_bad_keys_and_types_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(".", r"\.")):
         load_config(None, [override])

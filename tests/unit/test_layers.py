@@ -47,8 +47,10 @@ def _imports_of(prefix: str) -> set[tuple[str, str]]:
 
 def _outside(pairs: set[tuple[str, str]], allowed: tuple[str, ...]) -> set[tuple[str, str]]:
     """Imports of project modules that fall outside the allowed packages."""
+
     def ok(dep: str) -> bool:
         return dep in BASE or any(dep == a or dep.startswith(a + ".") for a in allowed)
+
     return {(m, d) for m, d in pairs if d.split(".")[0] in PACKAGES and not ok(d)}
 
 
@@ -115,24 +117,37 @@ def test_the_cycle_check_finds_a_cycle():
 
 def test_no_method_name_is_branched_on_outside_its_own_module():
     pattern = re.compile(r"method ==|method in |\.method\b.*==")
-    hits = [f"{p.relative_to(REPO)}:{i}" for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
-            if "w2s/methods" not in p.as_posix()
-            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    hits = [
+        f"{p.relative_to(REPO)}:{i}"
+        for pkg in PACKAGES
+        for p in (REPO / pkg).rglob("*.py")
+        if "w2s/methods" not in p.as_posix()
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert hits == []
 
 
 # Modules whose job is the heavy work itself (training loops, models, the served pyfunc).
-HEAVY_BY_NATURE = ("w2s.core.models", "w2s.core.train", "w2s.core.losses", "w2s.core.frozen",
-                   "w2s.pipeline.distributed", "w2s.ops.serving")
+HEAVY_BY_NATURE = (
+    "w2s.core.models",
+    "w2s.core.train",
+    "w2s.core.losses",
+    "w2s.core.frozen",
+    "w2s.pipeline.distributed",
+    "w2s.ops.serving",
+)
 
 
 def test_importing_the_library_loads_no_heavy_dependency():
     """The CLI, the flows and the DVC stages import these at start-up: torch, transformers, MLflow,
     GX, DVC and the rest load only inside the functions that use them."""
     modules = ", ".join(sorted(m for m in GRAPH if m.startswith("w2s") and not m.startswith(HEAVY_BY_NATURE)))
-    code = (f"import sys, {modules}; from w2s.methods import registry; registry(); "
-            "heavy = {'torch', 'transformers', 'mlflow', 'great_expectations', 'dvc', 'prefect', "
-            "'deepspeed', 'sklearn', 'datasets', 'peft'}; print(sorted(heavy & set(sys.modules)))")
+    code = (
+        f"import sys, {modules}; from w2s.methods import registry; registry(); "
+        "heavy = {'torch', 'transformers', 'mlflow', 'great_expectations', 'dvc', 'prefect', "
+        "'deepspeed', 'sklearn', 'datasets', 'peft'}; print(sorted(heavy & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"

@@ -33,8 +33,9 @@ def test_xent_matches_hand_computation():
     assert make_loss("xent")(logits, target, 0.3).item() == pytest.approx(_ce([0.5, 0.5], [0.25, 0.75]))
 
 
-@pytest.mark.parametrize("step_frac, expected", [(0.0, 0.0), (0.05, 0.125), (0.1, 0.25),
-                                                  (0.2, 0.5), (0.5, 0.5), (1.0, 0.5)])
+@pytest.mark.parametrize(
+    "step_frac, expected", [(0.0, 0.0), (0.05, 0.125), (0.1, 0.25), (0.2, 0.5), (0.5, 0.5), (1.0, 0.5)]
+)
 def test_logconf_ramps_linearly_to_aux_coef(step_frac, expected):
     assert LogConf(aux_coef=0.5, warmup_frac=0.2).coef(step_frac) == pytest.approx(expected)
 
@@ -50,8 +51,10 @@ def test_logconf_binary_hardening_matches_the_weak_prior():
     assert hard.tolist() == [[1, 0], [1, 0], [0, 1], [0, 1]]
     # at step_frac 0.1 the weight is 0.25: target = 0.75 * weak + 0.25 * hard
     value = loss(logits, weak, 0.1).item()
-    targets = [[0.75 * w0 + 0.25 * h0, 0.75 * w1 + 0.25 * h1]
-               for (w0, w1), (h0, h1) in zip(weak.tolist(), hard.tolist(), strict=False)]
+    targets = [
+        [0.75 * w0 + 0.25 * h0, 0.75 * w1 + 0.25 * h1]
+        for (w0, w1), (h0, h1) in zip(weak.tolist(), hard.tolist(), strict=False)
+    ]
     expected = sum(_ce(t, [p, 1 - p]) for t, p in zip(targets, p0.tolist(), strict=False)) / 4
     assert value == pytest.approx(expected, rel=1e-5)
 

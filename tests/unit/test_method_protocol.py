@@ -18,8 +18,17 @@ from w2s.methods import get, registry
 from w2s.methods.base import Method, RefineInputs, RefiningMethod, Supervision
 
 REPO = Path(__file__).resolve().parents[2]
-BUILT_IN = {"naive", "bootstrap", "confidence", "selective", "smooth", "ensemble", "corrector", "contrastive",
-            "perturb"}
+BUILT_IN = {
+    "naive",
+    "bootstrap",
+    "confidence",
+    "selective",
+    "smooth",
+    "ensemble",
+    "corrector",
+    "contrastive",
+    "perturb",
+}
 
 
 def test_the_config_offers_exactly_the_registered_methods_and_their_sections():
@@ -58,8 +67,9 @@ def test_cache_key_sections_follow_the_method():
 
 
 def _labels(path: str = "labels.parquet") -> LabelsRef:
-    return LabelsRef(path, "0" * 32, ["a", "b"], {"kind": "tfidf", "cache_key": "k"}, "d", "s",
-                     {"transfer": 2, "val": 1})
+    return LabelsRef(
+        path, "0" * 32, ["a", "b"], {"kind": "tfidf", "cache_key": "k"}, "d", "s", {"transfer": 2, "val": 1}
+    )
 
 
 class _Env:
@@ -112,11 +122,24 @@ def _documented_method() -> type[Method]:
 def test_the_documented_example_method_is_a_working_method():
     method = _documented_method()
     assert issubclass(method, RefiningMethod) and method.name == "hardened"
-    splits = pd.DataFrame({"id": ["t", "u", "v"], "text": ["x", "y", "z"], "label": ["a", None, None],
-                           "split": ["weak_train", "transfer", "val"]})
+    splits = pd.DataFrame(
+        {
+            "id": ["t", "u", "v"],
+            "text": ["x", "y", "z"],
+            "label": ["a", None, None],
+            "split": ["weak_train", "transfer", "val"],
+        }
+    )
     weak = np.array([[0.7, 0.3], [0.4, 0.6]])
-    inp = RefineInputs(splits, ["a", "b"], load_config(None), weak, splits.iloc[1:].reset_index(drop=True),
-                       lambda ids: np.zeros((len(ids), 2)), lambda w, s: (weak, None))
+    inp = RefineInputs(
+        splits,
+        ["a", "b"],
+        load_config(None),
+        weak,
+        splits.iloc[1:].reset_index(drop=True),
+        lambda ids: np.zeros((len(ids), 2)),
+        lambda w, s: (weak, None),
+    )
     cfg = load_config(None)
     hard = type("Default", (method,), {"settings": property(lambda self: method.Settings())})(cfg).refine(inp)
     assert np.array_equal(hard.probs, [[1.0, 0.0], [0.0, 1.0]])

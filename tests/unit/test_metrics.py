@@ -20,9 +20,15 @@ def test_multiclass_auroc_is_macro_one_vs_rest():
     assert metrics.auroc(probs, np.array([1, 1, 1, 1])) is None
 
 
-@pytest.mark.parametrize("weak, strong, ceiling, expected", [
-    (0.8, 0.9, 1.0, 0.5), (0.8, 0.7, 1.0, -0.5), (0.8, 0.9, 0.8, None), (0.8, 0.9, 0.7, None),
-])
+@pytest.mark.parametrize(
+    "weak, strong, ceiling, expected",
+    [
+        (0.8, 0.9, 1.0, 0.5),
+        (0.8, 0.7, 1.0, -0.5),
+        (0.8, 0.9, 0.8, None),
+        (0.8, 0.9, 0.7, None),
+    ],
+)
 def test_pgr(weak, strong, ceiling, expected):
     got = metrics.pgr(weak, strong, ceiling)
     assert got == (pytest.approx(expected) if expected is not None else None)
@@ -47,9 +53,20 @@ def test_w2s_metrics_has_the_contract_names_and_null_pgr():
     good = np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     bad = good[:, ::-1]
     out = metrics.w2s_metrics(y, weak_probs=good, student_probs=good, ceiling_probs=bad)
-    for name in ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc",
-                 "w2s_auroc", "pgr_auroc", "agreement", "agreement_weak_correct",
-                 "agreement_weak_wrong", "ece"):
+    for name in (
+        "weak_acc",
+        "ceiling_acc",
+        "w2s_acc",
+        "pgr",
+        "weak_auroc",
+        "ceiling_auroc",
+        "w2s_auroc",
+        "pgr_auroc",
+        "agreement",
+        "agreement_weak_correct",
+        "agreement_weak_wrong",
+        "ece",
+    ):
         assert name in out
     assert out["pgr"] is None and out["pgr_auroc"] is None
 
@@ -59,9 +76,9 @@ def test_misfit_identity_for_realisable_least_squares():
     Err_w = Err_sw + Misfit exactly (orthogonal projection)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 8))
-    target = x @ rng.normal(size=8)                      # realisable by the strong class
+    target = x @ rng.normal(size=8)  # realisable by the strong class
     weak = target + rng.normal(scale=0.7, size=500) + 0.3 * np.sin(3 * x[:, 0])
-    coef, *_ = np.linalg.lstsq(x, weak, rcond=None)      # the strong student fit to weak labels
+    coef, *_ = np.linalg.lstsq(x, weak, rcond=None)  # the strong student fit to weak labels
     student = x @ coef
     err_w = np.mean((weak - target) ** 2)
     err_sw = np.mean((student - target) ** 2)
@@ -75,7 +92,7 @@ def test_misfit_kl_and_predicted_gain_in_w2s_metrics():
     weak = np.array([[0.6, 0.4], [0.4, 0.6]])
     student = np.array([[0.9, 0.1], [0.1, 0.9]])
     out = metrics.w2s_metrics(y, weak, student, student, transfer_weak=weak, transfer_student=student)
-    assert out["misfit"] == pytest.approx(2 * 0.3 ** 2)
+    assert out["misfit"] == pytest.approx(2 * 0.3**2)
     expected_kl = 0.6 * np.log(0.6 / 0.9) + 0.4 * np.log(0.4 / 0.1)
     assert out["misfit_kl"] == pytest.approx(expected_kl)
     assert out["predicted_gain"] == out["misfit"]

@@ -18,10 +18,21 @@ from conftest import REPO
 
 def _decision(challenger: float | None, champion: float | None, floors: dict, min_margin: float = 0.0) -> Decision:
     margin = None if challenger is None or champion is None else challenger - champion
-    return decide(Decision(
-        model="m", challenger="2", champion=None if champion is None else "1", alias="champion", metric="acc",
-        challenger_score=challenger, champion_score=champion, margin=margin, min_margin=min_margin,
-        floors=floors, eval_set={"source": "x", "rows": 10, "md5": "0" * 32}))
+    return decide(
+        Decision(
+            model="m",
+            challenger="2",
+            champion=None if champion is None else "1",
+            alias="champion",
+            metric="acc",
+            challenger_score=challenger,
+            champion_score=champion,
+            margin=margin,
+            min_margin=min_margin,
+            floors=floors,
+            eval_set={"source": "x", "rows": 10, "md5": "0" * 32},
+        )
+    )
 
 
 def test_a_better_challenger_passing_its_floors_is_promoted():
@@ -51,12 +62,15 @@ def test_every_failed_check_is_reported():
     assert "REJECTED" in d.markdown() and "floor: pgr" in d.markdown()
 
 
-@pytest.mark.parametrize("ref, expected", [
-    ("w2s-strong/7", ("w2s-strong", "7", None)),
-    ("w2s-strong@champion", ("w2s-strong", None, "champion")),
-    ("models:/w2s-strong/7", ("w2s-strong", "7", None)),
-    ("team/w2s@champion", ("team/w2s", None, "champion")),
-])
+@pytest.mark.parametrize(
+    "ref, expected",
+    [
+        ("w2s-strong/7", ("w2s-strong", "7", None)),
+        ("w2s-strong@champion", ("w2s-strong", None, "champion")),
+        ("models:/w2s-strong/7", ("w2s-strong", "7", None)),
+        ("team/w2s@champion", ("team/w2s", None, "champion")),
+    ],
+)
 def test_model_references_parse(ref, expected):
     assert parse_ref(ref) == expected
 

@@ -36,6 +36,7 @@ def noisy_onehot(y: np.ndarray, k: int, flip: float, seed: int = 1) -> tuple[np.
 
 # ---- graph smoothing -------------------------------------------------------------------------
 
+
 def test_knn_graph_is_symmetric_without_self_loops():
     x, _ = clusters(20, 2)
     w = knn_graph(x, 5, chunk=7)  # chunking must not change the graph
@@ -67,6 +68,7 @@ def test_label_spreading_repairs_flipped_labels_on_separated_clusters():
 
 
 # ---- weak ensembles (RAVEN) ------------------------------------------------------------------
+
 
 def test_entropy_init_prefers_the_confident_member():
     sharp = np.tile([[0.95, 0.05]], (10, 1))
@@ -106,6 +108,7 @@ def test_a_common_gradient_does_not_move_the_weights():
 
 # ---- corrector -------------------------------------------------------------------------------
 
+
 def test_corrector_at_initialisation_reproduces_the_weak_labels_exactly():
     x, y = clusters(30, 3)
     weak = np.random.default_rng(0).dirichlet([1, 1, 1], size=len(y))
@@ -129,6 +132,7 @@ def test_corrector_learns_a_systematic_weak_error_from_out_of_fold_labels():
 
 # ---- contrastive labels ----------------------------------------------------------------------
 
+
 def test_contrastive_labels_equal_post_labels_at_alpha_one():
     rng = np.random.default_rng(0)
     post = rng.dirichlet([5, 5, 5], size=50)
@@ -144,11 +148,13 @@ def test_contrastive_labels_drop_implausible_classes_and_amplify_what_training_a
     assert out[0, 2] == 0.0, "below 0.1 x max: implausible"
     assert out[0, 0] > post[0, 0] / post[0, :2].sum(), "the class training favoured gains mass"
     uniform = np.full_like(post, 1 / 3)
-    assert np.allclose(contrastive_labels(post, uniform, 0.5), contrastive_labels(post, post, 1.0)), \
+    assert np.allclose(contrastive_labels(post, uniform, 0.5), contrastive_labels(post, post, 1.0)), (
         "a uniform pre is a constant shift and does nothing"
+    )
 
 
 # ---- selective W2S / P(IK) -------------------------------------------------------------------
+
 
 def test_tau_choice_never_does_worse_than_the_weak_labels_on_the_budget():
     rng = np.random.default_rng(0)
@@ -172,8 +178,7 @@ def test_pik_gate_self_labels_where_the_strong_head_knows_and_weak_labels_elsewh
     weak = np.eye(2)[y] * 0.6 + 0.2
     weak[~region_a & (rng.random(n) < 0.3)] = [0.5, 0.5]
     budget, target = np.arange(0, 200), np.arange(200, n)
-    res = selective_labels(x[budget], y[budget], weak[budget], x[target], weak[target], 2, "pik",
-                           None, 5, 1.0, 0)
+    res = selective_labels(x[budget], y[budget], weak[budget], x[target], weak[target], 2, "pik", None, 5, 1.0, 0)
     gate = res.gate
     assert gate[region_a[target]].mean() > 0.8
     assert gate[~region_a[target]].mean() < 0.2
@@ -192,6 +197,7 @@ def test_refinement_refuses_splits_that_carry_ground_truth_outside_the_budget():
 
 
 # ---- perturbation consistency ----------------------------------------------------------------
+
 
 def test_perturbation_drops_irrelevant_tokens_only_and_deterministically():
     text = "The senator will vote on the law , again !"

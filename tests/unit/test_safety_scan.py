@@ -18,9 +18,20 @@ BANNED_NAMES = {"eval", "exec"}
 
 
 BANNED_ATTRS = {
-    ("os", "system"), ("os", "popen"), ("pickle", "load"), ("pickle", "loads"), ("cloudpickle", "load"),
-    ("cloudpickle", "loads"), ("dill", "load"), ("dill", "loads"), ("joblib", "load"), ("marshal", "loads"),
-    ("shelve", "open"), ("yaml", "load"), ("yaml", "unsafe_load"), ("yaml", "full_load"),
+    ("os", "system"),
+    ("os", "popen"),
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("joblib", "load"),
+    ("marshal", "loads"),
+    ("shelve", "open"),
+    ("yaml", "load"),
+    ("yaml", "unsafe_load"),
+    ("yaml", "full_load"),
 }
 
 
@@ -40,8 +51,10 @@ def _violations(source: str, where: str = "<snippet>") -> list[str]:
             pair = (func.value.id, func.attr)
             if pair in BANNED_ATTRS:
                 found.append(f"{line} calls {'.'.join(pair)}()")
-            weights_only = any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
-                               for k in node.keywords)
+            weights_only = any(
+                k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in node.keywords
+            )
             if pair == ("torch", "load") and not weights_only:
                 found.append(f"{line} calls torch.load() without weights_only=True")
         for kw in node.keywords:
@@ -50,18 +63,32 @@ def _violations(source: str, where: str = "<snippet>") -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("snippet", [
-    "eval(cfg.expr)", "exec(code)", "os.system(f'dvc push {remote}')", "subprocess.run(cmd, shell=True)",
-    "pickle.load(f)", "from pickle import loads", "joblib.load(path)", "yaml.load(text, Loader=yaml.Loader)",
-    "torch.load(path)",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "eval(cfg.expr)",
+        "exec(code)",
+        "os.system(f'dvc push {remote}')",
+        "subprocess.run(cmd, shell=True)",
+        "pickle.load(f)",
+        "from pickle import loads",
+        "joblib.load(path)",
+        "yaml.load(text, Loader=yaml.Loader)",
+        "torch.load(path)",
+    ],
+)
 def test_the_scan_catches_each_unsafe_pattern(snippet):
     assert _violations(snippet), snippet
 
 
 def test_safe_forms_pass_the_scan():
-    assert _violations("yaml.safe_load(t); torch.load(p, weights_only=True); subprocess.run(['git', 'add', p])\n"
-                       "model.eval(); safetensors.torch.load_file(p)") == []
+    assert (
+        _violations(
+            "yaml.safe_load(t); torch.load(p, weights_only=True); subprocess.run(['git', 'add', p])\n"
+            "model.eval(); safetensors.torch.load_file(p)"
+        )
+        == []
+    )
 
 
 def test_no_code_path_evaluates_shells_out_or_unpickles():

@@ -26,7 +26,13 @@ def test_choose_takes_the_lowest_predicted_strong_error():
 
 
 def test_blind_splits_keep_only_the_weak_budget_labels():
-    splits = pd.DataFrame({"id": list("abcd"), "text": list("wxyz"), "label": list("pqpq"),
-                           "split": ["weak_train", "transfer", "val", "test"]})
+    splits = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "text": list("wxyz"),
+            "label": list("pqpq"),
+            "split": ["weak_train", "transfer", "val", "test"],
+        }
+    )
     blind = without_transfer_truth(splits)
     assert blind["label"].iloc[0] == "p" and blind["label"].iloc[1:].isna().all()

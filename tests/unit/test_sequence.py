@@ -13,10 +13,8 @@ from w2s.pipeline.sequence import SEQUENCE
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 def _stages() -> dict:
     return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-
 
 
 def test_dvc_yaml_is_the_sequence_and_lists_every_section_its_stages_read():

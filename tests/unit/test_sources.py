@@ -36,8 +36,7 @@ def test_every_file_format_maps_to_the_canonical_columns(tmp_path, fmt):
 
 def test_row_numbers_are_ids_when_no_id_column(tmp_path):
     _write(tmp_path / "d.csv", "csv")
-    table, _ = read_source(DataConfig(path="d.csv", text_column="body", label_column="sentiment"),
-                           Project(tmp_path))
+    table, _ = read_source(DataConfig(path="d.csv", text_column="body", label_column="sentiment"), Project(tmp_path))
     assert table["id"].tolist() == ["0", "1", "2"]
 
 
@@ -48,10 +47,13 @@ def test_missing_column_names_the_column_and_the_key(tmp_path):
         read_source(cfg, Project(tmp_path))
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", "the file is empty"),
-    (b"\xff\xfe\x00bad", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", "the file is empty"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+    ],
+)
 def test_unreadable_files_are_one_line_errors(tmp_path, content, message):
     p = tmp_path / "d.csv"
     p.write_bytes(content if isinstance(content, bytes) else content.encode())
@@ -69,8 +71,7 @@ def test_unsupported_suffix_and_missing_file(tmp_path):
 def test_hf_dataset_saved_to_disk_with_classlabel(tmp_path):
     import datasets
 
-    features = datasets.Features({"sentence": datasets.Value("string"),
-                                  "y": datasets.ClassLabel(names=["neg", "pos"])})
+    features = datasets.Features({"sentence": datasets.Value("string"), "y": datasets.ClassLabel(names=["neg", "pos"])})
     ds = datasets.Dataset.from_dict({"sentence": ["a", "b", "c"], "y": [1, 0, 1]}, features=features)
     datasets.DatasetDict({"train": ds}).save_to_disk(str(tmp_path / "hf"))
     cfg = DataConfig(hf_name="hf", text_column="sentence", label_column="y")
@@ -87,9 +88,14 @@ def test_unreachable_hub_dataset_is_a_data_error(tmp_path, monkeypatch):
 
 
 def test_dedupe_and_deterministic_subsample():
-    table = pd.DataFrame({"id": [str(i) for i in range(50)],
-                          "text": [f"t{i % 40}" for i in range(50)],
-                          "label": ["a", "b"] * 25, "group": None})
+    table = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(50)],
+            "text": [f"t{i % 40}" for i in range(50)],
+            "label": ["a", "b"] * 25,
+            "group": None,
+        }
+    )
     out, stats = canonicalise(table, DataConfig(max_rows=20))
     assert stats["duplicate_texts_dropped"] == 10
     assert len(out) == 20 and out["text"].is_unique

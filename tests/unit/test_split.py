@@ -8,8 +8,9 @@ from w2s.errors import DataError
 
 def _table(n=400, rare=6):
     labels = ["common"] * (n - rare) + ["rare"] * rare
-    return pd.DataFrame({"id": [f"i{k}" for k in range(n)], "text": [f"text {k}" for k in range(n)],
-                         "label": labels, "group": None})
+    return pd.DataFrame(
+        {"id": [f"i{k}" for k in range(n)], "text": [f"text {k}" for k in range(n)], "label": labels, "group": None}
+    )
 
 
 CFG = SplitConfig(weak_train=40, transfer=200, val=50, test=100, min_test=100)

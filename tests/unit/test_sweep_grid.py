@@ -14,10 +14,12 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_grid_expands_to_validated_configs_with_conditional_overrides(tmp_path):
-    spec = SweepConfig(base=None, overrides={"strong.epochs": 1},
-                       grid={"data.name": ["election-tweets", "reuters-r8"], "strong.loss": ["xent", "product"],
-                             "seed": [0, 1]},
-                       when={"data.name=reuters-r8": {"strong.max_length": 128}})
+    spec = SweepConfig(
+        base=None,
+        overrides={"strong.epochs": 1},
+        grid={"data.name": ["election-tweets", "reuters-r8"], "strong.loss": ["xent", "product"], "seed": [0, 1]},
+        when={"data.name=reuters-r8": {"strong.max_length": 128}},
+    )
     points = expand(spec, tmp_path)
     assert len(points) == 8
     assert spec.group_keys == ["data.name", "strong.loss"]
@@ -43,9 +45,14 @@ def test_shipped_sweep_configs_expand(tmp_path):
 
 
 def test_variants_are_one_more_axis(tmp_path):
-    spec = SweepConfig(base=None, variants={"naive": {"strong.loss": "xent"},
-                                            "boot": {"method": "bootstrap", "bootstrap.intermediate_layers": [1, 3]}},
-                       grid={"seed": [0, 1]})
+    spec = SweepConfig(
+        base=None,
+        variants={
+            "naive": {"strong.loss": "xent"},
+            "boot": {"method": "bootstrap", "bootstrap.intermediate_layers": [1, 3]},
+        },
+        grid={"seed": [0, 1]},
+    )
     points = expand(spec, tmp_path)
     assert spec.group_keys == ["variant"] and len(points) == 4
     boot = [cfg for point, cfg in points if point["variant"] == "boot"]

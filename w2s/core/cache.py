@@ -63,10 +63,7 @@ class ArtifactCache:
         staging = Path(tempfile.mkdtemp(prefix=f".{key[:12]}.", dir=final.parent))
         try:
             yield staging
-            files = {
-                str(p.relative_to(staging)): file_md5(p)
-                for p in sorted(staging.rglob("*")) if p.is_file()
-            }
+            files = {str(p.relative_to(staging)): file_md5(p) for p in sorted(staging.rglob("*")) if p.is_file()}
             write_json(staging / MANIFEST, {"kind": kind, "key": key, "spec": spec, "files": files})
             if self.lookup(kind, key) is None:  # a concurrent run may have sealed it already
                 try:

@@ -27,29 +27,25 @@ class DataConfig(Section):
         "Ignored when `path` or `hf_name` is set.",
     )
     path: str | None = Field(
-        None, description="Local CSV / TSV / JSONL / Parquet file; relative paths are resolved "
-        "against the project root and may not leave it."
+        None,
+        description="Local CSV / TSV / JSONL / Parquet file; relative paths are resolved "
+        "against the project root and may not leave it.",
     )
-    hf_name: str | None = Field(
-        None, description="Hugging Face dataset: a hub id or a folder written by save_to_disk."
-    )
+    hf_name: str | None = Field(None, description="Hugging Face dataset: a hub id or a folder written by save_to_disk.")
     hf_split: str = Field("train", description="Split of the HF dataset to read.")
     text_column: str = Field("text", description="Column holding the input text (file / HF sources).")
     label_column: str = Field("label", description="Column holding the class label.")
-    id_column: str | None = Field(
-        None, description="Column with unique example ids; row numbers are used when unset."
-    )
+    id_column: str | None = Field(None, description="Column with unique example ids; row numbers are used when unset.")
     labels: list[str] | None = Field(
-        None, description="Declared label set; any other label value fails validation. "
-        "Inferred from the data when unset."
+        None,
+        description="Declared label set; any other label value fails validation. Inferred from the data when unset.",
     )
     dedupe: bool = Field(
-        True, description="Drop exact duplicate texts at ingest (keeps the first), so a text "
-        "can never land in both a training split and the test split."
+        True,
+        description="Drop exact duplicate texts at ingest (keeps the first), so a text "
+        "can never land in both a training split and the test split.",
     )
-    max_rows: int | None = Field(
-        None, ge=10, description="Deterministically subsample the table to this many rows."
-    )
+    max_rows: int | None = Field(None, ge=10, description="Deterministically subsample the table to this many rows.")
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -65,13 +61,12 @@ class SplitConfig(Section):
     transfer: int = Field(2000, ge=2, description="Examples the weak model labels for the student.")
     val: int = Field(400, ge=2, description="Weakly labeled examples for early stopping.")
     test: int = Field(1000, ge=2, description="Ground-truth examples for evaluation only.")
-    min_test: int = Field(
-        100, ge=1, description="Smallest test split accepted: below it PGR is noise."
-    )
+    min_test: int = Field(100, ge=1, description="Smallest test split accepted: below it PGR is noise.")
     ood_groups: list[str] = Field(
-        default_factory=list, description="Distribution shift: rows of these groups (the data's "
+        default_factory=list,
+        description="Distribution shift: rows of these groups (the data's "
         "`group` column, e.g. held-out newsgroup topics) never enter weak_train/transfer/val/test "
-        "and form the `ood_test` split instead. Empty: no shift."
+        "and form the `ood_test` split instead. Empty: no shift.",
     )
     ood_test: int = Field(1000, ge=2, description="Size of the ood_test split when ood_groups is set.")
 
@@ -88,18 +83,16 @@ class TfidfConfig(Section):
     max_features: int = Field(20000, ge=10, description="Vocabulary size of the TF-IDF vectoriser.")
     ngram_max: int = Field(2, ge=1, le=3, description="Largest word n-gram.")
     C: float = Field(
-        10.0, gt=0, description="Inverse L2 regularisation of the logistic regression; weak "
-        "regularisation gives sharper soft labels, which the student learns from faster."
+        10.0,
+        gt=0,
+        description="Inverse L2 regularisation of the logistic regression; weak "
+        "regularisation gives sharper soft labels, which the student learns from faster.",
     )
 
 
 class EncoderTrainConfig(Section):
-    model: str = Field(
-        "minilm-l6", description="Encoder: a bundled alias (minilm-l6), a local folder, or a hub id."
-    )
-    num_layers: int | None = Field(
-        None, ge=1, description="Keep only the first N transformer layers (a weaker model)."
-    )
+    model: str = Field("minilm-l6", description="Encoder: a bundled alias (minilm-l6), a local folder, or a hub id.")
+    num_layers: int | None = Field(None, ge=1, description="Keep only the first N transformer layers (a weaker model).")
     max_length: int = Field(64, ge=8, le=512, description="Tokens per example (truncation).")
     epochs: float = Field(2.0, gt=0, description="Passes over the training split.")
     batch_size: int = Field(32, ge=1, description="Examples per optimiser step.")
@@ -154,61 +147,72 @@ class DeepSpeedConfig(Section):
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clipping (0: off).")
     config_file: str | None = Field(
-        None, description="An explicit DeepSpeed JSON config; it replaces the generated one (batch "
-        "sizes must agree with strong.batch_size, strong.processes and grad_accum)."
+        None,
+        description="An explicit DeepSpeed JSON config; it replaces the generated one (batch "
+        "sizes must agree with strong.batch_size, strong.processes and grad_accum).",
     )
 
 
 class DistributedConfig(Section):
     processes: int = Field(1, ge=1, description="Ranks per node that train the strong model together.")
     launcher: Literal["torchrun", "deepspeed"] = Field(
-        "torchrun", description="How ranks are started: torchrun (one node) or the DeepSpeed launcher "
-        "(needed for a hostfile)."
+        "torchrun",
+        description="How ranks are started: torchrun (one node) or the DeepSpeed launcher (needed for a hostfile).",
     )
     hostfile: str | None = Field(
-        None, description="DeepSpeed hostfile (`host slots=N` lines) for multi-node training; "
-        "implies launcher=deepspeed. The project folder must be on a filesystem every host shares."
+        None,
+        description="DeepSpeed hostfile (`host slots=N` lines) for multi-node training; "
+        "implies launcher=deepspeed. The project folder must be on a filesystem every host shares.",
     )
     master_port: int = Field(29500, ge=1024, le=65535, description="Rendezvous port of rank 0.")
     checkpoint_every: int = Field(
-        0, ge=0, description="Save an engine checkpoint every N optimiser steps (0: at each evaluation); "
-        "a killed run resumes from the last one."
+        0,
+        ge=0,
+        description="Save an engine checkpoint every N optimiser steps (0: at each evaluation); "
+        "a killed run resumes from the last one.",
     )
 
 
 class StrongConfig(EncoderTrainConfig):
     backend: Literal["auto", "torch", "deepspeed"] = Field(
-        "auto", description="torch: the plain PyTorch loop in-process; deepspeed: the DeepSpeed engine "
+        "auto",
+        description="torch: the plain PyTorch loop in-process; deepspeed: the DeepSpeed engine "
         "in `distributed.processes` ranks (gloo on CPU, NCCL on GPU); auto: deepspeed when a CUDA "
-        "device is present."
+        "device is present.",
     )
     deepspeed: DeepSpeedConfig = Field(default_factory=DeepSpeedConfig, description="Settings of backend=deepspeed.")
     distributed: DistributedConfig = Field(default_factory=DistributedConfig, description="Ranks and launcher.")
     dropout: float | None = Field(
-        None, ge=0, lt=1, description="Override every dropout probability of the encoder and head "
-        "(None keeps the pretrained model's)."
+        None,
+        ge=0,
+        lt=1,
+        description="Override every dropout probability of the encoder and head (None keeps the pretrained model's).",
     )
     mode: Literal["finetune", "frozen"] = Field(
-        "finetune", description="finetune: train every weight; frozen: embed once (cached) and "
-        "train only the head (fast; see `frozen`)."
+        "finetune",
+        description="finetune: train every weight; frozen: embed once (cached) and "
+        "train only the head (fast; see `frozen`).",
     )
     frozen: FrozenConfig = Field(default_factory=FrozenConfig, description="Settings of mode=frozen.")
     loss: Literal["xent", "logconf", "product"] = Field(
-        "xent", description="Student loss: xent (soft cross-entropy), logconf (auxiliary "
-        "confidence), product (product-of-experts target)."
+        "xent",
+        description="Student loss: xent (soft cross-entropy), logconf (auxiliary "
+        "confidence), product (product-of-experts target).",
     )
     logconf: LogConfConfig = Field(default_factory=LogConfConfig, description="Settings of loss=logconf.")
     product: ProductConfig = Field(default_factory=ProductConfig, description="Settings of loss=product.")
     early_stopping: Literal["weak_val", "oracle", "none"] = Field(
-        "weak_val", description="weak_val: best checkpoint on weak-labeled val (honest); "
-        "oracle: on ground-truth val (an ablation, flagged in the results); none: last step."
+        "weak_val",
+        description="weak_val: best checkpoint on weak-labeled val (honest); "
+        "oracle: on ground-truth val (an ablation, flagged in the results); none: last step.",
     )
 
 
 class SelectionConfig(Section):
     candidates: dict[str, WeakConfig] = Field(
-        default_factory=dict, description="Named weak supervisors to choose from by predicted strong "
-        "error (Err_w - misfit); empty: use `weak` as is."
+        default_factory=dict,
+        description="Named weak supervisors to choose from by predicted strong "
+        "error (Err_w - misfit); empty: use `weak` as is.",
     )
     student_mode: Literal["frozen", "finetune"] = Field(
         "frozen", description="How the probe student is fit to each candidate's labels."
@@ -223,33 +227,57 @@ class RegisterConfig(Section):
 
 
 # Metrics a promotion floor may name: the headline metric names every run's metrics.json carries.
-FLOOR_METRICS = ("weak_acc", "ceiling_acc", "w2s_acc", "pgr", "weak_auroc", "ceiling_auroc", "w2s_auroc",
-                 "pgr_auroc", "agreement", "agreement_weak_correct", "agreement_weak_wrong", "misfit",
-                 "predicted_gain", "actual_gain", "ece")
+FLOOR_METRICS = (
+    "weak_acc",
+    "ceiling_acc",
+    "w2s_acc",
+    "pgr",
+    "weak_auroc",
+    "ceiling_auroc",
+    "w2s_auroc",
+    "pgr_auroc",
+    "agreement",
+    "agreement_weak_correct",
+    "agreement_weak_wrong",
+    "misfit",
+    "predicted_gain",
+    "actual_gain",
+    "ece",
+)
 
 
 class PromotionConfig(Section):
     metric: Literal["acc", "auroc"] = Field(
-        "acc", description="Score compared between challenger and champion on the evaluation set.")
+        "acc", description="Score compared between challenger and champion on the evaluation set."
+    )
     min_margin: float = Field(
-        0.0, ge=-1.0, le=1.0, description="The challenger must beat the champion's score by at least "
-        "this much (0: not worse; a negative value tolerates a small loss).")
+        0.0,
+        ge=-1.0,
+        le=1.0,
+        description="The challenger must beat the champion's score by at least "
+        "this much (0: not worse; a negative value tolerates a small loss).",
+    )
     floors: dict[str, float] = Field(
-        default_factory=lambda: {"pgr": 0.0}, description="Hard floors on the challenger run's "
+        default_factory=lambda: {"pgr": 0.0},
+        description="Hard floors on the challenger run's "
         "metrics, e.g. {pgr: 0.2}: the metric must be defined (PGR is null when ceiling <= weak) "
-        "and at least the value. Checked even when there is no champion yet.")
+        "and at least the value. Checked even when there is no champion yet.",
+    )
     eval_set: str | None = Field(
-        None, description="Fixed labelled evaluation file (CSV / TSV / JSONL / Parquet, columns "
+        None,
+        description="Fixed labelled evaluation file (CSV / TSV / JSONL / Parquet, columns "
         "named by data.text_column / data.label_column), relative to the project. Unset: the "
-        "test split of the challenger's run, recomputed from the project's data.")
+        "test split of the challenger's run, recomputed from the project's data.",
+    )
     champion_alias: str = Field("champion", min_length=1, description="Alias the gate moves.")
 
     @model_validator(mode="after")
     def _known_floors(self) -> PromotionConfig:
         unknown = sorted(set(self.floors) - set(FLOOR_METRICS))
         if unknown:
-            raise ValueError(f"promotion.floors names unknown metric '{unknown[0]}' "
-                             f"(one of {', '.join(FLOOR_METRICS)})")
+            raise ValueError(
+                f"promotion.floors names unknown metric '{unknown[0]}' (one of {', '.join(FLOOR_METRICS)})"
+            )
         return self
 
 
@@ -292,6 +320,3 @@ def stable_hash(obj: Any) -> str:
     """sha256 of the canonical JSON of `obj` (sorted keys, no whitespace)."""
     blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-

@@ -18,8 +18,9 @@ def split_embeddings(splits: pd.DataFrame, scfg: EncoderTrainConfig, cache: Arti
 
     rows = splits[["id", "text"]].reset_index(drop=True)
     tokenizer, model = build_classifier(scfg.model, 2, scfg.num_layers, seed=0)  # the head is unused
-    vectors = embeddings(model, tokenizer, rows, scfg.model, scfg.num_layers, scfg.max_length,
-                         scfg.eval_batch_size, cache).numpy()
+    vectors = embeddings(
+        model, tokenizer, rows, scfg.model, scfg.num_layers, scfg.max_length, scfg.eval_batch_size, cache
+    ).numpy()
     return pd.DataFrame({"vector": list(vectors)}, index=pd.Index(rows["id"], name="id"))
 
 

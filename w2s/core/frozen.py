@@ -51,11 +51,24 @@ class HeadOnly(nn.Module):
         return self.head(self.dropout(vectors))
 
 
-def embeddings(classifier, tokenizer, rows: pd.DataFrame, model_name: str, num_layers: int | None,
-               max_length: int, batch_size: int, cache: ArtifactCache) -> torch.Tensor:
+def embeddings(
+    classifier,
+    tokenizer,
+    rows: pd.DataFrame,
+    model_name: str,
+    num_layers: int | None,
+    max_length: int,
+    batch_size: int,
+    cache: ArtifactCache,
+) -> torch.Tensor:
     """Mean-pooled encoder embeddings of `rows.text`, computed once per content hash."""
-    spec = {"version": EMBED_VERSION, "model": model_name, "num_layers": num_layers,
-            "max_length": max_length, "texts": table_md5(rows, ["id", "text"])}
+    spec = {
+        "version": EMBED_VERSION,
+        "model": model_name,
+        "num_layers": num_layers,
+        "max_length": max_length,
+        "texts": table_md5(rows, ["id", "text"]),
+    }
     key = cache_key("embeddings", spec)
     hit = cache.lookup("embeddings", key)
     if hit is None:

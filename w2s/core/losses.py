@@ -67,8 +67,7 @@ class LogConf:
             return F.one_hot(probs.argmax(1), k).to(probs.dtype)
         p0 = probs[:, 0].detach()
         pool_p0 = torch.cat([torch.tensor(list(self._p0), dtype=p0.dtype, device=p0.device), p0])
-        pool_w1 = torch.cat([torch.tensor(list(self._w1), dtype=p0.dtype, device=p0.device),
-                             weak_probs[:, 1].detach()])
+        pool_w1 = torch.cat([torch.tensor(list(self._w1), dtype=p0.dtype, device=p0.device), weak_probs[:, 1].detach()])
         threshold = torch.quantile(pool_p0, pool_w1.mean().clamp(0.0, 1.0))
         self._p0.extend(p0.tolist())
         self._w1.extend(weak_probs[:, 1].detach().tolist())
@@ -94,8 +93,9 @@ class Product:
         self.strong_exp = strong_exp
 
     def target(self, logits: torch.Tensor, weak_probs: torch.Tensor) -> torch.Tensor:
-        log_t = (self.strong_exp * F.log_softmax(logits.float(), dim=-1)
-                 + self.weak_exp * torch.log(weak_probs.clamp_min(1e-12)))
+        log_t = self.strong_exp * F.log_softmax(logits.float(), dim=-1) + self.weak_exp * torch.log(
+            weak_probs.clamp_min(1e-12)
+        )
         return F.softmax(log_t, dim=-1).detach()
 
     def __call__(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:

@@ -79,13 +79,19 @@ def misfit(student_probs: np.ndarray, weak_probs: np.ndarray) -> dict[str, float
 
 def clean(metrics: dict[str, float | None]) -> dict[str, float | None]:
     """Replace NaN/inf by None so JSON holds `null` for undefined numbers."""
-    return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
-            for k, v in metrics.items()}
+    return {
+        k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v) for k, v in metrics.items()
+    }
 
 
-def w2s_metrics(y: np.ndarray, weak_probs: np.ndarray, student_probs: np.ndarray,
-                ceiling_probs: np.ndarray, transfer_weak: np.ndarray | None = None,
-                transfer_student: np.ndarray | None = None) -> dict[str, float | None]:
+def w2s_metrics(
+    y: np.ndarray,
+    weak_probs: np.ndarray,
+    student_probs: np.ndarray,
+    ceiling_probs: np.ndarray,
+    transfer_weak: np.ndarray | None = None,
+    transfer_student: np.ndarray | None = None,
+) -> dict[str, float | None]:
     """Every headline metric of one run on the test split, under the contract's names.
 
     With the student's predictions on its training (transfer) split, also the misfit to the

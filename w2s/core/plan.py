@@ -41,21 +41,38 @@ def estimate(total: int, largest: int, gpus_per_node: int, nodes: int) -> list[d
 
     n = gpus_per_node * nodes
     rows: list[dict[str, Any]] = [
-        {"stage": 0, "offload": "none", "gpu_bytes": 16 * total, "cpu_bytes": 4 * total * gpus_per_node,
-         "source": "ZeRO paper accounting"},
-        {"stage": 1, "offload": "none", "gpu_bytes": 4 * total + 12 * total // n,
-         "cpu_bytes": 4 * total * gpus_per_node, "source": "ZeRO paper accounting"},
+        {
+            "stage": 0,
+            "offload": "none",
+            "gpu_bytes": 16 * total,
+            "cpu_bytes": 4 * total * gpus_per_node,
+            "source": "ZeRO paper accounting",
+        },
+        {
+            "stage": 1,
+            "offload": "none",
+            "gpu_bytes": 4 * total + 12 * total // n,
+            "cpu_bytes": 4 * total * gpus_per_node,
+            "source": "ZeRO paper accounting",
+        },
     ]
     for offload in (False, True):
         cpu, gpu = estimate_zero2_model_states_mem_needs(total, gpus_per_node, nodes, cpu_offload=offload)
-        rows.append({"stage": 2, "offload": "optimizer" if offload else "none", "gpu_bytes": gpu,
-                     "cpu_bytes": cpu, "source": "deepspeed estimator"})
+        rows.append(
+            {
+                "stage": 2,
+                "offload": "optimizer" if offload else "none",
+                "gpu_bytes": gpu,
+                "cpu_bytes": cpu,
+                "source": "deepspeed estimator",
+            }
+        )
     for offload, params in ((False, False), (True, False), (True, True)):
-        cpu, gpu, _ = estimate_zero3_model_states_mem_needs(total, largest, gpus_per_node, nodes,
-                                                            cpu_offload=offload, cpu_offload_params=params)
+        cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
+            total, largest, gpus_per_node, nodes, cpu_offload=offload, cpu_offload_params=params
+        )
         label = "optimizer+params" if params else ("optimizer" if offload else "none")
-        rows.append({"stage": 3, "offload": label, "gpu_bytes": gpu, "cpu_bytes": cpu,
-                     "source": "deepspeed estimator"})
+        rows.append({"stage": 3, "offload": label, "gpu_bytes": gpu, "cpu_bytes": cpu, "source": "deepspeed estimator"})
     for row in rows:
         row["gpu_gib"] = round(row["gpu_bytes"] / GIB, 3)
         row["cpu_gib"] = round(row["cpu_bytes"] / GIB, 3)

@@ -71,8 +71,12 @@ class LabelsRef:
     def sidecar(self) -> dict[str, Any]:
         """The sidecar JSON's content (schema, names, supervisor, hashes, counts)."""
         out: dict[str, Any] = {
-            "schema": LABELS_VERSION, "label_names": self.label_names, "weak_model": self.supervisor,
-            "data_md5": self.data_md5, "splits_md5": self.splits_md5, "counts": self.counts,
+            "schema": LABELS_VERSION,
+            "label_names": self.label_names,
+            "weak_model": self.supervisor,
+            "data_md5": self.data_md5,
+            "splits_md5": self.splits_md5,
+            "counts": self.counts,
         }
         if self.members is not None:
             out["members"] = self.members

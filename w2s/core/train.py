@@ -73,8 +73,7 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     """AdamW groups: no weight decay on biases and norm weights."""
     no_decay = ("bias", "LayerNorm.weight", "norm.weight")
     return [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
 
@@ -179,8 +178,12 @@ def train(
             evaluated = False
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 evaluated = True
-                point = {"step": step, "epoch": step / steps_per_epoch,
-                         "train_loss": float(np.mean(recent)), **evaluate(net)}
+                point = {
+                    "step": step,
+                    "epoch": step / steps_per_epoch,
+                    "train_loss": float(np.mean(recent)),
+                    **evaluate(net),
+                }
                 recent.clear()
                 state["curve"].append(point)
                 net.train()
@@ -198,5 +201,13 @@ def train(
     if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead
         model.load_state_dict(best_state)
     model.eval()
-    return TrainResult(total, seconds, trained / max(seconds, 1e-9), state["best_step"], state["best_score"],
-                       state["curve"], best_state, done)
+    return TrainResult(
+        total,
+        seconds,
+        trained / max(seconds, 1e-9),
+        state["best_step"],
+        state["best_score"],
+        state["curve"],
+        best_state,
+        done,
+    )

@@ -112,8 +112,9 @@ class RefineInputs:
         """Out-of-fold weak probabilities on the budget (cross-fitted)."""
         from w2s.methods.crossfit import weak_oof_probs
 
-        return weak_oof_probs(self.budget["text"].tolist(), self.y_budget, self.k, self.cfg.weak,
-                              self.cfg.seed, n_folds)
+        return weak_oof_probs(
+            self.budget["text"].tolist(), self.y_budget, self.k, self.cfg.weak, self.cfg.seed, n_folds
+        )
 
     def is_transfer(self) -> np.ndarray:
         return (self.targets["split"] == "transfer").to_numpy()

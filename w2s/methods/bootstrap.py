@@ -16,8 +16,10 @@ from w2s.methods.base import Env, Method, Supervision
 
 class BootstrapConfig(Section):
     intermediate_layers: list[int] = Field(
-        [2], min_length=1, description="Layer counts of the intermediate students, weakest first "
-        "(each is the strong model truncated to that many blocks)."
+        [2],
+        min_length=1,
+        description="Layer counts of the intermediate students, weakest first "
+        "(each is the strong model truncated to that many blocks).",
     )
 
 

@@ -16,8 +16,7 @@ from w2s.core.config import Section
 from w2s.methods.base import Refined, RefineInputs, RefiningMethod
 
 
-def contrastive_labels(p_post: np.ndarray, p_pre: np.ndarray, alpha: float,
-                       plausibility: float = 0.1) -> np.ndarray:
+def contrastive_labels(p_post: np.ndarray, p_pre: np.ndarray, alpha: float, plausibility: float = 0.1) -> np.ndarray:
     """Contrastive soft labels (rows sum to 1; implausible classes get probability 0)."""
     if p_post.shape != p_pre.shape:
         raise ValueError(f"post {p_post.shape} and pre {p_pre.shape} predictions differ in shape")
@@ -36,8 +35,11 @@ class ContrastiveConfig(Section):
         0.5, ge=0, le=1, description="Score = logit_post - (1 - alpha) logit_pre; alpha=1 gives the post labels."
     )
     pre_frac: float = Field(
-        0.25, gt=0, lt=1, description="The `pre` weak model is the same supervisor trained on this "
-        "fraction of the weak budget (an earlier, less fine-tuned state)."
+        0.25,
+        gt=0,
+        lt=1,
+        description="The `pre` weak model is the same supervisor trained on this "
+        "fraction of the weak budget (an earlier, less fine-tuned state).",
     )
     plausibility: float = Field(0.1, gt=0, le=1, description="Keep classes with p_post >= this * max p_post.")
 

@@ -51,8 +51,9 @@ def _corrector_class() -> type:
     return Corrector
 
 
-def fit_corrector(x: np.ndarray, weak_oof: np.ndarray, y: np.ndarray, cfg: CorrectorConfig,
-                  seed: int) -> tuple[Any, list[float]]:
+def fit_corrector(
+    x: np.ndarray, weak_oof: np.ndarray, y: np.ndarray, cfg: CorrectorConfig, seed: int
+) -> tuple[Any, list[float]]:
     """Full-batch Adam on the budget; returns the corrector and its loss per step."""
     import torch
     from torch import nn
@@ -92,9 +93,12 @@ class CorrectorMethod(RefiningMethod):
         oof = inp.weak_oof(c.folds)
         model, losses = fit_corrector(inp.embed(inp.budget), oof, inp.y_budget, c, self.cfg.seed)
         probs = correct(model, inp.embed(inp.targets), inp.weak_probs)
-        info = {"steps": c.steps, "budget_loss_start": losses[0] if losses else None,
-                "budget_loss_end": losses[-1] if losses else None,
-                "weak_oof_acc": float(np.mean(oof.argmax(1) == inp.y_budget))}
+        info = {
+            "steps": c.steps,
+            "budget_loss_start": losses[0] if losses else None,
+            "budget_loss_end": losses[-1] if losses else None,
+            "weak_oof_acc": float(np.mean(oof.argmax(1) == inp.y_budget)),
+        }
         return Refined(probs, info)
 
 

@@ -21,8 +21,9 @@ def folds(y: np.ndarray, n_folds: int, seed: int) -> Iterator[tuple[np.ndarray, 
     yield from splitter.split(np.zeros(len(y)), y)
 
 
-def out_of_fold(y: np.ndarray, k: int, n_folds: int, seed: int,
-                fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+def out_of_fold(
+    y: np.ndarray, k: int, n_folds: int, seed: int, fit_predict: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> np.ndarray:
     """Probabilities (N x k) for every row from a model fit on the other folds.
 
     `fit_predict(fit_idx, held_idx)` trains on `fit_idx` and returns probabilities for `held_idx`.
@@ -33,8 +34,7 @@ def out_of_fold(y: np.ndarray, k: int, n_folds: int, seed: int,
     return out
 
 
-def weak_oof_probs(texts: list[str], y: np.ndarray, k: int, weak: WeakConfig, seed: int,
-                   n_folds: int) -> np.ndarray:
+def weak_oof_probs(texts: list[str], y: np.ndarray, k: int, weak: WeakConfig, seed: int, n_folds: int) -> np.ndarray:
     """Out-of-fold probabilities of a weak supervisor config on its own ground-truth budget."""
     from w2s.core.models.weak import WEAK_TRAINERS
 

@@ -93,8 +93,13 @@ class EnsembleLoss:
         loss = per_row[rows].mean()
         if step_frac >= self.freeze_frac:
             self._update(logits, member_probs, rows)
-        self.history.append({"step_frac": round(step_frac, 6), "easy_rows": int(rows.sum()),
-                             "weights": [round(float(v), 6) for v in self.weights]})
+        self.history.append(
+            {
+                "step_frac": round(step_frac, 6),
+                "easy_rows": int(rows.sum()),
+                "weights": [round(float(v), 6) for v in self.weights],
+            }
+        )
         return loss
 
     def report(self) -> dict[str, Any]:
@@ -120,8 +125,9 @@ class EnsembleConfig(Section):
         description="Named weak supervisors of the ensemble (at least two).",
     )
     init: Literal["uniform", "entropy"] = Field(
-        "uniform", description="Initial simplex weights: uniform, or inversely proportional to "
-        "each member's mean prediction entropy on transfer."
+        "uniform",
+        description="Initial simplex weights: uniform, or inversely proportional to "
+        "each member's mean prediction entropy on transfer.",
     )
     lr: float = Field(0.5, gt=0, description="SGD learning rate of the weights, one step after each student step.")
     freeze_frac: float = Field(0.1, ge=0, le=1, description="Fraction of training with the weights frozen.")
@@ -153,8 +159,12 @@ class Ensemble(RefiningMethod):
             keys[name] = ref.key
         stacked = np.stack(list(members.values()), axis=1)  # N x M x K
         weights = initial_weights(stacked[inp.is_transfer()], c.init)
-        info = {"members": list(members), "member_cache_keys": keys, "init_weights": weights.tolist(),
-                "all_agree_frac": float(np.mean((stacked.argmax(-1) == stacked.argmax(-1)[:, :1]).all(1)))}
+        info = {
+            "members": list(members),
+            "member_cache_keys": keys,
+            "init_weights": weights.tolist(),
+            "all_agree_frac": float(np.mean((stacked.argmax(-1) == stacked.argmax(-1)[:, :1]).all(1))),
+        }
         return Refined(mixture(weights, stacked), info, members)
 
     def objective(self) -> dict[str, Any]:

@@ -47,8 +47,10 @@ def flip_rate(clean_probs: np.ndarray, perturbed_probs: np.ndarray) -> float:
 
 class PerturbConfig(Section):
     weight: float = Field(
-        0.5, ge=0, description="method=perturb: weight of CE(f(x~), target), x~ being the text with "
-        "its irrelevant tokens dropped (MLX, reduced)."
+        0.5,
+        ge=0,
+        description="method=perturb: weight of CE(f(x~), target), x~ being the text with "
+        "its irrelevant tokens dropped (MLX, reduced).",
     )
     drop_frac: float = Field(
         1.0, gt=0, le=1, description="Fraction of the irrelevant tokens dropped in each perturbed copy."

@@ -66,9 +66,17 @@ def choose_tau(score: np.ndarray, self_label: np.ndarray, weak: np.ndarray, y: n
 
 
 def selective_labels(
-    x_budget: np.ndarray, y_budget: np.ndarray, weak_oof: np.ndarray,
-    x_target: np.ndarray, weak_target: np.ndarray, k: int, gate: str,
-    tau: float | None, n_folds: int, C: float, seed: int,
+    x_budget: np.ndarray,
+    y_budget: np.ndarray,
+    weak_oof: np.ndarray,
+    x_target: np.ndarray,
+    weak_target: np.ndarray,
+    k: int,
+    gate: str,
+    tau: float | None,
+    n_folds: int,
+    C: float,
+    seed: int,
 ) -> GateResult:
     """Gate between the strong head's own labels and `weak_target` (the weak or smoothed labels).
 
@@ -79,8 +87,9 @@ def selective_labels(
         raise ValueError(f"unknown gate '{gate}'")
     head = logistic(x_budget, y_budget, k, C, seed)
     head_target = head(x_target)
-    head_oof = out_of_fold(y_budget, k, n_folds, seed,
-                           lambda f, h: logistic(x_budget[f], y_budget[f], k, C, seed)(x_budget[h]))
+    head_oof = out_of_fold(
+        y_budget, k, n_folds, seed, lambda f, h: logistic(x_budget[f], y_budget[f], k, C, seed)(x_budget[h])
+    )
     right_oof = head_oof.argmax(1) == y_budget
 
     if gate == "pik":
@@ -112,9 +121,12 @@ def selective_labels(
 
 class SelectiveConfig(Section):
     tau: float | None = Field(
-        None, ge=0, le=1, description="Gate threshold: self-label where P(IK) (or, for "
+        None,
+        ge=0,
+        le=1,
+        description="Gate threshold: self-label where P(IK) (or, for "
         "method=confidence, the strong head's confidence) is at least tau. None: chosen on the "
-        "weak budget by cross-fitting (no other ground truth is read)."
+        "weak budget by cross-fitting (no other ground truth is read).",
     )
     smooth: bool = Field(False, description="Use graph-smoothed weak labels outside the gate.")
     folds: int = Field(5, ge=2, description="Cross-fitting folds on the weak budget.")
@@ -136,9 +148,19 @@ class Gate(RefiningMethod):
         if c.smooth:
             base, smooth_info = smooth_inputs(inp, inp.weak_probs, self.cfg.section("smooth"))
             info.update({f"smooth_{k}": v for k, v in smooth_info.items()})
-        result = selective_labels(inp.embed(inp.budget), inp.y_budget, inp.weak_oof(c.folds),
-                                  inp.embed(inp.targets), base, inp.k, self.gate, c.tau, c.folds, c.C,
-                                  self.cfg.seed)
+        result = selective_labels(
+            inp.embed(inp.budget),
+            inp.y_budget,
+            inp.weak_oof(c.folds),
+            inp.embed(inp.targets),
+            base,
+            inp.k,
+            self.gate,
+            c.tau,
+            c.folds,
+            c.C,
+            self.cfg.seed,
+        )
         info.update(result.info)
         info["self_label_frac"] = float(result.gate[inp.is_transfer()].mean())
         return Refined(result.probs, info)

@@ -24,7 +24,7 @@ def knn_graph(vectors: np.ndarray, k: int, chunk: int = 2048) -> sparse.csr_matr
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     rows, cols = [], []
     for start in range(0, n, chunk):  # chunked so memory stays O(chunk * n), not O(n^2)
-        sims = unit[start: start + chunk] @ unit.T
+        sims = unit[start : start + chunk] @ unit.T
         local = np.arange(len(sims))
         sims[local, start + local] = -np.inf  # no self-loops
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
@@ -43,8 +43,9 @@ def normalised(w: sparse.csr_matrix) -> sparse.csr_matrix:
     return (d @ w @ d).tocsr()
 
 
-def label_spreading(s: sparse.csr_matrix, y: np.ndarray, mu: float, max_iter: int = 200,
-                    tol: float = 1e-6) -> tuple[np.ndarray, int]:
+def label_spreading(
+    s: sparse.csr_matrix, y: np.ndarray, mu: float, max_iter: int = 200, tol: float = 1e-6
+) -> tuple[np.ndarray, int]:
     """Iterate `F <- mu S F + (1 - mu) Y`; return row-normalised F and the iterations used."""
     f = y.astype(np.float64).copy()
     iters, moved = 0, np.inf
@@ -56,8 +57,9 @@ def label_spreading(s: sparse.csr_matrix, y: np.ndarray, mu: float, max_iter: in
     return f / np.maximum(f.sum(axis=1, keepdims=True), 1e-12), iters
 
 
-def smooth_labels(vectors: np.ndarray, probs: np.ndarray, k: int, mu: float, max_iter: int = 200,
-                  tol: float = 1e-6) -> tuple[np.ndarray, dict[str, float]]:
+def smooth_labels(
+    vectors: np.ndarray, probs: np.ndarray, k: int, mu: float, max_iter: int = 200, tol: float = 1e-6
+) -> tuple[np.ndarray, dict[str, float]]:
     """Label-spread soft weak labels over the kNN graph of `vectors`; return them and a summary."""
     if len(vectors) != len(probs):
         raise ValueError(f"{len(vectors)} embeddings but {len(probs)} label rows")

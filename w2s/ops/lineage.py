@@ -22,6 +22,7 @@ from w2s.project import Project
 
 def git_commit(root: Path) -> str:
     """HEAD of the project's git repository, suffixed `-dirty` when tracked files changed."""
+
     def git(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
 
@@ -116,8 +117,9 @@ def _config_or_none(run_id: str) -> dict[str, Any] | None:
 
 def _committed_md5(project: Project, commit: str, dvc_path: str) -> str | None:
     """The md5 a `.dvc` file held at a git commit, or None when it was not committed there."""
-    shown = subprocess.run(["git", "-C", str(project.root), "show", f"{commit}:{dvc_path}"],
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        ["git", "-C", str(project.root), "show", f"{commit}:{dvc_path}"], capture_output=True, text=True
+    )
     if shown.returncode != 0:
         return None
     return str(yaml.safe_load(shown.stdout)["outs"][0]["md5"])
@@ -131,8 +133,9 @@ def _remote_url(project: Project) -> str | None:
         return repo.config["remote"][name]["url"] if name else None
 
 
-def _fetch_routes(project: Project, ref: str, path: str | None, md5: str | None, commit: str,
-                  option: str) -> dict[str, str]:
+def _fetch_routes(
+    project: Project, ref: str, path: str | None, md5: str | None, commit: str, option: str
+) -> dict[str, str]:
     """Every way to get one recorded file back, best first."""
     if not path or not md5:
         return {}
@@ -161,29 +164,53 @@ def lineage(ref: str, project: Project) -> dict[str, Any]:
     weak_run = tags.get("weak_model_run_id")
     weak_params = client().get_run(weak_run).data.params if weak_run else {}
     return {
-        "model": canonical, "aliases": aliases, "mlflow_run_id": parent_id,
-        "model_run_id": version.run_id, "prefect_flow_run_id": tags.get("prefect_flow_run_id"),
-        "git_commit": commit, "params_hash": tags.get("params_hash"), "method": tags.get("method"),
+        "model": canonical,
+        "aliases": aliases,
+        "mlflow_run_id": parent_id,
+        "model_run_id": version.run_id,
+        "prefect_flow_run_id": tags.get("prefect_flow_run_id"),
+        "git_commit": commit,
+        "params_hash": tags.get("params_hash"),
+        "method": tags.get("method"),
         "params": _config_or_none(parent_id),
         "data": {
-            "table_md5": tags.get("data_md5"), "files": tags.get("data_files"),
-            "dvc_file": tags.get("data_dvc_file"), "dvc_md5": tags.get("data_dvc_md5"),
+            "table_md5": tags.get("data_md5"),
+            "files": tags.get("data_files"),
+            "dvc_file": tags.get("data_dvc_file"),
+            "dvc_md5": tags.get("data_dvc_md5"),
             "in_dvc": tags.get("data_in_dvc"),
-            "fetch": _fetch_routes(project, canonical, tags.get("data_dvc_file", "").removesuffix(".dvc") or None,
-                                   tags.get("data_dvc_md5"), commit, "--fetch-data"),
+            "fetch": _fetch_routes(
+                project,
+                canonical,
+                tags.get("data_dvc_file", "").removesuffix(".dvc") or None,
+                tags.get("data_dvc_md5"),
+                commit,
+                "--fetch-data",
+            ),
         },
         "weak_labels": {
-            "md5": tags.get("weak_labels_md5"), "path": tags.get("weak_labels_path"),
+            "md5": tags.get("weak_labels_md5"),
+            "path": tags.get("weak_labels_path"),
             "in_dvc": tags.get("weak_labels_in_dvc"),
-            "fetch": _fetch_routes(project, canonical, tags.get("weak_labels_path"), tags.get("weak_labels_md5"),
-                                   commit, "--fetch-weak-labels"),
+            "fetch": _fetch_routes(
+                project,
+                canonical,
+                tags.get("weak_labels_path"),
+                tags.get("weak_labels_md5"),
+                commit,
+                "--fetch-weak-labels",
+            ),
         },
         "student_labels_md5": tags.get("student_labels_md5"),
-        "weak_model": {"run_id": weak_run, "kind": weak_params.get("kind") or weak_params.get("weak.kind"),
-                       "params": dict(weak_params)},
+        "weak_model": {
+            "run_id": weak_run,
+            "kind": weak_params.get("kind") or weak_params.get("weak.kind"),
+            "params": dict(weak_params),
+        },
         "metrics": dict(parent.data.metrics),
-        "promotion": {k: tags[k] for k in ("promotion_decision", "promotion_reasons", "previous_champion")
-                      if k in tags},
+        "promotion": {
+            k: tags[k] for k in ("promotion_decision", "promotion_reasons", "previous_champion") if k in tags
+        },
     }
 
 
@@ -202,8 +229,9 @@ def fetch_data(info: dict[str, Any], project: Project, dest: Path) -> list[str]:
     root, so the tracked output lands at its project-relative path (e.g. `dest/data/...`)."""
     data = info["data"]
     if data.get("in_dvc") != "yes" or not data.get("dvc_md5"):
-        raise W2SError(f"{info['model']}: its data was not a DVC version ({data.get('in_dvc')}); "
-                       "it cannot be fetched back")
+        raise W2SError(
+            f"{info['model']}: its data was not a DVC version ({data.get('in_dvc')}); it cannot be fetched back"
+        )
     md5, out = data["dvc_md5"], dest / data["dvc_file"].removesuffix(".dvc")
     if md5.endswith(".dir"):
         return [f"{out.relative_to(dest)}/{p}" for p in restore_directory(project, md5, out)]

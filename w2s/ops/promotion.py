@@ -54,24 +54,34 @@ class Decision:
 
     def markdown(self) -> str:
         """The decision as a markdown report (a Prefect artifact and an MLflow file)."""
+
         def fmt(v: float | None) -> str:
             return "—" if v is None else f"{v:.4f}"
 
         rows = [
             f"| {self.metric} on the evaluation set | {fmt(self.challenger_score)} | "
             f"{fmt(self.champion_score)} | margin {fmt(self.margin)} ≥ {self.min_margin} |",
-            *[f"| floor: {k} | {fmt(f['value'])} | | ≥ {f['floor']}: {'ok' if f['ok'] else 'FAILED'} |"
-              for k, f in self.floors.items()],
+            *[
+                f"| floor: {k} | {fmt(f['value'])} | | ≥ {f['floor']}: {'ok' if f['ok'] else 'FAILED'} |"
+                for k, f in self.floors.items()
+            ],
         ]
         champion = f"version {self.champion}" if self.champion else "none"
-        return "\n".join([
-            f"## Promotion gate: {self.model} version {self.challenger} — "
-            f"**{'PROMOTED' if self.promoted else 'REJECTED'}**", "",
-            f"Champion before: {champion}. Evaluation set: {self.eval_set['source']} "
-            f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}).", "",
-            "| check | challenger | champion | rule |", "|---|---|---|---|", *rows, "",
-            *[f"- {r}" for r in self.reasons],
-        ])
+        return "\n".join(
+            [
+                f"## Promotion gate: {self.model} version {self.challenger} — "
+                f"**{'PROMOTED' if self.promoted else 'REJECTED'}**",
+                "",
+                f"Champion before: {champion}. Evaluation set: {self.eval_set['source']} "
+                f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}).",
+                "",
+                "| check | challenger | champion | rule |",
+                "|---|---|---|---|",
+                *rows,
+                "",
+                *[f"- {r}" for r in self.reasons],
+            ]
+        )
 
 
 def evaluation_set(cfg: Config, project: Project, splits_path: Path | None = None) -> tuple[pd.DataFrame, str]:
@@ -84,8 +94,7 @@ def evaluation_set(cfg: Config, project: Project, splits_path: Path | None = Non
 
     pcfg = cfg.promotion
     if pcfg.eval_set:
-        data = cfg.data.model_copy(update={"path": pcfg.eval_set, "hf_name": None, "max_rows": None,
-                                           "dedupe": False})
+        data = cfg.data.model_copy(update={"path": pcfg.eval_set, "hf_name": None, "max_rows": None, "dedupe": False})
         raw, _ = read_source(data, project)
         table, _ = canonicalise(raw, data)
         source = pcfg.eval_set
@@ -142,15 +151,19 @@ def decide(decision: Decision) -> Decision:
         if decision.margin is None:
             reasons.append(f"champion {decision.metric} is undefined on the evaluation set")
         elif decision.margin < decision.min_margin:
-            reasons.append(f"{decision.metric} {decision.challenger_score:.4f} vs champion "
-                           f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} < {decision.min_margin}")
+            reasons.append(
+                f"{decision.metric} {decision.challenger_score:.4f} vs champion "
+                f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} < {decision.min_margin}"
+            )
     decision.promoted = not reasons
     if decision.promoted:
         if decision.champion is None:
             reasons.append("no champion yet; every floor passed")
         else:
-            reasons.append(f"{decision.metric} {decision.challenger_score:.4f} vs champion "
-                           f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} ≥ {decision.min_margin}")
+            reasons.append(
+                f"{decision.metric} {decision.challenger_score:.4f} vs champion "
+                f"{decision.champion_score:.4f}: margin {decision.margin:+.4f} ≥ {decision.min_margin}"
+            )
     decision.reasons = reasons
     return decision
 
@@ -177,14 +190,21 @@ def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path |
         table, source = evaluation_set(cfg, project, splits_path)
     with tempfile.TemporaryDirectory() as tmp:
         scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
-        champ_scores = (score_model(registry.download_model(name, champion, Path(tmp) / "k"), table)
-                        if champion else None)
+        champ_scores = (
+            score_model(registry.download_model(name, champion, Path(tmp) / "k"), table) if champion else None
+        )
     ch = scores[pcfg.metric]
     ko = champ_scores[pcfg.metric] if champ_scores else None
     decision = Decision(
-        model=name, challenger=challenger, champion=champion, alias=pcfg.champion_alias, metric=pcfg.metric,
-        challenger_score=ch, champion_score=ko,
-        margin=None if ch is None or ko is None else ch - ko, min_margin=pcfg.min_margin,
+        model=name,
+        challenger=challenger,
+        champion=champion,
+        alias=pcfg.champion_alias,
+        metric=pcfg.metric,
+        challenger_score=ch,
+        champion_score=ko,
+        margin=None if ch is None or ko is None else ch - ko,
+        min_margin=pcfg.min_margin,
         floors=check_floors(run_metrics(version), pcfg.floors),
         eval_set={"source": source, "rows": len(table), "md5": table_md5(table, ["id", "text", "label"])},
     )
@@ -200,10 +220,12 @@ def apply(decision: Decision) -> None:
             raise W2SError(f"@{decision.alias} moved to version {now} while the gate ran; run it again")
         c.set_model_version_tag(decision.model, decision.challenger, PREVIOUS_TAG, decision.champion or "none")
         c.set_registered_model_alias(decision.model, decision.alias, decision.challenger)
-    c.set_model_version_tag(decision.model, decision.challenger, "promotion_decision",
-                            "promoted" if decision.promoted else "rejected")
-    c.set_model_version_tag(decision.model, decision.challenger, "promotion_reasons",
-                            "; ".join(decision.reasons)[:5000])
+    c.set_model_version_tag(
+        decision.model, decision.challenger, "promotion_decision", "promoted" if decision.promoted else "rejected"
+    )
+    c.set_model_version_tag(
+        decision.model, decision.challenger, "promotion_reasons", "; ".join(decision.reasons)[:5000]
+    )
 
 
 def rollback(name: str, alias: str = "champion") -> tuple[str, str]:
@@ -224,13 +246,28 @@ def log_decision(decision: Decision) -> str:
     """Log the decision as a nested `promotion-gate` run under the challenger's pipeline run."""
     version = client().get_model_version(decision.model, decision.challenger)
     with tracking.stage_run(registry.pipeline_run_id(version), "promotion-gate") as run:
-        run.params({"metric": decision.metric, "min_margin": decision.min_margin,
-                    "champion_before": decision.champion or "none", "eval_set": decision.eval_set,
-                    "floors": {k: f["floor"] for k, f in decision.floors.items()}})
-        run.metrics({"challenger_score": decision.challenger_score, "champion_score": decision.champion_score,
-                     "margin": decision.margin})
-        run.tags({"promotion_decision": "promoted" if decision.promoted else "rejected",
-                  "model_version": f"{decision.model}/{decision.challenger}"})
+        run.params(
+            {
+                "metric": decision.metric,
+                "min_margin": decision.min_margin,
+                "champion_before": decision.champion or "none",
+                "eval_set": decision.eval_set,
+                "floors": {k: f["floor"] for k, f in decision.floors.items()},
+            }
+        )
+        run.metrics(
+            {
+                "challenger_score": decision.challenger_score,
+                "champion_score": decision.champion_score,
+                "margin": decision.margin,
+            }
+        )
+        run.tags(
+            {
+                "promotion_decision": "promoted" if decision.promoted else "rejected",
+                "model_version": f"{decision.model}/{decision.challenger}",
+            }
+        )
         run.dict(decision.as_dict(), "promotion.json")
     return run.run_id
 

@@ -26,8 +26,9 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def log_and_register(run_id: str, model_dir: Path, label_names: list[str], name: str,
-                     alias: str, tags: dict[str, Any]) -> str:
+def log_and_register(
+    run_id: str, model_dir: Path, label_names: list[str], name: str, alias: str, tags: dict[str, Any]
+) -> str:
     """Log `model_dir` under `run_id` as a pyfunc, register it, tag it; return the version."""
     import mlflow
     from mlflow.models import ModelSignature
@@ -41,9 +42,13 @@ def log_and_register(run_id: str, model_dir: Path, label_names: list[str], name:
         # MLflow nags about predict() type hints; the explicit signature above is the schema.
         warnings.filterwarnings("ignore", message=".*[Tt]ype hint.*", category=UserWarning)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(ENTRY), artifacts={"model": str(model_dir)},
-            code_paths=[str(Path(w2s.__file__).parent)], signature=signature,
-            pip_requirements=pip_requirements(), input_example=["an example"],
+            name="model",
+            python_model=str(ENTRY),
+            artifacts={"model": str(model_dir)},
+            code_paths=[str(Path(w2s.__file__).parent)],
+            signature=signature,
+            pip_requirements=pip_requirements(),
+            input_example=["an example"],
         )
     str_tags = {k: str(v) for k, v in tags.items() if v is not None}
     version = mlflow.register_model(info.model_uri, name, tags=str_tags)
@@ -105,4 +110,3 @@ def download_model(name: str, version: str, dest: Path) -> Path:
     if not (folder / "model.safetensors").is_file():
         raise W2SError(f"{name}/{version} holds no w2s model folder (artifacts/model/model.safetensors)")
     return folder
-

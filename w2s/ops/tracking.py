@@ -20,8 +20,15 @@ from typing import Any
 from w2s.errors import ServiceUnavailable
 from w2s.project import Project
 
-LINEAGE_TAGS = ("git_commit", "data_md5", "weak_labels_md5", "weak_model_run_id", "params_hash",
-                "prefect_flow_run_id", "method")
+LINEAGE_TAGS = (
+    "git_commit",
+    "data_md5",
+    "weak_labels_md5",
+    "weak_model_run_id",
+    "params_hash",
+    "prefect_flow_run_id",
+    "method",
+)
 
 
 def configure(project: Project) -> str:
@@ -113,15 +120,16 @@ class RunLog:
         flat = flatten_params(params)
         items = [Param(k, v[:6000]) for k, v in flat.items()]
         for i in range(0, len(items), 100):
-            client().log_batch(self.run_id, params=items[i: i + 100])
+            client().log_batch(self.run_id, params=items[i : i + 100])
 
     def metrics(self, metrics: dict[str, float | None], step: int | None = None) -> None:
         from mlflow.entities import Metric
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
-                 if v is not None and math.isfinite(float(v))]
+        items = [
+            Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None and math.isfinite(float(v))
+        ]
         if items:
             client().log_batch(self.run_id, metrics=items)
 
@@ -131,10 +139,14 @@ class RunLog:
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
-        items = [Metric(k, float(v), now, int(p["step"])) for p in points
-                 for k, v in p.items() if k != "step" and isinstance(v, (int, float))]
+        items = [
+            Metric(k, float(v), now, int(p["step"]))
+            for p in points
+            for k, v in p.items()
+            if k != "step" and isinstance(v, (int, float))
+        ]
         for i in range(0, len(items), 1000):
-            client().log_batch(self.run_id, metrics=items[i: i + 1000])
+            client().log_batch(self.run_id, metrics=items[i : i + 1000])
 
     def tags(self, tags: dict[str, Any]) -> None:
         from mlflow.entities import RunTag
@@ -153,8 +165,7 @@ class RunLog:
             self.artifact(p)
 
 
-def start_run(exp_id: str, name: str, parent_id: str | None = None,
-              tags: dict[str, str] | None = None) -> RunLog:
+def start_run(exp_id: str, name: str, parent_id: str | None = None, tags: dict[str, str] | None = None) -> RunLog:
     """Create a run (nested under `parent_id` when given) and return its logger."""
     all_tags = dict(tags or {})
     all_tags["mlflow.runName"] = name

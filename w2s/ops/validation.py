@@ -36,9 +36,7 @@ class GateReport:
 
     def raise_if_failed(self) -> None:
         if self.failures:
-            raise ValidationFailed(
-                f"validation gate '{self.name}' failed: " + "; ".join(self.failures), self.as_dict()
-            )
+            raise ValidationFailed(f"validation gate '{self.name}' failed: " + "; ".join(self.failures), self.as_dict())
 
 
 def _describe(res: Any) -> str:
@@ -70,9 +68,7 @@ def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[st
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     asset = context.data_sources.add_pandas(f"w2s-{name}").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-        batch_parameters={"dataframe": df}
-    )
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
     suite = gx.ExpectationSuite(name=name)
     for cls_name, kwargs in expectations:
         suite.add_expectation(getattr(gxe, cls_name)(**kwargs))
@@ -130,15 +126,17 @@ def validate_weak_labels(labels: pd.DataFrame, num_classes: int) -> GateReport:
     if missing:
         return GateReport("weak_labels", 0, [f"missing column(s) {sorted(missing)}"])
     probs = labels["weak_probs"]
-    view = pd.DataFrame({
-        "id": labels["id"],
-        "text": labels["text"],
-        "weak_label": labels["weak_label"],
-        "prob_len": probs.map(len),
-        "prob_min": probs.map(lambda p: float(np.min(p)) if len(p) else np.nan),
-        "prob_max": probs.map(lambda p: float(np.max(p)) if len(p) else np.nan),
-        "prob_sum": probs.map(lambda p: float(np.sum(p))),
-    })
+    view = pd.DataFrame(
+        {
+            "id": labels["id"],
+            "text": labels["text"],
+            "weak_label": labels["weak_label"],
+            "prob_len": probs.map(len),
+            "prob_min": probs.map(lambda p: float(np.min(p)) if len(p) else np.nan),
+            "prob_max": probs.map(lambda p: float(np.max(p)) if len(p) else np.nan),
+            "prob_sum": probs.map(lambda p: float(np.sum(p))),
+        }
+    )
     exp: list[tuple[str, dict[str, Any]]] = [
         ("ExpectColumnValuesToNotBeNull", {"column": "id"}),
         ("ExpectColumnValuesToBeUnique", {"column": "id"}),

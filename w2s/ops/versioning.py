@@ -69,8 +69,7 @@ def add_and_push(project: Project, path: Path, push: bool = True) -> Versioned:
                 repo.push(targets=[str(dvc_file)])
     except DvcException as exc:
         raise W2SError(f"DVC could not version {rel}: {str(exc).strip()}") from None
-    return Versioned(str(rel), dvc_md5(dvc_file), str(dvc_file.relative_to(project.root)),
-                     remote if push else None)
+    return Versioned(str(rel), dvc_md5(dvc_file), str(dvc_file.relative_to(project.root)), remote if push else None)
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,10 @@ def _stores(project: Project) -> list[tuple[str, Any]]:
     with Repo(str(project.root)) as repo:
         remotes = list(repo.config.get("remote", {}))
         default = repo.config.get("core", {}).get("remote")
-        return [("local cache", repo.cache.local),
-                *[(f"remote '{n}'", repo.cloud.get_remote(n).odb) for n in sorted(remotes, key=lambda n: n != default)]]
+        return [
+            ("local cache", repo.cache.local),
+            *[(f"remote '{n}'", repo.cloud.get_remote(n).odb) for n in sorted(remotes, key=lambda n: n != default)],
+        ]
 
 
 def fetch_object(project: Project, md5: str, dest: Path) -> str:

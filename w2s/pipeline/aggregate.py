@@ -14,13 +14,34 @@ from typing import Any
 from w2s.core.metrics import pgr
 
 SEED_KEY = "seed"
-AGGREGATED = ("weak_acc", "ceiling_acc", "w2s_acc", "weak_auroc", "ceiling_auroc", "w2s_auroc",
-              "agreement", "agreement_weak_correct", "agreement_weak_wrong", "misfit",
-              "predicted_gain", "actual_gain", "ece",
-              # label-refining methods and distribution shift (absent keys aggregate to None)
-              "refined_acc", "weak_transfer_acc", "labels_transfer_acc", "self_label_frac", "flip_rate",
-              "weak_acc_ood", "ceiling_acc_ood", "w2s_acc_ood", "refined_acc_ood",
-              "weak_auroc_ood", "ceiling_auroc_ood", "w2s_auroc_ood")
+AGGREGATED = (
+    "weak_acc",
+    "ceiling_acc",
+    "w2s_acc",
+    "weak_auroc",
+    "ceiling_auroc",
+    "w2s_auroc",
+    "agreement",
+    "agreement_weak_correct",
+    "agreement_weak_wrong",
+    "misfit",
+    "predicted_gain",
+    "actual_gain",
+    "ece",
+    # label-refining methods and distribution shift (absent keys aggregate to None)
+    "refined_acc",
+    "weak_transfer_acc",
+    "labels_transfer_acc",
+    "self_label_frac",
+    "flip_rate",
+    "weak_acc_ood",
+    "ceiling_acc_ood",
+    "w2s_acc_ood",
+    "refined_acc_ood",
+    "weak_auroc_ood",
+    "ceiling_auroc_ood",
+    "w2s_auroc_ood",
+)
 # PGR variants computed from seed-averaged baselines: (name, metric suffix).
 PGRS = (("pgr", "acc"), ("pgr_auroc", "auroc"), ("pgr_ood", "acc_ood"), ("pgr_auroc_ood", "auroc_ood"))
 
@@ -52,8 +73,9 @@ def aggregate_seeds(rows: Sequence[dict[str, Any]], group_keys: Sequence[str]) -
             agg[f"{name}_mean"], agg[f"{name}_se"] = mean, se
         for name, suffix in PGRS:
             agg[name] = pgr(agg[f"weak_{suffix}_mean"], agg[f"w2s_{suffix}_mean"], agg[f"ceiling_{suffix}_mean"])
-            per_seed = [pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}"))
-                        for m in members]
+            per_seed = [
+                pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}")) for m in members
+            ]
             _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
         out.append(agg)
     return out

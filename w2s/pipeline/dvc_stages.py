@@ -142,8 +142,7 @@ def stage_supervise(st: Stage) -> None:
     sup = st.steps(st.out, folder).supervise(st.cfg, st.splits(), st.table(), st.model("weak"), labels)
     refined = st.publish_model(sup.refined, "supervision/refined") if sup.refined else None
     chain = [[{**asdict(m), "dir": st.rel(m.dir)}, st.save_labels(lab)] for m, lab in sup.chain]
-    write_json(folder / "supervision.json", {"labels": st.save_labels(sup.labels), "refined": refined,
-                                             "chain": chain})
+    write_json(folder / "supervision.json", {"labels": st.save_labels(sup.labels), "refined": refined, "chain": chain})
 
 
 def stage_student(st: Stage) -> None:
@@ -155,21 +154,30 @@ def stage_ceiling(st: Stage) -> None:
 
 
 def stage_evaluate(st: Stage) -> None:
-    metrics = st.steps(st.out).evaluate(st.cfg, st.splits(), st.model("weak"), st.model("w2s"),
-                                        st.model("ceiling"), st.supervision())
+    metrics = st.steps(st.out).evaluate(
+        st.cfg, st.splits(), st.model("weak"), st.model("w2s"), st.model("ceiling"), st.supervision()
+    )
     write_json(st.root / "metrics.json", metrics)
 
 
 STAGES: dict[str, Callable[[Stage], None]] = {
-    "ingest": stage_ingest, "validate": stage_validate, "split": stage_split, "select": stage_select,
-    "weak": stage_weak, "weak_labels": stage_weak_labels, "supervise": stage_supervise,
-    "student": stage_student, "ceiling": stage_ceiling, "evaluate": stage_evaluate,
+    "ingest": stage_ingest,
+    "validate": stage_validate,
+    "split": stage_split,
+    "select": stage_select,
+    "weak": stage_weak,
+    "weak_labels": stage_weak_labels,
+    "supervise": stage_supervise,
+    "student": stage_student,
+    "ceiling": stage_ceiling,
+    "evaluate": stage_evaluate,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m w2s.pipeline.dvc_stages",
-                                     description="Run one pipeline stage for `dvc repro`.")
+    parser = argparse.ArgumentParser(
+        prog="python -m w2s.pipeline.dvc_stages", description="Run one pipeline stage for `dvc repro`."
+    )
     parser.add_argument("stage", choices=list(STAGES))
     args = parser.parse_args(argv)
     try:

@@ -22,8 +22,9 @@ def write_predictions(path: Path, ids: pd.Series, splits: pd.Series, probs: np.n
     """Store per-example class probabilities as Parquet (`id, split, probs`)."""
     if len(ids) != len(probs):
         raise ValueError(f"{len(ids)} ids but {len(probs)} prediction rows")
-    df = pd.DataFrame({"id": ids.to_numpy(), "split": splits.to_numpy(),
-                       "probs": [row.astype(np.float64).tolist() for row in probs]})
+    df = pd.DataFrame(
+        {"id": ids.to_numpy(), "split": splits.to_numpy(), "probs": [row.astype(np.float64).tolist() for row in probs]}
+    )
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
 
@@ -40,16 +41,20 @@ def build_weak_labels(splits: pd.DataFrame, weak_preds: pd.DataFrame, where: str
     rows = splits[splits["split"].isin(LABEL_SPLITS)].reset_index(drop=True)
     preds = weak_preds[weak_preds["split"].isin(LABEL_SPLITS)].reset_index(drop=True)
     if list(rows["id"]) != list(preds["id"]) or list(rows["split"]) != list(preds["split"]):
-        raise DataError(f"{where}: weak-label ids do not match the transfer/val ids of the source "
-                        f"table: {_first_mismatch(rows, preds)}")
+        raise DataError(
+            f"{where}: weak-label ids do not match the transfer/val ids of the source "
+            f"table: {_first_mismatch(rows, preds)}"
+        )
     probs = [np.asarray(p, dtype=np.float64) for p in preds["probs"]]
-    return pd.DataFrame({
-        "id": rows["id"],
-        "text": rows["text"],
-        "weak_probs": [p.tolist() for p in probs],
-        "weak_label": [int(np.argmax(p)) for p in probs],
-        "split": rows["split"],
-    })
+    return pd.DataFrame(
+        {
+            "id": rows["id"],
+            "text": rows["text"],
+            "weak_probs": [p.tolist() for p in probs],
+            "weak_label": [int(np.argmax(p)) for p in probs],
+            "split": rows["split"],
+        }
+    )
 
 
 def _first_mismatch(rows: pd.DataFrame, preds: pd.DataFrame) -> str:

@@ -8,8 +8,15 @@ from typing import Any
 from w2s.io import atomic_path
 
 
-def _line_chart(series: dict[str, tuple[list[float], list[float]]], path: Path, title: str, xlabel: str,
-                ylabel: str | None = None, ylim: tuple[float, float] | None = None, marker: str | None = None) -> None:
+def _line_chart(
+    series: dict[str, tuple[list[float], list[float]]],
+    path: Path,
+    title: str,
+    xlabel: str,
+    ylabel: str | None = None,
+    ylim: tuple[float, float] | None = None,
+    marker: str | None = None,
+) -> None:
     """One PNG with a line per named (xs, ys) series."""
     import matplotlib
 
@@ -35,8 +42,9 @@ def _line_chart(series: dict[str, tuple[list[float], list[float]]], path: Path, 
 
 def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
     """Per-evaluation metrics against the training step (every numeric key except step/epoch)."""
-    keys = sorted({k for p in points for k, v in p.items()
-                   if k not in ("step", "epoch") and isinstance(v, (int, float))})
+    keys = sorted(
+        {k for p in points for k, v in p.items() if k not in ("step", "epoch") and isinstance(v, (int, float))}
+    )
     series = {key: ([p["step"] for p in points if key in p], [p[key] for p in points if key in p]) for key in keys}
     _line_chart(series, path, title, "step", marker="o")
 
@@ -71,5 +79,11 @@ def plot_weights(history: list[dict[str, Any]], members: list[str], path: Path) 
     """Ensemble member weights against the fraction of training done."""
     xs = [h["step_frac"] for h in history]
     series = {name: (xs, [h["weights"][i] for h in history]) for i, name in enumerate(members)}
-    _line_chart(series, path, "weak-ensemble weights learned with the student", "fraction of student training",
-                ylabel="weight", ylim=(0, 1))
+    _line_chart(
+        series,
+        path,
+        "weak-ensemble weights learned with the student",
+        "fraction of student training",
+        ylabel="weight",
+        ylim=(0, 1),
+    )

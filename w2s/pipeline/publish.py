@@ -66,9 +66,12 @@ class Publisher:
         self.record(artifact, report.as_dict())
         report.raise_if_failed()
         ref = LabelsRef(
-            path=str(path), md5="", label_names=self.splits.label_names,
+            path=str(path),
+            md5="",
+            label_names=self.splits.label_names,
             supervisor={"kind": supervisor.info.get("kind", "intermediate student"), "cache_key": supervisor.key},
-            data_md5=self.table.data_md5, splits_md5=self.splits.md5,
+            data_md5=self.table.data_md5,
+            splits_md5=self.splits.md5,
             counts={s: int((labels["split"] == s).sum()) for s in ("transfer", "val")},
             members=supervisor.info.get("members"),
         )
@@ -76,7 +79,8 @@ class Publisher:
         if self.project is not None and versioning.is_dvc_repo(self.project):
             versioned = versioning.add_and_push(self.project, path)
             if versioned.md5 != ref.md5:
-                raise LabelsVersionMismatch(f"DVC recorded md5 {versioned.md5} for {path.name}, "
-                                            f"but the file hashes to {ref.md5}")
+                raise LabelsVersionMismatch(
+                    f"DVC recorded md5 {versioned.md5} for {path.name}, but the file hashes to {ref.md5}"
+                )
             ref = replace(ref, dvc=versioned.__dict__)
         return ref

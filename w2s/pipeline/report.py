@@ -14,8 +14,7 @@ def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     """One line per configuration: accuracies (mean ± s.e.), PGR and agreement."""
-    head = [*group_keys, "seeds", "weak acc", "ceiling acc", "w2s acc", "PGR", "PGR (AUROC)",
-            "agreement on weak-wrong"]
+    head = [*group_keys, "seeds", "weak acc", "ceiling acc", "w2s acc", "PGR", "PGR (AUROC)", "agreement on weak-wrong"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r[k]) for k in group_keys] + [
@@ -35,8 +34,7 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     """Label quality next to student quality, and out-of-distribution numbers when present:
     what each method did to the labels, and whether the student gained from it."""
     ood = any(r.get("w2s_acc_ood_mean") is not None for r in rows)
-    head = [*group_keys, "transfer label acc", "supervisor test acc", "w2s acc", "PGR", "self-label frac",
-            "flip rate"]
+    head = [*group_keys, "transfer label acc", "supervisor test acc", "w2s acc", "PGR", "self-label frac", "flip rate"]
     if ood:
         head += ["weak acc (OOD)", "ceiling acc (OOD)", "w2s acc (OOD)", "PGR (OOD)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -51,8 +49,9 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             fmt_mean_se(r["flip_rate_mean"], r["flip_rate_se"]),
         ]
         if ood:
-            cells += [fmt_mean_se(r[f"{k}_mean"], r[f"{k}_se"]) for k in ("weak_acc_ood", "ceiling_acc_ood",
-                                                                          "w2s_acc_ood")]
+            cells += [
+                fmt_mean_se(r[f"{k}_mean"], r[f"{k}_se"]) for k in ("weak_acc_ood", "ceiling_acc_ood", "w2s_acc_ood")
+            ]
             cells.append(fmt_mean_se(r["pgr_ood"], r["pgr_ood_seed_se"], 2))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

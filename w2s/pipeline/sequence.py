@@ -30,8 +30,18 @@ from w2s.pipeline.supervise import PipelineEnv, supervise
 from w2s.pipeline.weak_selection import Selection, select_weak
 from w2s.project import Project
 
-SEQUENCE = ("ingest", "validate", "split", "select", "weak", "weak_labels", "supervise", "student",
-            "ceiling", "evaluate")
+SEQUENCE = (
+    "ingest",
+    "validate",
+    "split",
+    "select",
+    "weak",
+    "weak_labels",
+    "supervise",
+    "student",
+    "ceiling",
+    "evaluate",
+)
 
 
 class Steps(Protocol):
@@ -43,12 +53,20 @@ class Steps(Protocol):
     def select(self, cfg: Config, splits: SplitsRef, table: TableRef) -> Selection | None: ...
     def weak(self, cfg: Config, splits: SplitsRef) -> ModelRef: ...
     def weak_labels(self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef) -> LabelsRef: ...
-    def supervise(self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef,
-                  labels: LabelsRef) -> Supervision: ...
+    def supervise(
+        self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef, labels: LabelsRef
+    ) -> Supervision: ...
     def student(self, cfg: Config, splits: SplitsRef, supervision: Supervision) -> ModelRef: ...
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef: ...
-    def evaluate(self, cfg: Config, splits: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef,
-                 supervision: Supervision) -> dict[str, float | None]: ...
+    def evaluate(
+        self,
+        cfg: Config,
+        splits: SplitsRef,
+        weak: ModelRef,
+        student: ModelRef,
+        ceiling: ModelRef,
+        supervision: Supervision,
+    ) -> dict[str, float | None]: ...
 
 
 @dataclass(frozen=True)
@@ -100,8 +118,13 @@ class LibrarySteps:
 
     def _publisher(self, splits: SplitsRef, table: TableRef) -> Publisher:
         self.labels_dir.mkdir(parents=True, exist_ok=True)
-        return Publisher(splits, table, self.labels_dir, self.record or record_beside(self.labels_dir),
-                         self.project if self.version_labels else None)
+        return Publisher(
+            splits,
+            table,
+            self.labels_dir,
+            self.record or record_beside(self.labels_dir),
+            self.project if self.version_labels else None,
+        )
 
     def _gate(self, name: str, run: Callable[[], tuple[Any, GateReport]]) -> Any:
         """Run a gated step; its report is recorded whether it passed or not."""
@@ -139,8 +162,9 @@ class LibrarySteps:
     def weak_labels(self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef) -> LabelsRef:
         return self._publisher(splits, table)(weak, weak.key[:16], gate="weak_labels")
 
-    def supervise(self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef,
-                  labels: LabelsRef) -> Supervision:
+    def supervise(
+        self, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef, labels: LabelsRef
+    ) -> Supervision:
         env = PipelineEnv(cfg, splits, weak, labels, self.cache, self._publisher(splits, table))
         return supervise(env)
 
@@ -150,8 +174,15 @@ class LibrarySteps:
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
         return train_strong(splits, CeilingRun(cfg), self.cache)
 
-    def evaluate(self, cfg: Config, splits: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef,
-                 supervision: Supervision) -> dict[str, Any]:
+    def evaluate(
+        self,
+        cfg: Config,
+        splits: SplitsRef,
+        weak: ModelRef,
+        student: ModelRef,
+        ceiling: ModelRef,
+        supervision: Supervision,
+    ) -> dict[str, Any]:
         metrics = steps.evaluate(splits, weak, student, ceiling, supervision.refined)
         metrics.update(get_method(cfg.method)(cfg).metrics(supervision, student.info))
         return metrics

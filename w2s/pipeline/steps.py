@@ -96,8 +96,9 @@ def budget_subset(train_df: pd.DataFrame, frac: float, seed: int) -> pd.DataFram
     return train_df.iloc[idx]
 
 
-def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache,
-               subset: tuple[float, int] | None = None) -> ModelRef:
+def train_weak(
+    splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, subset: tuple[float, int] | None = None
+) -> ModelRef:
     """Train the weak supervisor on weak_train ground truth (or a `(fraction, seed)` subset of
     it); predict transfer, val, test and ood_test."""
     from w2s.core.models.weak import WEAK_TRAINERS
@@ -108,8 +109,11 @@ def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache,
         train_df = budget_subset(train_df, *subset)
     targets = splits[splits["split"].isin(PREDICT_SPLITS)]
     spec = {
-        "version": WEAK_VERSION, "weak": cfg.weak.model_dump(mode="json"), "seed": cfg.seed,
-        "labels": splits_ref.label_names, "train": _rows_hash(train_df, True),
+        "version": WEAK_VERSION,
+        "weak": cfg.weak.model_dump(mode="json"),
+        "seed": cfg.seed,
+        "labels": splits_ref.label_names,
+        "train": _rows_hash(train_df, True),
         "predict": _rows_hash(targets, False),
     }
     key = cache_key("weak", spec)
@@ -120,12 +124,14 @@ def train_weak(splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache,
     y = encode_labels(train_df["label"], names)
     start = time.perf_counter()
     with cache.build("weak", key, spec) as folder:
-        predict = WEAK_TRAINERS[cfg.weak.kind](train_df["text"].tolist(), y, len(names),
-                                               cfg.weak, cfg.seed, folder)
+        predict = WEAK_TRAINERS[cfg.weak.kind](train_df["text"].tolist(), y, len(names), cfg.weak, cfg.seed, folder)
         probs = predict(targets["text"].tolist())
         write_predictions(folder / "preds.parquet", targets["id"], targets["split"], probs)
-        info = {"kind": cfg.weak.kind, "train_examples": len(train_df),
-                "seconds": round(time.perf_counter() - start, 2)}
+        info = {
+            "kind": cfg.weak.kind,
+            "train_examples": len(train_df),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
         write_json(folder / "info.json", info)
     return ModelRef("weak", str(cache.path("weak", key)), key, False, info)
 
@@ -139,9 +145,10 @@ def predictions(ref: ModelRef, split: str) -> pd.DataFrame:
 def split_probs(ref: ModelRef, wanted: dict[str, pd.Series]) -> dict[str, np.ndarray]:
     """Probabilities of several splits, aligned to their ids, from one read of the entry."""
     preds = read_predictions(Path(ref.dir) / "preds.parquet")
-    return {name: aligned_probs(preds[preds["split"] == name].reset_index(drop=True), ids,
-                                f"{ref.kind} {name} predictions")
-            for name, ids in wanted.items()}
+    return {
+        name: aligned_probs(preds[preds["split"] == name].reset_index(drop=True), ids, f"{ref.kind} {name} predictions")
+        for name, ids in wanted.items()
+    }
 
 
 def aligned_probs(preds: pd.DataFrame, ids: pd.Series, what: str) -> np.ndarray:
@@ -151,12 +158,24 @@ def aligned_probs(preds: pd.DataFrame, ids: pd.Series, what: str) -> np.ndarray:
     return np.stack(preds["probs"].to_numpy())
 
 
-OOD_KEYS = ("weak_acc", "w2s_acc", "ceiling_acc", "weak_auroc", "w2s_auroc", "ceiling_auroc", "pgr",
-            "pgr_auroc", "agreement", "agreement_weak_correct", "agreement_weak_wrong")
+OOD_KEYS = (
+    "weak_acc",
+    "w2s_acc",
+    "ceiling_acc",
+    "weak_auroc",
+    "w2s_auroc",
+    "ceiling_auroc",
+    "pgr",
+    "pgr_auroc",
+    "agreement",
+    "agreement_weak_correct",
+    "agreement_weak_wrong",
+)
 
 
-def evaluate(splits_ref: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef,
-             refined: ModelRef | None = None) -> dict[str, float | None]:
+def evaluate(
+    splits_ref: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef, refined: ModelRef | None = None
+) -> dict[str, float | None]:
     """Headline metrics on the test split (and `_ood` ones on ood_test), every prediction table
     aligned by id first. With a refined supervisor, also how good its labels are (`refined_*`)."""
     from w2s.core.metrics import accuracy, auroc, clean

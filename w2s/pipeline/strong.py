@@ -40,9 +40,23 @@ if TYPE_CHECKING:
     from w2s.core.losses import Loss
 
 # Fields that change what the ceiling learns; the student's loss and stopping rule do not.
-CEILING_FIELDS = ("model", "num_layers", "max_length", "epochs", "batch_size", "lr",
-                  "weight_decay", "warmup_frac", "evals_per_epoch", "mode", "frozen", "backend",
-                  "deepspeed", "distributed", "dropout")
+CEILING_FIELDS = (
+    "model",
+    "num_layers",
+    "max_length",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "warmup_frac",
+    "evals_per_epoch",
+    "mode",
+    "frozen",
+    "backend",
+    "deepspeed",
+    "distributed",
+    "dropout",
+)
 # The flip-rate diagnostic of every fine-tuned student drops every irrelevant token.
 FLIP_DROP_FRAC = 1.0
 SELECTION_METRICS = {"weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none": None}
@@ -62,8 +76,9 @@ class TrainingRun:
     def strong_spec(self) -> dict[str, Any]:
         return self.cfg.strong.model_dump(mode="json")
 
-    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
-                names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+    def targets(
+        self, transfer: pd.DataFrame, val: pd.DataFrame, names: list[str]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """Training targets on transfer, and the labels val is scored against (None: none)."""
         raise NotImplementedError
 
@@ -93,8 +108,12 @@ class TrainingRun:
     def spec(self, splits: pd.DataFrame, label_names: list[str]) -> dict[str, Any]:
         """Everything that determines the trained model: its cache key."""
         return {
-            "version": STRONG_VERSION, "role": self.kind, "strong": self.strong_spec, "seed": self.cfg.seed,
-            "labels": label_names, "objective": self.objective(),
+            "version": STRONG_VERSION,
+            "role": self.kind,
+            "strong": self.strong_spec,
+            "seed": self.cfg.seed,
+            "labels": label_names,
+            "objective": self.objective(),
             "rows": table_md5(splits[splits["split"].isin(PREDICT_SPLITS)], ["id", "text", "split"]),
             "targets": self.targets_md5(splits),
             "val_truth": table_md5(split_part(splits, "val"), ["id", "label"]),
@@ -133,8 +152,7 @@ class StudentRun(TrainingRun):
         """The configured method's student."""
         return cls(cfg, labels, get_method(cfg.method)(cfg))
 
-    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
-                names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Soft labels (N x K), or each member's (N x M x K) when the method reads them all."""
         members = self.method is not None and self.method.member_labels
         labels = read_weak_labels(Path(self.labels.path))
@@ -146,8 +164,9 @@ class StudentRun(TrainingRun):
             part = labels[labels["split"] == split]
             if list(part["id"]) != list(rows["id"]):
                 raise DataError(f"weak-label ids do not match the {split} split's ids")
-            out.append(np.stack([np.asarray(np.stack(v) if members else v, dtype=np.float32)
-                                 for v in part[column].to_numpy()]))
+            out.append(
+                np.stack([np.asarray(np.stack(v) if members else v, dtype=np.float32) for v in part[column].to_numpy()])
+            )
         return out[0], out[1]
 
     def targets_md5(self, splits: pd.DataFrame) -> str:
@@ -196,8 +215,7 @@ class CeilingRun(TrainingRun):
         spec = self.cfg.strong.model_dump(mode="json")
         return {k: spec[k] for k in CEILING_FIELDS}
 
-    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame,
-                names: list[str]) -> tuple[np.ndarray, None]:
+    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, None]:
         return np.eye(len(names), dtype=np.float32)[encode_labels(transfer["label"], names)], None
 
     def targets_md5(self, splits: pd.DataFrame) -> str:
@@ -228,8 +246,14 @@ def train_strong(splits_ref: SplitsRef, run: TrainingRun, cache: ArtifactCache) 
     return ModelRef(run.kind, str(cache.path("strong", key)), key, False, info)
 
 
-def _inputs(model: Any, tokenizer: Any, splits: pd.DataFrame, parts: list[pd.DataFrame],
-            scfg: StrongConfig, cache: ArtifactCache) -> tuple[Any, list[Any], Any]:
+def _inputs(
+    model: Any,
+    tokenizer: Any,
+    splits: pd.DataFrame,
+    parts: list[pd.DataFrame],
+    scfg: StrongConfig,
+    cache: ArtifactCache,
+) -> tuple[Any, list[Any], Any]:
     """What trains and what it reads: the whole classifier on token ids (finetune), or only its
     head on cached embeddings (frozen); returns (trainee, one dataset per part, train settings)."""
     from w2s.core.models.batching import encode
@@ -315,8 +339,9 @@ def resolved_backend(scfg: StrongConfig) -> str:
     return "deepspeed" if torch.cuda.is_available() and scfg.mode == "finetune" else "torch"
 
 
-def _fit(splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: Path,
-         cache: ArtifactCache) -> dict[str, Any]:
+def _fit(
+    splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: Path, cache: ArtifactCache
+) -> dict[str, Any]:
     import torch
 
     from w2s.core.models.batching import encode, predict_logits, softmax
@@ -337,8 +362,18 @@ def _fit(splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: 
         if torch.cuda.is_available():  # predict where the ranks trained
             s.model.to("cuda")
     else:
-        result = train(s.trainee, s.encs[0], s.targets, s.settings, run.cfg.seed, s.loss, s.evaluate, s.select,
-                       desc=run.stage, aux=s.aux)
+        result = train(
+            s.trainee,
+            s.encs[0],
+            s.targets,
+            s.settings,
+            run.cfg.seed,
+            s.loss,
+            s.evaluate,
+            s.select,
+            desc=run.stage,
+            aux=s.aux,
+        )
         extras = loss_report(s.loss)
     transfer, val, *evals = s.parts
     enc_train, enc_val, *enc_evals = s.encs
@@ -348,23 +383,42 @@ def _fit(splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: 
     parts = [(transfer, enc_train)] if run.predicts_transfer else []
     parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
     rows = pd.concat([df for df, _ in parts])
-    probs = softmax(np.concatenate([
-        predict_logits(s.trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
-        for df, enc in parts
-    ]))
+    probs = softmax(
+        np.concatenate(
+            [
+                predict_logits(s.trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
+                for df, enc in parts
+            ]
+        )
+    )
     write_predictions(folder / "preds.parquet", rows["id"], rows["split"], probs)
     shards = extras.pop("shards", None)
     if shards is not None:  # which transfer rows each rank trained on (the sharding record)
         write_json(folder / "shards.json", shards)
-    save_classifier(s.model, s.tokenizer, folder / "model", {
-        "num_labels": len(names), "label_names": names, "max_length": scfg.max_length,
-    })
+    save_classifier(
+        s.model,
+        s.tokenizer,
+        folder / "model",
+        {
+            "num_labels": len(names),
+            "label_names": names,
+            "max_length": scfg.max_length,
+        },
+    )
     info = {
-        "role": run.kind, "selection": s.select, "early_stopping": run.early_stopping,
-        "steps": result.steps, "best_step": result.best_step, "best_score": result.best_score,
-        "train_seconds": round(result.seconds, 2), "examples_per_s": round(result.examples_per_s, 2),
-        "mode": scfg.mode, "truncated_texts": getattr(enc_train, "truncated", 0),
-        "curve": result.curve, "backend": backend, **extras,
+        "role": run.kind,
+        "selection": s.select,
+        "early_stopping": run.early_stopping,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "best_score": result.best_score,
+        "train_seconds": round(result.seconds, 2),
+        "examples_per_s": round(result.examples_per_s, 2),
+        "mode": scfg.mode,
+        "truncated_texts": getattr(enc_train, "truncated", 0),
+        "curve": result.curve,
+        "backend": backend,
+        **extras,
     }
     if run.predicts_transfer and scfg.mode == "finetune":
         # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.

@@ -75,16 +75,18 @@ def _probs_on(ref: ModelRef, targets: pd.DataFrame) -> np.ndarray:
     return np.stack(aligned["probs"].to_numpy())
 
 
-def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMethod,
-                      cache: ArtifactCache) -> ModelRef:
+def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMethod, cache: ArtifactCache) -> ModelRef:
     """Run (or reuse, by content hash) a refinement; returns the refined supervisor's cache entry,
     shaped like a weak model's (`preds.parquet` + `info.json`)."""
     cfg = method.cfg
     splits = pd.read_parquet(splits_ref.path)
     scfg = cfg.strong
     spec = {
-        "version": REFINE_VERSION, **method.label_spec(),
-        "weak": weak.key, "weak_config": cfg.weak.model_dump(mode="json"), "seed": cfg.seed,
+        "version": REFINE_VERSION,
+        **method.label_spec(),
+        "weak": weak.key,
+        "weak_config": cfg.weak.model_dump(mode="json"),
+        "seed": cfg.seed,
         "labels": splits_ref.label_names,
         "rows": table_md5(splits, ["id", "text", "split"]),
         "budget": table_md5(split_part(splits, "weak_train"), ["id", "label"]),
@@ -120,13 +122,21 @@ def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMet
         write_predictions(folder / "preds.parquet", targets["id"], targets["split"], out.probs)
         if out.members is not None:
             members = list(out.members.values())
-            teachers = pd.DataFrame({"id": targets["id"], "split": targets["split"],
-                                     "member_probs": [np.stack([m[i] for m in members]).tolist()
-                                                      for i in range(len(targets))]})
+            teachers = pd.DataFrame(
+                {
+                    "id": targets["id"],
+                    "split": targets["split"],
+                    "member_probs": [np.stack([m[i] for m in members]).tolist() for i in range(len(targets))],
+                }
+            )
             teachers.to_parquet(folder / TEACHERS_FILE, index=False)
         moved = out.probs.argmax(1) != inp.weak_probs.argmax(1)
-        info = {"kind": f"refined ({method.name})", "method": method.name, **out.info,
-                "changed_frac_transfer": float(moved[inp.is_transfer()].mean()),
-                "seconds": round(time.perf_counter() - start, 2)}
+        info = {
+            "kind": f"refined ({method.name})",
+            "method": method.name,
+            **out.info,
+            "changed_frac_transfer": float(moved[inp.is_transfer()].mean()),
+            "seconds": round(time.perf_counter() - start, 2),
+        }
         write_json(folder / "info.json", info)
     return ModelRef("refined", str(cache.path("refined", key)), key, False, info)

@@ -36,8 +36,9 @@ class SweepConfig(BaseModel):
     )
     max_workers: int = Field(1, ge=1, description="Points run at once (CPU training: keep 1 per machine).")
     runner: Literal["threads", "dask"] = Field(
-        "threads", description="threads: points run in this process; dask: on a Dask cluster through "
-        "prefect-dask (a local one with max_workers worker processes unless dask_address is set)."
+        "threads",
+        description="threads: points run in this process; dask: on a Dask cluster through "
+        "prefect-dask (a local one with max_workers worker processes unless dask_address is set).",
     )
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (runner=dask)."

@@ -40,8 +40,13 @@ class Candidate:
     labels_md5: str
 
     def row(self) -> dict[str, Any]:
-        return {"candidate": self.name, "err_w_cv": self.err_w, "misfit": self.misfit,
-                "predicted_strong_err": self.predicted_err, "weak_labels_md5": self.labels_md5}
+        return {
+            "candidate": self.name,
+            "err_w_cv": self.err_w,
+            "misfit": self.misfit,
+            "predicted_strong_err": self.predicted_err,
+            "weak_labels_md5": self.labels_md5,
+        }
 
 
 def cv_err(train: pd.DataFrame, names: list[str], weak: WeakConfig, seed: int, folds: int) -> float:
@@ -68,15 +73,15 @@ def choose(candidates: list[Candidate]) -> Candidate:
     return min(candidates, key=lambda c: c.predicted_err)
 
 
-def select_weak(splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: ArtifactCache,
-                out_dir: Path) -> Selection:
+def select_weak(splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: ArtifactCache, out_dir: Path) -> Selection:
     """Evaluate every configured candidate; return the winner and the full table."""
     results = evaluate_candidates(splits_ref, table, cfg, cache, out_dir)
     return Selection(choose(results).name, [c.row() for c in results])
 
 
-def evaluate_candidates(splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: ArtifactCache,
-                        out_dir: Path) -> list[Candidate]:
+def evaluate_candidates(
+    splits_ref: SplitsRef, table: TableRef, cfg: Config, cache: ArtifactCache, out_dir: Path
+) -> list[Candidate]:
     """Every configured candidate's weak model, probe student, Err_w and misfit."""
     sel = cfg.selection
     splits = pd.read_parquet(splits_ref.path)
@@ -95,8 +100,10 @@ def evaluate_candidates(splits_ref: SplitsRef, table: TableRef, cfg: Config, cac
         labels = publish(weak, f"candidate-{name}")
         student = _student(blind, ccfg, cache, labels)
         transfer = split_part(splits, "transfer")["id"]
-        fit = misfit(steps.aligned_probs(steps.predictions(student, "transfer"), transfer, "student"),
-                     steps.aligned_probs(steps.predictions(weak, "transfer"), transfer, "weak"))["misfit"]
+        fit = misfit(
+            steps.aligned_probs(steps.predictions(student, "transfer"), transfer, "student"),
+            steps.aligned_probs(steps.predictions(weak, "transfer"), transfer, "weak"),
+        )["misfit"]
         err_w = cv_err(train, splits_ref.label_names, weak_cfg, cfg.seed, sel.folds)
         results.append(Candidate(name, err_w, fit, err_w - fit, weak, student, labels.md5))
     return results

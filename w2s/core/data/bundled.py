@@ -51,23 +51,34 @@ class Corpus:
 
 CORPORA: dict[str, Corpus] = {
     "election-tweets": Corpus(
-        ("election-tweets-2016.tab",), "Content", "Author",
+        ("election-tweets-2016.tab",),
+        "Content",
+        "Author",
         "2016 US election tweets; who wrote it (Clinton or Trump). Binary, 6.4k.",
     ),
     "reuters-r8": Corpus(
-        ("reuters-r8-train.tab", "reuters-r8-test.tab"), "Text", "Category",
+        ("reuters-r8-train.tab", "reuters-r8-test.tab"),
+        "Text",
+        "Category",
         "Reuters-21578 newswire, 8 topics. 7.7k.",
     ),
     "reuters-r52": Corpus(
-        ("reuters-r52-train.tab", "reuters-r52-test.tab"), "Text", "Category",
+        ("reuters-r52-train.tab", "reuters-r52-test.tab"),
+        "Text",
+        "Category",
         "Reuters-21578 newswire, 52 topics. 9.1k.",
     ),
     "20newsgroups": Corpus(
-        ("20newsgroups-train.tab", "20newsgroups-test.tab"), "Text", "Category",
-        "Usenet posts, 20 newsgroups (group = super-category). 18.8k.", group_from_label=True,
+        ("20newsgroups-train.tab", "20newsgroups-test.tab"),
+        "Text",
+        "Category",
+        "Usenet posts, 20 newsgroups (group = super-category). 18.8k.",
+        group_from_label=True,
     ),
     "20newsgroups-super": Corpus(
-        ("20newsgroups-train.tab", "20newsgroups-test.tab"), "Text", "Category",
+        ("20newsgroups-train.tab", "20newsgroups-test.tab"),
+        "Text",
+        "Category",
         "Usenet posts of the comp, rec, sci and talk hierarchies; label = super-category, "
         "group = topic (hold topics out with split.ood_groups). 4 classes, 16.1k.",
         super_labels=("comp", "rec", "sci", "talk"),
@@ -119,8 +130,13 @@ def _is_valid(path: Path) -> bool:
 def read_tab(path: Path) -> pd.DataFrame:
     """Read an Orange `.tab` file: column names, then two header rows (types, flags)."""
     return pd.read_csv(
-        path, sep="\t", header=0, skiprows=[1, 2], dtype=str,
-        keep_default_na=False, quoting=csv.QUOTE_NONE,
+        path,
+        sep="\t",
+        header=0,
+        skiprows=[1, 2],
+        dtype=str,
+        keep_default_na=False,
+        quoting=csv.QUOTE_NONE,
     )
 
 
@@ -134,11 +150,15 @@ def load_corpus(name: str, data_dir: Path) -> pd.DataFrame:
             raise DataError(f"bundled corpus file {path} is missing: run `w2s data fetch`")
         df = read_tab(path)
         stem = fname.removesuffix(".tab")
-        frames.append(pd.DataFrame({
-            "id": [f"{stem}-{i:06d}" for i in range(len(df))],
-            "text": df[spec.text_column].astype(str),
-            "label": df[spec.label_column].astype(str),
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "id": [f"{stem}-{i:06d}" for i in range(len(df))],
+                    "text": df[spec.text_column].astype(str),
+                    "label": df[spec.label_column].astype(str),
+                }
+            )
+        )
     table = pd.concat(frames, ignore_index=True)
     if spec.super_labels:
         table["group"] = table["label"]

@@ -41,13 +41,14 @@ def _decode(path: Path) -> str:
     """The file as text: UTF-8, with or without a byte-order mark; other encodings name the line."""
     raw = path.read_bytes()
     if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8):]
+        raw = raw[len(codecs.BOM_UTF8) :]
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                        "re-save the file as UTF-8") from None
+        raise DataError(
+            f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save the file as UTF-8"
+        ) from None
 
 
 def _read_jsonl(path: Path, text: str) -> tuple[pd.DataFrame, Callable[[int], str]]:
@@ -79,8 +80,9 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
     try:
         if fmt in ("csv", "tsv"):
             text = _decode(path)
-            return pd.read_csv(io.StringIO(text), sep="," if fmt == "csv" else "\t", dtype=str,
-                               keep_default_na=True), _row
+            return pd.read_csv(
+                io.StringIO(text), sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=True
+            ), _row
         if fmt == "jsonl":
             return _read_jsonl(path, _decode(path))
         return pd.read_parquet(path), _row
@@ -118,8 +120,7 @@ def _read_hf(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
     return df, Source("hf", location, getattr(ds, "_fingerprint", None))
 
 
-def _pick_columns(df: pd.DataFrame, cfg: DataConfig, where: str,
-                  locate: Callable[[int], str] = _row) -> pd.DataFrame:
+def _pick_columns(df: pd.DataFrame, cfg: DataConfig, where: str, locate: Callable[[int], str] = _row) -> pd.DataFrame:
     wanted = {"text_column": cfg.text_column, "label_column": cfg.label_column}
     if cfg.id_column:
         wanted["id_column"] = cfg.id_column
@@ -131,12 +132,14 @@ def _pick_columns(df: pd.DataFrame, cfg: DataConfig, where: str,
     if cfg.id_column:
         _check_scalar_kind(df[cfg.id_column], f"{where}: column '{cfg.id_column}' (data.id_column)", locate)
     ids = df[cfg.id_column] if cfg.id_column else pd.Series(range(len(df)), index=df.index)
-    return pd.DataFrame({
-        "id": ids.map(_as_str),
-        "text": df[cfg.text_column].map(lambda v: None if _missing(v) else str(v)),
-        "label": df[cfg.label_column].map(_as_str),
-        "group": None,
-    })
+    return pd.DataFrame(
+        {
+            "id": ids.map(_as_str),
+            "text": df[cfg.text_column].map(lambda v: None if _missing(v) else str(v)),
+            "label": df[cfg.label_column].map(_as_str),
+            "group": None,
+        }
+    )
 
 
 def _kind(v: Any) -> str | None:
@@ -164,8 +167,10 @@ def _check_scalar_kind(values: pd.Series, what: str, locate: Callable[[int], str
         first[kind] = pos
         if len(first) > 1:
             (k1, p1), (k2, p2) = first.items()
-            raise DataError(f"{what} mixes value types: {k1} at {locate(p1)} ({values.iloc[p1]!r}), "
-                            f"{k2} at {locate(p2)} ({values.iloc[p2]!r})")
+            raise DataError(
+                f"{what} mixes value types: {k1} at {locate(p1)} ({values.iloc[p1]!r}), "
+                f"{k2} at {locate(p2)} ({values.iloc[p2]!r})"
+            )
 
 
 def _missing(v: Any) -> bool:

@@ -75,7 +75,7 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
     rest = np.setdiff1d(np.arange(len(table)), weak_idx)
     rest = rng.permutation(rest)
     cuts = np.cumsum([cfg.test, cfg.val, cfg.transfer])
-    test_idx, val_idx, transfer_idx = rest[: cuts[0]], rest[cuts[0]: cuts[1]], rest[cuts[1]: cuts[2]]
+    test_idx, val_idx, transfer_idx = rest[: cuts[0]], rest[cuts[0] : cuts[1]], rest[cuts[1] : cuts[2]]
     parts = []
     for name, idx in (("weak_train", weak_idx), ("transfer", transfer_idx), ("val", val_idx), ("test", test_idx)):
         part = table.iloc[np.sort(idx)].copy()

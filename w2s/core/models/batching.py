@@ -53,8 +53,7 @@ def encode(tokenizer, texts: Sequence[str], max_length: int) -> Encoded:
     full = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
     truncated = sum(len(x) > max_length for x in full)
     if truncated:
-        log.warning("%d of %d texts were longer than %d tokens and were truncated",
-                    truncated, len(full), max_length)
+        log.warning("%d of %d texts were longer than %d tokens and were truncated", truncated, len(full), max_length)
     sep = [tokenizer.sep_token_id] if tokenizer.sep_token_id is not None else []
     ids = [x if len(x) <= max_length else x[: max_length - len(sep)] + sep for x in full]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -72,16 +71,17 @@ def collate(batch: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return input_ids, mask
 
 
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator,
-                           group: int = 50) -> list[np.ndarray]:
+def length_grouped_batches(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator, group: int = 50
+) -> list[np.ndarray]:
     """Shuffled batches whose members have similar lengths (sorted within random mega-chunks)."""
     order = rng.permutation(len(lengths))
     mega = batch_size * group
     batches: list[np.ndarray] = []
     for start in range(0, len(order), mega):
-        chunk = order[start: start + mega]
+        chunk = order[start : start + mega]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches.extend(chunk[i: i + batch_size] for i in range(0, len(chunk), batch_size))
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
@@ -91,8 +91,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int,
-                   desc: str | None = None) -> np.ndarray:
+def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int, desc: str | None = None) -> np.ndarray:
     """Logits for every example, computed in length-sorted batches and returned in input order."""
     from tqdm.auto import tqdm
 
@@ -103,7 +102,7 @@ def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int,
     out: np.ndarray | None = None
     steps = range(0, len(order), batch_size)
     for start in tqdm(steps, desc=desc, disable=True if desc is None else None, leave=False, unit="batch"):
-        idx = order[start: start + batch_size]
+        idx = order[start : start + batch_size]
         logits = model(*(t.to(device) for t in enc.batch(idx))).float().cpu().numpy()
         if out is None:
             out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
@@ -120,8 +119,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict_texts(model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int,
-                  batch_size: int = 64) -> np.ndarray:
+def predict_texts(
+    model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64
+) -> np.ndarray:
     """Class probabilities for raw texts (the served model's predict, shared by the gate)."""
     with torch.inference_mode():
         return softmax(predict_logits(model, encode(tokenizer, texts, max_length), batch_size))

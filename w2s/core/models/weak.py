@@ -15,8 +15,7 @@ from w2s.core.config import WeakConfig
 from w2s.core.models.batching import encode, predict_logits, softmax
 
 
-def train_tfidf(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConfig,
-                seed: int, out_dir: Path):
+def train_tfidf(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConfig, seed: int, out_dir: Path):
     """Fit TF-IDF + logistic regression; save it with joblib; return a predict_proba callable."""
     import joblib
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -24,8 +23,9 @@ def train_tfidf(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConf
     from sklearn.pipeline import make_pipeline
 
     pipe = make_pipeline(
-        TfidfVectorizer(ngram_range=(1, cfg.tfidf.ngram_max), max_features=cfg.tfidf.max_features,
-                        sublinear_tf=True, min_df=1),
+        TfidfVectorizer(
+            ngram_range=(1, cfg.tfidf.ngram_max), max_features=cfg.tfidf.max_features, sublinear_tf=True, min_df=1
+        ),
         LogisticRegression(C=cfg.tfidf.C, max_iter=2000, random_state=seed),
     )
     pipe.fit(texts, y)
@@ -40,8 +40,7 @@ def train_tfidf(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConf
     return predict
 
 
-def train_encoder(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConfig,
-                  seed: int, out_dir: Path):
+def train_encoder(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConfig, seed: int, out_dir: Path):
     """Fine-tune a small transformer on one-hot ground truth; save it; return a predictor."""
     from w2s.core.losses import xent
     from w2s.core.models.classifier import build_classifier, save_classifier
@@ -52,12 +51,12 @@ def train_encoder(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakCo
     enc = encode(tokenizer, texts, ecfg.max_length)
     onehot = np.eye(num_classes, dtype=np.float32)[y]
     train(model, enc, onehot, ecfg, seed, xent, desc="weak encoder")
-    save_classifier(model, tokenizer, out_dir / "encoder",
-                    {"num_labels": num_classes, "max_length": ecfg.max_length})
+    save_classifier(model, tokenizer, out_dir / "encoder", {"num_labels": num_classes, "max_length": ecfg.max_length})
 
     def predict(batch: list[str]) -> np.ndarray:
-        logits = predict_logits(model, encode(tokenizer, batch, ecfg.max_length),
-                                ecfg.eval_batch_size, desc="weak labeling")
+        logits = predict_logits(
+            model, encode(tokenizer, batch, ecfg.max_length), ecfg.eval_batch_size, desc="weak labeling"
+        )
         return softmax(logits)
 
     return predict

@@ -14,8 +14,9 @@ def micro_batch(scfg: StrongConfig, world: int) -> int:
     """Examples per rank per micro-step; the global batch must split evenly."""
     accum = scfg.deepspeed.grad_accum
     if scfg.batch_size % (world * accum):
-        raise ConfigError(f"strong.batch_size={scfg.batch_size} is not divisible by "
-                          f"processes x grad_accum = {world} x {accum}")
+        raise ConfigError(
+            f"strong.batch_size={scfg.batch_size} is not divisible by processes x grad_accum = {world} x {accum}"
+        )
     return scfg.batch_size // (world * accum)
 
 
@@ -68,8 +69,9 @@ def resolve(scfg: StrongConfig, world: int, project_root: Path) -> dict[str, Any
     config.setdefault("train_micro_batch_size_per_gpu", micro_batch(scfg, world))
     config.setdefault("zero_allow_untested_optimizer", True)
     if config["train_batch_size"] != scfg.batch_size:
-        raise ConfigError(f"{path}: train_batch_size {config['train_batch_size']} differs from "
-                          f"strong.batch_size {scfg.batch_size}")
+        raise ConfigError(
+            f"{path}: train_batch_size {config['train_batch_size']} differs from strong.batch_size {scfg.batch_size}"
+        )
     if config["train_micro_batch_size_per_gpu"] * config["gradient_accumulation_steps"] * world != scfg.batch_size:
         raise ConfigError(f"{path}: micro batch x accumulation x {world} ranks != train_batch_size")
     return config

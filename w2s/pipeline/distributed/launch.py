@@ -45,13 +45,32 @@ def launch_command(cfg: Config, job: Path) -> list[str]:
     """The launcher command line for this config (`hostfile` implies the DeepSpeed launcher)."""
     d = cfg.strong.distributed
     if d.hostfile or d.launcher == "deepspeed":
-        cmd = [sys.executable, "-m", "deepspeed.launcher.runner", "--no_local_rank", "--master_port",
-               str(d.master_port)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "deepspeed.launcher.runner",
+            "--no_local_rank",
+            "--master_port",
+            str(d.master_port),
+        ]
         cmd += ["--hostfile", d.hostfile] if d.hostfile else ["--num_gpus", str(d.processes)]
         return [*cmd, "--module", WORKER, str(job)]
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node",
-            str(d.processes), "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-            "-m", WORKER, str(job)]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc_per_node",
+        str(d.processes),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        WORKER,
+        str(job),
+    ]
 
 
 def check_device(scfg) -> None:
@@ -59,8 +78,7 @@ def check_device(scfg) -> None:
     import torch
 
     if scfg.deepspeed.precision != "fp32" and not torch.cuda.is_available():
-        raise ConfigError(f"strong.deepspeed.precision={scfg.deepspeed.precision} needs a CUDA device; "
-                          "use fp32 on CPU")
+        raise ConfigError(f"strong.deepspeed.precision={scfg.deepspeed.precision} needs a CUDA device; use fp32 on CPU")
 
 
 def checkpoint_dir(cache: ArtifactCache, job: dict[str, Any]) -> Path:
@@ -78,8 +96,9 @@ def _rank_error(job_dir: Path, proc: subprocess.CompletedProcess) -> str:
     return f"a rank exited with code {proc.returncode} without a Python error ({tail[0][:300]})"
 
 
-def train_distributed(model: Any, cfg: Config, job_run: dict[str, Any], names: list[str], splits_path: str,
-                      cache: ArtifactCache) -> tuple[TrainResult, dict[str, Any]]:
+def train_distributed(
+    model: Any, cfg: Config, job_run: dict[str, Any], names: list[str], splits_path: str, cache: ArtifactCache
+) -> tuple[TrainResult, dict[str, Any]]:
     """Run training in `strong.distributed.processes` ranks; load the kept weights into `model`.
 
     `job_run` is what each rank needs to rebuild the training run (`TrainingRun.job()`)."""
@@ -99,25 +118,31 @@ def train_distributed(model: Any, cfg: Config, job_run: dict[str, Any], names: l
         job_dir = Path(tmp)
         job = job_dir / "job.json"
         write_json(job, {**spec, "cache": str(cache.root), "checkpoints": str(ckpt), "out": str(job_dir)})
-        env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // world)),
-               "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]),
-                                              os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // world)),
+            "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
+        }
         proc = subprocess.run(launch_command(cfg, job), capture_output=True, text=True, env=env)
         if proc.returncode != 0 or not (job_dir / "result.json").is_file():
-            raise DistributedTrainingError(f"strong training ({role}, {world} ranks): "
-                                           + _rank_error(job_dir, proc))
+            raise DistributedTrainingError(f"strong training ({role}, {world} ranks): " + _rank_error(job_dir, proc))
         out = read_json(job_dir / "result.json")
         model.load_state_dict(load_file(str(job_dir / "weights.safetensors")))
-        shards = {int(p.stem.removeprefix("seen-rank")): json.loads(p.read_text())
-                  for p in job_dir.glob("seen-rank*.json")}
+        shards = {
+            int(p.stem.removeprefix("seen-rank")): json.loads(p.read_text()) for p in job_dir.glob("seen-rank*.json")
+        }
     shutil.rmtree(ckpt, ignore_errors=True)  # finished: the checkpoints have served their purpose
-    result = TrainResult(out["steps"], out["seconds"], out["examples_per_s"], out["best_step"],
-                         out["best_score"], out["curve"])
+    result = TrainResult(
+        out["steps"], out["seconds"], out["examples_per_s"], out["best_step"], out["best_score"], out["curve"]
+    )
     # the rest of rank 0's record is what the loss reported (e.g. learned ensemble weights)
     extras = {k: v for k, v in out.items() if k not in RECORD_FIELDS}
-    extras["ranks"] = {"world_size": world, "resumed_from_step": out.get("resumed_from_step"),
-                       "examples_per_rank": {r: len(v) for r, v in sorted(shards.items())},
-                       "ds_config": ds_config}
+    extras["ranks"] = {
+        "world_size": world,
+        "resumed_from_step": out.get("resumed_from_step"),
+        "examples_per_rank": {r: len(v) for r, v in sorted(shards.items())},
+        "ds_config": ds_config,
+    }
     extras["shards"] = shards
     return result, extras
 

@@ -27,8 +27,9 @@ FAULT_ENV = "W2S_FAULT_AFTER_CHECKPOINT_STEP"
 class DeepSpeedRunner:
     """Wraps the model in a DeepSpeed engine; checkpoints through the engine for resuming."""
 
-    def __init__(self, model: torch.nn.Module, scfg: StrongConfig, total: int, ds_config: dict[str, Any],
-                 checkpoint_dir: Path) -> None:
+    def __init__(
+        self, model: torch.nn.Module, scfg: StrongConfig, total: int, ds_config: dict[str, Any], checkpoint_dir: Path
+    ) -> None:
         import deepspeed
         import torch.distributed as dist
 
@@ -40,14 +41,20 @@ class DeepSpeedRunner:
         groups = param_groups(model, scfg.weight_decay)
         if "offload_optimizer" in ds_config["zero_optimization"]:
             # offloaded states need DeepSpeed's CPU Adam (built on first use)
-            ds_config = {**ds_config, "optimizer": {"type": "AdamW", "params": {
-                "lr": scfg.lr, "weight_decay": scfg.weight_decay}}}
+            ds_config = {
+                **ds_config,
+                "optimizer": {"type": "AdamW", "params": {"lr": scfg.lr, "weight_decay": scfg.weight_decay}},
+            }
             optim = None
         else:
             optim = torch.optim.AdamW(groups, lr=scfg.lr)
         self.engine, *_ = deepspeed.initialize(
-            model=model, optimizer=optim, model_parameters=groups if optim is None else None,
-            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor), config=ds_config)
+            model=model,
+            optimizer=optim,
+            model_parameters=groups if optim is None else None,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factor),
+            config=ds_config,
+        )
         self.model = self.engine.module
         self.accum = self.engine.gradient_accumulation_steps()
         self.seen: list[int] = []
@@ -56,7 +63,7 @@ class DeepSpeedRunner:
         """This rank's disjoint share of a global batch (padded to split evenly)."""
         unit = self.world * self.accum
         padded = np.resize(idx, math.ceil(len(idx) / unit) * unit)
-        return padded[self.rank:: self.world]
+        return padded[self.rank :: self.world]
 
     def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
         import torch.distributed as dist

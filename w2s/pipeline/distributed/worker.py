@@ -45,9 +45,20 @@ def run(job_path: Path) -> None:
     _, total, _ = schedule(len(setup.encs[0]), setup.settings)
     runner = DeepSpeedRunner(setup.model, cfg.strong, total, job["ds_config"], Path(job["checkpoints"]))
     # Dropout masks differ per rank; everything else (init, batch order) is identical on all ranks.
-    result = train(setup.trainee, setup.encs[0], setup.targets, setup.settings, cfg.seed, setup.loss,
-                   setup.evaluate, setup.select, desc=f"rank {rank}", aux=setup.aux, runner=runner,
-                   checkpoint_every=cfg.strong.distributed.checkpoint_every)
+    result = train(
+        setup.trainee,
+        setup.encs[0],
+        setup.targets,
+        setup.settings,
+        cfg.seed,
+        setup.loss,
+        setup.evaluate,
+        setup.select,
+        desc=f"rank {rank}",
+        aux=setup.aux,
+        runner=runner,
+        checkpoint_every=cfg.strong.distributed.checkpoint_every,
+    )
     ids = setup.parts[0]["id"].tolist()
     write_text(out / f"seen-rank{rank}.json", json.dumps([ids[i] for i in runner.seen]))
     # every rank computed the same scores, so every rank takes the same branch (ZeRO-3 gathers)
@@ -57,9 +68,15 @@ def run(job_path: Path) -> None:
             raise RuntimeError("rank 0 holds no weights to save")
         with atomic_path(out / "weights.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp))
-        record = {"steps": result.steps, "seconds": result.seconds, "examples_per_s": result.examples_per_s,
-                  "best_step": result.best_step, "best_score": result.best_score, "curve": result.curve,
-                  "resumed_from_step": result.resumed_from or None}
+        record = {
+            "steps": result.steps,
+            "seconds": result.seconds,
+            "examples_per_s": result.examples_per_s,
+            "best_step": result.best_step,
+            "best_score": result.best_score,
+            "curve": result.curve,
+            "resumed_from_step": result.resumed_from or None,
+        }
         record.update(loss_report(setup.loss))
         write_json(out / "result.json", record)
     dist.barrier()
