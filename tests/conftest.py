@@ -81,6 +81,15 @@ def isolated_services(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.update(env)
     for k in ("MLFLOW_TRACKING_URI", "PREFECT_API_URL", "W2S_PROJECT_DIR"):
         os.environ.pop(k, None)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Parallel workers start their temporary Prefect servers one after the other: two that
+        # start at once can pick the same port (Prefect draws it at random) and the loser's
+        # client then talks to a server that is not its own.
+        from filelock import FileLock
+        from prefect.server.api.server import SubprocessASGIServer
+
+        with FileLock(str(tmp_path_factory.getbasetemp().parent / "prefect-start.lock")):
+            SubprocessASGIServer().start()
     yield
     for k, v in saved.items():
         if v is None:
