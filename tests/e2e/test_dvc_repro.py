@@ -154,15 +154,3 @@ def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(war
     sup = read_json(project / "outputs" / "supervision" / "supervision.json")
     assert sup["labels"]["md5"] == flow["student_labels"]["md5"]
     assert read_json(project / "outputs" / "w2s" / "ref.json")["reused"], "the flow's student, same key"
-
-    # without the plugin the method is unknown, and said so in one line
-    bare = {k: v for k, v in env.items() if k != "PYTHONPATH"}
-    refused = subprocess.run(
-        [str(Path(sys.executable).parent / "w2s"), "run"],
-        cwd=project,
-        env=bare,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert refused.returncode == 2 and "config key 'method'" in refused.stderr.strip().splitlines()[-1]

@@ -138,7 +138,7 @@ def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, b
         root / "params.yaml",
         [
             "data.name=20newsgroups-super",
-            "data.max_rows=3000",
+            "data.max_rows=2000",
             f"split.ood_groups={json.dumps(held)}",
             "split.ood_test=120",
             "split.weak_train=120",
