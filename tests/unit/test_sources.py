@@ -28,7 +28,8 @@ def test_every_file_format_maps_to_the_canonical_columns(tmp_path, fmt):
     _write(tmp_path / f"d.{fmt}", fmt)
     cfg = DataConfig(path=f"d.{fmt}", text_column="body", label_column="sentiment", id_column="uid")
     table, source = read_source(cfg, Project(tmp_path))
-    assert list(table.columns) == ["id", "text", "label", "group"]
+    assert list(table.columns) == ["id", "text", "label", "group", "pair"]
+    assert table["pair"].isna().all()  # a file is unpaired: every row is its own item
     assert table["id"].tolist() == ["r1", "r2", "r3"]
     assert table["label"].tolist() == ["pos", "neg", "pos"]
     assert source.kind == "file" and len(source.md5) == 32

@@ -7,7 +7,13 @@ from w2s.ops.validation import validate_raw, validate_splits, validate_weak_labe
 
 def _raw(**changes):
     df = pd.DataFrame(
-        {"id": ["a", "b", "c"], "text": ["one", "two", "three"], "label": ["x", "y", "x"], "group": [None] * 3}
+        {
+            "id": ["a", "b", "c"],
+            "text": ["one", "two", "three"],
+            "label": ["x", "y", "x"],
+            "group": [None] * 3,
+            "pair": [None] * 3,
+        }
     )
     for col, values in changes.items():
         df[col] = values

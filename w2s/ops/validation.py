@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from w2s.core.data.sources import COLUMNS
 from w2s.errors import ValidationFailed
 
 PROB_TOL = 1e-4
@@ -80,7 +81,7 @@ def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[st
 def raw_table_expectations(declared_labels: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
     """Schema, nulls, empty texts, unique ids, at least two classes, the declared label set."""
     exp: list[tuple[str, dict[str, Any]]] = [
-        ("ExpectTableColumnsToMatchSet", {"column_set": ["id", "text", "label", "group"], "exact_match": True}),
+        ("ExpectTableColumnsToMatchSet", {"column_set": list(COLUMNS), "exact_match": True}),
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
         ("ExpectColumnValuesToNotBeNull", {"column": "id"}),
         ("ExpectColumnValuesToNotBeNull", {"column": "text"}),

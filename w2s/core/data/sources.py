@@ -1,4 +1,8 @@
-"""Resolve the configured data source to the canonical table `id, text, label, group`."""
+"""Resolve the configured data source to the canonical table `id, text, label, group, pair`.
+
+`group` names a distribution-shift group (held out with `split.ood_groups`); `pair` keys the rows
+built from one source item (`w2s.core.data.items`). Either is null where it does not apply.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +19,19 @@ import numpy as np
 import pandas as pd
 
 from w2s.core.config import DataConfig
-from w2s.core.data import bundled
+from w2s.core.data import bundled, hub, items, tasks
 from w2s.errors import DataError
 from w2s.io import file_md5
 from w2s.project import Project
 
-COLUMNS = ["id", "text", "label", "group"]
+COLUMNS = ["id", "text", "label", "group", items.PAIR]
 READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
 class Source:
-    """Where the table came from, for lineage: a kind, a location and the md5 of its bytes."""
+    """Where the table came from, for lineage: a kind (file, hf, task, bundled), a location and the
+    md5 of its bytes (for data loaded from the hub, of the datasets library's fingerprints)."""
 
     kind: str
     location: str
@@ -138,6 +143,7 @@ def _pick_columns(df: pd.DataFrame, cfg: DataConfig, where: str, locate: Callabl
             "text": df[cfg.text_column].map(lambda v: None if _missing(v) else str(v)),
             "label": df[cfg.label_column].map(_as_str),
             "group": None,
+            items.PAIR: None,
         }
     )
 
@@ -185,6 +191,21 @@ def _as_str(v: Any) -> str | None:
     return str(v)
 
 
+def _read_task(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
+    """A named task: its hub splits (or `data.hf_name`: a local copy or another hub id), formatted."""
+    assert cfg.name is not None
+    spec = tasks.task(cfg.name)
+    local = Path(cfg.hf_name) if cfg.hf_name else None
+    if local is not None and not local.is_absolute():
+        local = project.root / local
+    if local is not None and local.is_dir():
+        raw = hub.read_local(cfg.name, local, spec.splits)
+    else:
+        raw = hub.read_hub(cfg.name, cfg.hf_name or spec.hub_id, spec.config, spec.splits)
+    table = tasks.format_splits(cfg.name, spec, raw.splits)
+    return table, Source("task", f"{cfg.name} <- {raw.location}", raw.fingerprint)
+
+
 def read_source(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
     """Read the configured source into the canonical columns, before dedupe and subsampling."""
     if cfg.path:
@@ -192,11 +213,13 @@ def read_source(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source
         df, locate = _read_file(path)
         table = _pick_columns(df, cfg, str(cfg.path), locate)
         return table, Source("file", str(cfg.path), file_md5(path))
+    if cfg.name in tasks.TASKS:
+        return _read_task(cfg, project)
     if cfg.hf_name:
         df, src = _read_hf(cfg, project)
         return _pick_columns(df, cfg, f"HF dataset '{cfg.hf_name}'"), src
     assert cfg.name is not None  # guaranteed by DataConfig's validator
-    table = bundled.load_corpus(cfg.name, project.data_dir)
+    table = bundled.load_corpus(cfg.name, project.data_dir).assign(**{items.PAIR: None})
     files = bundled.corpus(cfg.name).files
     return table, Source("bundled", cfg.name, ",".join(bundled.FILE_MD5[f] for f in files))
 
@@ -206,27 +229,45 @@ def _stable_order(ids: pd.Series) -> pd.Series:
 
 
 def canonicalise(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop duplicate texts (when asked) and subsample deterministically; report the counts."""
+    """Drop duplicate texts (when asked) and subsample deterministically; report the counts.
+
+    Both act on whole items (`w2s.core.data.items`): an item any of whose texts already appeared
+    (earlier in the table, or in the item itself) is dropped with all its rows, and the subsample
+    keeps whole items, never more than `max_rows` rows. Unpaired rows are items of one row.
+    """
     stats = {"rows_read": len(table)}
     if table.empty:
         raise DataError("the data source has no rows")
+    if items.PAIR not in table.columns:
+        table = table.assign(**{items.PAIR: None})
     if cfg.dedupe:
         norm = table["text"].map(lambda t: " ".join(t.split()) if isinstance(t, str) else t)
-        dup = norm.duplicated() & norm.notna()
-        table = table.loc[~dup]
+        dup = (norm.duplicated() & norm.notna()).to_numpy()
+        codes = items.item_codes(table)
+        # Dropping only the duplicate row would leave its partner unpaired: drop the whole item.
+        drop = np.isin(codes, codes[dup])
         stats["duplicate_texts_dropped"] = int(dup.sum())
+        if items.is_paired(table):
+            stats["partner_rows_dropped"] = int(drop.sum() - dup.sum())
+        table = table.loc[~drop]
     if cfg.max_rows is not None and len(table) > cfg.max_rows:
         # Hash order, not a seed: the subsample (and so data_md5) is the same for every seed.
-        keep = _stable_order(table["id"]).sort_values().index[: cfg.max_rows]
-        table = table.loc[sorted(keep)]
+        codes = items.item_codes(table)
+        # An unpaired row is ordered by its id (as it always was), an item by its pair key.
+        keys = table["id"].astype(str).where(table[items.PAIR].isna(), "pair:" + table[items.PAIR].astype(str))
+        order = _stable_order(keys.groupby(codes, sort=True).first()).sort_values()
+        sizes = np.bincount(codes)[order.index.to_numpy()]
+        keep = order.index.to_numpy()[np.cumsum(sizes) <= cfg.max_rows]
+        table = table.iloc[items.rows_of(codes, keep)]
     table = table.reset_index(drop=True)[COLUMNS]
     stats["rows"] = len(table)
     return table, stats
 
 
 def table_md5(table: pd.DataFrame, columns: list[str] | None = None) -> str:
-    """Content hash of a table's columns, independent of file format and row index."""
+    """Content hash of a table's columns (by default the canonical columns it has), independent
+    of file format and row index."""
     h = hashlib.md5()
-    for row in table[columns or COLUMNS].itertuples(index=False):
+    for row in table[columns or [c for c in COLUMNS if c in table.columns]].itertuples(index=False):
         h.update(("\x1f".join("" if v is None else str(v) for v in row) + "\x1e").encode())
     return h.hexdigest()

@@ -1,4 +1,8 @@
-"""Deterministic splits: weak_train (stratified by class), transfer, val, test."""
+"""Deterministic splits: weak_train (stratified by class), transfer, val, test.
+
+Splits are drawn over items (`w2s.core.data.items`): the rows of one source item always land in
+the same split. For unpaired data an item is a row, and the draws are the row draws exactly.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from w2s.core.config import SplitConfig
+from w2s.core.data import items
 from w2s.errors import DataError
 
 SPLITS = ("weak_train", "transfer", "val", "test", "ood_test")
@@ -44,11 +49,14 @@ def _hold_out(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -
     unknown = sorted(set(cfg.ood_groups) - set(groups.dropna().unique()))
     if unknown:
         raise DataError(f"split.ood_groups names group(s) absent from the data's `group` column: {unknown}")
-    held = groups.isin(cfg.ood_groups).to_numpy()
-    pool = np.flatnonzero(held)
-    if len(pool) < cfg.ood_test:
-        raise DataError(f"split.ood_test={cfg.ood_test} but the held-out groups have {len(pool)} rows")
-    ood = table.iloc[np.sort(rng.choice(pool, size=cfg.ood_test, replace=False))].copy()
+    codes = items.item_codes(table)
+    # An item with any row in a held-out group is held out whole, so it cannot straddle ood_test.
+    pool = np.unique(codes[groups.isin(cfg.ood_groups).to_numpy()])
+    held = np.isin(codes, pool)
+    if held.sum() < cfg.ood_test:
+        raise DataError(f"split.ood_test={cfg.ood_test} but the held-out groups have {int(held.sum())} rows")
+    size = min(items.items_for(cfg.ood_test, len(pool), int(held.sum())), len(pool))
+    ood = table.iloc[items.rows_of(codes, rng.choice(pool, size=size, replace=False))].copy()
     ood["split"] = "ood_test"
     return table[~held].reset_index(drop=True), ood
 
@@ -57,28 +65,39 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
     """Return the rows used by the experiment with a `split` column; same seed, same splits.
 
     With `ood_groups`, those groups' rows are set aside first (a sample of them is `ood_test`)
-    and every other split is drawn from the remaining groups only.
+    and every other split is drawn from the remaining groups only. Paired data is split by item:
+    a split of n rows takes the whole items that hold about n rows (exactly n for pairs and an
+    even n), and weak_train is stratified by each item's label set.
     """
     rng = np.random.default_rng(seed)
     ood = None
     if cfg.ood_groups:
         table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
     need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
+    pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
     if len(table) < need:
-        pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
         raise DataError(
             f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
             f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but {pool} has {len(table)} rows"
         )
-    labels = table["label"].to_numpy()
-    weak_idx = stratified_take(labels, cfg.weak_train, rng)
-    rest = np.setdiff1d(np.arange(len(table)), weak_idx)
-    rest = rng.permutation(rest)
-    cuts = np.cumsum([cfg.test, cfg.val, cfg.transfer])
-    test_idx, val_idx, transfer_idx = rest[: cuts[0]], rest[cuts[0] : cuts[1]], rest[cuts[1] : cuts[2]]
+    codes = items.item_codes(table)
+    n_items = items.item_count(codes)
+    weak_n, test_n, val_n, transfer_n = (
+        items.items_for(rows, n_items, len(table)) for rows in (cfg.weak_train, cfg.test, cfg.val, cfg.transfer)
+    )
+    if weak_n + test_n + val_n + transfer_n > n_items:  # only paired data rounds up to whole items
+        raise DataError(
+            f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer {cfg.transfer} + val "
+            f"{cfg.val} + test {cfg.test}), i.e. {weak_n + test_n + val_n + transfer_n} whole items, "
+            f"but {pool} has {n_items} items ({len(table)} rows)"
+        )
+    weak = stratified_take(items.item_strata(table["label"].to_numpy(), codes), weak_n, rng)
+    rest = rng.permutation(np.setdiff1d(np.arange(n_items), weak))
+    cuts = np.cumsum([test_n, val_n, transfer_n])
+    test, val, transfer = rest[: cuts[0]], rest[cuts[0] : cuts[1]], rest[cuts[1] : cuts[2]]
     parts = []
-    for name, idx in (("weak_train", weak_idx), ("transfer", transfer_idx), ("val", val_idx), ("test", test_idx)):
-        part = table.iloc[np.sort(idx)].copy()
+    for name, chosen in (("weak_train", weak), ("transfer", transfer), ("val", val), ("test", test)):
+        part = table.iloc[items.rows_of(codes, chosen)].copy()
         part["split"] = name
         parts.append(part)
     if ood is not None:
