@@ -44,7 +44,7 @@ def child(args: argparse.Namespace) -> None:
             f"strong.distributed.processes={args.gpus}",
         ],
     ).strong
-    _, model = build_classifier(cfg.model, 2, None, seed=0)
+    _, model = build_classifier(cfg.model_copy(update={"num_layers": None}), 2, seed=0)
     n = args.batch * (args.steps + args.warmup)
     rng = np.random.default_rng(0)
     ids = torch.as_tensor(rng.integers(1000, 20000, size=(n, args.seq)))

@@ -44,11 +44,12 @@ def input_order(model: torch.nn.Module, enc, batch_size: int, width: int | None 
 def measure(n: int = 2000, batch_size: int = 128, max_len: int = 64, repeats: int = 3) -> dict[str, Any]:
     """Texts/s of the mean-pooled strong-encoder pass both ways (median of `repeats`); the two
     outputs are checked equal, so the speed-up changes nothing downstream."""
+    from w2s.core.config import EncoderTrainConfig
     from w2s.core.models.batching import encode, predict_logits
     from w2s.core.models.classifier import build_classifier
 
     texts, _, _ = tweets(n)
-    tokenizer, classifier = build_classifier(MODEL, 2, None, seed=0)
+    tokenizer, classifier = build_classifier(EncoderTrainConfig(model=MODEL), 2, seed=0)
     model = _Embedder(classifier)
     enc = encode(tokenizer, texts, max_len)
     sorted_ = timed(lambda: predict_logits(model, enc, batch_size), repeats)

@@ -133,10 +133,11 @@ def measure(n: int = 1024, bs: int = 32, max_len: int = 64, repeats: int = 3) ->
     trainer's achieved FLOP/s."""
     import copy
 
+    from w2s.core.config import EncoderTrainConfig
     from w2s.core.models.classifier import build_classifier
 
     texts, y, k = tweets(n)
-    tokenizer, base = build_classifier(MODEL, k, None, seed=0)
+    tokenizer, base = build_classifier(EncoderTrainConfig(model=MODEL), k, seed=0)
     out: dict[str, Any] = {
         "examples": n,
         "batch_size": bs,

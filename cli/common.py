@@ -38,22 +38,22 @@ def tune_logging() -> None:
 
 
 def preflight(cfg: Config, project: Project) -> None:
-    """Checks that need no training: paths stay in the project, named models exist."""
-    from w2s.core.models.resolve import check_model
+    """Checks that need no training: paths stay in the project, named models exist and their
+    options (depth, LoRA targets, precision) fit them."""
+    from w2s.core.models.classifier import check_options
     from w2s.methods import get as get_method
 
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
-    check_model(cfg.strong.model)
+    check_options(cfg.strong, "strong")
     if cfg.strong.backend == "deepspeed":  # refuse impossible rank settings before any training
         from w2s.pipeline.distributed.dsconfig import resolve
-        from w2s.pipeline.distributed.launch import check_device, hostfile_slots
+        from w2s.pipeline.distributed.launch import hostfile_slots
 
-        check_device(cfg.strong)
         hostfile = cfg.strong.distributed.hostfile
         world = hostfile_slots(project.root / hostfile) if hostfile else cfg.strong.distributed.processes
         resolve(cfg.strong, world, project.root)
     method = get_method(cfg.method)(cfg)
     for weak in [cfg.weak, *cfg.selection.candidates.values(), *method.weak_models()]:
         if weak.kind == "encoder":
-            check_model(weak.encoder.model)
+            check_options(weak.encoder, "weak.encoder")

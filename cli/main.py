@@ -97,12 +97,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    """Print the estimated training-state memory of the configured strong model per ZeRO stage."""
+    """Print the estimated training memory of the configured strong model per ZeRO stage, full and LoRA."""
     from rich.console import Console
     from rich.table import Table
 
     from w2s.config import load_config
-    from w2s.core.plan import count_params, estimate
+    from w2s.core.plan import plan
     from w2s.project import Project
 
     project = Project.discover()
@@ -111,37 +111,61 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from w2s.core.models.resolve import check_model
 
     check_model(cfg.strong.model)
+    gpus = cfg.strong.distributed.processes if args.gpus is None else args.gpus
+    num_labels = len(cfg.data.labels) if cfg.data.labels else 2
     with contextlib.redirect_stdout(sys.stderr):  # DeepSpeed logs to stdout; keep it for results
-        total, largest = count_params(cfg.strong.model, cfg.strong.num_layers)
-        rows = estimate(total, largest, args.gpus, args.nodes)
+        result = plan(cfg.strong, gpus, args.nodes, seq_len=args.seq_len, num_labels=num_labels)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "model": cfg.strong.model,
-                    "params": total,
-                    "largest_layer_params": largest,
-                    "gpus_per_node": args.gpus,
-                    "nodes": args.nodes,
-                    "rows": rows,
-                },
-                indent=2,
-            )
-        )
+        print(json.dumps(result, indent=2))
         return 0
+    act = result["activations"]
+    lora = result["lora"]
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # a pipe or file has no width to fit: keep rows whole
     table = Table(
-        title=f"{cfg.strong.model}: {total / 1e6:.1f}M parameters (largest layer "
-        f"{largest / 1e6:.1f}M), {args.gpus} GPU(s) x {args.nodes} node(s)",
+        title=f"{cfg.strong.model} ({result['model_type']}, {result['precision']}): "
+        f"{result['params'] / 1e6:,.1f}M parameters (base, no LM head; {result['published_params'] / 1e6:,.1f}M "
+        f"published), largest layer {result['largest_layer_params'] / 1e6:,.1f}M, "
+        f"{gpus} GPU(s) x {args.nodes} node(s); full fine-tuning",
         title_justify="left",
     )
-    for col in ("ZeRO stage", "offload", "per GPU (GiB)", "CPU per node (GiB)", "source"):
+    columns = ("ZeRO stage", "offload", "per GPU (GiB)", "+ activations (GiB)", "CPU per node (GiB)", "source")
+    for col in columns:
         table.add_column(col, justify="right" if "GiB" in col else "left")
-    for r in rows:
-        table.add_row(str(r["stage"]), r["offload"], f"{r['gpu_gib']:.2f}", f"{r['cpu_gib']:.2f}", r["source"])
-    Console(soft_wrap=True).print(table)
+    for r in result["rows"]:
+        table.add_row(
+            str(r["stage"]),
+            r["offload"],
+            f"{r['gpu_gib']:.2f}",
+            f"{r['gpu_with_activations_gib']:.2f}",
+            f"{r['cpu_gib']:.2f}",
+            r["source"],
+        )
+    console.print(table)
+    if lora:
+        note = "" if lora["configured"] else ", a comparison (strong.lora.r=0 trains every weight)"
+        lora_table = Table(
+            title=f"LoRA r={lora['r']} on {', '.join(lora['target_modules'])}: "
+            f"{lora['trainable_params'] / 1e6:,.2f}M trainable (adapters and head), frozen base in "
+            f"{result['precision']}{note}",
+            title_justify="left",
+        )
+        for col in ("ZeRO stage", *columns[2:5]):
+            lora_table.add_column(col, justify="right" if "GiB" in col else "left")
+        for r in result["lora_rows"]:
+            lora_table.add_row(
+                str(r["stage"]), f"{r['gpu_gib']:.2f}", f"{r['gpu_with_activations_gib']:.2f}", f"{r['cpu_gib']:.2f}"
+            )
+        console.print(lora_table)
+    else:
+        print(f"no LoRA rows: lora.target_modules=auto does not know model type '{result['model_type']}'.")
+    ckpt = "on" if act["gradient_checkpointing"] else "off"
     print(
-        "model states only (weights, gradients, optimizer); activations come on top and grow with "
-        "strong.batch_size and strong.max_length."
+        f"activations per GPU at micro batch {act['micro_batch']} x {act['seq_len']} tokens: "
+        f"{act['without_checkpointing_gib']:.2f} GiB without gradient checkpointing, "
+        f"{act['with_checkpointing_gib']:.2f} GiB with; '+ activations' adds the configured one "
+        f"(strong.gradient_checkpointing: {ckpt})."
     )
     return 0
 
@@ -218,14 +242,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimate GPU memory per ZeRO stage for the strong model",
         description="For the configured strong model and GPU count, print the memory its training "
         "states need per GPU and per node under each ZeRO stage and offload option "
-        "(DeepSpeed's estimators for stages 2 and 3), so a stage can be picked before "
-        "renting hardware. No weights are loaded.",
-        epilog="examples:\n  " + EXAMPLES["plan"],
+        "(DeepSpeed's estimators for stages 2 and 3), fully fine-tuned and with LoRA adapters, "
+        "at strong.precision, plus the activations of one micro batch with and without gradient "
+        "checkpointing, so a stage can be picked before renting hardware. Only the model's "
+        "config.json is read; no weights are loaded.",
+        epilog="examples:\n  "
+        + EXAMPLES["plan"]
+        + "\n  w2s plan --set strong.model=Qwen/Qwen2.5-7B --set strong.lora.r=16 --set strong.precision=bf16 "
+        "--set strong.gradient_checkpointing=true --gpus 8 --seq-len 512",
     )
     plan.add_argument("--config", metavar="FILE", help="YAML config (default: ./params.yaml)")
     plan.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key")
-    plan.add_argument("--gpus", type=int, default=1, help="GPUs per node (default 1)")
+    plan.add_argument("--gpus", type=int, default=None, help="GPUs per node (default: strong.distributed.processes)")
     plan.add_argument("--nodes", type=int, default=1, help="nodes (default 1)")
+    plan.add_argument(
+        "--seq-len", type=int, default=None, help="tokens per example for activations (default: strong.max_length)"
+    )
     plan.add_argument("--json", action="store_true", help="print the estimates as JSON")
     plan.set_defaults(func=cmd_plan)
 

@@ -75,7 +75,14 @@ class FlowSteps:
         return sup
 
     def student(self, cfg: Config, splits: SplitsRef, supervision: Supervision) -> ModelRef:
-        return strong.train_student(self.ctx, cfg, splits, supervision)
+        ref = strong.train_student(self.ctx, cfg, splits, supervision)
+        lora = cfg.strong.lora
+        self.tags.update(
+            strong_base_model=cfg.strong.model,
+            strong_adapter=f"lora r={lora.r} alpha={lora.alpha:g}" if lora.r else "none (every weight trained)",
+            strong_trainable_params=ref.info.get("trainable_params"),
+        )
+        return ref
 
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
         return strong.train_ceiling(self.ctx, cfg, splits)

@@ -113,6 +113,30 @@ def bundled_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+# Tiny causal LMs of every supported decoder family; "big" is a deeper, wider Qwen2 (the student
+# of the weak-LM -> strong-LM tests), "small" the 1-layer Qwen2 that supervises it.
+TINY_LMS = {
+    "gpt2": {"family": "gpt2", "hidden": 32, "layers": 3, "heads": 4},
+    "gpt_neox": {"family": "gpt_neox", "hidden": 32, "layers": 3, "heads": 4},
+    "llama": {"family": "llama", "hidden": 32, "layers": 3, "heads": 4},
+    "small": {"family": "qwen2", "hidden": 32, "layers": 1, "heads": 4},
+    "big": {"family": "qwen2", "hidden": 64, "layers": 3, "heads": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_lms(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> dict[str, Path]:
+    """Randomly initialised causal LMs saved with save_pretrained, sharing one byte-level BPE
+    tokenizer (no pad token, like the real ones) trained on the bundled tweets."""
+    from w2s.core.data.bundled import load_corpus
+    from w2s.core.models.tiny import build_tiny_lm, train_tokenizer
+
+    texts = load_corpus("election-tweets", bundled_dir)["text"].tolist()
+    tokenizer = train_tokenizer(texts, vocab_size=1000)
+    root = tmp_path_factory.mktemp("lms")
+    return {name: build_tiny_lm(root / name, texts, tokenizer=tokenizer, **spec) for name, spec in TINY_LMS.items()}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "e2e" in item.path.parts:
@@ -225,18 +249,20 @@ def project(tmp_path: Path, bundled_dir: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(scope="session")
 def _minilm_2layer_state():
+    from w2s.core.config import EncoderTrainConfig
     from w2s.core.models.classifier import build_classifier
 
-    tokenizer, model = build_classifier("minilm-l6", 2, 2, seed=0)
+    tokenizer, model = build_classifier(EncoderTrainConfig(num_layers=2), 2, seed=0)
     return tokenizer, model.state_dict()
 
 
 @pytest.fixture
 def minilm_2layer(_minilm_2layer_state):
     """A 2-layer MiniLM classifier (loaded once per session, fresh copy per test)."""
+    from w2s.core.config import EncoderTrainConfig
     from w2s.core.models.classifier import build_classifier
 
     tokenizer, state = _minilm_2layer_state
-    _, model = build_classifier("minilm-l6", 2, 2, seed=0)
+    _, model = build_classifier(EncoderTrainConfig(num_layers=2), 2, seed=0)
     model.load_state_dict(state)
     return tokenizer, model

@@ -2,6 +2,7 @@
 
 import torch
 
+from w2s.core.config import EncoderTrainConfig
 from w2s.core.models.batching import encode, predict_logits
 from w2s.core.models.classifier import build_classifier
 from w2s.core.models.mpnet import assemble
@@ -14,7 +15,7 @@ def test_mpnet_assembles_once_and_loads_as_a_classifier(tmp_path, monkeypatch):
     mtime = (folder / "model.safetensors").stat().st_mtime
     assert assemble() == folder and (folder / "model.safetensors").stat().st_mtime == mtime
 
-    tokenizer, model = build_classifier("mpnet-base", 3, num_layers=2, seed=0)
+    tokenizer, model = build_classifier(EncoderTrainConfig(model="mpnet-base", num_layers=2), 3, seed=0)
     assert sum(p.numel() for p in model.parameters()) > 30_000_000
     assert len(model.encoder.encoder.layer) == 2
     logits = predict_logits(model, encode(tokenizer, ["a text", "another, longer text"], 32), 2)

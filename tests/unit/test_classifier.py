@@ -1,6 +1,7 @@
 import numpy as np
 import torch
 
+from w2s.core.config import EncoderTrainConfig
 from w2s.core.models.batching import (
     collate,
     encode,
@@ -65,6 +66,6 @@ def test_length_grouped_batches_cover_every_example_once():
 
 
 def test_build_classifier_is_seeded():
-    _, a = build_classifier("minilm-l6", 3, 1, seed=5)
-    _, b = build_classifier("minilm-l6", 3, 1, seed=5)
+    _, a = build_classifier(EncoderTrainConfig(num_layers=1), 3, seed=5)
+    _, b = build_classifier(EncoderTrainConfig(num_layers=1), 3, seed=5)
     assert torch.equal(a.head.weight, b.head.weight)

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from w2s.config import load_config
+from w2s.core.config import EncoderTrainConfig
 from w2s.errors import ConfigError
 from w2s.pipeline.distributed.dsconfig import generate, resolve
 from w2s.pipeline.distributed.launch import (
@@ -87,18 +88,21 @@ def test_frozen_mode_cannot_use_deepspeed():
         load_config(None, ["strong.backend=deepspeed", "strong.mode=frozen"])
 
 
-def test_half_precision_without_a_gpu_is_refused_before_any_rank_starts(tmp_path):
+def test_fp16_without_a_gpu_is_refused_before_any_rank_starts_and_bf16_runs_on_cpu(tmp_path):
     import torch
 
     from w2s.pipeline.distributed.launch import check_device
 
-    cfg = load_config(None, ["strong.deepspeed.precision=bf16"])
+    fp16 = load_config(None, ["strong.deepspeed.precision=fp16"])  # the older key still works
+    assert fp16.strong.precision == "fp16"
     if torch.cuda.is_available():
-        check_device(cfg.strong)  # fine on a GPU machine
+        check_device(fp16.strong)  # fine on a GPU machine
     else:
-        with pytest.raises(ConfigError, match="precision=bf16 needs a CUDA device"):
-            check_device(cfg.strong)
-    check_device(load_config(None, []).strong)
+        with pytest.raises(ConfigError, match="strong.precision=fp16 needs a CUDA device"):
+            check_device(fp16.strong)
+    check_device(load_config(None, ["strong.precision=bf16"]).strong)  # CPU autocast and DeepSpeed run bf16
+    with pytest.raises(ConfigError, match="strong.precision=bf16 but strong.deepspeed.precision=fp16"):
+        load_config(None, ["strong.precision=bf16", "strong.deepspeed.precision=fp16"])
 
 
 def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(capsys):
@@ -107,7 +111,7 @@ def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(ca
     from w2s.core.plan import count_params, estimate
 
     total, largest = count_params("minilm-l6", None)
-    _, model = build_classifier("minilm-l6", 2, None, seed=0)
+    _, model = build_classifier(EncoderTrainConfig(), 2, seed=0)
     assert total == sum(p.numel() for p in model.encoder.parameters())
     rows = {(r["stage"], r["offload"]): r for r in estimate(total, largest, 8, 1)}
     assert rows[(0, "none")]["gpu_bytes"] == 16 * total

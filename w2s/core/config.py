@@ -23,16 +23,23 @@ class Section(BaseModel):
 class DataConfig(Section):
     name: str | None = Field(
         "election-tweets",
-        description="Bundled corpus (election-tweets, reuters-r8, reuters-r52, 20newsgroups). "
-        "Ignored when `path` or `hf_name` is set.",
+        description="Bundled corpus (election-tweets, reuters-r8, reuters-r52, 20newsgroups, "
+        "20newsgroups-super) or standard W2S task (sciq, sciq_with_support, boolq, cosmos_qa, "
+        "anli-r2, amazon_polarity, anthropic_hh, hellaswag). A corpus is ignored when `path` or "
+        "`hf_name` is set; a task reads `hf_name` (when set) as its own data, else its hub id.",
     )
     path: str | None = Field(
         None,
         description="Local CSV / TSV / JSONL / Parquet file; relative paths are resolved "
         "against the project root and may not leave it.",
     )
-    hf_name: str | None = Field(None, description="Hugging Face dataset: a hub id or a folder written by save_to_disk.")
-    hf_split: str = Field("train", description="Split of the HF dataset to read.")
+    hf_name: str | None = Field(
+        None,
+        description="Hugging Face dataset: a hub id or a folder written by save_to_disk. With a task "
+        "`name`, a copy of that task's data in its hub schema: a save_to_disk folder or a folder of "
+        "`<split>-*.parquet` files (the task picks its own splits), or another hub id.",
+    )
+    hf_split: str = Field("train", description="Split of the HF dataset to read (not used by tasks).")
     text_column: str = Field("text", description="Column holding the input text (file / HF sources).")
     label_column: str = Field("label", description="Column holding the class label.")
     id_column: str | None = Field(None, description="Column with unique example ids; row numbers are used when unset.")
@@ -43,9 +50,11 @@ class DataConfig(Section):
     dedupe: bool = Field(
         True,
         description="Drop exact duplicate texts at ingest (keeps the first), so a text "
-        "can never land in both a training split and the test split.",
+        "can never land in both a training split and the test split. A paired task's item goes whole.",
     )
-    max_rows: int | None = Field(None, ge=10, description="Deterministically subsample the table to this many rows.")
+    max_rows: int | None = Field(
+        None, ge=10, description="Deterministically subsample the table to this many rows (whole items when paired)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -55,8 +64,24 @@ class DataConfig(Section):
             raise ValueError("one of data.name, data.path or data.hf_name is required")
         return self
 
+    @model_validator(mode="after")
+    def _known_name(self) -> DataConfig:
+        # Imported here: the data package imports this module, and pandas is loaded by then anyway.
+        from w2s.core.data.bundled import CORPORA
+        from w2s.core.data.tasks import TASKS
+
+        if self.name is not None and self.name not in CORPORA and self.name not in TASKS:
+            raise ValueError(
+                f"data.name '{self.name}' is neither a bundled corpus ({', '.join(CORPORA)}) "
+                f"nor a task ({', '.join(TASKS)})"
+            )
+        return self
+
 
 class SplitConfig(Section):
+    """Split sizes count rows. A paired task (sciq, cosmos_qa, anthropic_hh, ...) is split by item,
+    so both rows of a pair share a split and an odd size rounds up to a whole pair."""
+
     weak_train: int = Field(200, ge=2, description="Ground-truth examples for the weak supervisor.")
     transfer: int = Field(2000, ge=2, description="Examples the weak model labels for the student.")
     val: int = Field(400, ge=2, description="Weakly labeled examples for early stopping.")
@@ -90,9 +115,40 @@ class TfidfConfig(Section):
     )
 
 
+class LoraConfig(Section):
+    r: int = Field(0, ge=0, description="LoRA rank; 0 (the default) trains every weight instead of adapters.")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator: the update is scaled by alpha / r.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the adapters' input.")
+    target_modules: Literal["auto"] | list[str] = Field(
+        "auto",
+        description="Module names to adapt; auto: the attention and MLP projections of the "
+        "architecture (GPT-2, GPT-NeoX, Llama, Qwen2, Mistral, Gemma, Phi-3, BERT, RoBERTa, MPNet).",
+    )
+
+
 class EncoderTrainConfig(Section):
-    model: str = Field("minilm-l6", description="Encoder: a bundled alias (minilm-l6), a local folder, or a hub id.")
-    num_layers: int | None = Field(None, ge=1, description="Keep only the first N transformer layers (a weaker model).")
+    model: str = Field(
+        "minilm-l6",
+        description="Transformer: a bundled alias (minilm-l6, mpnet-base), a local folder written by "
+        "save_pretrained, or a hub id; an encoder or a causal LM (GPT-2, Pythia, Llama, Qwen2, ...).",
+    )
+    num_layers: int | None = Field(
+        None, ge=1, description="Keep only the first N transformer blocks (a weaker model of the same family)."
+    )
+    pooling: Literal["auto", "mean", "last"] = Field(
+        "auto",
+        description="Text representation the head reads: last (the last real token, what a causal LM "
+        "has read the whole text at), mean (attention-masked mean); auto: last for decoders, mean for encoders.",
+    )
+    lora: LoraConfig = Field(default_factory=LoraConfig, description="LoRA adapters (peft); the head always trains.")
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="Compute precision: bf16 / fp16 autocast with fp32 trainable weights (fp16 adds "
+        "loss scaling and needs a GPU). With LoRA, the frozen base is held in the 16-bit dtype.",
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute each block's activations in the backward pass (less memory, ~30% more compute)."
+    )
     max_length: int = Field(64, ge=8, le=512, description="Tokens per example (truncation).")
     epochs: float = Field(2.0, gt=0, description="Passes over the training split.")
     batch_size: int = Field(32, ge=1, description="Examples per optimiser step.")
@@ -142,7 +198,7 @@ class DeepSpeedConfig(Section):
     )
     offload_params: bool = Field(False, description="ZeRO-3 only: keep parameters in CPU memory between uses.")
     precision: Literal["fp32", "bf16", "fp16"] = Field(
-        "fp32", description="Training precision; bf16 / fp16 need a GPU (fp16 uses dynamic loss scaling)."
+        "fp32", description="Older spelling of strong.precision (kept working; the two may not disagree)."
     )
     grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimiser step.")
     grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clipping (0: off).")
@@ -206,6 +262,15 @@ class StrongConfig(EncoderTrainConfig):
         description="weak_val: best checkpoint on weak-labeled val (honest); "
         "oracle: on ground-truth val (an ablation, flagged in the results); none: last step.",
     )
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> StrongConfig:
+        legacy = self.deepspeed.precision
+        if legacy != "fp32" and self.precision == "fp32":
+            object.__setattr__(self, "precision", legacy)  # not an assignment: no re-validation loop
+        elif legacy != "fp32" and legacy != self.precision:
+            raise ValueError(f"strong.precision={self.precision} but strong.deepspeed.precision={legacy}")
+        return self
 
 
 class SelectionConfig(Section):

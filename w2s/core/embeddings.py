@@ -11,16 +11,14 @@ from w2s.core.config import EncoderTrainConfig
 
 
 def split_embeddings(splits: pd.DataFrame, scfg: EncoderTrainConfig, cache: ArtifactCache) -> pd.DataFrame:
-    """Mean-pooled embeddings of the pretrained strong encoder, one row per split row, indexed
+    """Pooled embeddings of the pretrained strong model, one row per split row, indexed
     by id (look rows up with `take`)."""
     from w2s.core.frozen import embeddings
     from w2s.core.models.classifier import build_classifier
 
     rows = splits[["id", "text"]].reset_index(drop=True)
-    tokenizer, model = build_classifier(scfg.model, 2, scfg.num_layers, seed=0)  # the head is unused
-    vectors = embeddings(
-        model, tokenizer, rows, scfg.model, scfg.num_layers, scfg.max_length, scfg.eval_batch_size, cache
-    ).numpy()
+    tokenizer, model = build_classifier(scfg, 2, seed=0)  # the head is unused
+    vectors = embeddings(model, tokenizer, rows, scfg, cache).numpy()
     return pd.DataFrame({"vector": list(vectors)}, index=pd.Index(rows["id"], name="id"))
 
 

@@ -16,10 +16,11 @@ import torch
 from torch import nn
 
 from w2s.core.cache import ArtifactCache, cache_key
+from w2s.core.config import EncoderTrainConfig
 from w2s.core.data.sources import table_md5
 from w2s.core.models.batching import encode
 
-EMBED_VERSION = "embed-1"
+EMBED_VERSION = "embed-2"
 
 
 @dataclass
@@ -52,21 +53,20 @@ class HeadOnly(nn.Module):
 
 
 def embeddings(
-    classifier,
-    tokenizer,
+    classifier: Any,
+    tokenizer: Any,
     rows: pd.DataFrame,
-    model_name: str,
-    num_layers: int | None,
-    max_length: int,
-    batch_size: int,
+    scfg: EncoderTrainConfig,
     cache: ArtifactCache,
 ) -> torch.Tensor:
-    """Mean-pooled encoder embeddings of `rows.text`, computed once per content hash."""
+    """Pooled transformer embeddings of `rows.text`, computed once per content hash."""
     spec = {
         "version": EMBED_VERSION,
-        "model": model_name,
-        "num_layers": num_layers,
-        "max_length": max_length,
+        "model": scfg.model,
+        "num_layers": scfg.num_layers,
+        "max_length": scfg.max_length,
+        "pooling": classifier.pooling,
+        "precision": scfg.precision,
         "texts": table_md5(rows, ["id", "text"]),
     }
     key = cache_key("embeddings", spec)
@@ -82,8 +82,8 @@ def embeddings(
             def forward(self, input_ids, mask):
                 return self.classifier.embed(input_ids, mask)
 
-        enc = encode(tokenizer, rows["text"].tolist(), max_length)
-        vectors = predict_logits(_Embed(), enc, batch_size, desc="embedding")
+        enc = encode(tokenizer, rows["text"].tolist(), scfg.max_length)
+        vectors = predict_logits(_Embed(), enc, scfg.eval_batch_size, desc="embedding")
         with cache.build("embeddings", key, spec) as folder:
             np.save(folder / "vectors.npy", vectors.astype(np.float32))
         hit = cache.path("embeddings", key)

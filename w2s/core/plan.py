@@ -1,79 +1,348 @@
-"""Memory planning before renting hardware: per-GPU and per-node CPU memory of the strong model's
-training states under each ZeRO stage, from DeepSpeed's own estimators.
+"""Memory planning before renting hardware: per-GPU and per-node CPU memory of training the
+strong model under each ZeRO stage, fully or with LoRA adapters, plus its activations.
 
-DeepSpeed ships estimators for ZeRO-2 and ZeRO-3 (with and without offload). Stages 0 and 1 have
-none; they follow the same mixed-precision accounting of the ZeRO paper: 2 bytes of fp16
-weights and 2 of fp16 gradients per parameter on every GPU, plus 12 bytes of fp32 master weights
-and Adam moments, replicated (stage 0) or split across the GPUs (stage 1). Activations come on
-top and scale with batch size and sequence length; they are not part of these numbers.
+Everything is read from the model's config.json alone: the model is built on the meta device,
+which allocates nothing, so even a 72B model is counted in a fraction of a second once
+transformers is imported.
+
+Parameters. `params` is the base model `AutoModel` builds, the one w2s trains (no LM head);
+the classification head on top, hidden x num_labels + num_labels, is `head_params` and trains
+too. `published_params` adds the LM head of a decoder whose embeddings are untied (Pythia,
+Qwen2.5-7B and up, Llama-3): the number model cards quote.
+
+Model states, full fine-tuning (bytes per parameter; N parameters, n GPUs in all):
+
+- bf16 / fp16 (the mixed-precision accounting of the ZeRO paper, Rajbhandari et al. 2020):
+  2 of 16-bit weights + 2 of 16-bit gradients + 12 of fp32 master weights and Adam m and v.
+  Stage 0 keeps all 16 on every GPU, stage 1 shards the 12 (4N + 12N/n). Stages 2 and 3 (with
+  and without CPU offload) are DeepSpeed's own estimators (`estimate_zero{2,3}_model_states_mem_needs`).
+- fp32: 4 of weights + 4 of gradients + 12 of optimizer state: DeepSpeed's ZeRO optimizer keeps
+  its own fp32 copy of each partition besides Adam's m and v, even when the weights already are
+  fp32; at stage 0 a plain AdamW updates the weights in place (8). Stage 0: 16N; 1: 8N + 12N/n;
+  2: 4N + 16N/n; 3: 20N/n plus the largest layer's gathered weights and gradients (8 bytes per
+  parameter). DeepSpeed's estimators assume 16-bit weights, so for fp32 every row is this
+  accounting; the offload rows keep DeepSpeed's CPU figure (the offloaded states are fp32 in
+  both precisions) with the GPU side at 4 bytes per weight.
+
+Model states with LoRA (P frozen base parameters, T trainable = adapters + head): the frozen
+base costs 2 bytes per parameter in bf16 / fp16 and 4 in fp32, with no gradients and no
+optimizer state; the trainable parameters follow the accounting above. ZeRO shards the frozen
+base only at stage 3 (stages 1 and 2 shard optimizer states and gradients, which it has none
+of); stage 3 also gathers the largest layer's weights. CPU per node is each rank's copy of the
+weights while it loads them. The optimizer states are too small to be worth offloading, so the
+LoRA rows have no offload options. The adapters of a targeted nn.Linear, GPT-2 Conv1D or
+nn.Embedding with an in x out weight hold r * (in + out) parameters, exactly what peft adds.
+
+Activations per GPU (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
+Transformer Models", section 4.1): a transformer layer stores s*b*h*(34 + 5*a*s/h) bytes of
+16-bit activations without recomputation, for sequence length s, micro batch b, hidden size h
+and a attention heads; fp32 doubles it. Of the 34, the MLP's 19 are 2 (input of the first
+linear) + 1 (dropout mask) + 16: the activation's input and output, 4h wide at 2 bytes. Here the
+16 is sized from the config's intermediate size i instead of assuming 4h: 4*i/h for a plain MLP
+(GPT-2, Pythia, BERT) and 8*i/h for a gated one (Llama, Qwen2: the gate and up outputs, the
+activation's output and the product down_proj reads). With i = 4h and no gate this is exactly the
+paper's formula. With full gradient checkpointing a layer keeps only its input, 2*s*b*h bytes,
+plus one layer's full activations while it is recomputed. The 5*a*s^2*b term is eager attention's
+score matrices (a fused attention kernel avoids it), so the figure is an upper bound there; the
+embeddings, the head and LoRA's adapter-input dropout are not counted. The micro batch is
+strong.batch_size / (GPUs x grad_accum), rounded up.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from w2s.errors import ConfigError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from w2s.core.config import StrongConfig
 
 GIB = 1024**3
 
+# The rank the LoRA rows are shown at when the config trains every weight (strong.lora.r=0).
+REFERENCE_LORA_RANK = 16
 
-def count_params(model_name: str, num_layers: int | None) -> tuple[int, int]:
-    """(total parameters, largest single layer's parameters) without loading any weights."""
-    import torch
-    from transformers import AutoConfig, AutoModel
+# Module name endings that mark a gated MLP (gate and up projections, possibly fused).
+GATED_MLP_NAMES = ("gate_proj", "gate_up_proj")
 
-    from w2s.core.models.classifier import truncate_layers
+
+@dataclass(frozen=True)
+class ModelSize:
+    """What the planner needs to know about a model, read from its config alone."""
+
+    model_type: str
+    params: int  # the base model w2s trains (no LM head)
+    published_params: int  # plus the LM head when a decoder's embeddings are untied
+    largest_layer_params: int
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    gated_mlp: bool
+    lora_params: int  # adapters added at `lora_r` (0 when LoRA is not planned)
+    lora_r: int
+    lora_targets: tuple[str, ...]
+
+
+def weight_bytes(precision: str) -> int:
+    """Bytes per stored weight (or activation) in the given precision."""
+    return 4 if precision == "fp32" else 2
+
+
+def lora_param_count(model: nn.Module, targets: list[str], r: int) -> int:
+    """Parameters LoRA of rank `r` adds to `model` for `targets`, matched the way peft matches them.
+
+    A module matches when its dotted name is a target or ends with `.target`; each matched
+    nn.Linear / Conv1D / nn.Embedding gets A (r x in) and B (out x r).
+    """
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    total = 0
+    for name, module in model.named_modules():
+        if not any(name == t or name.endswith("." + t) for t in targets):
+            continue
+        if not isinstance(module, nn.Linear | Conv1D | nn.Embedding):
+            raise ConfigError(f"lora.target_modules matches '{name}', a {type(module).__name__} that LoRA cannot adapt")
+        total += r * sum(module.weight.shape)
+    if total == 0:
+        raise ConfigError(f"lora.target_modules {targets} match no module of {type(model).__name__}")
+    return total
+
+
+def model_config(model_name: str, num_layers: int | None) -> Any:
+    """The transformers config of `model_name` (alias, folder or hub id), truncated to `num_layers`."""
+    from transformers import AutoConfig
+
+    from w2s.core.models.arch import truncate_config
     from w2s.core.models.resolve import resolve_model
 
-    config = AutoConfig.from_pretrained(resolve_model(model_name))
+    return truncate_config(AutoConfig.from_pretrained(resolve_model(model_name)), num_layers)
+
+
+def measure(config: Any, lora_r: int = 0, target_modules: list[str] | str = "auto") -> ModelSize:
+    """Parameter counts and shape of the model `config` describes, built on the meta device.
+
+    `lora_r` > 0 also counts the adapters LoRA would add for `target_modules`.
+    """
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    from w2s.core.models.arch import is_decoder, lora_targets, num_layers_of
+
+    targets = lora_targets(config, target_modules) if lora_r else []
+    decoder = is_decoder(config)
+    # A causal LM carries its LM head (tied or not), which the published sizes include.
+    auto = AutoModelForCausalLM if decoder else AutoModel
     with torch.device("meta"):
-        model = AutoModel.from_config(config)
-    truncate_layers(model, num_layers)
-    total = sum(dict((id(p), p.numel()) for p in model.parameters()).values())
-    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
-    return total, largest
+        full = auto.from_config(config)
+    base = full.base_model if decoder else full
+    published = sum({id(p): p.numel() for p in full.parameters()}.values())
+    params = sum({id(p): p.numel() for p in base.parameters()}.values())
+    largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in base.modules())
+    hidden = config.hidden_size
+    # the MLP width under its family's name (GPT-2 leaves n_inner unset for 4h)
+    widths = (getattr(config, name, None) for name in ("intermediate_size", "n_inner", "ffn_dim"))
+    intermediate = next((w for w in widths if w), 4 * hidden)
+    return ModelSize(
+        model_type=config.model_type,
+        params=params,
+        published_params=published,
+        largest_layer_params=largest,
+        layers=num_layers_of(config),
+        hidden=hidden,
+        heads=config.num_attention_heads,
+        intermediate=intermediate,
+        gated_mlp=any(name.endswith(GATED_MLP_NAMES) for name, _ in base.named_modules()),
+        lora_params=lora_param_count(base, targets, lora_r) if lora_r else 0,
+        lora_r=lora_r,
+        lora_targets=tuple(targets),
+    )
 
 
-def estimate(total: int, largest: int, gpus_per_node: int, nodes: int) -> list[dict[str, Any]]:
-    """One row per (stage, offload) option: GiB per GPU and GiB of CPU memory per node."""
+def count_params(model_name: str, num_layers: int | None) -> tuple[int, int]:
+    """(total parameters of the base model, largest single layer's parameters) without loading weights."""
+    size = measure(model_config(model_name, num_layers))
+    return size.params, size.largest_layer_params
+
+
+def head_params(hidden: int, num_labels: int) -> int:
+    """Parameters of the linear classification head w2s puts on the pooled representation."""
+    return hidden * num_labels + num_labels
+
+
+def _with_gib(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row["gpu_gib"] = round(row["gpu_bytes"] / GIB, 3)
+        row["cpu_gib"] = round(row["cpu_bytes"] / GIB, 3)
+    return rows
+
+
+def estimate(total: int, largest: int, gpus_per_node: int, nodes: int, precision: str = "bf16") -> list[dict[str, Any]]:
+    """Full fine-tuning: one row per (stage, offload) option, GiB per GPU and of CPU memory per node."""
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
     from deepspeed.runtime.zero.stage_1_and_2 import (
         estimate_zero2_model_states_mem_needs,
     )
 
     n = gpus_per_node * nodes
+    fp32 = precision == "fp32"
+    load_cpu = 4 * total * gpus_per_node  # each rank reads the fp32 checkpoint before moving it
+    own = "fp32 accounting" if fp32 else "ZeRO paper accounting"
     rows: list[dict[str, Any]] = [
-        {
-            "stage": 0,
-            "offload": "none",
-            "gpu_bytes": 16 * total,
-            "cpu_bytes": 4 * total * gpus_per_node,
-            "source": "ZeRO paper accounting",
-        },
+        {"stage": 0, "offload": "none", "gpu_bytes": 16 * total, "cpu_bytes": load_cpu, "source": own},
         {
             "stage": 1,
             "offload": "none",
-            "gpu_bytes": 4 * total + 12 * total // n,
-            "cpu_bytes": 4 * total * gpus_per_node,
-            "source": "ZeRO paper accounting",
+            "gpu_bytes": (8 if fp32 else 4) * total + 12 * total // n,
+            "cpu_bytes": load_cpu,
+            "source": own,
         },
     ]
     for offload in (False, True):
         cpu, gpu = estimate_zero2_model_states_mem_needs(total, gpus_per_node, nodes, cpu_offload=offload)
+        if fp32:
+            gpu = 4 * total if offload else 4 * total + 16 * total // n
         rows.append(
             {
                 "stage": 2,
                 "offload": "optimizer" if offload else "none",
                 "gpu_bytes": gpu,
                 "cpu_bytes": cpu,
-                "source": "deepspeed estimator",
+                "source": own if fp32 else "deepspeed estimator",
             }
         )
     for offload, params in ((False, False), (True, False), (True, True)):
         cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
             total, largest, gpus_per_node, nodes, cpu_offload=offload, cpu_offload_params=params
         )
+        if fp32:
+            on_gpu = 0 if params else (4 if offload else 20) * total // n
+            gpu = 8 * largest + on_gpu
         label = "optimizer+params" if params else ("optimizer" if offload else "none")
-        rows.append({"stage": 3, "offload": label, "gpu_bytes": gpu, "cpu_bytes": cpu, "source": "deepspeed estimator"})
-    for row in rows:
-        row["gpu_gib"] = round(row["gpu_bytes"] / GIB, 3)
-        row["cpu_gib"] = round(row["cpu_bytes"] / GIB, 3)
-    return rows
+        rows.append(
+            {
+                "stage": 3,
+                "offload": label,
+                "gpu_bytes": gpu,
+                "cpu_bytes": cpu,
+                "source": own if fp32 else "deepspeed estimator",
+            }
+        )
+    return _with_gib(rows)
+
+
+def estimate_lora(
+    frozen: int, trainable: int, largest: int, gpus_per_node: int, nodes: int, precision: str
+) -> list[dict[str, Any]]:
+    """LoRA: one row per ZeRO stage for a frozen base of `frozen` and `trainable` adapter + head parameters."""
+    n = gpus_per_node * nodes
+    w = weight_bytes(precision)
+    rows = []
+    for stage in range(4):
+        # the trainable parameters' weights, gradients and optimizer states (see the module docstring)
+        opt = 8 if precision == "fp32" and stage == 0 else 12
+        if stage == 3:
+            gpu = (frozen * w + trainable * (2 * w + opt)) // n + largest * w
+        else:
+            replicated = frozen * w + trainable * (w + (w if stage < 2 else 0) + (opt if stage == 0 else 0))
+            sharded = trainable * ((w if stage == 2 else 0) + (opt if stage > 0 else 0))
+            gpu = replicated + sharded // n
+        rows.append(
+            {
+                "stage": stage,
+                "offload": "none",
+                "gpu_bytes": gpu,
+                "cpu_bytes": (frozen * w + trainable * 4) * gpus_per_node,
+                "source": "LoRA accounting",
+            }
+        )
+    return _with_gib(rows)
+
+
+def micro_batch(batch_size: int, world: int, grad_accum: int) -> int:
+    """Examples per GPU per forward pass: the batch split over GPUs and accumulation steps, rounded up."""
+    return -(-batch_size // (world * grad_accum))
+
+
+def activation_bytes(size: ModelSize, batch: int, seq_len: int, precision: str) -> tuple[int, int]:
+    """(without, with full gradient checkpointing) activation bytes per GPU; see the module docstring."""
+    s, b, h, a, i = seq_len, batch, size.hidden, size.heads, size.intermediate
+    sbh = s * b * h
+    attention = 11 * sbh + 5 * a * s * s * b
+    norms = 4 * sbh
+    mlp = 3 * sbh + (8 if size.gated_mlp else 4) * s * b * i
+    layer = attention + norms + mlp
+    scale = weight_bytes(precision) // 2
+    return size.layers * layer * scale, (size.layers * 2 * sbh + layer) * scale
+
+
+def plan(
+    scfg: StrongConfig, gpus_per_node: int, nodes: int, seq_len: int | None = None, num_labels: int = 2
+) -> dict[str, Any]:
+    """The whole memory plan of the strong model as JSON-ready data (what `w2s plan --json` prints)."""
+    from w2s.core.models.arch import LORA_TARGETS
+
+    if min(gpus_per_node, nodes, seq_len or 1) < 1:
+        raise ConfigError(f"--gpus, --nodes and --seq-len must be at least 1 (got {gpus_per_node}, {nodes}, {seq_len})")
+    precision = scfg.precision  # strong.deepspeed.precision, the older spelling, is folded into it
+    config = model_config(scfg.model, scfg.num_layers)
+    configured_lora = scfg.lora.r > 0
+    # Without LoRA in the config, the LoRA rows are a comparison at a reference rank; a family
+    # whose projections are unknown just goes without them (an error only when LoRA is asked for).
+    comparable = scfg.lora.target_modules != "auto" or config.model_type in LORA_TARGETS
+    rank = scfg.lora.r or (REFERENCE_LORA_RANK if comparable else 0)
+    size = measure(config, rank, scfg.lora.target_modules)
+    head = head_params(size.hidden, num_labels)
+    world = gpus_per_node * nodes
+    batch = micro_batch(scfg.batch_size, world, scfg.deepspeed.grad_accum)
+    tokens = seq_len or scfg.max_length
+    without, with_ckpt = activation_bytes(size, batch, tokens, precision)
+    active = with_ckpt if scfg.gradient_checkpointing else without
+    rows = estimate(size.params + head, size.largest_layer_params, gpus_per_node, nodes, precision)
+    lora_rows = (
+        estimate_lora(size.params, size.lora_params + head, size.largest_layer_params, gpus_per_node, nodes, precision)
+        if size.lora_r
+        else []
+    )
+    for row in rows + lora_rows:
+        row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + active) / GIB, 3)
+    return {
+        "model": scfg.model,
+        "model_type": size.model_type,
+        "params": size.params,
+        "published_params": size.published_params,
+        "largest_layer_params": size.largest_layer_params,
+        "head_params": head,
+        "layers": size.layers,
+        "hidden_size": size.hidden,
+        "attention_heads": size.heads,
+        "intermediate_size": size.intermediate,
+        "gated_mlp": size.gated_mlp,
+        "precision": precision,
+        "gpus_per_node": gpus_per_node,
+        "nodes": nodes,
+        "rows": rows,
+        "lora": {
+            "r": size.lora_r,
+            "configured": configured_lora,
+            "target_modules": list(size.lora_targets),
+            "adapter_params": size.lora_params,
+            "trainable_params": size.lora_params + head,
+        }
+        if size.lora_r
+        else None,
+        "lora_rows": lora_rows,
+        "activations": {
+            "micro_batch": batch,
+            "seq_len": tokens,
+            "gradient_checkpointing": scfg.gradient_checkpointing,
+            "without_checkpointing_bytes": without,
+            "with_checkpointing_bytes": with_ckpt,
+            "without_checkpointing_gib": round(without / GIB, 3),
+            "with_checkpointing_gib": round(with_ckpt / GIB, 3),
+        },
+    }

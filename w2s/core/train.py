@@ -72,14 +72,16 @@ class Runner(Protocol):
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases and norm weights."""
     no_decay = ("bias", "LayerNorm.weight", "norm.weight")
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]  # LoRA freezes the base
     return [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+        {"params": [p for n, p in trainable if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in trainable if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
 
 
 class TorchRunner:
-    """The plain in-process loop: fused AdamW, warm-up + cosine, gradient clipping at 1."""
+    """The plain in-process loop: fused AdamW over the trainable weights, warm-up + cosine,
+    gradient clipping at 1, and dynamic loss scaling for fp16 (the model autocasts itself)."""
 
     is_main = True
 
@@ -89,13 +91,18 @@ class TorchRunner:
         # per-tensor loop on CPU (~17 % of a MiniLM training step), same update rule.
         self.optim = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, warmup_cosine(total, cfg.warmup_frac))
+        # fp16 gradients underflow without scaling; bf16 has fp32's range and needs none
+        self.scaler = torch.amp.GradScaler(model_device(self.model).type, enabled=cfg.precision == "fp16")
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
 
     def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
         loss = loss_of(idx)
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.optim.step()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optim)
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.scaler.step(self.optim)
+        self.scaler.update()
         self.sched.step()
         return loss.item()
 

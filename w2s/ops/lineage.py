@@ -44,12 +44,12 @@ def method_name(cfg: Config) -> str:
 
 
 def source_files(cfg: Config, project: Project) -> list[Path]:
-    """The files a run's data section reads (none for a Hugging Face dataset)."""
-    from w2s.core.data import bundled
+    """The files a run's data section reads (none for a Hugging Face dataset or task)."""
+    from w2s.core.data import bundled, tasks
 
     if cfg.data.path:
         return [project.resolve_inside(cfg.data.path)]
-    if cfg.data.hf_name:
+    if cfg.data.hf_name or cfg.data.name in tasks.TASKS:
         return []
     assert cfg.data.name is not None
     return [project.data_dir / f for f in bundled.corpus(cfg.data.name).files]
@@ -202,6 +202,11 @@ def lineage(ref: str, project: Project) -> dict[str, Any]:
             ),
         },
         "student_labels_md5": tags.get("student_labels_md5"),
+        "strong_model": {
+            "base": tags.get("strong_base_model"),
+            "adapter": tags.get("strong_adapter"),
+            "trainable_params": tags.get("strong_trainable_params"),
+        },
         "weak_model": {
             "run_id": weak_run,
             "kind": weak_params.get("kind") or weak_params.get("weak.kind"),

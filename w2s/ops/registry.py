@@ -17,7 +17,7 @@ ENTRY = Path(__file__).parent / "serving" / "entry.py"
 def pip_requirements() -> list[str]:
     """Pinned requirements of the serving code; explicit pins make logging fast (no inference)."""
     pins = []
-    for dist in ("torch", "transformers", "safetensors", "tokenizers", "pandas", "numpy", "mlflow"):
+    for dist in ("torch", "transformers", "peft", "safetensors", "tokenizers", "pandas", "numpy", "mlflow"):
         try:
             version = metadata.version(dist)
         except metadata.PackageNotFoundError:

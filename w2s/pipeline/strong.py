@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 CEILING_FIELDS = (
     "model",
     "num_layers",
+    "pooling",
+    "lora",
+    "precision",
+    "gradient_checkpointing",
     "max_length",
     "epochs",
     "batch_size",
@@ -300,7 +304,7 @@ def training_setup(names: list[str], splits: pd.DataFrame, run: TrainingRun, cac
     targets, val_targets = run.targets(transfer, val, names)
     # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
     val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
-    tokenizer, model = build_classifier(scfg.model, len(names), scfg.num_layers, run.cfg.seed)
+    tokenizer, model = build_classifier(scfg, len(names), run.cfg.seed)
     if scfg.dropout is not None:
         set_dropout(model, scfg.dropout)
     parts = [transfer, val, *evals]
@@ -345,7 +349,7 @@ def _fit(
     import torch
 
     from w2s.core.models.batching import encode, predict_logits, softmax
-    from w2s.core.models.classifier import save_classifier
+    from w2s.core.models.classifier import save_classifier, trainable_parameters
     from w2s.core.train import train
     from w2s.methods.perturb import flip_rate, perturb_text
 
@@ -403,8 +407,11 @@ def _fit(
             "num_labels": len(names),
             "label_names": names,
             "max_length": scfg.max_length,
+            "base_model": scfg.model,
+            "num_layers": scfg.num_layers,
         },
     )
+    trainable, total = trainable_parameters(s.model)
     info = {
         "role": run.kind,
         "selection": s.select,
@@ -418,6 +425,12 @@ def _fit(
         "truncated_texts": getattr(enc_train, "truncated", 0),
         "curve": result.curve,
         "backend": backend,
+        "base_model": scfg.model,
+        "pooling": s.model.pooling,
+        "precision": scfg.precision,
+        "lora_r": scfg.lora.r,
+        "trainable_params": trainable,
+        "total_params": total,
         **extras,
     }
     if run.predicts_transfer and scfg.mode == "finetune":

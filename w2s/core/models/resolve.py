@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from w2s.errors import ConfigError
 
@@ -40,26 +41,39 @@ def _unknown(name: str, exc: Exception) -> ConfigError:
     )
 
 
-def check_model(name: str) -> None:
-    """Fail fast (before any work) when `name` cannot be loaded; reads only its config."""
+def check_model(name: str) -> Any:
+    """Fail fast (before any work) when `name` cannot be loaded; reads only its config, which
+    it returns."""
     from transformers import AutoConfig
 
     try:
-        AutoConfig.from_pretrained(resolve_model(name))
+        return AutoConfig.from_pretrained(resolve_model(name))
     except (OSError, ValueError) as exc:
         raise _unknown(name, exc) from None
 
 
-def load_pretrained(name: str):  # -> (tokenizer, AutoModel)
-    """Tokenizer and encoder for `name`; an unknown model is a one-line ConfigError."""
-    from transformers import AutoModel, AutoTokenizer
+def load_pretrained(name: str, num_layers: int | None = None, dtype: Any = None) -> tuple[Any, Any]:
+    """Tokenizer and base transformer (no LM head) for `name`: only its first `num_layers`
+    blocks are built and loaded, in `dtype` (None: fp32). An unknown model is a one-line
+    ConfigError."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
+
+    from w2s.core.models.arch import truncate_config
 
     hf_logging.disable_progress_bar()  # a per-load weights bar is noise next to our own bars
     path = resolve_model(name)
     try:
+        config = AutoConfig.from_pretrained(path)
+        truncate_config(config, num_layers)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        encoder = AutoModel.from_pretrained(path)
+        verbosity = hf_logging.get_verbosity()
+        # the dropped blocks' weights are "unused" by design: not a warning worth printing
+        hf_logging.set_verbosity_error()
+        try:
+            encoder = AutoModel.from_pretrained(path, config=config, dtype=dtype)
+        finally:
+            hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError) as exc:
         raise _unknown(name, exc) from None
     return tokenizer, encoder

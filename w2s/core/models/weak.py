@@ -47,11 +47,21 @@ def train_encoder(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakCo
     from w2s.core.train import train
 
     ecfg = cfg.encoder
-    tokenizer, model = build_classifier(ecfg.model, num_classes, ecfg.num_layers, seed)
+    tokenizer, model = build_classifier(ecfg, num_classes, seed)
     enc = encode(tokenizer, texts, ecfg.max_length)
     onehot = np.eye(num_classes, dtype=np.float32)[y]
     train(model, enc, onehot, ecfg, seed, xent, desc="weak encoder")
-    save_classifier(model, tokenizer, out_dir / "encoder", {"num_labels": num_classes, "max_length": ecfg.max_length})
+    save_classifier(
+        model,
+        tokenizer,
+        out_dir / "encoder",
+        {
+            "num_labels": num_classes,
+            "max_length": ecfg.max_length,
+            "base_model": ecfg.model,
+            "num_layers": ecfg.num_layers,
+        },
+    )
 
     def predict(batch: list[str]) -> np.ndarray:
         logits = predict_logits(

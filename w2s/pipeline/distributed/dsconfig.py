@@ -46,9 +46,11 @@ def generate(scfg: StrongConfig, world: int) -> dict[str, Any]:
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
-    if ds.precision == "bf16":
+    # DeepSpeed's own mixed precision: 16-bit weights in the ranks, fp32 master copies in the
+    # (sharded) optimizer; the model's autocast then runs on weights already in that dtype.
+    if scfg.precision == "bf16":
         config["bf16"] = {"enabled": True}
-    elif ds.precision == "fp16":
+    elif scfg.precision == "fp16":
         config["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16}
     return config
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
-from w2s.core.config import stable_hash
+from w2s.core.config import StrongConfig, stable_hash
 from w2s.core.train import TrainResult
 from w2s.errors import ConfigError, W2SError
 from w2s.io import read_json, write_json
@@ -73,12 +73,14 @@ def launch_command(cfg: Config, job: Path) -> list[str]:
     ]
 
 
-def check_device(scfg) -> None:
-    """Half precision is a GPU feature here; on CPU it is refused rather than silently slow."""
-    import torch
+def check_device(scfg: StrongConfig) -> None:
+    """A precision the device cannot run is refused before any rank starts."""
+    from w2s.core.models.classifier import check_precision
 
-    if scfg.deepspeed.precision != "fp32" and not torch.cuda.is_available():
-        raise ConfigError(f"strong.deepspeed.precision={scfg.deepspeed.precision} needs a CUDA device; use fp32 on CPU")
+    try:
+        check_precision(scfg.precision)
+    except ConfigError as exc:
+        raise ConfigError(f"strong.{exc}") from None
 
 
 def checkpoint_dir(cache: ArtifactCache, job: dict[str, Any]) -> Path:
