@@ -27,8 +27,14 @@ def print_results(result: PipelineResult, project: Project) -> None:
     table.add_column("AUROC", justify="right")
     table.add_column("from", style="dim")
     reused = result.reused
-    for label, key in (("weak supervisor", "weak"), ("strong ceiling", "ceiling"), ("weak-to-strong", "w2s")):
-        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]), "cache" if reused[key] else "trained")
+    rows = (
+        ("weak supervisor", "weak", "weak"),
+        ("strong on the weak budget's ground truth", "strong_budget", "budget"),
+        ("strong ceiling", "ceiling", "ceiling"),
+        ("weak-to-strong", "w2s", "w2s"),
+    )
+    for label, key, step in rows:
+        table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]), "cache" if reused[step] else "trained")
     console.print(table)
 
     gap = Table(show_header=True, title_justify="left")

@@ -87,6 +87,9 @@ class FlowSteps:
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
         return strong.train_ceiling(self.ctx, cfg, splits)
 
+    def budget(self, cfg: Config, splits: SplitsRef) -> ModelRef:
+        return strong.train_budget(self.ctx, cfg, splits)
+
     def evaluate(
         self,
         cfg: Config,
@@ -94,9 +97,10 @@ class FlowSteps:
         weak_ref: ModelRef,
         student: ModelRef,
         ceiling: ModelRef,
+        budget: ModelRef,
         supervision: Supervision,
     ) -> dict:
-        return evaluate.evaluate(self.ctx, cfg, splits, weak_ref, student, ceiling, supervision)
+        return evaluate.evaluate(self.ctx, cfg, splits, weak_ref, student, ceiling, budget, supervision)
 
 
 @dataclass(frozen=True)
@@ -113,7 +117,7 @@ class PipelineResult:
     student_labels: LabelsRef
     label_names: list[str]
     counts: dict[str, int]
-    reused: dict[str, bool]  # weak, w2s, ceiling: taken from the cache rather than trained
+    reused: dict[str, bool]  # weak, w2s, ceiling, budget: taken from the cache rather than trained
     early_stopping: str
     method: str
     selection: Selection | None = field(default=None)
@@ -148,7 +152,7 @@ def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
         student_labels=out.supervision.labels,
         label_names=out.splits.label_names,
         counts=out.splits.counts,
-        reused={"weak": out.weak.reused, "w2s": out.student.reused, "ceiling": out.ceiling.reused},
+        reused=out.reused(),
         early_stopping=out.cfg.strong.early_stopping,
         method=out.cfg.method,
         selection=out.selection,

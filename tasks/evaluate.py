@@ -24,11 +24,12 @@ def evaluate(
     weak: ModelRef,
     student: ModelRef,
     ceiling: ModelRef,
+    budget: ModelRef,
     supervision: Supervision,
 ) -> dict:
     """Metrics under the contract's names, in the run folder, at the repo root and in MLflow."""
     with tracking.stage_run(ctx.parent_run_id, "evaluate") as run:
-        metrics = ctx.steps(run).evaluate(cfg, splits, weak, student, ceiling, supervision)
+        metrics = ctx.steps(run).evaluate(cfg, splits, weak, student, ceiling, budget, supervision)
         run.metrics(metrics)
     tracking.RunLog(ctx.parent_run_id).metrics(metrics)
     write_json(ctx.out / "metrics.json", metrics)

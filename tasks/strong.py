@@ -1,4 +1,5 @@
-"""Tasks: train the strong student on its labels, and the ceiling on ground truth."""
+"""Tasks: train the strong student on its labels, the ceiling on transfer ground truth and the
+budget baseline on the weak model's ground truth."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from w2s.methods.base import Supervision
 from w2s.ops import tracking
 from w2s.ops.tracking import RunLog
 from w2s.pipeline.plots import plot_curve, plot_weights
-from w2s.pipeline.strong import CeilingRun, StudentRun
+from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun
 
 
 def _log(run: RunLog, ctx: RunContext, cfg: Config, kind: str, ref: ModelRef, members: list[str] | None) -> None:
@@ -72,4 +73,13 @@ def train_ceiling(ctx: RunContext, cfg: Config, splits: SplitsRef) -> ModelRef:
     with tracking.stage_run(ctx.parent_run_id, CeilingRun.stage) as run:
         ref = ctx.steps(run).ceiling(cfg, splits)
         _log(run, ctx, cfg, CeilingRun.kind, ref, None)
+    return ref
+
+
+@task(name="strong-model", cache_policy=NO_CACHE, **RETRY)
+def train_budget(ctx: RunContext, cfg: Config, splits: SplitsRef) -> ModelRef:
+    """The same strong model on the weak model's ground-truth budget (weak_train): a baseline."""
+    with tracking.stage_run(ctx.parent_run_id, BudgetRun.stage) as run:
+        ref = ctx.steps(run).budget(cfg, splits)
+        _log(run, ctx, cfg, BudgetRun.kind, ref, None)
     return ref

@@ -32,13 +32,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
         result = run_config(cfg, project, Path(sweep_dir) / f"point-{index:03d}", ArtifactCache(project.cache_dir))
         run.params({"point": point, "config": config})
         run.metrics(result.metrics)
-        run.tags(
-            {
-                "reused_weak": result.weak.reused,
-                "reused_w2s": result.student.reused,
-                "reused_ceiling": result.ceiling.reused,
-            }
-        )
+        run.tags({f"reused_{name}": reused for name, reused in result.reused().items()})
     get_run_logger().info(
         "%s: w2s %.3f, weak %.3f, ceiling %.3f",
         name,
@@ -50,7 +44,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
         **point,
         "seed": cfg.seed,
         **result.metrics,
-        "reused": {"weak": result.weak.reused, "w2s": result.student.reused, "ceiling": result.ceiling.reused},
+        "reused": result.reused(),
     }
 
 

@@ -91,7 +91,7 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
 
     flow_cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
     result = pipeline(config=flow_cfg.model_dump(mode="json"), project_dir=str(project))
-    assert result.reused == {"weak": True, "w2s": True, "ceiling": True}
+    assert all(result.reused.values()) and set(result.reused) == {"weak", "w2s", "ceiling", "budget"}
     assert result.metrics == metrics and result.selection == lib.selection
 
 

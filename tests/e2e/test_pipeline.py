@@ -26,6 +26,7 @@ CONTRACT_METRICS = (
     "weak_acc",
     "ceiling_acc",
     "w2s_acc",
+    "strong_budget_acc",
     "pgr",
     "weak_auroc",
     "ceiling_auroc",
@@ -49,6 +50,7 @@ STAGES = {
     "supervise",
     "strong-w2s",
     "strong-ceiling",
+    "strong-budget",
     "evaluate",
     "register",
 }
@@ -64,7 +66,7 @@ def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
 def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_run: TinyRun) -> None:
     project, result = tiny_run.root, tiny_run.result
     metrics = result.metrics
-    assert result.reused == {"weak": False, "w2s": False, "ceiling": False}, "a cold project trains"
+    assert not any(result.reused.values()), "a cold project trains"
 
     # metrics: every contract name, sane ranges, the same numbers in both metrics.json files
     assert set(CONTRACT_METRICS) <= set(metrics)
@@ -140,13 +142,13 @@ def test_the_cache_is_shared_by_content_and_a_weak_change_retrains_only_what_dep
 ) -> None:
     # a project holding the session run's cache entries: the same config reuses every one of them
     again = run_pipeline(warm_project)
-    assert again.reused == {"weak": True, "w2s": True, "ceiling": True}
+    assert again.reused == {"weak": True, "w2s": True, "ceiling": True, "budget": True}
     assert again.metrics == tiny_run.result.metrics
     assert again.model["version"] == "1"
 
     # any weak.* change recomputes the weak model, its labels and the student, not the ceiling
     changed = run_pipeline(warm_project, "weak.tfidf.C=0.5")
-    assert changed.reused == {"weak": False, "w2s": False, "ceiling": True}
+    assert changed.reused == {"weak": False, "w2s": False, "ceiling": True, "budget": True}
     assert changed.weak_labels.md5 != again.weak_labels.md5
     assert changed.metrics["ceiling_acc"] == again.metrics["ceiling_acc"]
     assert changed.model["version"] == "2"
@@ -198,7 +200,9 @@ def test_bootstrap_trains_the_student_on_a_truncated_intermediate_and_versions_e
     result = run_pipeline(
         warm_project, "method=bootstrap", "bootstrap.intermediate_layers=[1]", "registry.enabled=false"
     )
-    assert result.reused == {"weak": True, "w2s": False, "ceiling": True}, "weak model and ceiling are naive's"
+    assert result.reused == {"weak": True, "w2s": False, "ceiling": True, "budget": True}, (
+        "weak, ceiling, budget: naive's"
+    )
     assert result.metrics["weak_acc"] == tiny_run.result.metrics["weak_acc"]
     client = MlflowClient()
     parent = client.get_run(result.mlflow_run_id)
@@ -250,7 +254,7 @@ def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_
     monkeypatch.chdir(root)
     b = run_pipeline(root)
     a = tiny_run.result
-    assert b.reused == {"weak": False, "w2s": False, "ceiling": False}
+    assert not any(b.reused.values())
     assert a.metrics == b.metrics
     assert a.weak_labels.md5 == b.weak_labels.md5
     assert a.tags["student_labels_md5"] == b.tags["student_labels_md5"]

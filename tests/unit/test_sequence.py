@@ -29,3 +29,4 @@ def test_dvc_yaml_is_the_sequence_and_lists_every_section_its_stages_read():
         assert {"method", *sections} <= params[stage], stage
     assert {"selection", "weak"} <= params["weak"] and "selection" in params["select"]
     assert {"seed", "strong"} <= params["ceiling"] and {"seed", "split"} <= params["split"]
+    assert {"seed", "strong"} <= params["budget"]

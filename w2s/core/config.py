@@ -296,6 +296,7 @@ FLOOR_METRICS = (
     "weak_acc",
     "ceiling_acc",
     "w2s_acc",
+    "strong_budget_acc",
     "pgr",
     "weak_auroc",
     "ceiling_auroc",

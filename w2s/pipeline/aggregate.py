@@ -18,6 +18,8 @@ AGGREGATED = (
     "weak_acc",
     "ceiling_acc",
     "w2s_acc",
+    "strong_budget_acc",
+    "strong_budget_auroc",
     "weak_auroc",
     "ceiling_auroc",
     "w2s_auroc",

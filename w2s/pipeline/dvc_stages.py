@@ -153,9 +153,19 @@ def stage_ceiling(st: Stage) -> None:
     st.publish_model(st.steps(st.out).ceiling(st.cfg, st.splits()), "ceiling")
 
 
+def stage_budget(st: Stage) -> None:
+    st.publish_model(st.steps(st.out).budget(st.cfg, st.splits()), "budget")
+
+
 def stage_evaluate(st: Stage) -> None:
     metrics = st.steps(st.out).evaluate(
-        st.cfg, st.splits(), st.model("weak"), st.model("w2s"), st.model("ceiling"), st.supervision()
+        st.cfg,
+        st.splits(),
+        st.model("weak"),
+        st.model("w2s"),
+        st.model("ceiling"),
+        st.model("budget"),
+        st.supervision(),
     )
     write_json(st.root / "metrics.json", metrics)
 
@@ -170,6 +180,7 @@ STAGES: dict[str, Callable[[Stage], None]] = {
     "supervise": stage_supervise,
     "student": stage_student,
     "ceiling": stage_ceiling,
+    "budget": stage_budget,
     "evaluate": stage_evaluate,
 }
 

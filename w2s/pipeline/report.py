@@ -14,12 +14,23 @@ def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
 
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     """One line per configuration: accuracies (mean ± s.e.), PGR and agreement."""
-    head = [*group_keys, "seeds", "weak acc", "ceiling acc", "w2s acc", "PGR", "PGR (AUROC)", "agreement on weak-wrong"]
+    head = [
+        *group_keys,
+        "seeds",
+        "weak acc",
+        "strong on weak budget acc",
+        "ceiling acc",
+        "w2s acc",
+        "PGR",
+        "PGR (AUROC)",
+        "agreement on weak-wrong",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [str(r[k]) for k in group_keys] + [
             str(len(r["seeds"])),
             fmt_mean_se(r["weak_acc_mean"], r["weak_acc_se"]),
+            fmt_mean_se(r.get("strong_budget_acc_mean"), r.get("strong_budget_acc_se")),
             fmt_mean_se(r["ceiling_acc_mean"], r["ceiling_acc_se"]),
             fmt_mean_se(r["w2s_acc_mean"], r["w2s_acc_se"]),
             fmt_mean_se(r["pgr"], r["pgr_seed_se"], 2),

@@ -1,7 +1,11 @@
 """The pipeline's one sequence of steps, and the library's implementation of them.
 
 ingest -> validate -> split -> select (weak-model selection, when candidates are configured) ->
-weak -> weak_labels -> supervise (the method's labels) -> student, ceiling -> evaluate.
+weak -> weak_labels -> supervise (the method's labels) -> student, ceiling, budget -> evaluate.
+
+`budget` is the strong model trained on the weak model's own ground-truth budget (weak_train):
+the baseline that says whether weak supervision beat simply training the strong model on the
+labels the weak model saw.
 
 `run_sequence` is the only place that order is written. The Prefect flow runs it with steps that
 wrap each library step in a task (tracking, artifacts); the library runner runs it with
@@ -25,7 +29,7 @@ from w2s.methods.base import Supervision
 from w2s.ops.validation import GateReport
 from w2s.pipeline import steps
 from w2s.pipeline.publish import Publisher, Recorder, record_beside
-from w2s.pipeline.strong import CeilingRun, StudentRun, train_strong
+from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun, train_strong
 from w2s.pipeline.supervise import PipelineEnv, supervise
 from w2s.pipeline.weak_selection import Selection, select_weak
 from w2s.project import Project
@@ -40,6 +44,7 @@ SEQUENCE = (
     "supervise",
     "student",
     "ceiling",
+    "budget",
     "evaluate",
 )
 
@@ -58,6 +63,7 @@ class Steps(Protocol):
     ) -> Supervision: ...
     def student(self, cfg: Config, splits: SplitsRef, supervision: Supervision) -> ModelRef: ...
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef: ...
+    def budget(self, cfg: Config, splits: SplitsRef) -> ModelRef: ...
     def evaluate(
         self,
         cfg: Config,
@@ -65,6 +71,7 @@ class Steps(Protocol):
         weak: ModelRef,
         student: ModelRef,
         ceiling: ModelRef,
+        budget: ModelRef,
         supervision: Supervision,
     ) -> dict[str, float | None]: ...
 
@@ -82,7 +89,13 @@ class Outcome:
     supervision: Supervision
     student: ModelRef
     ceiling: ModelRef
+    budget: ModelRef
     metrics: dict[str, float | None]
+
+    def reused(self) -> dict[str, bool]:
+        """Which models came from the cache rather than being trained."""
+        models = {"weak": self.weak, "w2s": self.student, "ceiling": self.ceiling, "budget": self.budget}
+        return {name: ref.reused for name, ref in models.items()}
 
 
 def run_sequence(s: Steps, cfg: Config) -> Outcome:
@@ -98,8 +111,9 @@ def run_sequence(s: Steps, cfg: Config) -> Outcome:
     supervision = s.supervise(cfg, splits, table, weak, labels)
     student = s.student(cfg, splits, supervision)
     ceiling = s.ceiling(cfg, splits)
-    metrics = s.evaluate(cfg, splits, weak, student, ceiling, supervision)
-    return Outcome(cfg, table, splits, selection, weak, labels, supervision, student, ceiling, metrics)
+    budget = s.budget(cfg, splits)
+    metrics = s.evaluate(cfg, splits, weak, student, ceiling, budget, supervision)
+    return Outcome(cfg, table, splits, selection, weak, labels, supervision, student, ceiling, budget, metrics)
 
 
 @dataclass
@@ -174,6 +188,9 @@ class LibrarySteps:
     def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
         return train_strong(splits, CeilingRun(cfg), self.cache)
 
+    def budget(self, cfg: Config, splits: SplitsRef) -> ModelRef:
+        return train_strong(splits, BudgetRun(cfg), self.cache)
+
     def evaluate(
         self,
         cfg: Config,
@@ -181,8 +198,9 @@ class LibrarySteps:
         weak: ModelRef,
         student: ModelRef,
         ceiling: ModelRef,
+        budget: ModelRef,
         supervision: Supervision,
     ) -> dict[str, Any]:
-        metrics = steps.evaluate(splits, weak, student, ceiling, supervision.refined)
+        metrics = steps.evaluate(splits, weak, student, ceiling, budget, supervision.refined)
         metrics.update(get_method(cfg.method)(cfg).metrics(supervision, student.info))
         return metrics

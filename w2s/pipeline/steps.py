@@ -174,10 +174,17 @@ OOD_KEYS = (
 
 
 def evaluate(
-    splits_ref: SplitsRef, weak: ModelRef, student: ModelRef, ceiling: ModelRef, refined: ModelRef | None = None
+    splits_ref: SplitsRef,
+    weak: ModelRef,
+    student: ModelRef,
+    ceiling: ModelRef,
+    budget: ModelRef,
+    refined: ModelRef | None = None,
 ) -> dict[str, float | None]:
     """Headline metrics on the test split (and `_ood` ones on ood_test), every prediction table
-    aligned by id first. With a refined supervisor, also how good its labels are (`refined_*`)."""
+    aligned by id first, with the strong model trained on the weak budget's ground truth as a
+    baseline (`strong_budget_*`). With a refined supervisor, also how good its labels are
+    (`refined_*`)."""
     from w2s.core.metrics import accuracy, auroc, clean
 
     splits = pd.read_parquet(splits_ref.path)
@@ -188,12 +195,14 @@ def evaluate(
     ood = splits[splits["split"] == "ood_test"]
     evals = {"test": test["id"], **({"ood_test": ood["id"]} if len(ood) else {})}
     w, s = split_probs(weak, {**wanted, **evals}), split_probs(student, {**wanted, **evals})
-    c = split_probs(ceiling, evals)
+    c, b = split_probs(ceiling, evals), split_probs(budget, evals)
     out = w2s_metrics(y, w["test"], s["test"], c["test"], w["transfer"], s["transfer"])
+    out["strong_budget_acc"], out["strong_budget_auroc"] = accuracy(b["test"], y), auroc(b["test"], y)
     if len(ood):
         y_ood = encode_labels(ood["label"], names)
         ood_metrics = w2s_metrics(y_ood, w["ood_test"], s["ood_test"], c["ood_test"])
         out.update({f"{k}_ood": ood_metrics[k] for k in OOD_KEYS})
+        out["strong_budget_acc_ood"] = accuracy(b["ood_test"], y_ood)
     # Diagnostics only (never fed back): how accurate the labels the student learned from were.
     y_transfer = encode_labels(transfer["label"], names)
     out["weak_transfer_acc"] = accuracy(w["transfer"], y_transfer)

@@ -4,7 +4,8 @@ Both are `TrainingRun`s that supply what differs between them: their training ta
 checkpoint-selection metric, what enters their cache key and which splits they predict. The
 student trains on the transfer split's labels (the weak ones, or a method's) and by default
 keeps the checkpoint that best agrees with the *weak* labels on val (no ground truth picks it).
-The ceiling is the same model trained on transfer ground truth, selected on ground-truth val.
+The ceiling is the same model trained on transfer ground truth, selected on ground-truth val. The
+budget baseline is the same model trained on the weak model's own ground truth (weak_train).
 """
 
 from __future__ import annotations
@@ -69,8 +70,9 @@ SELECTION_METRICS = {"weak_val": "val_weak_acc", "oracle": "val_gt_acc", "none":
 class TrainingRun:
     """One strong-model training run: what it learns from and how its checkpoint is chosen."""
 
-    kind: ClassVar[str]  # the cache entry kind and the name in logs ("w2s", "ceiling")
+    kind: ClassVar[str]  # the cache entry kind and the name in logs ("w2s", "ceiling", "budget")
     stage: ClassVar[str]  # the MLflow stage run's name
+    train_split: ClassVar[str] = "transfer"  # the split it trains on
     predicts_transfer: ClassVar[bool] = False  # also predict the training split (misfit)
 
     def __init__(self, cfg: Config) -> None:
@@ -80,10 +82,8 @@ class TrainingRun:
     def strong_spec(self) -> dict[str, Any]:
         return self.cfg.strong.model_dump(mode="json")
 
-    def targets(
-        self, transfer: pd.DataFrame, val: pd.DataFrame, names: list[str]
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Training targets on transfer, and the labels val is scored against (None: none)."""
+    def targets(self, train: pd.DataFrame, val: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training targets on its training split, and the labels val is scored against (None: none)."""
         raise NotImplementedError
 
     def targets_md5(self, splits: pd.DataFrame) -> str:
@@ -219,14 +219,14 @@ class CeilingRun(TrainingRun):
         spec = self.cfg.strong.model_dump(mode="json")
         return {k: spec[k] for k in CEILING_FIELDS}
 
-    def targets(self, transfer: pd.DataFrame, val: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, None]:
-        return np.eye(len(names), dtype=np.float32)[encode_labels(transfer["label"], names)], None
+    def targets(self, train: pd.DataFrame, val: pd.DataFrame, names: list[str]) -> tuple[np.ndarray, None]:
+        return np.eye(len(names), dtype=np.float32)[encode_labels(train["label"], names)], None
 
     def targets_md5(self, splits: pd.DataFrame) -> str:
-        return table_md5(split_part(splits, "transfer"), ["id", "label"])
+        return table_md5(split_part(splits, self.train_split), ["id", "label"])
 
     @property
-    def select(self) -> str:
+    def select(self) -> str | None:
         return "val_gt_acc"
 
     @property
@@ -234,7 +234,25 @@ class CeilingRun(TrainingRun):
         return "gt_val"
 
 
-RUNS: dict[str, type[TrainingRun]] = {run.kind: run for run in (StudentRun, CeilingRun)}
+class BudgetRun(CeilingRun):
+    """The same strong model on the weak model's ground-truth budget (weak_train) alone: the
+    baseline weak supervision has to beat to be worth it. It sees no other ground truth, so
+    it keeps its last step (selecting on ground-truth val would spend labels the budget lacks)."""
+
+    kind = "budget"
+    stage = "strong-budget"
+    train_split = "weak_train"
+
+    @property
+    def select(self) -> None:
+        return None
+
+    @property
+    def early_stopping(self) -> str:
+        return "none"
+
+
+RUNS: dict[str, type[TrainingRun]] = {run.kind: run for run in (StudentRun, CeilingRun, BudgetRun)}
 
 
 def train_strong(splits_ref: SplitsRef, run: TrainingRun, cache: ArtifactCache) -> ModelRef:
@@ -281,10 +299,10 @@ class Setup:
     model: Any  # the transformer classifier (torch.nn.Module)
     tokenizer: Any  # its tokenizer
     trainee: Any  # what the optimiser updates: the model, or its head alone (frozen mode)
-    parts: list[pd.DataFrame]  # transfer, val, test[, ood_test]
+    parts: list[pd.DataFrame]  # the training split, val, test[, ood_test]
     encs: list[Any]  # one dataset per part (token ids, or cached embeddings)
     settings: StrongConfig  # the training settings (frozen mode's replace the fine-tuning ones)
-    targets: np.ndarray  # training targets on transfer
+    targets: np.ndarray  # training targets on the training split
     loss: Loss
     evaluate: Any  # model -> {metric: value} on val
     select: str | None  # the metric that picks the kept checkpoint
@@ -299,15 +317,15 @@ def training_setup(names: list[str], splits: pd.DataFrame, run: TrainingRun, cac
     from w2s.core.models.classifier import build_classifier, set_dropout
 
     scfg = run.cfg.strong
-    transfer, val = split_part(splits, "transfer"), split_part(splits, "val")
+    train_rows, val = split_part(splits, run.train_split), split_part(splits, "val")
     evals = [split_part(splits, s) for s in ("test", "ood_test") if (splits["split"] == s).any()]
-    targets, val_targets = run.targets(transfer, val, names)
+    targets, val_targets = run.targets(train_rows, val, names)
     # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
     val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
     tokenizer, model = build_classifier(scfg, len(names), run.cfg.seed)
     if scfg.dropout is not None:
         set_dropout(model, scfg.dropout)
-    parts = [transfer, val, *evals]
+    parts = [train_rows, val, *evals]
     trainee, encs, settings = _inputs(model, tokenizer, splits, parts, scfg, cache)
     loss = run.loss(targets)
     enc_val = encs[1]
@@ -324,7 +342,7 @@ def training_setup(names: list[str], splits: pd.DataFrame, run: TrainingRun, cac
             point["val_weak_acc"] = float(np.mean(pred == soft.argmax(1)))
         return point
 
-    aux = run.aux(tokenizer, transfer["text"].tolist(), targets)
+    aux = run.aux(tokenizer, train_rows["text"].tolist(), targets)
     return Setup(model, tokenizer, trainee, parts, encs, settings, targets, loss, evaluate, run.select, aux)
 
 
