@@ -23,6 +23,7 @@ EXAMPLES = {
     "--set data.label_column=stars",
     "data fetch": "w2s data fetch",
     "sweep": "w2s sweep --config configs/sweep-methods.yaml",
+    "tiny-lms": "w2s tiny-lms models/lm --family qwen2 --sizes 32x1,64x2,128x2,128x4,256x4 --pretrain-steps 300",
     "plan": "w2s plan --gpus 8\n  w2s plan --set strong.model=mpnet-base --gpus 4 --nodes 2",
 }
 
@@ -170,6 +171,53 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tiny_lms(args: argparse.Namespace) -> int:
+    """Build a size series of tiny causal LMs sharing one tokenizer, pretrained on the configured data's texts."""
+    from pathlib import Path
+
+    from w2s.config import load_config
+    from w2s.core.data.sources import canonicalise, read_source
+    from w2s.core.models.tiny import build_series, parse_size
+    from w2s.project import Project
+
+    sizes = [s for s in args.sizes.split(",") if s.strip()]
+    if not sizes:
+        raise W2SError("--sizes names no size (e.g. 32x1,64x2,128x4)")
+    for size in sizes:
+        parse_size(size)  # a malformed size is a one-line error before any data is read
+    if args.pretrain_steps < 0 or args.vocab_size < 64:
+        raise W2SError("--pretrain-steps must be >= 0 and --vocab-size >= 64")
+    project = Project.discover()
+    config_path = args.config or (project.params_file if project.params_file.is_file() else None)
+    cfg = load_config(config_path, args.set)
+    raw, _ = read_source(cfg.data, project)
+    table, _ = canonicalise(raw, cfg.data)
+    texts = [str(t) for t in table["text"]]
+    root = Path(args.folder)
+    print(
+        f"tiny-lms: {len(sizes)} {args.family} models in {root}, tokenizer and {args.pretrain_steps} pretraining "
+        f"steps on all {len(texts)} texts of the configured data (every split: unsupervised, no labels)"
+    )
+
+    def progress(r: dict[str, Any]) -> None:
+        print(
+            f"  {r['folder']}  hidden {r['hidden']}, {r['layers']} layers, {r['heads']} heads, "
+            f"{r['params'] / 1e6:.2f}M parameters"
+        )
+
+    build_series(
+        root,
+        texts,
+        sizes,
+        family=args.family,
+        vocab_size=args.vocab_size,
+        pretrain_steps=args.pretrain_steps,
+        seed=args.seed,
+        progress=progress,
+    )
+    return 0
+
+
 def cmd_data_fetch(args: argparse.Namespace) -> int:
     """Materialise the bundled corpora into data/ and version them with DVC."""
     from w2s.core.data import bundled
@@ -260,6 +308,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--json", action="store_true", help="print the estimates as JSON")
     plan.set_defaults(func=cmd_plan)
+
+    tiny = sub.add_parser(
+        "tiny-lms",
+        formatter_class=fmt,
+        help="build a size series of tiny causal LMs (offline) for a PGR-vs-size sweep",
+        description="Train one byte-level BPE tokenizer on the texts of the configured data source "
+        "(data.* of params.yaml or --config/--set), then write one causal LM per size into "
+        "FOLDER/<family>-h<hidden>-l<layers>/ (save_pretrained layout, loadable as strong.model or "
+        "weak.encoder.model), each pretrained with the same seed for --pretrain-steps next-token "
+        "steps on those texts, so a bigger model is also a better one. The pretraining is "
+        "unsupervised and reads every row's text (test rows included, never a label). Sizes are "
+        "HIDDENxLAYERS or HIDDENxLAYERSxHEADS (default heads: hidden/32, at least 2).",
+        epilog="example:\n  " + EXAMPLES["tiny-lms"] + "\n  w2s sweep --config configs/sweep-lm-sizes.yaml",
+    )
+    tiny.add_argument("folder", metavar="FOLDER", help="where the series goes, e.g. models/lm")
+    tiny.add_argument(
+        "--family", default="qwen2", choices=("gpt2", "gpt_neox", "llama", "qwen2"), help="architecture (default qwen2)"
+    )
+    tiny.add_argument(
+        "--sizes",
+        default="32x1,64x2,128x2,128x4,256x4",
+        help="comma-separated HIDDENxLAYERS[xHEADS] (default %(default)s)",
+    )
+    tiny.add_argument("--pretrain-steps", type=int, default=300, help="next-token steps per model (default 300)")
+    tiny.add_argument("--vocab-size", type=int, default=2000, help="BPE vocabulary size (default 2000)")
+    tiny.add_argument("--seed", type=int, default=0, help="initialisation and pretraining seed (default 0)")
+    tiny.add_argument(
+        "--config", metavar="FILE", help="YAML config whose data.* names the texts (default: ./params.yaml)"
+    )
+    tiny.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key")
+    tiny.set_defaults(func=cmd_tiny_lms)
 
     data = sub.add_parser(
         "data", help="manage the bundled corpora", description="Manage the bundled real corpora under data/."

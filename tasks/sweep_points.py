@@ -15,7 +15,7 @@ from w2s.core.cache import ArtifactCache
 from w2s.io import atomic_path, write_json, write_text
 from w2s.ops import tracking
 from w2s.pipeline.aggregate import aggregate_seeds
-from w2s.pipeline.plots import plot_pgr_bars
+from w2s.pipeline.plots import plot_pgr_bars, plot_pgr_vs_size
 from w2s.pipeline.report import markdown_table, methods_table
 from w2s.pipeline.runner import run_config
 from w2s.project import Project
@@ -48,6 +48,27 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
     }
 
 
+STRONG_KEY = "strong.model"
+
+
+def _plot_vs_size(table: list[dict], group_keys: list[str], path: Path) -> bool:
+    """PGR against the strong model's parameter count (Burns et al.'s figure), one line per weak
+    model (the first `weak.*` grid key, if any). Parameters are counted from each model's config
+    (no weights loaded); a model whose config cannot be read skips the figure with a warning."""
+    from w2s.core.plan import count_params
+    from w2s.errors import W2SError
+
+    weak_key = next((k for k in group_keys if k.startswith("weak.")), None)
+    try:
+        sizes = {str(r[STRONG_KEY]): count_params(str(r[STRONG_KEY]), r.get("strong.num_layers"))[0] for r in table}
+        others = [k for k in group_keys if k not in (STRONG_KEY, weak_key)]
+        plot_pgr_vs_size(table, STRONG_KEY, weak_key, sizes, path, other_keys=others)
+    except (W2SError, OSError, ValueError) as exc:
+        get_run_logger().warning("no PGR-vs-size figure: %s", str(exc).splitlines()[0] if str(exc) else exc)
+        return False
+    return True
+
+
 @task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
 def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str) -> dict:
     """Aggregate seeds; write CSV/JSON/markdown and a PGR bar chart; publish them."""
@@ -64,8 +85,11 @@ def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_i
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
     write_text(out / "results.md", md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
+    published = ["results.csv", "results.md", "pgr.png", "points.json"]
+    if STRONG_KEY in group_keys and _plot_vs_size(table, group_keys, out / "pgr_vs_size.png"):
+        published.append("pgr_vs_size.png")
     run = tracking.RunLog(parent_run_id)
-    for name in ("results.csv", "results.md", "pgr.png", "points.json"):
+    for name in published:
         run.artifact(out / name)
     create_markdown_artifact(md, key="w2s-sweep-results", description="Sweep results (mean ± s.e.)")
     create_table_artifact(

@@ -258,7 +258,7 @@ def test_same_config_and_seed_reproduce_bit_identical_results(tmp_path, bundled_
     assert a.metrics == b.metrics
     assert a.weak_labels.md5 == b.weak_labels.md5
     assert a.tags["student_labels_md5"] == b.tags["student_labels_md5"]
-    assert len(weights(root)) == 2 and weights(root) == weights(tiny_run.root)  # student and ceiling
+    assert len(weights(root)) == 3 and weights(root) == weights(tiny_run.root)  # student, ceiling, budget
     tags_a = tiny_run.client().get_run(a.mlflow_run_id).data.tags
     tags_b = MlflowClient(f"sqlite:///{root / '.w2s' / 'mlflow.db'}").get_run(b.mlflow_run_id).data.tags
     for tags in (tags_a, tags_b):

@@ -87,3 +87,96 @@ def plot_weights(history: list[dict[str, Any]], members: list[str], path: Path) 
         ylabel="weight",
         ylim=(0, 1),
     )
+
+
+def _short(name: Any) -> str:
+    """A model name as a legend shows it: the last path component of a folder or hub id."""
+    return str(name).rstrip("/").split("/")[-1]
+
+
+def plot_pgr_vs_size(
+    rows: list[dict[str, Any]],
+    strong_key: str,
+    weak_key: str | None,
+    sizes: dict[str, int],
+    path: Path,
+    other_keys: list[str] | None = None,
+    title: str = "PGR against strong-model size (± s.e. over seeds)",
+) -> None:
+    """Burns et al.'s figure: PGR (from seed-averaged accuracies) against the strong model's
+    parameter count on a log axis, one line per weak model, error bars the per-seed PGR standard
+    error; a second panel shows the weak, strong-on-budget, weak-to-strong and ceiling accuracies.
+
+    `rows` are aggregated sweep rows carrying `strong_key` and `weak_key` (e.g. `strong.model`,
+    `weak.encoder.model`; None: one weak model); `sizes` maps every strong model named there to its parameter count.
+    Rows that differ in `other_keys` (the sweep's other grid keys) are drawn as separate lines. A missing size is a
+    ValueError naming the model; an undefined PGR (ceiling not above weak) is left out of its line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rows:
+        raise ValueError("no rows to plot")
+    missing = sorted({str(r.get(strong_key)) for r in rows if str(r.get(strong_key)) not in sizes})
+    if missing:
+        raise ValueError(f"no parameter count for strong model(s) {', '.join(missing)}")
+    other = [k for k in other_keys or [] if k not in (strong_key, weak_key)]
+    lines: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        weak = f"weak {_short(r.get(weak_key))}" if weak_key else "weak"
+        label = " / ".join([weak, *(f"{k.split('.')[-1]}={r[k]}" for k in other)])
+        lines.setdefault(label, []).append(r)
+    fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for label, members in lines.items():
+        members = sorted(members, key=lambda r: sizes[str(r[strong_key])])
+        defined = [r for r in members if r.get("pgr") is not None]
+        xs = [sizes[str(r[strong_key])] for r in defined]
+        ys = [r["pgr"] for r in defined]
+        errs = [r.get("pgr_seed_se") or 0.0 for r in defined]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=label)
+        all_x = [sizes[str(r[strong_key])] for r in members]
+        (weak_line,) = acc_ax.plot(
+            all_x, [r.get("weak_acc_mean") for r in members], ls=":", marker="s", ms=3, label=f"{label}: weak"
+        )
+        color = weak_line.get_color()
+        acc_ax.errorbar(
+            all_x,
+            [r.get("w2s_acc_mean") for r in members],
+            yerr=[r.get("w2s_acc_se") or 0.0 for r in members],
+            marker="o",
+            ms=4,
+            capsize=3,
+            color=color,
+            label=f"{label}: weak-to-strong",
+        )
+    # strong on the weak budget and the ceiling depend on the strong model only (and the other keys)
+    first = next(iter(lines.values()))
+    first = sorted(first, key=lambda r: sizes[str(r[strong_key])])
+    xs = [sizes[str(r[strong_key])] for r in first]
+    acc_ax.plot(xs, [r.get("ceiling_acc_mean") for r in first], color="black", marker="^", ms=4, label="ceiling")
+    if any(r.get("strong_budget_acc_mean") is not None for r in first):
+        acc_ax.plot(
+            xs,
+            [r.get("strong_budget_acc_mean") for r in first],
+            color="gray",
+            ls="--",
+            marker="v",
+            ms=4,
+            label="strong on weak's budget",
+        )
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.axhline(1.0, color="gray", lw=0.6, ls="--")
+    for a in (ax, acc_ax):
+        a.set_xscale("log")
+        a.set_xlabel("strong model parameters")
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    ax.set_ylabel("PGR (accuracy)")
+    ax.set_title(title, fontsize=10)
+    acc_ax.set_ylabel("test accuracy (mean over seeds)")
+    acc_ax.set_title("accuracies", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

@@ -125,3 +125,87 @@ def _pretrain(model: Any, tokenizer: Any, texts: Sequence[str], steps: int, seed
         optim.step()
         sched.step()
     model.eval()
+
+
+def parse_size(spec: str) -> tuple[int, int, int]:
+    """`HxL` or `HxLxA` (hidden width x layers [x attention heads]) -> (hidden, layers, heads).
+
+    Without A the heads are hidden // 32 (head width 32), at least 2, as small real models have."""
+    parts = spec.strip().lower().split("x")
+    if len(parts) not in (2, 3) or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError(
+            f"size '{spec}' is not HIDDENxLAYERS or HIDDENxLAYERSxHEADS with positive integers (e.g. 64x2)"
+        )
+    hidden, layers = int(parts[0]), int(parts[1])
+    heads = int(parts[2]) if len(parts) == 3 else max(2, hidden // 32)
+    if hidden % heads:
+        raise ConfigError(f"size '{spec}': hidden size {hidden} is not divisible by {heads} heads")
+    return hidden, layers, heads
+
+
+def series_folder(root: Path, family: str, hidden: int, layers: int) -> Path:
+    """The predictable folder of one member of a size series: `<root>/<family>-h<hidden>-l<layers>`."""
+    return root / f"{family}-h{hidden}-l{layers}"
+
+
+def build_series(
+    root: Path,
+    texts: Sequence[str],
+    sizes: Sequence[str],
+    family: str = "qwen2",
+    vocab_size: int = 2000,
+    max_positions: int = 256,
+    pretrain_steps: int = 0,
+    seed: int = 0,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """A size series of one `family`: one tokenizer trained on `texts`, shared by every member,
+    and one model per `HxL[xA]` size in `series_folder(root, ...)`, each pretrained for
+    `pretrain_steps` next-token steps on `texts` with the same seed (so the members differ in
+    size only). Returns one record per member (folder, hidden, layers, heads, parameters);
+    `progress(record)` is called after each member is written."""
+    parsed = [parse_size(s) for s in sizes]  # every size is checked before any work
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown LM family '{family}' (one of {', '.join(FAMILIES)})")
+    if not texts:
+        raise ConfigError("no texts to train the tokenizer and pretrain on")
+    tokenizer = train_tokenizer(texts, vocab_size)
+    records = []
+    for hidden, layers, heads in parsed:
+        folder = build_tiny_lm(
+            series_folder(root, family, hidden, layers),
+            texts,
+            family=family,
+            hidden=hidden,
+            layers=layers,
+            heads=heads,
+            vocab_size=vocab_size,
+            max_positions=max_positions,
+            pretrain_steps=pretrain_steps,
+            seed=seed,
+            tokenizer=tokenizer,
+        )
+        config = lm_config(family, len(tokenizer), hidden, layers, heads, max_positions)
+        record = {
+            "folder": str(folder),
+            "family": family,
+            "hidden": hidden,
+            "layers": layers,
+            "heads": heads,
+            "params": _count(config),
+            "pretrain_steps": pretrain_steps,
+        }
+        records.append(record)
+        if progress is not None:
+            progress(record)
+    return records
+
+
+def _count(config: Any) -> int:
+    """Parameters of the causal LM `config` describes (tied embeddings counted once), on the meta device."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    return sum({id(p): p.numel() for p in model.parameters()}.values())
