@@ -1,8 +1,8 @@
 """A small causal LM supervises a larger one of the same family through the whole CLI flow, on a
 local copy of sciq in its hub schema: weak LM -> gated, DVC-versioned labels -> LoRA + bf16 strong
-LM -> registry -> a pyfunc that predicts raw text in a fresh process. The LMs are tiny, randomly initialised Qwen2 models with a real
-tokenizer; a 7B model takes exactly this code path. (The same run on ZeRO-3 and two ranks:
-tests/e2e/test_distributed.py.)"""
+LM -> registry -> a pyfunc that predicts raw text in a fresh process. The LMs are tiny, randomly
+initialised Qwen2 models with a real tokenizer; a 7B model takes exactly this code path. (The same
+run on ZeRO-3 and two ranks: tests/e2e/test_distributed.py.)"""
 
 from __future__ import annotations
 
