@@ -225,18 +225,34 @@ def _lora_rel_diff(ours: dict, reference: dict) -> float:
     return (num / sum(float((reference[k].float() ** 2).sum()) for k in keys)) ** 0.5
 
 
-@pytest.mark.parametrize("stage, precision", [(3, "fp32"), (2, "bf16"), (3, "bf16")])
-def test_a_lora_decoder_on_two_ranks_matches_one_process(tiny, tiny_lms, lm_reference, tmp_path, stage, precision):
-    ref = _student(
-        tiny,
-        tmp_path,
+def _lm_ds_args(tiny_lms, stage: int, precision: str) -> list[str]:
+    return [
         f"strong.model={tiny_lms['big']}",
         *LM_DS,
         f"strong.precision={precision}",
         "strong.backend=deepspeed",
         "strong.distributed.processes=2",
         f"strong.deepspeed.stage={stage}",
-    )
+    ]
+
+
+@pytest.fixture(scope="module")
+def lm_ds_run(tiny, tiny_lms, tmp_path_factory):
+    """Two-rank LoRA decoder runs, per (stage, precision), built on first use and shared."""
+    built: dict[tuple[int, str], object] = {}
+
+    def get(stage: int, precision: str):
+        if (stage, precision) not in built:
+            folder = tmp_path_factory.mktemp(f"lm-zero{stage}-{precision}")
+            built[stage, precision] = _student(tiny, folder, *_lm_ds_args(tiny_lms, stage, precision))
+        return built[stage, precision]
+
+    return get
+
+
+@pytest.mark.parametrize("stage, precision", [(3, "fp32"), (2, "bf16"), (3, "bf16")])
+def test_a_lora_decoder_on_two_ranks_matches_one_process(lm_ds_run, lm_reference, stage, precision):
+    ref = lm_ds_run(stage, precision)
     assert ("bf16" in ref.info["ranks"]["ds_config"]) == (precision == "bf16")
     ours, reference = _weights(ref), _weights(lm_reference(precision))
     trained = {k for k in reference if "lora_" in k or k.startswith("head.")}
@@ -255,24 +271,15 @@ def test_a_lora_decoder_on_two_ranks_matches_one_process(tiny, tiny_lms, lm_refe
     assert np.abs(a - b).max() < (1e-3 if precision == "fp32" else 2e-2)
 
 
-def test_a_killed_lora_bf16_zero3_run_resumes_from_its_checkpoint(tiny, tiny_lms, tmp_path, monkeypatch):
+def test_a_killed_lora_bf16_zero3_run_resumes_from_its_checkpoint(tiny, tiny_lms, lm_ds_run, tmp_path, monkeypatch):
     from w2s.pipeline.distributed.runner import FAULT_ENV
 
-    args = (
-        f"strong.model={tiny_lms['big']}",
-        *LM_DS,
-        "strong.precision=bf16",
-        "strong.backend=deepspeed",
-        "strong.distributed.processes=2",
-        "strong.deepspeed.stage=3",
-        "strong.distributed.checkpoint_every=2",
-    )
+    args = (*_lm_ds_args(tiny_lms, 3, "bf16"), "strong.distributed.checkpoint_every=2")
     monkeypatch.setenv(FAULT_ENV, "2")
     with pytest.raises(DistributedTrainingError, match=r"2 ranks\): "):
-        _student(tiny, tmp_path / "a", *args)
+        _student(tiny, tmp_path, *args)
     monkeypatch.delenv(FAULT_ENV)
-    resumed = _student(tiny, tmp_path / "a", *args)
+    resumed = _student(tiny, tmp_path, *args)
     assert resumed.info["ranks"]["resumed_from_step"] == 2
-    straight = _student(tiny, tmp_path / "b", *args)
-    diff = _max_diff(_weights(resumed), _weights(straight))
+    diff = _max_diff(_weights(resumed), _weights(lm_ds_run(3, "bf16")))
     assert diff < 1e-6, f"resumed vs uninterrupted ZeRO-3 bf16 LoRA run: max |dw| = {diff:.2e}"
