@@ -83,3 +83,12 @@ def test_tiny_lms_help_has_an_example(capsys):
         main(["tiny-lms", "--help"])
     assert exc.value.code == 0
     assert "w2s tiny-lms models/lm" in capsys.readouterr().out
+
+
+def test_a_pgr_is_drawn_only_where_the_seeds_resolve_the_ceiling_weak_gap():
+    from w2s.pipeline.plots import resolved_gap
+
+    row = {"pgr": 0.4, "weak_acc_mean": 0.70, "ceiling_acc_mean": 0.80, "weak_acc_se": 0.01, "ceiling_acc_se": 0.01}
+    assert resolved_gap(row)
+    assert not resolved_gap({**row, "ceiling_acc_mean": 0.72})  # gap 0.02 < 2 x 0.014
+    assert not resolved_gap({**row, "pgr": None})

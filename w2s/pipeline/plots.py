@@ -94,6 +94,16 @@ def _short(name: Any) -> str:
     return str(name).rstrip("/").split("/")[-1]
 
 
+def resolved_gap(row: dict[str, Any]) -> bool:
+    """Whether an aggregated row's PGR is defined and its ceiling - weak gap exceeds twice the
+    standard error of that difference over seeds (test-set and training noise together)."""
+    if row.get("pgr") is None:
+        return False
+    gap = row["ceiling_acc_mean"] - row["weak_acc_mean"]
+    se = ((row.get("ceiling_acc_se") or 0.0) ** 2 + (row.get("weak_acc_se") or 0.0) ** 2) ** 0.5
+    return gap > 2 * se
+
+
 def plot_pgr_vs_size(
     rows: list[dict[str, Any]],
     strong_key: str,
@@ -101,7 +111,7 @@ def plot_pgr_vs_size(
     sizes: dict[str, int],
     path: Path,
     other_keys: list[str] | None = None,
-    title: str = "PGR against strong-model size (± s.e. over seeds)",
+    title: str = "PGR against strong-model size (± s.e. over seeds; unresolved gaps omitted)",
 ) -> None:
     """Burns et al.'s figure: PGR (from seed-averaged accuracies) against the strong model's
     parameter count on a log axis, one line per weak model, error bars the per-seed PGR standard
@@ -110,7 +120,8 @@ def plot_pgr_vs_size(
     `rows` are aggregated sweep rows carrying `strong_key` and `weak_key` (e.g. `strong.model`,
     `weak.encoder.model`; None: one weak model); `sizes` maps every strong model named there to its parameter count.
     Rows that differ in `other_keys` (the sweep's other grid keys) are drawn as separate lines. A missing size is a
-    ValueError naming the model; an undefined PGR (ceiling not above weak) is left out of its line."""
+    ValueError naming the model. A PGR whose ceiling - weak gap the seeds do not resolve
+    (`resolved_gap`) is left out of its line: its ratio is noise over a near-zero denominator."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,7 +141,7 @@ def plot_pgr_vs_size(
     fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
     for label, members in lines.items():
         members = sorted(members, key=lambda r: sizes[str(r[strong_key])])
-        defined = [r for r in members if r.get("pgr") is not None]
+        defined = [r for r in members if resolved_gap(r)]
         xs = [sizes[str(r[strong_key])] for r in defined]
         ys = [r["pgr"] for r in defined]
         errs = [r.get("pgr_seed_se") or 0.0 for r in defined]
