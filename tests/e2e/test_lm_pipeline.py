@@ -28,9 +28,10 @@ TINY_LM_RUN = [
 
 
 def _w2s(project: Path, *args: str) -> subprocess.CompletedProcess:
-    # as a user runs it: the project's own store (an earlier in-process test of this worker may
-    # have exported another project's MLFLOW_TRACKING_URI through mlflow.set_tracking_uri)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    # as a user runs it, in this project with its own store: an earlier in-process test of this
+    # worker may have left another project's MLFLOW_TRACKING_URI (mlflow.set_tracking_uri exports
+    # it) or W2S_PROJECT_DIR in the environment
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "W2S_PROJECT_DIR")}
     env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
     return subprocess.run(
         ["w2s", *args], cwd=project, env=env, capture_output=True, text=True, timeout=900, check=False
@@ -83,6 +84,7 @@ def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_on_sciq_and_the_registered_m
     proc = _w2s(project, "run", "--json", *_sets(*overrides))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)
+    assert Path(result["run_dir"]).is_relative_to(project), "the run happened in this project"
     for key in ("weak_acc", "w2s_acc", "ceiling_acc", "strong_budget_acc"):
         assert 0.0 <= result["metrics"][key] <= 1.0
     assert result["label_names"] == ["0", "1"] and result["counts"]["test"] == 120
