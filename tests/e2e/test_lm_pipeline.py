@@ -1,8 +1,8 @@
-"""A small causal LM supervises a larger one of the same family through the whole CLI flow, on a
-local copy of sciq in its hub schema: weak LM -> gated, DVC-versioned labels -> LoRA + bf16 strong
-LM -> registry -> a pyfunc that predicts raw text in a fresh process. The LMs are tiny, randomly
-initialised Qwen2 models with a real tokenizer; a 7B model takes exactly this code path. (The same
-run on ZeRO-3 and two ranks: tests/e2e/test_distributed.py.)"""
+"""A small causal LM supervises a larger one of the same family through the whole CLI flow: weak
+LM -> gated, DVC-versioned labels -> LoRA + bf16 strong LM -> registry -> a pyfunc that predicts
+raw text in a fresh process. The LMs are tiny, randomly initialised Qwen2 models with a real
+tokenizer; a 7B model takes exactly this code path. (The same run on ZeRO-3 and two ranks:
+tests/e2e/test_distributed.py.)"""
 
 from __future__ import annotations
 
@@ -42,42 +42,12 @@ def _sets(*pairs: str) -> list[str]:
     return [arg for pair in pairs for arg in ("--set", pair)]
 
 
-SUBJECTS = ["electron", "photon", "neutron", "proton", "enzyme", "glacier", "magma", "nucleus", "osmosis", "ion"]
-
-
-def _sciq_copy(folder: Path, items: int) -> None:
-    """A local copy of allenai/sciq in its hub schema (a save_to_disk DatasetDict)."""
-    import datasets
-
-    def rows(split: str, n: int) -> list[dict]:
-        out = []
-        for i in range(n):
-            a, b, c, d = (SUBJECTS[(i + k) % len(SUBJECTS)] for k in range(4))
-            out.append(
-                {
-                    "question": f"{split} {i}: which of these is studied in unit {i % 17}?",
-                    "distractor3": f"{b} {i}",
-                    "distractor1": f"{c} {i}",
-                    "distractor2": f"{d} {i}",
-                    "correct_answer": f"{a} {i}",
-                    "support": f"Unit {i % 17} covers the {a}.",
-                }
-            )
-        return out
-
-    sizes = {"train": items - 2 * (items // 10), "validation": items // 10, "test": items // 10}
-    datasets.DatasetDict({k: datasets.Dataset.from_list(rows(k, n)) for k, n in sizes.items()}).save_to_disk(folder)
-
-
-def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_on_sciq_and_the_registered_model_predicts_text(
+def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_and_the_registered_model_predicts_text(
     tmp_path, bundled_dir, tiny_lms
 ):
     project = make_project(tmp_path / "proj", bundled_dir)
-    _sciq_copy(project / "sciq", 300)  # 600 rows: one right and one wrong answer per question
     overrides = [
         *TINY_LM_RUN,
-        "data.name=sciq",
-        "data.hf_name=sciq",
         f"weak.encoder.model={tiny_lms['small']}",
         f"strong.model={tiny_lms['big']}",
     ]
@@ -87,7 +57,7 @@ def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_on_sciq_and_the_registered_m
     assert Path(result["run_dir"]).is_relative_to(project), "the run happened in this project"
     for key in ("weak_acc", "w2s_acc", "ceiling_acc", "strong_budget_acc"):
         assert 0.0 <= result["metrics"][key] <= 1.0
-    assert result["label_names"] == ["0", "1"] and result["counts"]["test"] == 120
+    assert result["label_names"] == ["HillaryClinton", "realDonaldTrump"] and result["counts"]["test"] == 120
 
     # the weak LM's labels passed the gate and are a DVC-tracked file
     labels = project / result["weak_labels"]["path"]
@@ -100,7 +70,7 @@ def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_on_sciq_and_the_registered_m
     assert lineage.returncode == 0, lineage.stderr[-2000:]
     record = json.loads(lineage.stdout)
     assert record["strong_model"]["base"] == overrides[-1].split("=", 1)[1]
-    assert record["data"]["table_md5"] and record["params"]["data"]["name"] == "sciq"
+    assert record["data"]["table_md5"]
     assert record["strong_model"]["adapter"] == "lora r=8 alpha=16"
     trainable = int(record["strong_model"]["trainable_params"])
     cache = project / ".w2s" / "cache" / "strong"
@@ -113,7 +83,7 @@ def test_a_weak_lm_supervises_a_lora_bf16_strong_lm_on_sciq_and_the_registered_m
     # the registered version is a pyfunc that answers raw text in a fresh Python process
     code = (
         "import json, mlflow; m = mlflow.pyfunc.load_model('models:/w2s-test@challenger'); "
-        "out = m.predict(['Q: which of these is studied in unit 3? A: magma', 'Q: what is it? A: ion']); "
+        "out = m.predict(['I will make this country great again', 'Stronger together']); "
         "print(json.dumps({'cols': list(out.columns), 'sums': out.sum(axis=1).tolist()}))"
     )
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / '.w2s' / 'mlflow.db'}", "HF_HUB_OFFLINE": "1"}
