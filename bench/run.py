@@ -1,6 +1,6 @@
 """`make bench`: every performance figure of the project in one run, as a JSON report and a table.
 
-    python -m bench.run [--quick] [--out .w2s/bench/report.json] [--only training,inference,...]
+    python -m bench.run [--quick] [--out .w2s/bench/report.json] [--only training,lm_training,...] [--threads N]
 
 Ratios are taken between measurements of the same run, since absolute times on a shared machine
 drift; each figure records its repeats, and the reported value is their median.
@@ -19,20 +19,27 @@ from typing import Any
 
 from bench.common import REPO, bench_env
 
-SECTIONS = ("machine", "training", "inference", "pipeline")
+SECTIONS = ("machine", "training", "lm_training", "inference", "pipeline")
 
 
 def collect(sections: list[str], quick: bool, scratch: Path) -> dict[str, Any]:
     """Run the chosen sections; each records its own wall time."""
-    from bench import inference, machine, pipeline, training
+    from bench import inference, lm_training, machine, pipeline, training
 
     runs: dict[str, Callable[[], Any]] = {
         "machine": lambda: {**machine.describe(), "matmul": machine.matmul_flops(repeats=3 if quick else 5)},
         "training": lambda: training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
+        "lm_training": lambda: lm_training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
         "inference": lambda: inference.measure(n=256 if quick else 2000, repeats=1 if quick else 3),
         "pipeline": lambda: pipeline.measure(scratch, quick),
     }
-    report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "quick": quick}
+    import torch
+
+    report: dict[str, Any] = {
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "torch_threads": torch.get_num_threads(),
+    }
     for name in sections:
         start = time.perf_counter()
         print(f"[bench] {name} ...", flush=True)
@@ -58,6 +65,20 @@ def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | 
                 "(info)",
             )
         )
+    if "lm_training" in report:
+        c = report["lm_training"]["contenders"]
+        ours = c["w2s trainer"]["tokens_per_s"]
+        rows.append(
+            ("LM training: w2s / HF Trainer + peft (tokens/s)", ours / c["HF Trainer + peft"]["tokens_per_s"], ">= 1.2")
+        )
+        rows.append(
+            (
+                "LM training: w2s / HF Trainer + peft group_by_length",
+                ours / c["HF Trainer + peft (group_by_length)"]["tokens_per_s"],
+                "(info)",
+            )
+        )
+        rows.append(("LM training: w2s bf16 / fp32 (tokens/s)", c["w2s trainer bf16"]["tokens_per_s"] / ours, "(info)"))
     if "inference" in report:
         inf = report["inference"]
         fast = inf["length_sorted"]["texts_per_s"]
@@ -118,6 +139,18 @@ def table(report: dict[str, Any]) -> str:
             f"training examples/s ({t['examples']} tweets, batch {t['batch_size']}, median of "
             f"{t['repeats']}): {speeds}; w2s trainer {t['w2s_gflops']:.1f} GFLOP/s"
         )
+    if "lm_training" in report:
+        t = report["lm_training"]
+        c = t["contenders"]
+        speeds = ", ".join(f"{k} {v['tokens_per_s']:.0f} ({v['pad_fraction']:.0%} padding)" for k, v in c.items())
+        m = t["model"]
+        lines.append(
+            f"LM training real tokens/s ({t['examples']} tweets, {t['real_tokens']} tokens, batch {t['batch_size']}, "
+            f"Qwen2-style {m['hidden']}x{m['layers']}, {m['parameters'] / 1e6:.1f}M weights, LoRA r={t['lora']['r']}, "
+            f"median of {t['repeats']}, {t['torch_threads']} torch threads): {speeds}; w2s training loss (epoch "
+            f"mean / last quarter) fp32 {c['w2s trainer']['mean_loss']:.4f} / {c['w2s trainer']['final_loss']:.4f}, "
+            f"bf16 {c['w2s trainer bf16']['mean_loss']:.4f} / {c['w2s trainer bf16']['final_loss']:.4f}"
+        )
     if "inference" in report:
         i = report["inference"]
         lines.append(
@@ -147,12 +180,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that the benchmark runs")
     parser.add_argument("--out", type=Path, default=REPO / ".w2s" / "bench" / "report.json")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads in this process (default: torch's own, one per core); 1 keeps figures "
+        "meaningful on cores shared with other jobs, where a multi-threaded op waits for a descheduled thread",
+    )
     args = parser.parse_args(argv)
     sections = [s for s in args.only.split(",") if s]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
     os.environ.update({k: v for k, v in bench_env().items() if k not in ("PATH",)})
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     report = collect(sections, args.quick, args.out.parent / "scratch")
     report["ratios"] = ratios(report)
