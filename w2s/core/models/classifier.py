@@ -139,25 +139,33 @@ def _ensure_pad_token(tokenizer: Any) -> None:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(0)
 
 
-def add_lora(encoder: Any, cfg: EncoderTrainConfig) -> Any:
-    """Wrap the transformer with LoRA adapters (peft): only the adapters train in it."""
+def wrap_lora(encoder: Any, r: int, alpha: float, dropout: float, target_modules: list[str]) -> Any:
+    """The transformer wrapped with LoRA adapters (peft): only the adapters train in it. Used both
+    to add fresh adapters and to rebuild a saved model's before its weights are loaded."""
     from peft import LoraConfig, get_peft_model
 
-    from w2s.core.models.arch import LORA_FAN_IN_FAN_OUT, lora_targets
+    from w2s.core.models.arch import LORA_FAN_IN_FAN_OUT
 
-    targets = lora_targets(encoder.config, cfg.lora.target_modules)
     lora = LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cast(int, cfg.lora.alpha),  # peft annotates int; any positive number works
-        lora_dropout=cfg.lora.dropout,
-        target_modules=targets,
+        r=r,
+        lora_alpha=cast(int, alpha),  # peft annotates int; any positive number works
+        lora_dropout=dropout,
+        target_modules=target_modules,
         bias="none",
         fan_in_fan_out=encoder.config.model_type in LORA_FAN_IN_FAN_OUT,
     )
     try:
         return get_peft_model(encoder, lora)
     except ValueError as exc:
-        raise ConfigError(f"lora.target_modules {targets}: {str(exc).splitlines()[0][:200]}") from None
+        raise ConfigError(f"lora.target_modules {target_modules}: {str(exc).splitlines()[0][:200]}") from None
+
+
+def add_lora(encoder: Any, cfg: EncoderTrainConfig) -> Any:
+    """Fresh LoRA adapters of `cfg.lora` on the transformer (targets resolved for its family)."""
+    from w2s.core.models.arch import lora_targets
+
+    targets = lora_targets(encoder.config, cfg.lora.target_modules)
+    return wrap_lora(encoder, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, targets)
 
 
 def build_classifier(cfg: EncoderTrainConfig, num_labels: int, seed: int) -> tuple[Any, TextClassifier]:
@@ -207,7 +215,6 @@ def lora_settings(model: TextClassifier) -> dict[str, Any] | None:
         "alpha": conf.lora_alpha,
         "dropout": conf.lora_dropout,
         "target_modules": sorted(conf.target_modules),
-        "fan_in_fan_out": conf.fan_in_fan_out,
     }
 
 
@@ -256,19 +263,7 @@ def load_classifier(folder: str | Path) -> tuple[TextClassifier, Any, dict[str, 
     encoder = AutoModel.from_config(config, dtype=getattr(torch, meta.get("base_dtype", "float32")))
     lora = meta.get("lora")
     if lora:
-        from peft import LoraConfig, get_peft_model
-
-        encoder = get_peft_model(
-            encoder,
-            LoraConfig(
-                r=lora["r"],
-                lora_alpha=lora["alpha"],
-                lora_dropout=lora["dropout"],
-                target_modules=lora["target_modules"],
-                fan_in_fan_out=lora["fan_in_fan_out"],
-                bias="none",
-            ),
-        )
+        encoder = wrap_lora(encoder, lora["r"], lora["alpha"], lora["dropout"], lora["target_modules"])
     model = TextClassifier(
         encoder,
         meta["num_labels"],
