@@ -17,206 +17,7 @@ from w2s.core.data.split import assign_splits
 from w2s.errors import ConfigError, DataError
 from w2s.project import Project
 
-# -- small tables in each dataset's hub schema (field names, order and types as on the hub) --
-
-
-def _features(name: str):
-    import datasets
-
-    s = datasets.Value("string")
-    return {
-        "sciq": datasets.Features(
-            {
-                "question": s,
-                "distractor3": s,
-                "distractor1": s,
-                "distractor2": s,
-                "correct_answer": s,
-                "support": s,
-            }
-        ),
-        "boolq": datasets.Features({"question": s, "answer": datasets.Value("bool"), "passage": s}),
-        "cosmos_qa": datasets.Features(
-            {
-                "id": s,
-                "context": s,
-                "question": s,
-                "answer0": s,
-                "answer1": s,
-                "answer2": s,
-                "answer3": s,
-                "label": datasets.Value("int32"),
-            }
-        ),
-        "anli": datasets.Features(
-            {
-                "uid": s,
-                "premise": s,
-                "hypothesis": s,
-                "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),
-                "reason": s,
-            }
-        ),
-        "amazon_polarity": datasets.Features(
-            {"label": datasets.ClassLabel(names=["negative", "positive"]), "title": s, "content": s}
-        ),
-        "hh": datasets.Features({"chosen": s, "rejected": s}),
-        "hellaswag": datasets.Features(
-            {
-                "ind": datasets.Value("int32"),
-                "activity_label": s,
-                "ctx_a": s,
-                "ctx_b": s,
-                "ctx": s,
-                "endings": datasets.Sequence(s),
-                "source_id": s,
-                "split": s,
-                "split_type": s,
-                "label": s,
-            }
-        ),
-    }[name]
-
-
-def _sciq(split: str, n: int) -> list[dict]:
-    return [
-        {
-            "question": f"{split} question {i}: what carries charge?",
-            "distractor3": f"neutron {i}",
-            "distractor1": f"photon {i}",
-            "distractor2": f"neutrino {i}",
-            "correct_answer": f"electron {i}",
-            "support": f"Support paragraph {split} {i} about electrons.",
-        }
-        for i in range(n)
-    ]
-
-
-def _boolq(split: str, n: int) -> list[dict]:
-    return [
-        {"question": f"is {split} fact {i} true", "answer": i % 3 != 0, "passage": f"Passage {split} {i}."}
-        for i in range(n)
-    ]
-
-
-def _cosmos(split: str, n: int, labelled: bool = True) -> list[dict]:
-    rows = []
-    for i in range(n):
-        answers = [f"{split} answer {i}.{k}" for k in range(4)]
-        label = i % 4
-        if i % 10 == 9:  # the true answer is "None of the above": the reference never shows it as correct
-            answers[label] = tasks.COSMOS_NONE
-        elif i % 5 == 2:  # "None of the above" as a wrong candidate is an ordinary distractor
-            answers[(label + 1) % 4] = tasks.COSMOS_NONE
-        rows.append(
-            {
-                "id": f"{split}##{i}",
-                "context": f"Context {split} {i}.",
-                "question": f"Why {split} {i}?",
-                **{f"answer{k}": a for k, a in enumerate(answers)},
-                "label": label if labelled else -1,
-            }
-        )
-    return rows
-
-
-def _anli(split: str, n: int) -> list[dict]:
-    return [
-        {
-            "uid": f"{split}-{i}",
-            "premise": f"Premise {split} {i}.",
-            "hypothesis": f"Hypothesis {split} {i}.",
-            "label": i % 3,
-            "reason": "",
-        }
-        for i in range(n)
-    ]
-
-
-def _amazon(split: str, n: int) -> list[dict]:
-    return [{"label": i % 2, "title": f"Title {split} {i}", "content": f"Review {split} {i}."} for i in range(n)]
-
-
-def _hh(split: str, n: int) -> list[dict]:
-    head = "\n\nHuman: question {s} {i}\n\nAssistant:"
-    return [
-        {"chosen": head.format(s=split, i=i) + f" helpful {i}", "rejected": head.format(s=split, i=i) + f" rude {i}"}
-        for i in range(n)
-    ]
-
-
-def _hellaswag(split: str, n: int, labelled: bool = True) -> list[dict]:
-    return [
-        {
-            "ind": i,
-            "activity_label": "Cooking",
-            "ctx_a": f"A cook {i}",
-            "ctx_b": "then",
-            "ctx": f"A cook {split} {i} then",
-            "endings": [f"ending {split} {i}.{k}" for k in range(4)],
-            "source_id": f"src-{i}",
-            "split": split,
-            "split_type": "indomain",
-            "label": str(i % 4) if labelled else "",
-        }
-        for i in range(n)
-    ]
-
-
-# task name -> (schema, {hub split: records}); extra splits the task must not read are included
-FIXTURES = {
-    "sciq": ("sciq", {"train": _sciq("train", 30), "validation": _sciq("validation", 6), "test": _sciq("test", 6)}),
-    "sciq_with_support": (
-        "sciq",
-        {"train": _sciq("train", 20), "validation": _sciq("validation", 5), "test": _sciq("test", 5)},
-    ),
-    "boolq": ("boolq", {"train": _boolq("train", 30), "validation": _boolq("validation", 10)}),
-    "cosmos_qa": (
-        "cosmos_qa",
-        {"train": _cosmos("train", 30), "validation": _cosmos("validation", 10), "test": _cosmos("test", 8, False)},
-    ),
-    "anli-r2": (
-        "anli",
-        {
-            "train_r1": _anli("train_r1", 5),
-            "train_r2": _anli("train_r2", 36),
-            "dev_r2": _anli("dev_r2", 6),
-            "test_r2": _anli("test_r2", 9),
-        },
-    ),
-    "amazon_polarity": ("amazon_polarity", {"train": _amazon("train", 40), "test": _amazon("test", 10)}),
-    "anthropic_hh": ("hh", {"train": _hh("train", 30), "test": _hh("test", 10)}),
-    "hellaswag": (
-        "hellaswag",
-        {
-            "train": _hellaswag("train", 30),
-            "validation": _hellaswag("validation", 8),
-            "test": _hellaswag("test", 5, False),
-        },
-    ),
-}
-
-
-def _dataset_dict(task: str):
-    import datasets
-
-    schema, splits = FIXTURES[task]
-    return datasets.DatasetDict(
-        {s: datasets.Dataset.from_list(rows, features=_features(schema)) for s, rows in splits.items()}
-    )
-
-
-def _save(task: str, root: Path, layout: str) -> str:
-    """Write the task's fixture under `root` the way the hub or `save_to_disk` would; return hf_name."""
-    dd = _dataset_dict(task)
-    folder = root / f"{task}-{layout}"
-    if layout == "disk":
-        dd.save_to_disk(str(folder))
-    else:  # the hub's own layout: data/<split>-00000-of-00001.parquet
-        (folder / "data").mkdir(parents=True)
-        for split, ds in dd.items():
-            ds.to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
-    return folder.name
+from task_schemas import FIXTURES, amazon, boolq, features, hh, save_task, sciq
 
 
 def _read(task: str, root: Path, hf_name: str, **cfg) -> tuple[pd.DataFrame, object]:
@@ -239,7 +40,7 @@ def _expected_rows(task: str) -> int:
 @pytest.mark.parametrize("layout", ["disk", "parquet"])
 @pytest.mark.parametrize("task", list(FIXTURES))
 def test_every_task_reads_its_splits_into_the_canonical_table(tmp_path, task, layout):
-    table, source = _read(task, tmp_path, _save(task, tmp_path, layout))
+    table, source = _read(task, tmp_path, save_task(task, tmp_path, layout))
     spec = tasks.task(task)
     assert list(table.columns) == COLUMNS
     assert len(table) == _expected_rows(task)
@@ -258,8 +59,8 @@ def test_every_task_reads_its_splits_into_the_canonical_table(tmp_path, task, la
 
 @pytest.mark.parametrize("task", ["sciq", "anli-r2", "anthropic_hh"])
 def test_both_local_layouts_give_the_same_table(tmp_path, task):
-    disk, _ = _read(task, tmp_path, _save(task, tmp_path, "disk"))
-    parquet, _ = _read(task, tmp_path, _save(task, tmp_path, "parquet"))
+    disk, _ = _read(task, tmp_path, save_task(task, tmp_path, "disk"))
+    parquet, _ = _read(task, tmp_path, save_task(task, tmp_path, "parquet"))
     pd.testing.assert_frame_equal(disk, parquet)
 
 
@@ -269,17 +70,17 @@ def _rows_for(table: pd.DataFrame, item_id: str) -> dict[str, str]:
 
 
 def test_sciq_pairs_the_correct_answer_with_one_distractor(tmp_path):
-    table, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "disk"))
+    table, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "disk"))
     rows = _rows_for(table, "train-0000003")
     q = "train question 3: what carries charge?"
     assert rows["1"] == f"Q: {q} A: electron 3"  # OpenAI/EleutherAI format_sciq, no support paragraph
     assert rows["0"] in {f"Q: {q} A: {d} 3" for d in ("photon", "neutrino", "neutron")}
-    again, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "parquet"))
+    again, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "parquet"))
     assert _rows_for(again, "train-0000003") == rows  # the distractor is chosen by content, not a seed
 
 
 def test_sciq_with_support_uses_the_elk_template(tmp_path):
-    table, _ = _read("sciq_with_support", tmp_path, _save("sciq_with_support", tmp_path, "disk"))
+    table, _ = _read("sciq_with_support", tmp_path, save_task("sciq_with_support", tmp_path, "disk"))
     rows = _rows_for(table, "validation-0000001")
     assert rows["1"] == (
         "Name: Bob\n\nPassage 1:\nSupport paragraph validation 1 about electrons.\n\n"
@@ -288,12 +89,12 @@ def test_sciq_with_support_uses_the_elk_template(tmp_path):
 
 
 def test_boolq_anli_and_amazon_templates_and_labels(tmp_path):
-    boolq, _ = _read("boolq", tmp_path, _save("boolq", tmp_path, "disk"))
+    boolq, _ = _read("boolq", tmp_path, save_task("boolq", tmp_path, "disk"))
     row = boolq.set_index("id").loc["train-0000004"]
     assert row["text"] == "Passage: Passage train 4.\nQuestion: is train fact 4 true" and row["label"] == "1"
     assert boolq.set_index("id").loc["train-0000003", "label"] == "0"
 
-    anli, _ = _read("anli-r2", tmp_path, _save("anli-r2", tmp_path, "disk"))
+    anli, _ = _read("anli-r2", tmp_path, save_task("anli-r2", tmp_path, "disk"))
     by_id = anli.set_index("id")
     assert by_id.loc["test_r2-0000000", "text"] == (
         "Premise: Premise test_r2 0.\nHypothesis: Hypothesis test_r2 0.\n\nDoes the premise entail the hypothesis?"
@@ -301,13 +102,13 @@ def test_boolq_anli_and_amazon_templates_and_labels(tmp_path):
     # EleutherAI's binarisation: entailment (0) is 1; neutral (1) and contradiction (2) are 0
     assert [by_id.loc[f"train_r2-000000{i}", "label"] for i in range(3)] == ["1", "0", "0"]
 
-    amazon, _ = _read("amazon_polarity", tmp_path, _save("amazon_polarity", tmp_path, "parquet"))
+    amazon, _ = _read("amazon_polarity", tmp_path, save_task("amazon_polarity", tmp_path, "parquet"))
     row = amazon.set_index("id").loc["test-0000005"]
     assert row["text"] == "Title test 5 Review test 5." and row["label"] == "1"
 
 
 def test_cosmos_qa_pairs_and_skips_none_of_the_above_answers(tmp_path):
-    table, _ = _read("cosmos_qa", tmp_path, _save("cosmos_qa", tmp_path, "disk"))
+    table, _ = _read("cosmos_qa", tmp_path, save_task("cosmos_qa", tmp_path, "disk"))
     rows = _rows_for(table, "train-0000002")  # label 2; "None of the above" is one wrong candidate
     head = "Context: Context train 2.\nQuestion: Why train 2?\nAnswer: "
     assert rows["1"] == head + "train answer 2.2"
@@ -316,7 +117,7 @@ def test_cosmos_qa_pairs_and_skips_none_of_the_above_answers(tmp_path):
 
 
 def test_anthropic_hh_labels_each_transcript_of_a_pair(tmp_path):
-    table, _ = _read("anthropic_hh", tmp_path, _save("anthropic_hh", tmp_path, "disk"))
+    table, _ = _read("anthropic_hh", tmp_path, save_task("anthropic_hh", tmp_path, "disk"))
     rows = _rows_for(table, "test-0000007")
     assert rows == {
         "1": "\n\nHuman: question test 7\n\nAssistant: helpful 7",
@@ -329,7 +130,7 @@ def test_anthropic_hh_from_the_hubs_jsonl_files(tmp_path):
     for subset in ("harmless-base", "helpful-base"):
         (tmp_path / "hh" / subset).mkdir(parents=True)
         for split, n in (("train", 12), ("test", 4)):
-            records = _hh(f"{split}-{subset}", n)
+            records = hh(f"{split}-{subset}", n)
             pd.DataFrame(records).to_json(tmp_path / "hh" / subset / f"{split}.jsonl.gz", orient="records", lines=True)
     table, source = _read("anthropic_hh", tmp_path, "hh")
     assert len(table) == 2 * (12 + 4) * 2 and table["id"].is_unique
@@ -337,7 +138,7 @@ def test_anthropic_hh_from_the_hubs_jsonl_files(tmp_path):
 
 
 def test_hellaswag_lists_the_endings_and_asks_about_one(tmp_path):
-    table, _ = _read("hellaswag", tmp_path, _save("hellaswag", tmp_path, "parquet"))
+    table, _ = _read("hellaswag", tmp_path, save_task("hellaswag", tmp_path, "parquet"))
     rows = _rows_for(table, "validation-0000001")
     endings = "\n".join(f"ending validation 1.{k}" for k in range(4))
     assert rows["1"] == (
@@ -356,7 +157,7 @@ SPLIT = SplitConfig(weak_train=10, transfer=20, val=10, test=20, min_test=20)
 
 @pytest.mark.parametrize("task", ["sciq", "anthropic_hh", "cosmos_qa"])
 def test_no_pair_straddles_two_splits(tmp_path, task):
-    raw, _ = _read(task, tmp_path, _save(task, tmp_path, "disk"))
+    raw, _ = _read(task, tmp_path, save_task(task, tmp_path, "disk"))
     table, _ = canonicalise(raw, DataConfig(name=task))
     for seed in range(5):
         splits = assign_splits(table, SPLIT, seed)
@@ -370,7 +171,7 @@ def test_no_pair_straddles_two_splits(tmp_path, task):
 def test_a_task_table_passes_the_data_gates_after_a_parquet_round_trip(tmp_path):
     from w2s.ops.validation import validate_raw, validate_splits
 
-    raw, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "parquet"))
+    raw, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "parquet"))
     table, _ = canonicalise(raw, DataConfig(name="sciq"))
     table.to_parquet(tmp_path / "table.parquet", index=False)  # as the ingest step writes it
     table = pd.read_parquet(tmp_path / "table.parquet")
@@ -397,27 +198,27 @@ def test_pairs_in_held_out_groups_go_to_ood_test_whole():
 
 
 def test_an_odd_split_size_rounds_up_to_whole_pairs(tmp_path):
-    raw, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "disk"))
+    raw, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "disk"))
     cfg = SplitConfig(weak_train=9, transfer=20, val=10, test=21, min_test=20)
     counts = assign_splits(raw, cfg, seed=0)["split"].value_counts().to_dict()
     assert counts == {"weak_train": 10, "transfer": 20, "val": 10, "test": 22}
 
 
 def test_too_few_whole_items_is_a_clear_error(tmp_path):
-    raw, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "disk"))  # 42 items, 84 rows
+    raw, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "disk"))  # 42 items, 84 rows
     cfg = SplitConfig(weak_train=21, transfer=21, val=21, test=21, min_test=20)
     with pytest.raises(DataError, match=r"i\.e\. 44 whole items, but the data has 42 items \(84 rows\)"):
         assign_splits(raw, cfg, seed=0)
 
 
 def test_dedupe_drops_the_whole_item_of_a_duplicate_text(tmp_path):
-    records = _hh("train", 10)
+    records = hh("train", 10)
     records[6]["chosen"] = records[2]["chosen"]  # item 6 repeats item 2's chosen transcript
     records[8]["rejected"] = records[8]["chosen"]  # item 8 has one transcript twice: dropped by the formatter
     import datasets
 
     datasets.DatasetDict(
-        {"train": datasets.Dataset.from_list(records), "test": datasets.Dataset.from_list(_hh("test", 2))}
+        {"train": datasets.Dataset.from_list(records), "test": datasets.Dataset.from_list(hh("test", 2))}
     ).save_to_disk(str(tmp_path / "hh"))
     raw, _ = _read("anthropic_hh", tmp_path, "hh")
     assert len(raw) == 2 * 11  # item 8 skipped at formatting
@@ -428,7 +229,7 @@ def test_dedupe_drops_the_whole_item_of_a_duplicate_text(tmp_path):
 
 
 def test_subsampling_keeps_whole_items(tmp_path):
-    raw, _ = _read("sciq", tmp_path, _save("sciq", tmp_path, "disk"))
+    raw, _ = _read("sciq", tmp_path, save_task("sciq", tmp_path, "disk"))
     table, _ = canonicalise(raw, DataConfig(name="sciq", max_rows=31))
     assert len(table) == 30 and table.groupby("pair").size().eq(2).all()
     again, _ = canonicalise(raw.sample(frac=1, random_state=1), DataConfig(name="sciq", max_rows=31))
@@ -468,7 +269,7 @@ UNPAIRED_DIGEST = "ca0b419385584d9f86df9ed2ce848b9f"
 def test_a_missing_field_is_a_one_line_error_naming_it(tmp_path):
     import datasets
 
-    rows = [{k: v for k, v in r.items() if k != "distractor1"} for r in _sciq("train", 5)]
+    rows = [{k: v for k, v in r.items() if k != "distractor1"} for r in sciq("train", 5)]
     datasets.DatasetDict({s: datasets.Dataset.from_list(rows) for s in ("train", "validation", "test")}).save_to_disk(
         str(tmp_path / "bad")
     )
@@ -482,7 +283,7 @@ def test_a_missing_field_is_a_one_line_error_naming_it(tmp_path):
 def test_a_wrongly_typed_field_is_a_data_error(tmp_path):
     import datasets
 
-    rows = [{**r, "answer": str(r["answer"])} for r in _boolq("train", 4)]
+    rows = [{**r, "answer": str(r["answer"])} for r in boolq("train", 4)]
     datasets.DatasetDict({s: datasets.Dataset.from_list(rows) for s in ("train", "validation")}).save_to_disk(
         str(tmp_path / "b")
     )
@@ -493,13 +294,13 @@ def test_a_wrongly_typed_field_is_a_data_error(tmp_path):
 def test_a_missing_split_names_it_and_what_is_there(tmp_path):
     import datasets
 
-    datasets.DatasetDict({"train": datasets.Dataset.from_list(_boolq("train", 4))}).save_to_disk(str(tmp_path / "b"))
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(boolq("train", 4))}).save_to_disk(str(tmp_path / "b"))
     with pytest.raises(
         DataError, match=r"boolq: .* has no split 'validation' \(has: train; the task reads train, validation\)"
     ):
         _read("boolq", tmp_path, "b")
     (tmp_path / "p").mkdir()
-    pd.DataFrame(_boolq("train", 4)).to_parquet(tmp_path / "p" / "train-00000-of-00001.parquet")
+    pd.DataFrame(boolq("train", 4)).to_parquet(tmp_path / "p" / "train-00000-of-00001.parquet")
     with pytest.raises(DataError, match=r"has no file for split 'validation' .*found train-00000-of-00001.parquet"):
         _read("boolq", tmp_path, "p")
     (tmp_path / "empty").mkdir()
@@ -510,7 +311,7 @@ def test_a_missing_split_names_it_and_what_is_there(tmp_path):
 def test_a_single_saved_dataset_is_the_whole_pool(tmp_path):
     import datasets
 
-    datasets.Dataset.from_list(_amazon("x", 12), features=_features("amazon_polarity")).save_to_disk(
+    datasets.Dataset.from_list(amazon("x", 12), features=features("amazon_polarity")).save_to_disk(
         str(tmp_path / "one")
     )
     table, _ = _read("amazon_polarity", tmp_path, "one")
@@ -547,3 +348,15 @@ def test_the_registry_covers_the_standard_suite():
     assert {"sciq", "boolq", "cosmos_qa", "anli-r2", "amazon_polarity", "anthropic_hh"} <= set(tasks.TASKS)
     for name, spec in tasks.TASKS.items():
         assert "/" in spec.hub_id and spec.splits and spec.reference, name
+
+
+def test_a_local_copy_is_the_data_that_lineage_versions(tmp_path):
+    from w2s.ops.lineage import snapshot_targets, source_files
+
+    cfg = load_config(None, ["data.name=sciq", f"data.hf_name={save_task('sciq', tmp_path, 'parquet')}"])
+    folder = tmp_path / "sciq-parquet"
+    files = source_files(cfg, Project(tmp_path))
+    assert files == sorted(folder.rglob("*.parquet")) and len(files) == 3
+    assert snapshot_targets(cfg, Project(tmp_path)) == [folder], "a retrain versions the folder, not its files"
+    hub = load_config(None, ["data.name=sciq"])
+    assert source_files(hub, Project(tmp_path)) == [] and snapshot_targets(hub, Project(tmp_path)) == []

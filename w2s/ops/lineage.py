@@ -44,11 +44,16 @@ def method_name(cfg: Config) -> str:
 
 
 def source_files(cfg: Config, project: Project) -> list[Path]:
-    """The files a run's data section reads (none for a Hugging Face dataset or task)."""
+    """The files a run's data section reads: none for a dataset read from the hub, every file of
+    the folder for a local copy of a dataset or task (`data.hf_name=FOLDER`)."""
     from w2s.core.data import bundled, tasks
+    from w2s.core.data.sources import local_dataset
 
     if cfg.data.path:
         return [project.resolve_inside(cfg.data.path)]
+    local = local_dataset(cfg.data, project)
+    if local is not None:
+        return sorted(f for f in local.rglob("*") if f.is_file())
     if cfg.data.hf_name or cfg.data.name in tasks.TASKS:
         return []
     assert cfg.data.name is not None
@@ -82,8 +87,10 @@ def data_version(cfg: Config, project: Project) -> dict[str, str]:
 
 def snapshot_targets(cfg: Config, project: Project) -> list[Path]:
     """What to `dvc add` before a retrain: the tracked outputs covering the data read, else the files."""
+    from w2s.core.data.sources import local_dataset
     from w2s.ops.versioning import tracked
 
+    local = local_dataset(cfg.data, project)
     targets: list[Path] = []
     for f in source_files(cfg, project):
         if not f.is_relative_to(project.root):
@@ -91,8 +98,10 @@ def snapshot_targets(cfg: Config, project: Project) -> list[Path]:
         info = tracked(project, f)
         if info:
             out = project.root / info.dvc_file.removesuffix(".dvc")
-        else:  # untracked: version data/ as a whole (as `w2s data fetch` does), else the file
-            out = project.data_dir if f.is_relative_to(project.data_dir) else f
+        elif f.is_relative_to(project.data_dir):  # untracked: version data/ whole, as `w2s data fetch` does
+            out = project.data_dir
+        else:  # else the dataset folder it belongs to, or the file
+            out = local if local is not None and f.is_relative_to(local) else f
         if out not in targets:
             targets.append(out)
     return targets

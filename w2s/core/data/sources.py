@@ -100,13 +100,22 @@ def _read_file(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
         raise DataError(f"{path}: cannot parse {fmt.upper()}: {msg}") from None
 
 
+def local_dataset(cfg: DataConfig, project: Project) -> Path | None:
+    """The folder `data.hf_name` names when it is a local copy (`save_to_disk` or Parquet files),
+    relative to the project unless absolute; None for a hub id."""
+    if not cfg.hf_name:
+        return None
+    local = Path(cfg.hf_name)
+    local = local if local.is_absolute() else project.root / local
+    return local if local.is_dir() else None
+
+
 def _read_hf(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
     import datasets
 
-    local = Path(cfg.hf_name or "")
-    local = local if local.is_absolute() else project.root / local
+    local = local_dataset(cfg, project)
     try:
-        if local.is_dir():
+        if local is not None:
             ds: Any = datasets.load_from_disk(str(local))
             location = str(local)
         else:
@@ -195,10 +204,8 @@ def _read_task(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]
     """A named task: its hub splits (or `data.hf_name`: a local copy or another hub id), formatted."""
     assert cfg.name is not None
     spec = tasks.task(cfg.name)
-    local = Path(cfg.hf_name) if cfg.hf_name else None
-    if local is not None and not local.is_absolute():
-        local = project.root / local
-    if local is not None and local.is_dir():
+    local = local_dataset(cfg, project)
+    if local is not None:
         raw = hub.read_local(cfg.name, local, spec.splits)
     else:
         raw = hub.read_hub(cfg.name, cfg.hf_name or spec.hub_id, spec.config, spec.splits)
