@@ -42,7 +42,15 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
     sweep_dir = next((project / ".w2s" / "sweeps").iterdir())
     rows = {r["variant"]: r for r in json.loads((sweep_dir / "points.json").read_text())}
     assert set(rows) == {"naive", *REFINED_METHODS, "perturb"}
-    assert set(REFINED_METHODS) == {"confidence", "selective", "smooth", "corrector", "contrastive", "ensemble"}
+    assert set(REFINED_METHODS) == {
+        "confidence",
+        "selective",
+        "smooth",
+        "corrector",
+        "contrastive",
+        "ensemble",
+        "hardened",
+    }
     naive = rows.pop("naive")
     for name, row in rows.items():
         assert row["reused"]["ceiling"] and row["reused"]["weak"], f"{name} shares weak model and ceiling"
@@ -56,6 +64,8 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
         assert 0.0 <= row["changed_frac_transfer"] <= 1.0
     for name in ("confidence", "selective"):
         assert 0.0 <= rows[name]["self_label_frac"] <= 1.0
+    hard = rows["hardened"]  # the argmax of the weak labels: same accuracy, sharper labels
+    assert hard["changed_frac_transfer"] == 0.0 and hard["labels_transfer_acc"] == naive["labels_transfer_acc"]
     weights = [rows["ensemble"][f"weight.{m}"] for m in ("tfidf", "minilm-1l", "tfidf-half")]
     assert sum(weights) == pytest.approx(1.0, abs=1e-6) and min(weights) > 0
     assert rows["perturb"]["labels_transfer_acc"] == naive["labels_transfer_acc"], "same labels, new objective"

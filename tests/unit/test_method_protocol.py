@@ -20,6 +20,7 @@ from w2s.methods.base import Method, RefineInputs, RefiningMethod, Supervision
 REPO = Path(__file__).resolve().parents[2]
 BUILT_IN = {
     "naive",
+    "hardened",
     "bootstrap",
     "confidence",
     "selective",
@@ -48,7 +49,7 @@ def test_the_config_offers_exactly_the_registered_methods_and_their_sections():
 
 def test_an_unknown_method_or_a_config_a_method_refuses_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match=r"config key 'method': Input should be 'naive', 'bootstrap'"):
-        load_config(None, ["method=hardened"])
+        load_config(None, ["method=nope"])
     with pytest.raises(ConfigError, match="method=perturb perturbs the text, so it needs strong.mode=finetune"):
         load_config(None, ["method=perturb", "strong.mode=frozen"])
     with pytest.raises(KeyError, match="unknown method 'nope'"):
