@@ -1,14 +1,11 @@
 """Every task of the standard suite, named by `data.name` and read from a local copy in its hub
-schema (`data.hf_name=FOLDER`), runs the whole pipeline: through the library runner for each task,
-and through the CLI's Prefect flow (tracking, DVC, registry) for sciq. The student is a tiny,
-randomly initialised causal LM; what is checked is that the task's rows go through every step whole
-(pairs never straddle a split), not what the model learns from random weights."""
+schema (`data.hf_name=FOLDER`), runs the whole pipeline through the library runner. The student is
+a tiny, randomly initialised causal LM: what is checked is that the task's rows go through every
+step whole (pairs never straddle a split), not what a model learns from random weights. (sciq
+through the CLI's Prefect flow, tracking, DVC and the registry: tests/e2e/test_lm_pipeline.py.)"""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +18,7 @@ from w2s.core.data import tasks
 from w2s.pipeline.runner import run_config
 from w2s.project import Project
 
-from conftest import BIN, TINY_CONFIG, make_project
+from conftest import TINY_CONFIG
 from task_schemas import LAYOUT, save_task
 
 SCALE = 8  # 8x the unit tests' tables: 320-670 rows a task, enough for the splits below
@@ -59,38 +56,3 @@ def test_every_task_runs_the_whole_sequence_from_a_local_copy(tmp_path, task, ti
         assert len(per_pair) == len(splits) // 2 and (per_pair == 1).all(), "a pair straddles two splits"
     else:
         assert splits["pair"].isna().all()
-
-
-def test_sciq_runs_through_the_cli_flow_and_registers_a_model(tmp_path, bundled_dir, tiny_lms):
-    project = make_project(tmp_path / "proj", bundled_dir)
-    hf_name = save_task("sciq", project, "disk", scale=SCALE)
-    # the local copy is versioned as a user versions data: one .dvc file for the folder
-    for cmd in ([str(BIN / "dvc"), "add", "-q", hf_name], ["git", "add", "-A"], ["git", "commit", "-qm", "sciq"]):
-        subprocess.run(cmd, cwd=project, check=True, capture_output=True)
-    overrides = ["data.name=sciq", f"data.hf_name={hf_name}", f"strong.model={tiny_lms['small']}"]
-    overrides += [f"split.{k}={v}" for k, v in SPLIT.items()] + ["strong.max_length=64", "strong.lr=1e-3"]
-    # as a user runs it, in this project with its own store: an earlier in-process test of this
-    # worker may have exported another project's MLflow URI or project folder
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "W2S_PROJECT_DIR")}
-    env["PATH"] = f"{BIN}{os.pathsep}{os.environ['PATH']}"
-    proc = subprocess.run(
-        ["w2s", "run", "--json", *[a for o in overrides for a in ("--set", o)]],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout)
-    assert result["label_names"] == ["0", "1"], (result["label_names"], result.get("data"), proc.stderr[-3000:])
-    assert result["counts"]["test"] == SPLIT["test"]
-    assert 0.0 <= result["metrics"]["w2s_acc"] <= 1.0
-    lineage = subprocess.run(
-        ["w2s", "lineage", "w2s-test@challenger", "--json"], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert lineage.returncode == 0, lineage.stderr[-2000:]
-    record = json.loads(lineage.stdout)
-    assert record["data"]["dvc_file"] == f"{hf_name}.dvc" and record["data"]["in_dvc"] == "yes", record["data"]
-    assert record["params"]["data"]["name"] == "sciq"

@@ -40,15 +40,18 @@ def configure(project: Project) -> str:
         _create_store_once(project, uri)
     elif uri.startswith(("http://", "https://")):
         check_server(uri)
-    user_env = os.environ.get("MLFLOW_TRACKING_URI")
+    user_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there, the next project configured in
-    # this process would read it as the user's choice and write into this project's store.
-    if user_env is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = user_env
+    # Both setters also export their URI (MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI). Left there,
+    # the next project configured in this process would read them as the user's choice, and every
+    # process started from this one (a fresh Python loading `models:/...`) would resolve models in
+    # this project's registry whatever tracking URI it is given.
+    for key, value in user_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     return uri
 
 
