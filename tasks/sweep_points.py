@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -14,10 +15,11 @@ from w2s.config import Config
 from w2s.core.cache import ArtifactCache
 from w2s.io import atomic_path, write_json, write_text
 from w2s.ops import tracking
-from w2s.pipeline.aggregate import aggregate_seeds
+from w2s.pipeline.aggregate import POINT_KEY, aggregate_seeds
 from w2s.pipeline.plots import plot_pgr_bars, plot_pgr_vs_size
-from w2s.pipeline.report import markdown_table, methods_table
+from w2s.pipeline.report import differences_table, markdown_table, methods_table
 from w2s.pipeline.runner import run_config
+from w2s.pipeline.steps import correctness_on_test
 from w2s.project import Project
 
 
@@ -28,8 +30,12 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
     tracking.configure(project)  # the point may run in another process (a Dask worker)
     cfg = Config.model_validate(config)
     name = "point-" + "-".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+    point_dir = Path(sweep_dir) / f"point-{index:03d}"
     with tracking.stage_run(parent_run_id, name) as run:
-        result = run_config(cfg, project, Path(sweep_dir) / f"point-{index:03d}", ArtifactCache(project.cache_dir))
+        result = run_config(cfg, project, point_dir, ArtifactCache(project.cache_dir))
+        models = {"weak": result.weak, "w2s": result.student, "ceiling": result.ceiling}
+        with atomic_path(point_dir / CORRECT_FILE) as tmp:
+            correctness_on_test(result.splits, models).to_parquet(tmp, index=False)
         run.params({"point": point, "config": config})
         run.metrics(result.metrics)
         run.tags({f"reused_{name}": reused for name, reused in result.reused().items()})
@@ -42,6 +48,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
     )
     return {
         **point,
+        POINT_KEY: index,
         "seed": cfg.seed,
         **result.metrics,
         "reused": result.reused(),
@@ -49,6 +56,7 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
 
 
 STRONG_KEY = "strong.model"
+CORRECT_FILE = "test_correct.parquet"  # per test row: 0/1 correctness of weak, w2s and ceiling
 
 
 def _plot_vs_size(table: list[dict], group_keys: list[str], path: Path) -> bool:
@@ -70,19 +78,30 @@ def _plot_vs_size(table: list[dict], group_keys: list[str], path: Path) -> bool:
 
 
 @task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
-def report(rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str) -> dict:
-    """Aggregate seeds; write CSV/JSON/markdown and a PGR bar chart; publish them."""
+def report(
+    rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str, baseline: dict | None = None
+) -> dict:
+    """Aggregate seeds (paired differences to `baseline`, PGR CIs); write CSV/JSON/markdown and a
+    PGR bar chart; publish them."""
     out = Path(sweep_dir)
-    table = aggregate_seeds(rows, group_keys)
+    correct = {
+        r[POINT_KEY]: pd.read_parquet(path)
+        for r in rows
+        if (path := out / f"point-{r[POINT_KEY]:03d}" / CORRECT_FILE).is_file()
+    }
+    table = aggregate_seeds(rows, group_keys, baseline, correct)
     write_json(out / "points.json", rows)
     write_json(out / "results.json", table)
     with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(table[0]))
+        # the baseline row has no `diff_*` columns: the header is every row's keys, in order
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in table for k in r)))
         writer.writeheader()
         writer.writerows(
             {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()} for r in table
         )
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
+    if any(k.startswith("diff_") for r in table for k in r):
+        md += "\n\n" + differences_table(table, group_keys, baseline or {})
     write_text(out / "results.md", md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
     published = ["results.csv", "results.md", "pgr.png", "points.json"]

@@ -38,8 +38,13 @@ CONTRACT_METRICS = (
     "ece",
     "misfit",
     "misfit_kl",
-    "predicted_gain",
     "actual_gain",
+    "gain_minus_misfit",
+    "supervisor_acc",
+    "gain_over_labels",
+    "n_test",
+    "gap",
+    "min_gap",
 )
 STAGES = {
     "ingest",
@@ -228,14 +233,19 @@ def test_bootstrap_trains_the_student_on_a_truncated_intermediate_and_versions_e
 
 
 def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatch):
-    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; a later project must still get its own store."""
+    """mlflow.set_tracking_uri / set_registry_uri export their URIs; a later project, or a process
+    started from this one, must still get its own store."""
     from w2s.ops.tracking import configure
     from w2s.project import Project
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     first = configure(Project(tmp_path / "a"))
     second = configure(Project(tmp_path / "b"))
     assert first != second and str(tmp_path / "b") in second
+    # nor does a process started from this one: it would resolve `models:/...` in project b's
+    # registry whatever tracking URI it was given (mlflow.set_registry_uri exports it too)
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///" + str(tmp_path / "team.db"))
     assert configure(Project(tmp_path / "c")).endswith("team.db"), "a user's URI still wins"
 

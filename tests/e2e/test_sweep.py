@@ -6,6 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +35,20 @@ def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys)
     assert all(r["seeds"] == [0, 1] for r in table)
     assert (sweep_dir / "pgr.png").stat().st_size > 1000
     assert (sweep_dir / "results.csv").read_text().startswith("strong.loss,seeds,")
+
+    # logconf against xent, paired by seed: the mean of the per-seed differences, on both seeds
+    by = {(r["strong.loss"], r["seed"]): r["w2s_acc"] for r in rows}
+    logconf = table[1]
+    assert logconf["diff_w2s_acc_n"] == 2 and not logconf["diff_w2s_acc_claim"], "2 seeds support no claim"
+    expected = sum(by[("logconf", s)] - by[("xent", s)] for s in (0, 1)) / 2
+    assert logconf["diff_w2s_acc_mean"] == pytest.approx(expected)
+    assert "Paired differences to strong.loss=xent:" in (sweep_dir / "results.md").read_text()
+    # each point kept its per-row test correctness, which the PGR bootstrap resamples
+    correct = pd.read_parquet(sweep_dir / f"point-{rows[0]['point']:03d}" / "test_correct.parquet")
+    assert list(correct.columns) == ["id", "weak", "w2s", "ceiling"] and len(correct) == 120
+    assert correct["w2s"].mean() == pytest.approx(rows[0]["w2s_acc"])
+    for r in table:
+        assert r["pgr"] is None or r["pgr_lo"] is None or r["pgr_lo"] <= r["pgr_hi"]
 
     client = MlflowClient()
     parents = client.search_runs(client.get_experiment_by_name("w2s").experiment_id, "tags.method = 'sweep'")

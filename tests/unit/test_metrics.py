@@ -87,14 +87,17 @@ def test_misfit_identity_for_realisable_least_squares():
     assert err_sw < err_w
 
 
-def test_misfit_kl_and_predicted_gain_in_w2s_metrics():
-    y = np.array([0, 1])
-    weak = np.array([[0.6, 0.4], [0.4, 0.6]])
-    student = np.array([[0.9, 0.1], [0.1, 0.9]])
-    out = metrics.w2s_metrics(y, weak, student, student, transfer_weak=weak, transfer_student=student)
+def test_gain_over_labels_measures_misfit_on_held_out_rows_against_the_training_labels():
+    y = np.array([0, 1, 1])
+    supervisor = np.array([[0.6, 0.4], [0.4, 0.6], [0.7, 0.3]])  # right, right, wrong on test
+    student = np.array([[0.9, 0.1], [0.1, 0.9], [0.2, 0.8]])  # right on all three
+    labels = np.array([[0.6, 0.4], [0.4, 0.6]])  # the training labels on two val rows
+    fit = np.array([[0.9, 0.1], [0.1, 0.9]])  # the student there
+    out = metrics.gain_over_labels(y, supervisor, student, labels, fit)
+    assert out["supervisor_acc"] == pytest.approx(2 / 3) and out["gain_over_labels"] == pytest.approx(1 / 3)
     assert out["misfit"] == pytest.approx(2 * 0.3**2)
     expected_kl = 0.6 * np.log(0.6 / 0.9) + 0.4 * np.log(0.4 / 0.1)
     assert out["misfit_kl"] == pytest.approx(expected_kl)
-    assert out["predicted_gain"] == out["misfit"]
-    # Brier: weak 2*0.4^2 = 0.32, student 2*0.1^2 = 0.02
-    assert out["actual_gain"] == pytest.approx(0.30)
+    # Brier on test: supervisor (0.32 + 0.32 + 2 * 0.7^2) / 3 = 0.54, student (0.02 + 0.02 + 0.08) / 3 = 0.04
+    assert out["actual_gain"] == pytest.approx(0.50)
+    assert out["gain_minus_misfit"] == pytest.approx(0.50 - 0.18)

@@ -57,3 +57,18 @@ def test_variants_are_one_more_axis(tmp_path):
     assert spec.group_keys == ["variant"] and len(points) == 4
     boot = [cfg for point, cfg in points if point["variant"] == "boot"]
     assert all(c.method == "bootstrap" and c.bootstrap.intermediate_layers == [1, 3] for c in boot)
+
+
+def test_the_comparison_baseline_defaults_to_naive_and_must_be_on_the_grid(tmp_path):
+    variants = {"naive": {"method": "naive"}, "smooth": {"method": "smooth"}}
+    assert SweepConfig(base=None, variants=variants).comparison_baseline == {"variant": "naive"}
+    on_method = SweepConfig(base=None, grid={"method": ["naive", "smooth"], "seed": [0]})
+    assert on_method.comparison_baseline == {"method": "naive"}
+    assert SweepConfig(base=None, grid={"strong.lr": [1e-4, 1e-5]}).comparison_baseline == {}
+    assert SweepConfig(base=None, grid={"strong.lr": [1e-4, 1e-5]}, baseline={"strong.lr": 1e-4}).comparison_baseline
+    (tmp_path / "s.yaml").write_text("variants: {a: {}, b: {}}\nbaseline: {variant: c}\n")
+    with pytest.raises(ConfigError, match=r"baseline variant=c is not among the values of 'variant'"):
+        load_sweep(tmp_path / "s.yaml")
+    (tmp_path / "s.yaml").write_text("grid: {seed: [0, 1]}\nbaseline: {method: naive}\n")
+    with pytest.raises(ConfigError, match="baseline key 'method' is not a grid axis"):
+        load_sweep(tmp_path / "s.yaml")

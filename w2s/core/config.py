@@ -306,8 +306,9 @@ FLOOR_METRICS = (
     "agreement_weak_correct",
     "agreement_weak_wrong",
     "misfit",
-    "predicted_gain",
     "actual_gain",
+    "gain_minus_misfit",
+    "gain_over_labels",
     "ece",
 )
 
@@ -326,7 +327,8 @@ class PromotionConfig(Section):
     floors: dict[str, float] = Field(
         default_factory=lambda: {"pgr": 0.0},
         description="Hard floors on the challenger run's "
-        "metrics, e.g. {pgr: 0.2}: the metric must be defined (PGR is null when ceiling <= weak) "
+        "metrics, e.g. {pgr: 0.2}: the metric must be defined (PGR is null when ceiling - weak "
+        "is under eval.min_gap) "
         "and at least the value. Checked even when there is no champion yet.",
     )
     eval_set: str | None = Field(
@@ -347,6 +349,22 @@ class PromotionConfig(Section):
         return self
 
 
+class EvalConfig(Section):
+    min_gap: float | Literal["auto"] = Field(
+        "auto",
+        description="PGR (and each PGR variant) is null, 'gap too small', when ceiling - weak is "
+        "below this. auto: 3 standard errors of a test accuracy, 3 * sqrt(p (1 - p) / n) at p = "
+        "the mean of weak and ceiling accuracy and n test rows (about 3 points at n = 1000); a "
+        "number: that gap in accuracy (AUROC for the AUROC variants); 0: only ceiling > weak.",
+    )
+
+    @model_validator(mode="after")
+    def _gap_in_range(self) -> EvalConfig:
+        if self.min_gap != "auto" and not 0.0 <= self.min_gap < 1.0:
+            raise ValueError(f"eval.min_gap must be 'auto' or in [0, 1), got {self.min_gap}")
+        return self
+
+
 class TrackingConfig(Section):
     experiment: str = Field("w2s", min_length=1, description="MLflow experiment name.")
 
@@ -363,6 +381,7 @@ class BaseConfig(Section):
     registry: RegisterConfig = Field(default_factory=RegisterConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     method: str = Field("naive", description="The W2S method (see `w2s.methods`).")
 
     @model_validator(mode="after")

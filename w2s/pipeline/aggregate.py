@@ -1,8 +1,13 @@
-"""Aggregate per-seed results: mean ± standard error, and PGR against seed-averaged baselines.
+"""Aggregate per-seed results: mean ± standard error, PGR against seed-averaged baselines with a
+bootstrap CI, and each configuration's paired difference to a baseline configuration.
 
 Averaging per-seed PGRs is unstable (a seed whose ceiling barely beats its weak model explodes
-the ratio); the protocol computes PGR from the seed-averaged weak, student and ceiling numbers
-and reports the spread of the per-seed PGRs next to it.
+the ratio); the protocol computes PGR from the seed-averaged weak, student and ceiling numbers,
+reports it only when the gap is at least the seeds' mean `min_gap` (`eval.min_gap`), and gives
+its two-stage bootstrap CI (seeds, then test rows) when the per-row correctness is at hand.
+
+Comparisons are paired: a configuration's difference to the baseline (by default the `naive`
+value of a `method` axis) is taken seed by seed, on the seeds both ran, with a t-interval.
 """
 
 from __future__ import annotations
@@ -11,9 +16,15 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import pandas as pd
+
 from w2s.core.metrics import pgr
+from w2s.core.stats import bootstrap_pgr, gated_pgr, paired_differences
 
 SEED_KEY = "seed"
+POINT_KEY = "point"  # a sweep row's point index, naming its per-row test correctness table
+# metrics every configuration is compared on, paired by seed, against the baseline configuration
+COMPARED = ("w2s_acc", "w2s_acc_ood")
 AGGREGATED = (
     "weak_acc",
     "ceiling_acc",
@@ -27,8 +38,13 @@ AGGREGATED = (
     "agreement_weak_correct",
     "agreement_weak_wrong",
     "misfit",
-    "predicted_gain",
+    "misfit_kl",
     "actual_gain",
+    "gain_minus_misfit",
+    "supervisor_acc",
+    "gain_over_labels",
+    "gap",
+    "min_gap",
     "ece",
     # label-refining methods and distribution shift (absent keys aggregate to None)
     "refined_acc",
@@ -43,6 +59,8 @@ AGGREGATED = (
     "weak_auroc_ood",
     "ceiling_auroc_ood",
     "w2s_auroc_ood",
+    "gap_ood",
+    "min_gap_ood",
 )
 # PGR variants computed from seed-averaged baselines: (name, metric suffix).
 PGRS = (("pgr", "acc"), ("pgr_auroc", "auroc"), ("pgr_ood", "acc_ood"), ("pgr_auroc_ood", "auroc_ood"))
@@ -60,12 +78,38 @@ def mean_se(values: Iterable[float | None]) -> tuple[float | None, float | None,
     return m, math.sqrt(var / len(xs)), len(xs)
 
 
-def aggregate_seeds(rows: Sequence[dict[str, Any]], group_keys: Sequence[str]) -> list[dict[str, Any]]:
+def _pgr_ci(members: Sequence[dict[str, Any]], correct: dict[int, pd.DataFrame] | None) -> tuple | None:
+    """The bootstrap CI of a group's PGR from its seeds' per-row test correctness, if every
+    member's is at hand."""
+    if not correct or any(m.get(POINT_KEY) not in correct for m in members):
+        return None
+    frames = [correct[m[POINT_KEY]] for m in members]
+    weak, w2s, ceiling = ([f[c].to_numpy(dtype=float) for f in frames] for c in ("weak", "w2s", "ceiling"))
+    return bootstrap_pgr(weak, w2s, ceiling)
+
+
+def aggregate_seeds(
+    rows: Sequence[dict[str, Any]],
+    group_keys: Sequence[str],
+    baseline: dict[str, Any] | None = None,
+    correct: dict[int, pd.DataFrame] | None = None,
+    compare: Sequence[str] = COMPARED,
+) -> list[dict[str, Any]]:
     """One row per group (all `group_keys` equal, any seed) with `<metric>_mean/_se`, `seeds`,
-    `pgr` / `pgr_auroc` from the seed-averaged metrics and the per-seed PGR spread."""
+    `pgr` / `pgr_auroc` from the seed-averaged metrics (None under the seeds' mean `min_gap`,
+    with `pgr_status` saying why), the per-seed PGR spread, and:
+
+    - `pgr_lo` / `pgr_hi`: its 95% two-stage bootstrap CI, from `correct` (a point's per-row 0/1
+      test correctness of weak, w2s and ceiling, keyed by the row's `point`);
+    - `diff_<metric>_mean/_lo/_hi/_n/_claim` for each metric of `compare`: the paired difference
+      to the group that equals this one except for `baseline`'s keys, which take its values
+      (t-interval over the seeds both ran; `_claim`: excludes zero on at least 5 seeds).
+    """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(tuple(row.get(k) for k in group_keys), []).append(row)
+    baseline = {k: v for k, v in (baseline or {}).items() if k in group_keys}
+    compare = [m for m in compare if any(r.get(m) is not None for r in rows)]
     out = []
     for key, members in groups.items():
         agg: dict[str, Any] = dict(zip(group_keys, key, strict=True))
@@ -74,10 +118,28 @@ def aggregate_seeds(rows: Sequence[dict[str, Any]], group_keys: Sequence[str]) -
             mean, se, _ = mean_se(m.get(name) for m in members)
             agg[f"{name}_mean"], agg[f"{name}_se"] = mean, se
         for name, suffix in PGRS:
-            agg[name] = pgr(agg[f"weak_{suffix}_mean"], agg[f"w2s_{suffix}_mean"], agg[f"ceiling_{suffix}_mean"])
+            floor = agg.get(f"min_gap{suffix.removeprefix('acc').removeprefix('auroc')}_mean") or 0.0
+            weak, ceiling = agg[f"weak_{suffix}_mean"], agg[f"ceiling_{suffix}_mean"]
+            agg[name] = gated_pgr(weak, agg[f"w2s_{suffix}_mean"], ceiling, floor)
+            if weak is not None and ceiling is not None:
+                agg[f"{name}_status"] = "ok" if agg[name] is not None else "gap too small"
             per_seed = [
                 pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}")) for m in members
             ]
             _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
+        ci = _pgr_ci(members, correct) if agg["pgr"] is not None else None
+        agg["pgr_lo"], agg["pgr_hi"] = ci if ci is not None else (None, None)
+        if baseline and any(agg[k] != v for k, v in baseline.items()):
+            base = groups.get(tuple(baseline.get(k, agg[k]) for k in group_keys))
+            for metric in compare:
+                diff = None
+                if base is not None:
+                    by_seed = {int(m[SEED_KEY]): m.get(metric) for m in members}
+                    diff = paired_differences(by_seed, {int(m[SEED_KEY]): m.get(metric) for m in base})
+                agg[f"diff_{metric}_mean"] = diff.mean if diff else None
+                agg[f"diff_{metric}_lo"] = diff.lo if diff else None
+                agg[f"diff_{metric}_hi"] = diff.hi if diff else None
+                agg[f"diff_{metric}_n"] = diff.n if diff else 0
+                agg[f"diff_{metric}_claim"] = bool(diff and diff.supports_claim)
         out.append(agg)
     return out

@@ -12,8 +12,55 @@ def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ± {se:.{digits}f}" if se is not None else "")
 
 
+def fmt_pgr(r: dict[str, Any], name: str = "pgr") -> str:
+    """PGR with its bootstrap CI when there is one, else ± the per-seed spread; `gap too small`
+    where ceiling - weak is under the minimum gap."""
+    if r.get(name) is None:
+        return "gap too small" if r.get(f"{name}_status") == "gap too small" else "n/a"
+    lo, hi = r.get(f"{name}_lo"), r.get(f"{name}_hi")
+    if lo is not None and hi is not None:
+        return f"{r[name]:.2f} [{lo:.2f}, {hi:.2f}]"
+    return fmt_mean_se(r[name], r.get(f"{name}_seed_se"), 2)
+
+
+def fmt_interval(mean: float | None, lo: float | None, hi: float | None, digits: int = 3) -> str:
+    """`+0.012 [+0.004, +0.020]`, signed; the mean alone without bounds; `n/a` when undefined."""
+    if mean is None:
+        return "n/a"
+    if lo is None or hi is None:
+        return f"{mean:+.{digits}f}"
+    return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baseline: dict[str, Any]) -> str:
+    """Each configuration's paired difference to the baseline (same seeds and splits), with its
+    95% t-interval; `yes` in the claim column needs the interval to exclude zero on >= 5 seeds."""
+    against = ", ".join(f"{k}={v}" for k, v in baseline.items())
+    metrics = sorted({k[5:-5] for r in rows for k in r if k.startswith("diff_") and k.endswith("_mean")})
+    head = [*group_keys]
+    for m in metrics:
+        head += [f"{m} − baseline [95% CI]", "paired seeds", "excludes 0", "claim (≥ 5 seeds)"]
+    lines = [f"Paired differences to {against}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        if f"diff_{metrics[0]}_n" not in r:
+            continue  # the baseline itself
+        cells = [str(r[k]) for k in group_keys]
+        for m in metrics:
+            lo, hi = r[f"diff_{m}_lo"], r[f"diff_{m}_hi"]
+            excludes = lo is not None and hi is not None and (lo > 0 or hi < 0)
+            cells += [
+                fmt_interval(r[f"diff_{m}_mean"], lo, hi),
+                str(r[f"diff_{m}_n"]),
+                "yes" if excludes else "no",
+                "yes" if r[f"diff_{m}_claim"] else "no",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
-    """One line per configuration: accuracies (mean ± s.e.), PGR and agreement."""
+    """One line per configuration: accuracies (mean ± s.e.), PGR (with its bootstrap CI, or `gap
+    too small`), the student's gain over the labels it trained on, and agreement."""
     head = [
         *group_keys,
         "seeds",
@@ -21,8 +68,9 @@ def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         "strong on weak budget acc",
         "ceiling acc",
         "w2s acc",
-        "PGR",
+        "PGR [95% CI]",
         "PGR (AUROC)",
+        "gain over its labels",
         "agreement on weak-wrong",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -33,8 +81,9 @@ def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             fmt_mean_se(r.get("strong_budget_acc_mean"), r.get("strong_budget_acc_se")),
             fmt_mean_se(r["ceiling_acc_mean"], r["ceiling_acc_se"]),
             fmt_mean_se(r["w2s_acc_mean"], r["w2s_acc_se"]),
-            fmt_mean_se(r["pgr"], r["pgr_seed_se"], 2),
-            fmt_mean_se(r["pgr_auroc"], r["pgr_auroc_seed_se"], 2),
+            fmt_pgr(r),
+            fmt_pgr(r, "pgr_auroc"),
+            fmt_mean_se(r.get("gain_over_labels_mean"), r.get("gain_over_labels_se")),
             fmt_mean_se(r["agreement_weak_wrong_mean"], r["agreement_weak_wrong_se"]),
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -55,7 +104,7 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             fmt_mean_se(r["labels_transfer_acc_mean"], r["labels_transfer_acc_se"]),
             fmt_mean_se(r[f"{supervisor}_mean"], r[f"{supervisor}_se"]),
             fmt_mean_se(r["w2s_acc_mean"], r["w2s_acc_se"]),
-            fmt_mean_se(r["pgr"], r["pgr_seed_se"], 2),
+            fmt_pgr(r),
             fmt_mean_se(r["self_label_frac_mean"], r["self_label_frac_se"], 2),
             fmt_mean_se(r["flip_rate_mean"], r["flip_rate_se"]),
         ]
@@ -63,6 +112,6 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             cells += [
                 fmt_mean_se(r[f"{k}_mean"], r[f"{k}_se"]) for k in ("weak_acc_ood", "ceiling_acc_ood", "w2s_acc_ood")
             ]
-            cells.append(fmt_mean_se(r["pgr_ood"], r["pgr_ood_seed_se"], 2))
+            cells.append(fmt_pgr(r, "pgr_ood"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
+from w2s.core.stats import gate_pgrs
 from w2s.errors import ValidationFailed
 from w2s.methods import get as get_method
 from w2s.methods.base import Supervision
@@ -201,6 +202,8 @@ class LibrarySteps:
         budget: ModelRef,
         supervision: Supervision,
     ) -> dict[str, Any]:
-        metrics = steps.evaluate(splits, weak, student, ceiling, budget, supervision.refined)
+        metrics = steps.evaluate(
+            splits, weak, student, ceiling, budget, supervision.labels, supervision.refined, supervision.chain
+        )
         metrics.update(get_method(cfg.method)(cfg).metrics(supervision, student.info))
-        return metrics
+        return gate_pgrs(metrics, cfg.eval.min_gap)

@@ -28,6 +28,7 @@ from w2s.core.metrics import w2s_metrics
 from w2s.core.refs import (
     PREDICT_SPLITS,
     WEAK_VERSION,
+    LabelsRef,
     ModelRef,
     SplitsRef,
     TableRef,
@@ -42,6 +43,7 @@ from w2s.ops.validation import (
 )
 from w2s.pipeline.labels import (
     read_predictions,
+    read_weak_labels,
     write_predictions,
 )
 from w2s.project import Project
@@ -173,19 +175,42 @@ OOD_KEYS = (
 )
 
 
+def correctness_on_test(splits_ref: SplitsRef, models: dict[str, ModelRef]) -> pd.DataFrame:
+    """Per test row (by id), whether each named model's argmax is the label (0/1): the paired
+    data a bootstrap over test rows resamples."""
+    splits = pd.read_parquet(splits_ref.path)
+    test = split_part(splits, "test")
+    y = encode_labels(test["label"], splits_ref.label_names)
+    out = pd.DataFrame({"id": test["id"].to_numpy()})
+    for name, ref in models.items():
+        out[name] = (split_probs(ref, {"test": test["id"]})["test"].argmax(1) == y).astype("int8")
+    return out
+
+
+def supervisor_of(weak: ModelRef, refined: ModelRef | None, chain: tuple[tuple[ModelRef, LabelsRef], ...]) -> ModelRef:
+    """The model whose labels the student trained on: the last intermediate student of a chain,
+    else a refined supervisor, else the weak model."""
+    if chain:
+        return chain[-1][0]
+    return refined if refined is not None else weak
+
+
 def evaluate(
     splits_ref: SplitsRef,
     weak: ModelRef,
     student: ModelRef,
     ceiling: ModelRef,
     budget: ModelRef,
+    labels: LabelsRef,
     refined: ModelRef | None = None,
+    chain: tuple[tuple[ModelRef, LabelsRef], ...] = (),
 ) -> dict[str, float | None]:
     """Headline metrics on the test split (and `_ood` ones on ood_test), every prediction table
     aligned by id first, with the strong model trained on the weak budget's ground truth as a
-    baseline (`strong_budget_*`). With a refined supervisor, also how good its labels are
-    (`refined_*`)."""
-    from w2s.core.metrics import accuracy, auroc, clean
+    baseline (`strong_budget_*`), and how the student relates to the labels it trained on
+    (`labels`, published by `supervisor_of(...)`): its gain over them on test and its misfit to
+    them on val. With a refined supervisor, also how good its labels are (`refined_*`)."""
+    from w2s.core.metrics import accuracy, auroc, clean, gain_over_labels
 
     splits = pd.read_parquet(splits_ref.path)
     names = splits_ref.label_names
@@ -194,14 +219,22 @@ def evaluate(
     wanted = {"test": test["id"], "transfer": transfer["id"]}
     ood = splits[splits["split"] == "ood_test"]
     evals = {"test": test["id"], **({"ood_test": ood["id"]} if len(ood) else {})}
-    w, s = split_probs(weak, {**wanted, **evals}), split_probs(student, {**wanted, **evals})
+    fit = read_weak_labels(Path(labels.path))
+    fit = fit[fit["split"] == "val"].reset_index(drop=True)
+    w = split_probs(weak, {**wanted, **evals})
+    s = split_probs(student, {**wanted, **evals, "val": fit["id"]})
     c, b = split_probs(ceiling, evals), split_probs(budget, evals)
-    out = w2s_metrics(y, w["test"], s["test"], c["test"], w["transfer"], s["transfer"])
+    out = w2s_metrics(y, w["test"], s["test"], c["test"])
+    out["n_test"] = float(len(test))
+    supervisor = supervisor_of(weak, refined, chain)
+    sup = w if supervisor is weak else split_probs(supervisor, evals)
+    out.update(gain_over_labels(y, sup["test"], s["test"], np.stack(fit["weak_probs"].to_numpy()), s["val"]))
     out["strong_budget_acc"], out["strong_budget_auroc"] = accuracy(b["test"], y), auroc(b["test"], y)
     if len(ood):
         y_ood = encode_labels(ood["label"], names)
         ood_metrics = w2s_metrics(y_ood, w["ood_test"], s["ood_test"], c["ood_test"])
         out.update({f"{k}_ood": ood_metrics[k] for k in OOD_KEYS})
+        out["n_test_ood"] = float(len(ood))
         out["strong_budget_acc_ood"] = accuracy(b["ood_test"], y_ood)
     # Diagnostics only (never fed back): how accurate the labels the student learned from were.
     y_transfer = encode_labels(transfer["label"], names)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from w2s.config import Config, load_config
 from w2s.errors import ConfigError
@@ -34,6 +34,13 @@ class SweepConfig(BaseModel):
         description="Extra overrides for points where a grid key has a value, keyed `key=value`, "
         "e.g. `data.name=reuters-r8: {strong.max_length: 128}`.",
     )
+    baseline: dict[str, Any] | None = Field(
+        None,
+        description="The configuration every other one is compared with, paired by seed (95% "
+        "t-interval of the difference): the axes it sets and their values, the other axes equal, "
+        "e.g. `{variant: xent}`. Unset: the `naive` variant if there is one, else `method: "
+        "naive` if `method` is an axis with that value, else no comparison.",
+    )
     max_workers: int = Field(1, ge=1, description="Points run at once (CPU training: keep 1 per machine).")
     runner: Literal["threads", "dask"] = Field(
         "threads",
@@ -48,6 +55,25 @@ class SweepConfig(BaseModel):
     def axes(self) -> dict[str, list[Any]]:
         """The grid with the variants (if any) as a leading `variant` axis."""
         return ({"variant": list(self.variants)} if self.variants else {}) | self.grid
+
+    @model_validator(mode="after")
+    def _baseline_on_the_grid(self) -> SweepConfig:
+        for key, value in (self.baseline or {}).items():
+            if key not in self.axes:
+                raise ValueError(f"baseline key '{key}' is not a grid axis (axes: {', '.join(self.axes)})")
+            if value not in self.axes[key]:
+                raise ValueError(f"baseline {key}={value} is not among the values of '{key}': {self.axes[key]}")
+        return self
+
+    @property
+    def comparison_baseline(self) -> dict[str, Any]:
+        """`baseline`, or the naive configuration when the grid has one (see `baseline`)."""
+        if self.baseline is not None:
+            return self.baseline
+        for axis in ("variant", "method"):
+            if "naive" in self.axes.get(axis, []):
+                return {axis: "naive"}
+        return {}
 
     @property
     def group_keys(self) -> list[str]:
