@@ -67,6 +67,36 @@ def test_label_spreading_repairs_flipped_labels_on_separated_clusters():
     assert repaired.mean() > 0.95, "the flipped examples are the ones that changed"
 
 
+def _inputs(x: np.ndarray, splits: list[str]):
+    """The two things smoothing reads from a refinement's inputs: target rows and their embeddings."""
+    from types import SimpleNamespace
+
+    targets = pd.DataFrame({"id": [f"r{i}" for i in range(len(x))], "split": splits})
+    return SimpleNamespace(targets=targets, embed=lambda rows: x[rows.index.to_numpy()])
+
+
+def test_inductive_smoothing_keeps_test_rows_out_of_the_graph_and_labels_them_by_extension():
+    from w2s.methods.smooth import SmoothConfig, smooth_inputs
+
+    x, y = clusters(60, 3)
+    probs, _ = noisy_onehot(y, 3, 0.25)
+    splits = ["transfer"] * 120 + ["val"] * 30 + ["test"] * 30
+    c = SmoothConfig(k=8, mu=0.9)
+    out, info = smooth_inputs(_inputs(x, splits), probs, c)
+    assert info["graph_rows"] == 150
+    # moving and relabelling every test row changes no training label: they are not in the graph
+    x2, probs2 = x.copy(), probs.copy()
+    x2[150:] = np.random.default_rng(1).normal(size=x2[150:].shape)
+    probs2[150:] = probs2[150:, ::-1]
+    out2, _ = smooth_inputs(_inputs(x2, splits), probs2, c)
+    np.testing.assert_array_equal(out[:150], out2[:150])
+    transductive, _ = smooth_inputs(_inputs(x2, splits), probs2, SmoothConfig(k=8, mu=0.9, transductive=True))
+    assert not np.allclose(transductive[:150], out[:150]), "in the transductive graph they do"
+    # the extension repairs test rows from their training neighbours, and rows sum to one
+    assert np.mean(out[150:].argmax(1) == y[150:]) > np.mean(probs[150:].argmax(1) == y[150:])
+    np.testing.assert_allclose(out.sum(1), 1.0)
+
+
 # ---- weak ensembles (RAVEN) ------------------------------------------------------------------
 
 
