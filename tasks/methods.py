@@ -30,6 +30,7 @@ def select_weak(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef
         run.dict(rows, "weak_selection.json")
         for row in rows:
             run.metrics({f"{row['candidate']}.{k}": row[k] for k in ("err_w_cv", "misfit", "predicted_strong_err")})
+        run.metrics(selection.metrics())  # hindsight diagnostics: computed after the choice
         run.tags({"chosen_weak": selection.chosen})
     create_table_artifact(rows, key="w2s-weak-selection", description=f"weak-model selection: chose {selection.chosen}")
     chosen = next(r for r in rows if r["candidate"] == selection.chosen)

@@ -13,11 +13,12 @@ from prefect.cache_policies import NO_CACHE
 from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
+from w2s.core.stats import clustered_slope
 from w2s.io import atomic_path, write_json, write_text
 from w2s.ops import tracking
 from w2s.pipeline.aggregate import POINT_KEY, aggregate_seeds
-from w2s.pipeline.plots import plot_pgr_bars, plot_pgr_vs_size
-from w2s.pipeline.report import differences_table, markdown_table, methods_table
+from w2s.pipeline.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
+from w2s.pipeline.report import differences_table, markdown_table, methods_table, misfit_line
 from w2s.pipeline.runner import run_config
 from w2s.pipeline.steps import correctness_on_test
 from w2s.project import Project
@@ -103,8 +104,20 @@ def report(
     if any(k.startswith("diff_") for r in table for k in r):
         md += "\n\n" + differences_table(table, group_keys, baseline or {})
     write_text(out / "results.md", md + "\n")
-    plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (± s.e. over seeds)")
+    plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")
     published = ["results.csv", "results.md", "pgr.png", "points.json"]
+    fitted = [r for r in rows if r.get("misfit") is not None and r.get("actual_gain") is not None]
+    if len(fitted) >= 3:
+        fit = clustered_slope(
+            [r["misfit"] for r in fitted], [r["actual_gain"] for r in fitted], [r["seed"] for r in fitted]
+        )
+        held = sum(r["actual_gain"] >= r["misfit"] for r in fitted)
+        write_json(out / "misfit_fit.json", {**fit, "bound_holds": held, "runs": len(fitted)})
+        colour = next((k for k in group_keys if k.startswith("weak.")), group_keys[0] if group_keys else None)
+        plot_misfit_vs_gain(fitted, colour, fit, out / "misfit_vs_gain.png")
+        md += "\n\n" + misfit_line(fit, held, len(fitted))
+        write_text(out / "results.md", md + "\n")
+        published += ["misfit_vs_gain.png", "misfit_fit.json"]
     if STRONG_KEY in group_keys and _plot_vs_size(table, group_keys, out / "pgr_vs_size.png"):
         published.append("pgr_vs_size.png")
     run = tracking.RunLog(parent_run_id)

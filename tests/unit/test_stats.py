@@ -142,3 +142,20 @@ def test_the_sweep_aggregate_bootstraps_pgr_from_per_row_correctness():
     out = aggregate_seeds(rows, ["method"], correct={r["point"]: frame for r in rows})[0]
     assert out["pgr"] == pytest.approx(0.5) and out["pgr_lo"] < 0.5 < out["pgr_hi"]
     assert fmt_pgr(out) == f"0.50 [{out['pgr_lo']:.2f}, {out['pgr_hi']:.2f}]"
+
+
+def test_the_misfit_slope_is_ols_with_a_ci_from_resampling_seeds():
+    from w2s.core.stats import clustered_slope
+
+    rng = np.random.default_rng(0)
+    x = np.tile([0.01, 0.02, 0.03, 0.04], 6)
+    seeds = np.repeat(np.arange(6), 4)
+    y = 0.005 + 1.5 * x + rng.normal(scale=0.002, size=len(x))
+    fit = clustered_slope(x, y, seeds)
+    slope, intercept = np.polyfit(x, y, 1)
+    assert fit["slope"] == pytest.approx(slope) and fit["intercept"] == pytest.approx(intercept)
+    assert fit["slope_lo"] < slope < fit["slope_hi"] and fit["slope_hi"] - fit["slope_lo"] < 0.3
+    assert abs(slope - 1.5) < 0.1, "the fit recovers the slope the data were made with"
+    two = clustered_slope(x[:8], y[:8], seeds[:8])  # two seeds: no interval
+    assert two["slope"] is not None and two["slope_lo"] is None
+    assert clustered_slope([0.1, 0.1, 0.1], [1, 2, 3], [0, 1, 2])["slope"] is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -155,4 +156,36 @@ def gate_pgrs(metrics: dict[str, float | None], setting: float | str = "auto") -
         if suffix.startswith("acc"):
             tail = suffix.removeprefix("acc")
             out[f"gap{tail}"], out[f"min_gap{tail}"] = ceiling - weak, floor
+    return out
+
+
+def clustered_slope(
+    x: Sequence[float],
+    y: Sequence[float],
+    clusters: Sequence[Any],
+    level: float = 0.95,
+    reps: int = 2000,
+    seed: int = 0,
+) -> dict[str, float | None]:
+    """OLS slope and intercept of y on x, with a percentile CI of the slope from a bootstrap that
+    resamples whole clusters (seeds: runs of one seed share splits and weak model, so they are
+    not independent points). Bounds are None with fewer than 3 clusters."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(xs) < 3 or np.ptp(xs) == 0:
+        return {"slope": None, "intercept": None, "slope_lo": None, "slope_hi": None, "n": len(xs)}
+    slope, intercept = np.polyfit(xs, ys, 1)
+    out: dict[str, float | None] = {"slope": float(slope), "intercept": float(intercept), "n": float(len(xs))}
+    labels = np.asarray([str(c) for c in clusters])
+    ids = np.unique(labels)
+    out["slope_lo"] = out["slope_hi"] = None
+    if len(ids) >= 3:
+        rng = np.random.default_rng(seed)
+        members = [np.flatnonzero(labels == c) for c in ids]
+        slopes = []
+        for _ in range(reps):
+            idx = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
+            if np.ptp(xs[idx]) > 0:
+                slopes.append(np.polyfit(xs[idx], ys[idx], 1)[0])
+        tail = (1 - level) / 2
+        out["slope_lo"], out["slope_hi"] = (float(v) for v in np.quantile(slopes, [tail, 1 - tail]))
     return out

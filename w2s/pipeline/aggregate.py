@@ -45,6 +45,7 @@ AGGREGATED = (
     "gain_over_labels",
     "gap",
     "min_gap",
+    "selection_regret",
     "ece",
     # label-refining methods and distribution shift (absent keys aggregate to None)
     "refined_acc",

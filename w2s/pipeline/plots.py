@@ -50,7 +50,8 @@ def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path, title: str) -> None:
-    """PGR per configuration (from seed-averaged metrics) with the per-seed standard error."""
+    """PGR per configuration (from seed-averaged metrics) with its 95% bootstrap CI where there is
+    one, else the per-seed standard error; `gap too small` / `n/a` where PGR is not reported."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,17 +59,59 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
 
     labels = [" / ".join(str(r[k]) for k in label_keys) or "all" for r in rows]
     values = [r["pgr"] if r["pgr"] is not None else 0.0 for r in rows]
-    errors = [r.get("pgr_seed_se") or 0.0 for r in rows]
+    below, above = [], []
+    for r, v in zip(rows, values, strict=True):
+        lo, hi = r.get("pgr_lo"), r.get("pgr_hi")
+        se = r.get("pgr_seed_se") or 0.0
+        below.append(v - lo if lo is not None and hi is not None else se)
+        above.append(hi - v if lo is not None and hi is not None else se)
     fig, ax = plt.subplots(figsize=(max(4, 1.1 * len(rows) + 2), 3.8))
-    ax.bar(range(len(rows)), values, yerr=errors, capsize=4, color="#4c72b0")
+    ax.bar(range(len(rows)), values, yerr=[below, above], capsize=4, color="#4c72b0")
     for i, row in enumerate(rows):
-        if row["pgr"] is None:  # undefined: the averaged ceiling did not beat the weak model
-            ax.text(i, 0.01, "n/a", ha="center", va="bottom", fontsize=8, color="gray")
+        if row["pgr"] is None:
+            note = "gap too small" if row.get("pgr_status") == "gap too small" else "n/a"
+            ax.text(i, 0.01, note, ha="center", va="bottom", fontsize=7, color="gray", rotation=90)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("PGR (accuracy)")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def plot_misfit_vs_gain(
+    points: list[dict[str, Any]], colour_key: str | None, fit: dict[str, float | None], path: Path
+) -> None:
+    """Every run's misfit (to its training labels, on val) against its actual gain over those
+    labels (test Brier), the y = x line of Charikar et al.'s bound (gain >= misfit) and the fitted
+    line; one colour per value of `colour_key`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for p in points:
+        groups.setdefault(_short(p.get(colour_key)) if colour_key else "runs", []).append(p)
+    for name, members in groups.items():
+        ax.scatter([m["misfit"] for m in members], [m["actual_gain"] for m in members], s=14, label=name)
+    xs = [p["misfit"] for p in points]
+    lo, hi = min(xs + [0.0]), max(xs)
+    ax.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=1, label="gain = misfit (the bound)")
+    if fit.get("slope") is not None and fit.get("intercept") is not None:
+        slope, icpt = float(fit["slope"]), float(fit["intercept"])  # type: ignore[arg-type]
+        ci = f" [{fit['slope_lo']:.2f}, {fit['slope_hi']:.2f}]" if fit.get("slope_lo") is not None else ""
+        ax.plot(
+            [lo, hi], [icpt + slope * lo, icpt + slope * hi], color="black", lw=1, label=f"fit: slope {slope:.2f}{ci}"
+        )
+    ax.set_xlabel("misfit to the training labels (val, squared)")
+    ax.set_ylabel("actual gain over them (test Brier)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")

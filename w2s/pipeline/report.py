@@ -115,3 +115,16 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             cells.append(fmt_pgr(r, "pgr_ood"))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def misfit_line(fit: dict[str, float | None], held: int, runs: int) -> str:
+    """One sentence on the misfit-vs-gain relation across a sweep's runs."""
+    if fit.get("slope") is None:
+        return f"Misfit vs gain: no fit ({runs} runs, misfit constant)."
+    ci = ""
+    if fit.get("slope_lo") is not None and fit.get("slope_hi") is not None:
+        ci = f" [95% CI {fit['slope_lo']:.2f}, {fit['slope_hi']:.2f}, runs resampled by seed]"
+    return (
+        f"Misfit vs gain over {runs} runs: actual gain = {fit['intercept']:+.3f} + {fit['slope']:.2f}{ci} x misfit; "
+        f"gain >= misfit (Charikar et al.'s bound) on {held} of {runs} runs."
+    )

@@ -1,9 +1,14 @@
 """Choosing among weak supervisors by the strong error they predict (Charikar et al. 2024).
 
 For each candidate: `Err_w` is its cross-validated squared error on the weak budget (ground truth
-it already had); a student fit to its weak labels gives `Misfit` on the transfer split; the
-predicted strong error is `Err_w - Misfit`. The candidate with the lowest prediction wins. No
-transfer or val ground truth is read: the splits are passed with those labels removed.
+it already had); a student fit to its weak labels gives `Misfit` on the held-out, weakly labelled
+val split (on the student's own training rows it would be biased low); the predicted strong error
+is `Err_w - Misfit`. The candidate with the lowest prediction wins. No transfer or val ground
+truth is read: the splits are passed with those labels removed.
+
+After the choice, and never feeding it, each probe student's test accuracy is looked up: the
+`selection_regret` metric is how far the chosen candidate's probe falls behind the best one in
+hindsight.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import pandas as pd
 from w2s.config import Config, WeakConfig
 from w2s.core.cache import ArtifactCache
 from w2s.core.data.split import encode_labels, without_transfer_truth
-from w2s.core.metrics import misfit
+from w2s.core.metrics import accuracy, misfit
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef, split_part
 from w2s.io import atomic_path
 from w2s.methods.crossfit import weak_oof_probs
@@ -35,6 +40,7 @@ class Candidate:
     err_w: float
     misfit: float
     predicted_err: float
+    hindsight_acc: float  # the probe student's test accuracy: read after the choice, never by it
     weak: ModelRef
     student: ModelRef
     labels_md5: str
@@ -45,6 +51,7 @@ class Candidate:
             "err_w_cv": self.err_w,
             "misfit": self.misfit,
             "predicted_strong_err": self.predicted_err,
+            "probe_test_acc_hindsight": self.hindsight_acc,
             "weak_labels_md5": self.labels_md5,
         }
 
@@ -62,6 +69,16 @@ class Selection:
 
     chosen: str
     candidates: list[dict[str, Any]]
+
+    def metrics(self) -> dict[str, float | None]:
+        """The chosen probe's test accuracy, the best one's in hindsight, and the regret."""
+        accs = {r["candidate"]: r["probe_test_acc_hindsight"] for r in self.candidates}
+        best = max(accs.values())
+        return {
+            "selection_chosen_acc": accs[self.chosen],
+            "selection_best_acc": best,
+            "selection_regret": best - accs[self.chosen],
+        }
 
     def apply(self, cfg: Config) -> Config:
         """The config with the chosen candidate as its weak supervisor."""
@@ -99,13 +116,16 @@ def evaluate_candidates(
         weak = steps.train_weak(blind, ccfg, cache)
         labels = publish(weak, f"candidate-{name}")
         student = _student(blind, ccfg, cache, labels)
-        transfer = split_part(splits, "transfer")["id"]
+        val = split_part(splits, "val")["id"]
         fit = misfit(
-            steps.aligned_probs(steps.predictions(student, "transfer"), transfer, "student"),
-            steps.aligned_probs(steps.predictions(weak, "transfer"), transfer, "weak"),
+            steps.aligned_probs(steps.predictions(student, "val"), val, "student"),
+            steps.aligned_probs(steps.predictions(weak, "val"), val, "weak"),
         )["misfit"]
         err_w = cv_err(train, splits_ref.label_names, weak_cfg, cfg.seed, sel.folds)
-        results.append(Candidate(name, err_w, fit, err_w - fit, weak, student, labels.md5))
+        test = split_part(splits, "test")
+        probe = steps.aligned_probs(steps.predictions(student, "test"), test["id"], "student")
+        hindsight = accuracy(probe, encode_labels(test["label"], splits_ref.label_names))
+        results.append(Candidate(name, err_w, fit, err_w - fit, hindsight, weak, student, labels.md5))
     return results
 
 
