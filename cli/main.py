@@ -12,7 +12,13 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from cli.common import preflight, tune_logging
-from w2s.errors import W2SError
+from w2s.errors import ServiceUnavailable, W2SError, redact
+
+# Exit codes a scheduler can act on (README, "Exit codes"): 1 is a verdict, not a failure.
+EXIT_REJECTED = 1  # promote / retrain rejected the challenger; reproduce found a difference
+EXIT_BAD_INPUT = 2  # bad config, data or arguments: fix the input, retrying will not help
+EXIT_UNAVAILABLE = 3  # a service (MLflow server, DVC remote) did not answer: retry later
+EXIT_INTERNAL = 4  # an unexpected error: a bug to report, with the traceback printed above
 
 if TYPE_CHECKING:
     pass
@@ -238,6 +244,15 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("w2s")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -247,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         "fine-tune a strong student on the weak labels, measure PGR, register the model.",
         epilog="examples:\n  w2s data fetch\n  w2s run\n  w2s run --help",
     )
+    parser.add_argument("--version", action="version", version=f"w2s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -378,12 +394,21 @@ def main(argv: list[str] | None = None) -> int:
         return _usage(parser)
     try:
         return func(args)
+    except ServiceUnavailable as exc:
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except W2SError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not the user's input: the traceback is for the report
+        import traceback
+
+        traceback.print_exc()
+        print(f"error: internal error: {redact(str(exc).splitlines()[0] if str(exc) else repr(exc))}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from w2s.errors import redact
 from w2s.project import Project
 
 if TYPE_CHECKING:
@@ -75,13 +76,23 @@ def print_results(result: PipelineResult, project: Project) -> None:
         + ("  [bold red](oracle ablation: uses ground truth)[/]" if result.early_stopping == "oracle" else "")
     )
     if m["pgr"] is None:
-        console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
+        gap_seen, floor = m.get("gap"), m.get("min_gap")
+        if gap_seen is not None and floor is not None and gap_seen > 0:
+            console.print(
+                f"PGR not reported: gap too small (ceiling - weak = {gap_seen:.3f} is under "
+                f"eval.min_gap = {floor:.3f}, what the test set can resolve)."
+            )
+        else:
+            console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
 
     console.print("\n[bold]where to look next[/]")
     uri = project.tracking_uri()
     console.print(f"  run folder      {result.run_dir}")
     console.print(f"  metrics         {project.root / 'metrics.json'}")
-    console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
+    if uri.startswith(("http://", "https://")):
+        console.print(f"  MLflow UI       {redact(uri)}")
+    else:
+        console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
     model = result.model
     if model:
         console.print(

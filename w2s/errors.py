@@ -23,3 +23,11 @@ class ValidationFailed(W2SError):
 
 class ServiceUnavailable(W2SError):
     """A service the run needs (MLflow tracking server, DVC remote) did not answer; retryable."""
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every `scheme://user:password@host` URI replaced by `***`, so
+    that no error, hint or log line repeats a credential."""
+    import re
+
+    return re.sub(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+):[^/\s@]+@", r"\1:***@", text)

@@ -4,6 +4,7 @@ chain behind a registered version, and recovery of the exact files in it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -124,8 +125,32 @@ def _config_or_none(run_id: str) -> dict[str, Any] | None:
         return None
 
 
+# Tags of a shared registry are written by anyone who can reach the tracking server: every value
+# that becomes a git argument or a path is checked first.
+_COMMIT = re.compile(r"[0-9a-f]{7,40}")
+_MD5 = re.compile(r"[0-9a-f]{32}(\.dir)?")
+
+
+def checked_md5(md5: str, what: str) -> str:
+    """`md5` if it is a DVC object id (32 hex digits, `.dir` for a folder), else a W2SError."""
+    if not _MD5.fullmatch(md5):
+        raise W2SError(f"{what}: recorded md5 {md5!r} is not a DVC object id")
+    return md5
+
+
+def contained(dest: Path, relpath: str, what: str) -> Path:
+    """`dest / relpath`, refused unless it stays inside `dest` (no absolute path, no `..` out)."""
+    target = (dest / relpath).resolve()
+    if Path(relpath).is_absolute() or not target.is_relative_to(dest.resolve()):
+        raise W2SError(f"{what}: recorded path {relpath!r} leads outside {dest}")
+    return target
+
+
 def _committed_md5(project: Project, commit: str, dvc_path: str) -> str | None:
-    """The md5 a `.dvc` file held at a git commit, or None when it was not committed there."""
+    """The md5 a `.dvc` file held at a git commit, or None when it was not committed there (or
+    the recorded commit is not a commit hash: it never reaches git then)."""
+    if not _COMMIT.fullmatch(commit) or dvc_path.startswith("-") or ".." in Path(dvc_path).parts:
+        return None
     shown = subprocess.run(
         ["git", "-C", str(project.root), "show", f"{commit}:{dvc_path}"], capture_output=True, text=True
     )
@@ -233,7 +258,7 @@ def fetch_weak_labels(info: dict[str, Any], project: Project, dest: Path) -> str
     md5 = info["weak_labels"]["md5"]
     if not md5 or info["weak_labels"].get("in_dvc") != "yes":
         raise W2SError(f"{info['model']}: its weak labels were not versioned with DVC, so they cannot be fetched")
-    where = fetch_object(project, md5, dest)
+    where = fetch_object(project, checked_md5(md5, info["model"]), dest)
     assert file_md5(dest) == md5
     return where
 
@@ -246,8 +271,10 @@ def fetch_data(info: dict[str, Any], project: Project, dest: Path) -> list[str]:
         raise W2SError(
             f"{info['model']}: its data was not a DVC version ({data.get('in_dvc')}); it cannot be fetched back"
         )
-    md5, out = data["dvc_md5"], dest / data["dvc_file"].removesuffix(".dvc")
+    md5 = checked_md5(data["dvc_md5"], info["model"])
+    out = contained(dest, data["dvc_file"].removesuffix(".dvc"), info["model"])
+    rel = out.relative_to(dest.resolve())
     if md5.endswith(".dir"):
-        return [f"{out.relative_to(dest)}/{p}" for p in restore_directory(project, md5, out)]
+        return [f"{rel}/{p}" for p in restore_directory(project, md5, out)]
     fetch_object(project, md5, out)
-    return [str(out.relative_to(dest))]
+    return [str(rel)]

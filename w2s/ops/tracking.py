@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from w2s.errors import ServiceUnavailable
+from w2s.errors import ServiceUnavailable, redact
 from w2s.project import Project
 
 LINEAGE_TAGS = (
@@ -77,7 +77,7 @@ def check_server(uri: str, timeout: float = 5.0) -> None:
             r.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ServiceUnavailable(f"MLflow tracking server {uri} is unreachable ({reason})") from None
+        raise ServiceUnavailable(redact(f"MLflow tracking server {uri} is unreachable ({reason})")) from None
 
 
 def client():

@@ -1,0 +1,51 @@
+"""A shared registry's tags are written by whoever reaches the tracking server: lineage never lets
+one become a path outside the destination, a git option, or a DVC object path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from w2s.errors import W2SError
+from w2s.ops.lineage import _committed_md5, checked_md5, contained, fetch_data
+from w2s.project import Project
+
+MD5 = "0123456789abcdef0123456789abcdef"
+
+
+def _info(dvc_file: str, md5: str = MD5) -> dict:
+    return {"model": "w2s-strong/3", "data": {"in_dvc": "yes", "dvc_md5": md5, "dvc_file": dvc_file}}
+
+
+@pytest.mark.parametrize("dvc_file", ["../../outside.dvc", "/etc/passwd.dvc", "data/../../x.dvc"])
+def test_a_recorded_path_cannot_lead_outside_the_destination(tmp_path, dvc_file):
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    with pytest.raises(W2SError, match="leads outside"):
+        fetch_data(_info(dvc_file), Project(tmp_path), dest)
+    assert list(tmp_path.iterdir()) == [dest] and not any(dest.iterdir()), "nothing was written"
+
+
+@pytest.mark.parametrize("md5", ["../../../etc/passwd", MD5[:31], MD5 + ".dirx", MD5.upper()])
+def test_a_recorded_md5_must_be_a_dvc_object_id(tmp_path, md5):
+    with pytest.raises(W2SError, match="is not a DVC object id"):
+        fetch_data(_info("data.dvc", md5), Project(tmp_path), tmp_path)
+    assert checked_md5(MD5, "m") == MD5 and checked_md5(MD5 + ".dir", "m") == MD5 + ".dir"
+
+
+def test_contained_accepts_nested_relative_paths(tmp_path):
+    assert contained(tmp_path, "data/x/y.csv", "m") == (tmp_path / "data/x/y.csv").resolve()
+
+
+@pytest.mark.parametrize(
+    "commit", ["--output=/tmp/pwned", "-p", "HEAD", "main", "abc", "0123456789abcdef0123456789abcdef01234567z"]
+)
+def test_a_recorded_commit_reaches_git_only_as_a_hex_hash(tmp_path, commit, monkeypatch):
+    import subprocess
+
+    calls: list = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    assert _committed_md5(Project(tmp_path), commit, "data.dvc") is None
+    assert calls == [], "git was never called"
+    assert not Path("/tmp/pwned").exists()
