@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from w2s.errors import W2SError
+from w2s.errors import ServiceUnavailable, W2SError, redact
 from w2s.io import atomic_path, file_md5
 from w2s.project import Project
 
@@ -59,16 +59,22 @@ def add_and_push(project: Project, path: Path, push: bool = True) -> Versioned:
         raise W2SError(f"{project.root} is not a DVC repository (run `dvc init` there)")
     rel = path.resolve().relative_to(project.root)
     dvc_file = project.root / f"{rel}.dvc"
-    try:
-        with _lock(project), Repo(str(project.root)) as repo:
-            repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
+    with _lock(project), Repo(str(project.root)) as repo:
+        repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
+        try:
             # absolute paths: DVC resolves relative ones against the process's cwd, not the repo
             repo.add(str(project.root / rel))
-            remote = repo.config.get("core", {}).get("remote")
-            if push and remote:
+        except DvcException as exc:
+            raise W2SError(f"DVC could not version {rel}: {str(exc).strip()}") from None
+        remote = repo.config.get("core", {}).get("remote")
+        if push and remote:
+            try:
                 repo.push(targets=[str(dvc_file)])
-    except DvcException as exc:
-        raise W2SError(f"DVC could not version {rel}: {str(exc).strip()}") from None
+            except (DvcException, OSError) as exc:  # OSError: a local or mounted remote's path
+                # the file is versioned in the cache; the remote did not take it: a transient fault
+                # the stage's retries ride out (the add above is a no-op the second time)
+                reason = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                raise ServiceUnavailable(f"DVC remote '{remote}' did not take {rel}: {reason}") from None
     return Versioned(str(rel), dvc_md5(dvc_file), str(dvc_file.relative_to(project.root)), remote if push else None)
 
 
