@@ -208,3 +208,41 @@ def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_termina
     )
     assert refused.returncode != 0 and "refusing without a terminal" in refused.stderr
     assert (root / ".w2s" / "mlflow.db").is_file() and _alias(root, "champion") == "2"
+
+
+def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_reason(history):
+    """Two challengers of equal quality, both better than the champion, promoted at the same time
+    by two processes. Unserialised, both would be scored against the old champion and pass; held
+    one after the other, the second is scored against the first and misses the margin."""
+    from conftest import BIN
+
+    root = history["root"]
+    c = _client(root)
+    good = c.get_model_version(MODEL, "2")
+    lineage_tags = {k: v for k, v in good.tags.items() if not k.startswith("promotion_")}
+    twin = c.create_model_version(MODEL, good.source, run_id=good.run_id, tags=lineage_tags).version
+    c.set_registered_model_alias(MODEL, "champion", "1")  # a clearly worse champion
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    procs = {
+        v: subprocess.Popen(
+            [str(BIN / "w2s"), "promote", f"{MODEL}/{v}", "--set", "promotion.min_margin=0.001"],
+            cwd=root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for v in ("2", str(twin))
+    }
+    outs = {v: p.communicate(timeout=600) for v, p in procs.items()}
+    codes = {v: p.returncode for v, p in procs.items()}
+    assert sorted(codes.values()) == [0, 1], {v: (codes[v], outs[v][1][-1500:]) for v in codes}
+    winner = next(v for v, code in codes.items() if code == 0)
+    loser = next(v for v, code in codes.items() if code == 1)
+    assert _alias(root, "champion") == winner
+    tags = c.get_model_version(MODEL, loser).tags
+    assert tags["promotion_decision"] == "rejected"
+    assert "margin" in tags["promotion_reasons"], tags["promotion_reasons"]
+    assert c.get_model_version(MODEL, winner).tags["previous_champion"] == "1"
+    c.set_registered_model_alias(MODEL, "champion", "2")  # as the module's history left it

@@ -8,6 +8,8 @@ not move meanwhile, so two gates racing cannot both promote on a stale compariso
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -272,9 +274,32 @@ def log_decision(decision: Decision) -> str:
     return run.run_id
 
 
+LOCK_TIMEOUT_S = 3600.0  # how long a promotion waits for another one of the same model
+
+
+@contextmanager
+def promotion_lock(project: Project, model: str) -> Iterator[None]:
+    """Hold the project's promotion lock of `model` (a file lock in the state folder): gates of the
+    same model run one after the other, each against the champion the previous one left."""
+    from filelock import FileLock, Timeout
+
+    project.state.mkdir(parents=True, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+    try:
+        with FileLock(str(project.state / f"promotion-{safe}.lock"), timeout=LOCK_TIMEOUT_S):
+            yield
+    except Timeout:
+        raise W2SError(f"another promotion of '{model}' held the lock for {LOCK_TIMEOUT_S:.0f} s") from None
+
+
 def promote(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
-    """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow."""
-    decision = gate(cfg, project, challenger_ref, splits_path)
-    apply(decision)
+    """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow.
+
+    Gate and apply hold `promotion_lock` together: without it, two promotions started at once
+    would both score against the same champion and both pass; with it, the second one waits and
+    is gated against whatever the first left as champion."""
+    with promotion_lock(project, registry.resolve_version(challenger_ref).name):
+        decision = gate(cfg, project, challenger_ref, splits_path)
+        apply(decision)
     log_decision(decision)
     return decision
