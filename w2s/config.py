@@ -8,6 +8,7 @@ so they go through exactly the same checks as the file.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -105,13 +106,35 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
         node[keys[-1]] = value
 
 
+class _CoreSchemaLoader(yaml.SafeLoader):
+    """Safe YAML with YAML 1.2 booleans: only true / false. PyYAML follows YAML 1.1, where yes, no,
+    on and off are booleans too, which turns `labels: [no, yes]` into [False, True]."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_CoreSchemaLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreSchemaLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML (a file or a `--set` value) with YAML 1.2 booleans."""
+    loader = _CoreSchemaLoader(text)  # what yaml.safe_load does, with this SafeLoader subclass
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split `a.b=value`; the value is parsed as YAML so numbers, booleans and lists work."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set expects key=value, got '{text}'")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key.strip(), value
@@ -134,7 +157,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = load_yaml(p.read_text())
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {p} is not valid YAML: {exc}".splitlines()[0]) from None
         if loaded is not None and not isinstance(loaded, dict):

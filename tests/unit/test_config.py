@@ -80,3 +80,13 @@ def test_a_section_override_merges_into_the_section(tmp_path):
 def test_a_method_that_cannot_run_in_the_chosen_mode_is_refused_up_front():
     with pytest.raises(ConfigError, match=r"^config: method=perturb perturbs the text"):
         load_config(None, ["method=perturb", "strong.mode=frozen"])
+
+
+def test_yes_no_on_off_stay_strings_in_set_values_and_config_files(tmp_path):
+    # YAML 1.1 (PyYAML's default) reads them as booleans: a label set [no, yes] became [False, True]
+    cfg = load_config(None, ["data.labels=[no, yes]", "registry.alias=on"])
+    assert cfg.data.labels == ["no", "yes"] and cfg.registry.alias == "on"
+    (tmp_path / "c.yaml").write_text("data:\n  labels: [off, on]\nstrong:\n  gradient_checkpointing: true\n")
+    cfg = load_config(tmp_path / "c.yaml", ["strong.deepspeed.offload_params=false"])
+    assert cfg.data.labels == ["off", "on"] and cfg.strong.gradient_checkpointing is True
+    assert load_config(None, ["strong.gradient_checkpointing=yes"]).strong.gradient_checkpointing is True

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from w2s.config import Config, load_config
+from w2s.config import Config, load_config, load_yaml
 from w2s.errors import ConfigError
 
 
@@ -86,7 +86,7 @@ def load_sweep(path: str | Path) -> SweepConfig:
     if not p.is_file():
         raise ConfigError(f"sweep config not found: {p}")
     try:
-        return SweepConfig.model_validate(yaml.safe_load(p.read_text()) or {})
+        return SweepConfig.model_validate(load_yaml(p.read_text()) or {})
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])
