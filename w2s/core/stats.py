@@ -3,8 +3,8 @@ t-interval, a minimum resolvable gap for PGR, and a two-stage bootstrap CI for P
 
 Why paired: every configuration of a sweep runs on the same seeds, and a seed fixes the splits
 and the weak model, so most of the seed-to-seed spread is shared by two methods. The difference
-per seed removes it; an unpaired `mean ± se` of each method keeps it and understates nothing but
-the resolution of the comparison.
+per seed removes it; an unpaired `mean ± se` of each method keeps it, and a real difference
+drowns in the spread the two methods share.
 
 Why a minimum gap: PGR divides by ceiling − weak. When that gap is within what the test set can
 resolve, the ratio is noise (a 1-point gap turns a 1-point student difference into PGR ±1), so it

@@ -6,8 +6,8 @@ the ratio); the protocol computes PGR from the seed-averaged weak, student and c
 reports it only when the gap is at least the seeds' mean `min_gap` (`eval.min_gap`), and gives
 its two-stage bootstrap CI (seeds, then test rows) when the per-row correctness is at hand.
 
-Comparisons are paired: a configuration's difference to the baseline (by default the `naive`
-value of a `method` axis) is taken seed by seed, on the seeds both ran, with a t-interval.
+Comparisons are paired: a configuration's difference to the baseline configuration (the sweep's
+`baseline`, naive by default) is taken seed by seed, on the seeds both ran, with a t-interval.
 """
 
 from __future__ import annotations
