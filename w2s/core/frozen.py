@@ -59,7 +59,12 @@ def embeddings(
     scfg: EncoderTrainConfig,
     cache: ArtifactCache,
 ) -> torch.Tensor:
-    """Pooled transformer embeddings of `rows.text`, computed once per content hash."""
+    """Pooled transformer embeddings of `rows.text`, in the order of `rows`, computed once per
+    content hash of the set of rows. The key and the stored vectors follow the rows sorted by id:
+    every seed orders the same rows differently, and they all share one embedding pass."""
+    order = np.argsort(rows["id"].to_numpy(), kind="stable")
+    rows = rows.iloc[order].reset_index(drop=True)
+    back = np.argsort(order, kind="stable")  # sorted position of each input row
     spec = {
         "version": EMBED_VERSION,
         "model": scfg.model,
@@ -87,4 +92,4 @@ def embeddings(
         with cache.build("embeddings", key, spec) as folder:
             np.save(folder / "vectors.npy", vectors.astype(np.float32))
         hit = cache.path("embeddings", key)
-    return torch.from_numpy(np.load(hit / "vectors.npy"))
+    return torch.from_numpy(np.load(hit / "vectors.npy")[back])
