@@ -52,4 +52,8 @@ def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) 
     splits.to_parquet(scrambled, index=False)
     rows2 = evaluate_candidates(replace(splits_ref, path=str(scrambled)), table, cfg, cache, out)
     assert choose(rows2).name == chosen.name
-    assert [r.row() for r in rows2] == [r.row() for r in rows]
+    # everything the choice reads is unchanged; only the hindsight diagnostic reads test labels
+    hindsight = "probe_test_acc_hindsight"
+    assert [{k: v for k, v in r.row().items() if k != hindsight} for r in rows2] == [
+        {k: v for k, v in r.row().items() if k != hindsight} for r in rows
+    ]
