@@ -52,6 +52,8 @@ def run_point(project_dir: str, sweep_dir: str, parent_run_id: str, index: int, 
         POINT_KEY: index,
         "seed": cfg.seed,
         **result.metrics,
+        # weak-model selection's hindsight regret (the flow logs it on its select stage)
+        **(result.selection.metrics() if result.selection is not None else {}),
         "reused": result.reused(),
     }
 

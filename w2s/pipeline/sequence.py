@@ -114,8 +114,6 @@ def run_sequence(s: Steps, cfg: Config) -> Outcome:
     ceiling = s.ceiling(cfg, splits)
     budget = s.budget(cfg, splits)
     metrics = s.evaluate(cfg, splits, weak, student, ceiling, budget, supervision)
-    if selection is not None:
-        metrics = {**metrics, **selection.metrics()}
     return Outcome(cfg, table, splits, selection, weak, labels, supervision, student, ceiling, budget, metrics)
 
 
