@@ -105,7 +105,6 @@ def report(
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
     if any(k.startswith("diff_") for r in table for k in r):
         md += "\n\n" + differences_table(table, group_keys, baseline or {})
-    write_text(out / "results.md", md + "\n")
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")
     published = ["results.csv", "results.md", "pgr.png", "points.json"]
     fitted = [r for r in rows if r.get("misfit") is not None and r.get("actual_gain") is not None]
@@ -118,8 +117,8 @@ def report(
         colour = next((k for k in group_keys if k.startswith("weak.")), group_keys[0] if group_keys else None)
         plot_misfit_vs_gain(fitted, colour, fit, out / "misfit_vs_gain.png")
         md += "\n\n" + misfit_line(fit, held, len(fitted))
-        write_text(out / "results.md", md + "\n")
         published += ["misfit_vs_gain.png", "misfit_fit.json"]
+    write_text(out / "results.md", md + "\n")  # once, with every section
     if STRONG_KEY in group_keys and _plot_vs_size(table, group_keys, out / "pgr_vs_size.png"):
         published.append("pgr_vs_size.png")
     run = tracking.RunLog(parent_run_id)

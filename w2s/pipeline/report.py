@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from w2s.core.stats import Interval
+
 
 def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
     """`0.873 ± 0.004`, `0.873` without an error, `n/a` when undefined."""
@@ -46,11 +48,11 @@ def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baselin
             continue  # the baseline itself
         cells = [str(r[k]) for k in group_keys]
         for m in metrics:
-            lo, hi = r[f"diff_{m}_lo"], r[f"diff_{m}_hi"]
-            excludes = lo is not None and hi is not None and (lo > 0 or hi < 0)
+            lo, hi, n = r[f"diff_{m}_lo"], r[f"diff_{m}_hi"], r[f"diff_{m}_n"]
+            excludes = Interval(r[f"diff_{m}_mean"] or 0.0, lo, hi, n).excludes_zero
             cells += [
                 fmt_interval(r[f"diff_{m}_mean"], lo, hi),
-                str(r[f"diff_{m}_n"]),
+                str(n),
                 "yes" if excludes else "no",
                 "yes" if r[f"diff_{m}_claim"] else "no",
             ]
