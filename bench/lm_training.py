@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import REPO
+from bench.training import hf_rows
 
 # The decoder: ~3M weights outside the embeddings, a 4k BPE vocabulary, no truncation of tweets.
 LM = {"family": "qwen2", "hidden": 256, "layers": 4, "heads": 8, "vocab_size": 4000, "max_positions": 256}
@@ -174,11 +175,7 @@ def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..
             padded += batch["input_ids"].numel()
             return batch
 
-        enc = tokenizer(texts, truncation=True, max_length=max_len)
-        rows = [
-            {"input_ids": ids, "attention_mask": m, "labels": int(lab)}
-            for ids, m, lab in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)
-        ]
+        rows = hf_rows(tokenizer, texts, y, max_len)
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
                 output_dir=out,
@@ -203,7 +200,7 @@ def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..
             trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
             with contextlib.redirect_stdout(io.StringIO()):  # it prints its own metrics dict
                 result = trainer.train()
-        real = sum(len(ids) for ids in enc["input_ids"])
+        real = sum(len(row["input_ids"]) for row in rows)
         return {"mean_loss": float(result.training_loss), "real_tokens": real, "padded_tokens": padded}
 
     return prepare, run

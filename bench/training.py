@@ -55,6 +55,15 @@ def plain_loop(texts: list[str], y: np.ndarray, k: int, tokenizer, model, bs: in
         opt.step()
 
 
+def hf_rows(tokenizer, texts: list[str], y: np.ndarray, max_len: int) -> list[dict[str, Any]]:
+    """Tokenised examples as HF `Trainer` reads them (unpadded; its collator pads each batch)."""
+    enc = tokenizer(texts, truncation=True, max_length=max_len)
+    return [
+        {"input_ids": ids, "attention_mask": m, "labels": int(lab)}
+        for ids, m, lab in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)
+    ]
+
+
 def hf_trainer(group_by_length: bool) -> Callable[..., None]:
     """The HF `Trainer` with its dynamic-padding collator; length grouping is its own lever
     (`train_sampling_strategy="group_by_length"`)."""
@@ -73,11 +82,7 @@ def hf_trainer(group_by_length: bool) -> Callable[..., None]:
                 logits = self.inner(input_ids, attention_mask)
                 return {"loss": F.cross_entropy(logits, labels), "logits": logits}
 
-        enc = tokenizer(texts, truncation=True, max_length=max_len)
-        rows = [
-            {"input_ids": ids, "attention_mask": m, "labels": int(lab)}
-            for ids, m, lab in zip(enc["input_ids"], enc["attention_mask"], y, strict=True)
-        ]
+        rows = hf_rows(tokenizer, texts, y, max_len)
         with tempfile.TemporaryDirectory() as out:
             args = TrainingArguments(
                 output_dir=out,
