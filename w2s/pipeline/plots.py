@@ -8,6 +8,16 @@ from typing import Any
 from w2s.io import atomic_path
 
 
+def _save(fig: Any, path: Path, dpi: int = 100) -> None:
+    """Lay out, write `fig` as a PNG atomically, and free it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+
 def _line_chart(
     series: dict[str, tuple[list[float], list[float]]],
     path: Path,
@@ -34,10 +44,7 @@ def _line_chart(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_curve(points: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -76,10 +83,7 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
     ax.set_ylabel("PGR (accuracy)")
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_misfit_vs_gain(
@@ -112,10 +116,7 @@ def plot_misfit_vs_gain(
     ax.set_ylabel("actual gain over them (test Brier)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_weights(history: list[dict[str, Any]], members: list[str], path: Path) -> None:
@@ -230,7 +231,4 @@ def plot_pgr_vs_size(
     ax.set_title(title, fontsize=10)
     acc_ax.set_ylabel("test accuracy (mean over seeds)")
     acc_ax.set_title("accuracies", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    _save(fig, path)
