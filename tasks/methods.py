@@ -63,7 +63,10 @@ def supervise(
             run.tags({"cache_key": sup.refined.key, "reused": sup.refined.reused})
         for i, (ref, stage_labels) in enumerate(sup.chain, start=1):
             test = steps.predictions(ref, "test")
-            run.metrics({f"stage{i}_best_step": ref.info["best_step"], f"stage{i}_test_rows": len(test)})
+            # a cross-fitted stage has one best step per fold: those are in its info artifact
+            best = {f"stage{i}_best_step": ref.info["best_step"]} if "best_step" in ref.info else {}
+            run.metrics({**best, f"stage{i}_test_rows": len(test)})
+            run.dict(ref.info, f"stage{i}_info.json")
             run.tags({f"stage{i}_labels_md5": stage_labels.md5, f"stage{i}_cache_key": ref.key})
     changed = sup.refined.info.get("changed_frac_transfer", 0.0) if sup.refined else 0.0
     get_run_logger().info(

@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from w2s.config import load_config
+from w2s.core.data.split import hash_folds
 from w2s.io import file_md5
 from w2s.ops.tracking import LINEAGE_TAGS
 
@@ -225,11 +227,29 @@ def test_bootstrap_trains_the_student_on_a_truncated_intermediate_and_versions_e
     assert inter.md5 == stage_md5 != result.weak_labels.md5
     assert Path(inter.path).name.endswith("-intermediate-1l.parquet")
     assert f"md5: {stage_md5}" in Path(inter.path + ".dvc").read_text()
-    assert list(pd.read_parquet(inter.path).columns) == ["id", "text", "weak_probs", "weak_label", "split"]
-    # ...and the intermediate is the strong model truncated to one block
-    model, _, _ = load_classifier(warm_project / ".w2s" / "cache" / "strong" / inter.supervisor["cache_key"] / "model")
-    assert len(model.encoder.encoder.layer) == 1
+    labels = pd.read_parquet(inter.path)
+    assert list(labels.columns) == ["id", "text", "weak_probs", "weak_label", "split"]
     assert result.model is None
+
+    # ...cross-fitted: two intermediates, each the strong model truncated to one block, and each
+    # transfer row labelled by the one that did not train on it
+    cache = warm_project / ".w2s" / "cache"
+    assert inter.supervisor["kind"] == "cross-fitted student (2 folds)"
+    info = json.loads((cache / "crossfit" / inter.supervisor["cache_key"] / "info.json").read_text())
+    transfer = labels[labels["split"] == "transfer"].reset_index(drop=True)
+    fold_of = hash_folds(transfer["id"], 2, f"crossfit-{load_config(warm_project / 'params.yaml').seed}")
+    assert info["fold_sizes"] == [int((fold_of == 0).sum()), int((fold_of == 1).sum())] and min(info["fold_sizes"]) > 0
+    own = np.stack(transfer["weak_probs"].to_numpy())
+    for k, key in enumerate(info["fold_keys"]):
+        model, _, _ = load_classifier(cache / "strong" / key / "model")
+        assert len(model.encoder.encoder.layer) == 1
+        preds = pd.read_parquet(cache / "strong" / key / "preds.parquet")
+        preds = preds[preds["split"] == "transfer"].reset_index(drop=True)
+        assert list(preds["id"]) == list(transfer["id"]), "predicts every transfer row, in the split's order"
+        mine = fold_of == k
+        np.testing.assert_allclose(own[mine], np.stack(preds["probs"].to_numpy())[mine], rtol=1e-6)
+        assert not np.allclose(own[~mine], np.stack(preds["probs"].to_numpy())[~mine]), "the other fold's rows"
+    assert result.metrics["labels_transfer_acc"] != result.metrics["weak_transfer_acc"]
 
 
 def test_configuring_one_project_does_not_redirect_the_next(tmp_path, monkeypatch):

@@ -86,8 +86,8 @@ class _Env:
         self.calls.append(("refine", method.name))
         return ModelRef("refined", "/r", "refinedkey" * 2, False, {"self_label_frac": 0.25})
 
-    def train_student(self, cfg: Config, labels: LabelsRef) -> ModelRef:
-        self.calls.append(("student", cfg.strong.num_layers))
+    def train_student(self, cfg: Config, labels: LabelsRef, folds: int = 1) -> ModelRef:
+        self.calls.append(("student", cfg.strong.num_layers, folds))
         return ModelRef("w2s", "/s", f"student{cfg.strong.num_layers}" * 3, False, {})
 
     def publish(self, supervisor: ModelRef, name: str) -> LabelsRef:
@@ -107,7 +107,11 @@ def test_supervise_passes_through_refines_or_chains_as_the_method_says():
 
     env.calls.clear()
     chain = get("bootstrap")(cfg).supervise(env)
-    assert [c for c in env.calls if c[0] == "student"] == [("student", 1), ("student", 2)]
+    assert [c for c in env.calls if c[0] == "student"] == [("student", 1, 2), ("student", 2, 2)], "cross-fitted"
+    env.calls.clear()
+    in_sample = load_config(None, ["bootstrap.intermediate_layers=[1]", "bootstrap.cross_fit_folds=1"])
+    get("bootstrap")(in_sample).supervise(env)
+    assert [c for c in env.calls if c[0] == "student"] == [("student", 1, 1)]
     assert len(chain.chain) == 2 and chain.labels == chain.chain[-1][1] and chain.refined is None
 
 

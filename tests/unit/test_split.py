@@ -1,8 +1,9 @@
+import numpy as np
 import pandas as pd
 import pytest
 
 from w2s.config import SplitConfig
-from w2s.core.data.split import assign_splits, encode_labels, label_names
+from w2s.core.data.split import assign_splits, encode_labels, hash_folds, label_names
 from w2s.errors import DataError
 
 
@@ -45,3 +46,16 @@ def test_label_names_and_encoding():
     assert label_names(t, None) == ["common", "rare"]
     assert label_names(t, ["rare", "common"]) == ["rare", "common"]
     assert encode_labels(pd.Series(["rare", "common"]), ["common", "rare"]).tolist() == [1, 0]
+
+
+def test_hash_folds_depend_on_the_id_and_salt_alone():
+    ids = pd.Series([f"t{i}" for i in range(400)])
+    folds = hash_folds(ids, 3, "s0")
+    assert set(folds) == {0, 1, 2} and min(np.bincount(folds)) > 100, "roughly balanced"
+    shuffled = ids.sample(frac=1.0, random_state=1)
+    by_id = dict(zip(ids, folds, strict=True))
+    assert list(hash_folds(shuffled, 3, "s0")) == [by_id[i] for i in shuffled], "order does not matter"
+    assert list(hash_folds(ids[:50], 3, "s0")) == list(folds[:50]), "other rows do not matter"
+    assert (hash_folds(ids, 3, "s1") != folds).mean() > 0.5, "the salt reshuffles"
+    with pytest.raises(ValueError, match="n_folds"):
+        hash_folds(ids, 0, "s0")

@@ -59,8 +59,10 @@ class Env(Protocol):
         """Run (or reuse, by content hash) `method.refine` on blind splits."""
         ...
 
-    def train_student(self, cfg: BaseConfig, labels: LabelsRef) -> ModelRef:
-        """Train (or reuse) a student of `cfg.strong` on `labels`; it predicts every split."""
+    def train_student(self, cfg: BaseConfig, labels: LabelsRef, folds: int = 1) -> ModelRef:
+        """Train (or reuse) a student of `cfg.strong` on `labels`; it predicts every split. With
+        `folds` > 1, cross-fitted: one student per fold of transfer, each row predicted by the
+        student that did not train on it (val and test by their mean)."""
         ...
 
     def publish(self, supervisor: ModelRef, name: str) -> LabelsRef:

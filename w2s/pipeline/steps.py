@@ -247,6 +247,9 @@ def evaluate(
             out["refined_acc_ood"] = accuracy(r["ood_test"], encode_labels(ood["label"], names))
         if isinstance(refined.info.get("changed_frac_transfer"), float):
             out["changed_frac_transfer"] = refined.info["changed_frac_transfer"]
+    elif supervisor is not weak:  # a bootstrap chain's last intermediate
+        t = split_probs(supervisor, {"transfer": transfer["id"]})["transfer"]
+        out["labels_transfer_acc"] = accuracy(t, y_transfer)
     else:
         out["labels_transfer_acc"] = out["weak_transfer_acc"]
     if "flip_rate" in student.info:

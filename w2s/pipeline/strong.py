@@ -22,7 +22,7 @@ from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
 from w2s.core.config import StrongConfig
 from w2s.core.data.sources import table_md5
-from w2s.core.data.split import encode_labels
+from w2s.core.data.split import encode_labels, hash_folds
 from w2s.core.refs import (
     PREDICT_SPLITS,
     STRONG_VERSION,
@@ -89,6 +89,10 @@ class TrainingRun:
     def targets_md5(self, splits: pd.DataFrame) -> str:
         raise NotImplementedError
 
+    def split_training(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """The training split's rows it trains on, and those it only predicts (held out)."""
+        return rows, rows.iloc[:0]
+
     def objective(self) -> dict[str, Any]:
         return {}
 
@@ -121,7 +125,12 @@ class TrainingRun:
             "rows": table_md5(splits[splits["split"].isin(PREDICT_SPLITS)], ["id", "text", "split"]),
             "targets": self.targets_md5(splits),
             "val_truth": table_md5(split_part(splits, "val"), ["id", "label"]),
+            **self.extra_spec(),
         }
+
+    def extra_spec(self) -> dict[str, Any]:
+        """What else determines this kind of run (absent from every key when empty)."""
+        return {}
 
     def job(self) -> dict[str, Any]:
         """What a training rank needs to rebuild this run (`from_job`)."""
@@ -146,10 +155,27 @@ class StudentRun(TrainingRun):
     stage = "strong-w2s"
     predicts_transfer = True
 
-    def __init__(self, cfg: Config, labels: LabelsRef, method: Method | None = None) -> None:
+    def __init__(
+        self, cfg: Config, labels: LabelsRef, method: Method | None = None, fold: tuple[int, int] | None = None
+    ) -> None:
         super().__init__(cfg)
         self.labels = labels
         self.method = method
+        # (k, K): train on every transfer row outside fold k of K and predict fold k out of
+        # sample (a cross-fitted intermediate student); None: train on all of transfer.
+        self.fold = fold
+
+    def split_training(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if self.fold is None:
+            return rows, rows.iloc[:0]
+        k, n_folds = self.fold
+        held = hash_folds(rows["id"], n_folds, f"crossfit-{self.cfg.seed}") == k
+        if held.all() or not held.any():
+            raise DataError(f"cross-fitting fold {k} of {n_folds} leaves no rows on one side of {len(rows)}")
+        return rows[~held], rows[held]
+
+    def extra_spec(self) -> dict[str, Any]:
+        return {} if self.fold is None else {"fold": list(self.fold)}
 
     @classmethod
     def with_method(cls, cfg: Config, labels: LabelsRef) -> StudentRun:
@@ -166,6 +192,8 @@ class StudentRun(TrainingRun):
         out = []
         for split, rows in (("transfer", transfer), ("val", val)):
             part = labels[labels["split"] == split]
+            if split == "transfer" and self.fold is not None:  # the fold's training rows only
+                part = part[part["id"].isin(rows["id"])]
             if list(part["id"]) != list(rows["id"]):
                 raise DataError(f"weak-label ids do not match the {split} split's ids")
             out.append(
@@ -200,12 +228,20 @@ class StudentRun(TrainingRun):
         return self.cfg.strong.early_stopping
 
     def job(self) -> dict[str, Any]:
-        return {"kind": self.kind, "labels": asdict(self.labels), "method_hooks": self.method is not None}
+        return {
+            "kind": self.kind,
+            "labels": asdict(self.labels),
+            "method_hooks": self.method is not None,
+            "fold": None if self.fold is None else list(self.fold),
+        }
 
     @classmethod
     def rebuild(cls, cfg: Config, job: dict[str, Any]) -> TrainingRun:
         labels = LabelsRef(**job["labels"])
-        return cls.with_method(cfg, labels) if job["method_hooks"] else cls(cfg, labels)
+        if job["method_hooks"]:
+            return cls.with_method(cfg, labels)
+        fold = job.get("fold")
+        return cls(cfg, labels, fold=None if fold is None else (int(fold[0]), int(fold[1])))
 
 
 class CeilingRun(TrainingRun):
@@ -299,7 +335,7 @@ class Setup:
     model: Any  # the transformer classifier (torch.nn.Module)
     tokenizer: Any  # its tokenizer
     trainee: Any  # what the optimiser updates: the model, or its head alone (frozen mode)
-    parts: list[pd.DataFrame]  # the training split, val, test[, ood_test]
+    parts: list[pd.DataFrame]  # the rows it trains on, val, test[, ood_test][, held-out training rows]
     encs: list[Any]  # one dataset per part (token ids, or cached embeddings)
     settings: StrongConfig  # the training settings (frozen mode's replace the fine-tuning ones)
     targets: np.ndarray  # training targets on the training split
@@ -317,8 +353,11 @@ def training_setup(names: list[str], splits: pd.DataFrame, run: TrainingRun, cac
     from w2s.core.models.classifier import build_classifier, set_dropout
 
     scfg = run.cfg.strong
-    train_rows, val = split_part(splits, run.train_split), split_part(splits, "val")
+    train_rows, held = run.split_training(split_part(splits, run.train_split))
+    val = split_part(splits, "val")
     evals = [split_part(splits, s) for s in ("test", "ood_test") if (splits["split"] == s).any()]
+    if len(held):  # held-out training rows are predicted like the evaluation splits, never fit
+        evals.append(held)
     targets, val_targets = run.targets(train_rows, val, names)
     # Blind splits (weak-model selection) carry no val ground truth: then only weak agreement.
     val_truth = encode_labels(val["label"], names) if val["label"].notna().all() else None
@@ -413,7 +452,9 @@ def _fit(
             ]
         )
     )
-    write_predictions(folder / "preds.parquet", rows["id"], rows["split"], probs)
+    # In the splits table's row order, so held-out training rows sit among the rows trained on.
+    order = np.argsort(rows.index.to_numpy(), kind="stable")
+    write_predictions(folder / "preds.parquet", rows["id"].iloc[order], rows["split"].iloc[order], probs[order])
     shards = extras.pop("shards", None)
     if shards is not None:  # which transfer rows each rank trained on (the sharding record)
         write_json(folder / "shards.json", shards)

@@ -33,6 +33,7 @@ from w2s.io import read_json, write_json
 from w2s.methods import get as get_method
 from w2s.methods.base import RefineInputs, RefiningMethod, Supervision
 from w2s.pipeline import steps
+from w2s.pipeline.cross_fit import train_cross_fitted
 from w2s.pipeline.labels import write_predictions
 from w2s.pipeline.publish import Publisher
 from w2s.pipeline.strong import StudentRun, train_strong
@@ -54,7 +55,9 @@ class PipelineEnv:
     def refine(self, method: RefiningMethod) -> ModelRef:
         return refine_supervisor(self.splits, self.weak, method, self.cache)
 
-    def train_student(self, cfg: Config, labels: LabelsRef) -> ModelRef:
+    def train_student(self, cfg: Config, labels: LabelsRef, folds: int = 1) -> ModelRef:
+        if folds > 1:
+            return train_cross_fitted(self.splits, cfg, labels, folds, self.cache)
         return train_strong(self.splits, StudentRun(cfg, labels), self.cache)
 
     def publish(self, supervisor: ModelRef, name: str) -> LabelsRef:

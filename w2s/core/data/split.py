@@ -6,6 +6,8 @@ the same split. For unpaired data an item is a row, and the draws are the row dr
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 
@@ -117,3 +119,12 @@ def without_transfer_truth(splits: pd.DataFrame) -> pd.DataFrame:
     blind = splits.copy()
     blind.loc[blind["split"] != "weak_train", "label"] = None
     return blind
+
+
+def hash_folds(ids: pd.Series, n_folds: int, salt: str) -> np.ndarray:
+    """Each id's fold in [0, n_folds), a function of the id and `salt` alone: a row keeps its fold
+    whatever other rows the table holds or in which order they come."""
+    if n_folds < 1:
+        raise ValueError(f"n_folds must be at least 1, got {n_folds}")
+    digests = (hashlib.md5(f"{salt}:{i}".encode()).digest() for i in ids.astype(str))
+    return np.fromiter((int.from_bytes(d[:8], "big") % n_folds for d in digests), dtype=np.int64, count=len(ids))
