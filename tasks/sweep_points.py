@@ -18,7 +18,14 @@ from w2s.io import atomic_path, write_json, write_text
 from w2s.ops import tracking
 from w2s.pipeline.aggregate import POINT_KEY, aggregate_seeds
 from w2s.pipeline.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
-from w2s.pipeline.report import differences_table, markdown_table, methods_table, misfit_line
+from w2s.pipeline.report import (
+    differences_table,
+    dynamics_table,
+    markdown_table,
+    methods_table,
+    misfit_line,
+    selection_table,
+)
 from w2s.pipeline.runner import run_config
 from w2s.pipeline.steps import correctness_on_test
 from w2s.project import Project
@@ -103,6 +110,10 @@ def report(
             {k: (" ".join(map(str, v)) if isinstance(v, list) else v) for k, v in r.items()} for r in table
         )
     md = markdown_table(table, group_keys) + "\n\n" + methods_table(table, group_keys)
+    if any(r.get("val_acc_last_mean") is not None for r in table):
+        md += "\n\nTraining curves on ground-truth val (read after training):\n\n" + dynamics_table(table, group_keys)
+    if any(r.get("selection_regret_mean") is not None for r in table):
+        md += "\n\nWeak-model selection:\n\n" + selection_table(table, group_keys)
     if any(k.startswith("diff_") for r in table for k in r):
         md += "\n\n" + differences_table(table, group_keys, baseline or {})
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")

@@ -49,3 +49,32 @@ def test_pgr_is_null_when_the_averaged_ceiling_does_not_beat_weak():
     out = aggregate_seeds([_row("xent", 0, 0.9, 0.8, 0.85), _row("xent", 1, 0.9, 0.8, 0.95)], ["method"])
     assert out[0]["pgr"] is None  # averaged ceiling 0.9 == averaged weak 0.9
     assert out[0]["pgr_defined_seeds"] == 1
+
+
+def test_selection_and_curve_diagnostics_aggregate_and_render_with_their_spread():
+    from w2s.pipeline.report import dynamics_table, selection_table
+
+    rows = []
+    for seed, (regret, decline) in enumerate([(0.00, 0.02), (0.02, 0.04), (0.01, 0.00)]):
+        row = _row("xent", seed, 0.8, 0.85, 0.9)
+        row.update(
+            selection_chosen_acc=0.85 - regret,
+            selection_best_acc=0.85,
+            selection_regret=regret,
+            student_steps=126.0,
+            val_acc_peak=0.88,
+            val_acc_last=0.88 - decline,
+            val_acc_decline=decline,
+            val_acc_weak_pick=0.87,
+            peak_epoch=1.0 + seed,
+        )
+        rows.append(row)
+    (r,) = aggregate_seeds(rows, ["method"])
+    assert r["selection_regret_mean"] == pytest.approx(0.01) and r["selection_regret_se"] == pytest.approx(
+        mean_se([0.0, 0.02, 0.01])[1]
+    )
+    assert r["val_acc_decline_mean"] == pytest.approx(0.02) and r["peak_epoch_mean"] == pytest.approx(2.0)
+    sel = selection_table([r], ["method"]).splitlines()[-1]
+    assert sel == "| xent | 3 | 0.840 ± 0.006 | 0.850 ± 0.000 | 0.010 ± 0.006 |"
+    dyn = dynamics_table([r], ["method"]).splitlines()[-1]
+    assert dyn == "| xent | 126 | 0.870 ± 0.000 | 0.880 ± 0.000 | 0.860 ± 0.012 | 0.020 ± 0.012 | 2.00 ± 0.58 |"

@@ -101,3 +101,26 @@ def test_gain_over_labels_measures_misfit_on_held_out_rows_against_the_training_
     # Brier on test: supervisor (0.32 + 0.32 + 2 * 0.7^2) / 3 = 0.54, student (0.02 + 0.02 + 0.08) / 3 = 0.04
     assert out["actual_gain"] == pytest.approx(0.50)
     assert out["gain_minus_misfit"] == pytest.approx(0.50 - 0.18)
+
+
+def test_curve_diagnostics_read_the_peak_the_end_and_the_weak_val_pick():
+    curve = [
+        {"step": 10, "epoch": 0.5, "val_gt_acc": 0.80, "val_weak_acc": 0.70},
+        {"step": 20, "epoch": 1.0, "val_gt_acc": 0.86, "val_weak_acc": 0.80},
+        {"step": 30, "epoch": 1.5, "val_gt_acc": 0.84, "val_weak_acc": 0.90},
+        {"step": 40, "epoch": 2.0, "val_gt_acc": 0.82, "val_weak_acc": 0.90},  # a tie: the first peak is kept
+    ]
+    out = metrics.curve_diagnostics(curve)
+    assert out == pytest.approx(
+        {
+            "val_acc_last": 0.82,
+            "val_acc_peak": 0.86,
+            "val_acc_decline": 0.04,
+            "peak_epoch": 1.0,
+            "val_acc_weak_pick": 0.84,
+        }
+    )
+    blind = [{k: v for k, v in p.items() if k != "val_gt_acc"} for p in curve]
+    assert metrics.curve_diagnostics(blind) == {}, "no ground truth on val: nothing to say"
+    no_weak = [{k: v for k, v in p.items() if k != "val_weak_acc"} for p in curve]
+    assert "val_acc_weak_pick" not in metrics.curve_diagnostics(no_weak)

@@ -129,3 +129,25 @@ def gain_over_labels(
     out["actual_gain"] = brier(supervisor_probs, y) - brier(student_probs, y)
     out["gain_minus_misfit"] = out["actual_gain"] - out["misfit"]  # type: ignore[operator]
     return clean(out)
+
+
+def curve_diagnostics(curve: list[dict[str, float]]) -> dict[str, float | None]:
+    """What a student's training curve says about "correct first, imitate later" (diagnostics
+    read after training, never used to pick anything): ground-truth val accuracy at the last
+    evaluation, at its peak, and at the checkpoint weak-val early stopping keeps (the first peak
+    of agreement with the weak labels); the decline from the peak to the end; the peak's epoch."""
+    points = [p for p in curve if p.get("val_gt_acc") is not None]
+    if not points:
+        return {}
+    gt = [float(p["val_gt_acc"]) for p in points]
+    peak = int(np.argmax(gt))
+    out: dict[str, float | None] = {
+        "val_acc_last": gt[-1],
+        "val_acc_peak": gt[peak],
+        "val_acc_decline": gt[peak] - gt[-1],
+        "peak_epoch": float(points[peak]["epoch"]),
+    }
+    weak = [p.get("val_weak_acc") for p in points]
+    if all(w is not None for w in weak):
+        out["val_acc_weak_pick"] = gt[int(np.argmax(np.asarray(weak, dtype=float)))]
+    return out

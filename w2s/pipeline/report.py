@@ -130,3 +130,47 @@ def misfit_line(fit: dict[str, float | None], held: int, runs: int) -> str:
         f"Misfit vs gain over {runs} runs: actual gain = {fit['intercept']:+.3f} + {fit['slope']:.2f}{ci} x misfit; "
         f"gain >= misfit (Charikar et al.'s bound) on {held} of {runs} runs."
     )
+
+
+def dynamics_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
+    """The student's training curve on ground-truth val (diagnostics, read after training):
+    accuracy at the checkpoint weak-val early stopping keeps, at the peak, at the last step, and
+    the decline from the peak to the end."""
+    head = [
+        *group_keys,
+        "student steps",
+        "val acc, weak-val pick",
+        "val acc, peak (hindsight)",
+        "val acc, last step",
+        "decline peak → last",
+        "peak epoch",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [str(r[k]) for k in group_keys] + [
+            fmt_mean_se(r.get("student_steps_mean"), None, 0),
+            *(
+                fmt_mean_se(r.get(f"{m}_mean"), r.get(f"{m}_se"))
+                for m in ("val_acc_weak_pick", "val_acc_peak", "val_acc_last", "val_acc_decline")
+            ),
+            fmt_mean_se(r.get("peak_epoch_mean"), r.get("peak_epoch_se"), 2),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def selection_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
+    """Weak-model selection: the chosen candidate's probe student against the best candidate's
+    in hindsight, and the regret between them."""
+    head = [*group_keys, "seeds", "chosen probe acc", "best probe acc (hindsight)", "regret"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [str(r[k]) for k in group_keys] + [
+            str(len(r["seeds"])),
+            *(
+                fmt_mean_se(r.get(f"{m}_mean"), r.get(f"{m}_se"))
+                for m in ("selection_chosen_acc", "selection_best_acc", "selection_regret")
+            ),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

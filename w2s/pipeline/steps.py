@@ -210,7 +210,7 @@ def evaluate(
     baseline (`strong_budget_*`), and how the student relates to the labels it trained on
     (`labels`, published by `supervisor_of(...)`): its gain over them on test and its misfit to
     them on val. With a refined supervisor, also how good its labels are (`refined_*`)."""
-    from w2s.core.metrics import accuracy, auroc, clean, gain_over_labels
+    from w2s.core.metrics import accuracy, auroc, clean, curve_diagnostics, gain_over_labels
 
     splits = pd.read_parquet(splits_ref.path)
     names = splits_ref.label_names
@@ -254,4 +254,7 @@ def evaluate(
         out["labels_transfer_acc"] = out["weak_transfer_acc"]
     if "flip_rate" in student.info:
         out["flip_rate"] = student.info["flip_rate"]
+    if isinstance(student.info.get("steps"), int):
+        out["student_steps"] = float(student.info["steps"])
+    out.update(curve_diagnostics(student.info.get("curve") or []))
     return clean(out)
