@@ -6,6 +6,7 @@ LoRA bf16 student, and the memory plan of mpnet-base."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -156,6 +157,29 @@ def test_a_failing_rank_fails_the_step_with_its_error(tiny, tmp_path, monkeypatc
             "strong.distributed.processes=2",
             "strong.deepspeed.config_file=ds.json",
         )
+    assert not list((tmp_path / "cache" / "strong").glob("[!.]*"))
+
+
+def test_a_hung_rank_is_stopped_at_the_time_limit_with_every_other_rank(tiny, tmp_path, monkeypatch):
+    """Rank 1 never joins, so rank 0 waits at the rendezvous: only the launch's time limit ends
+    it. The step fails with that reason, and no process of the launch is left running."""
+    import subprocess
+
+    from w2s.pipeline.distributed.worker import HANG_ENV
+
+    monkeypatch.setenv(HANG_ENV, "1")
+    start = time.perf_counter()
+    with pytest.raises(DistributedTrainingError, match=r"did not finish within 20 s .*every rank was stopped"):
+        _student(
+            tiny,
+            tmp_path,
+            "strong.backend=deepspeed",
+            "strong.distributed.processes=2",
+            "strong.distributed.timeout_s=20",
+        )
+    assert time.perf_counter() - start < 120
+    left = subprocess.run(["pgrep", "-f", str(tmp_path / "cache")], capture_output=True, text=True).stdout
+    assert left.strip() == "", f"processes of the launch still running: {left}"
     assert not list((tmp_path / "cache" / "strong").glob("[!.]*"))
 
 

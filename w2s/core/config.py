@@ -227,6 +227,21 @@ class DistributedConfig(Section):
         description="Save an engine checkpoint every N optimiser steps (0: at each evaluation); "
         "a killed run resumes from the last one.",
     )
+    timeout_s: float = Field(
+        172800.0,
+        gt=0,
+        description="Wall-clock limit of one distributed training launch (seconds, default 2 days): "
+        "past it every local rank is stopped and the step fails (a rerun resumes from the last "
+        "checkpoint). Does not enter any cache key.",
+    )
+
+
+def weights_only(strong: dict[str, Any]) -> dict[str, Any]:
+    """A strong config's dump without the settings that cannot change the weights (a launch's
+    time limit), so changing them reuses the cached model."""
+    if "distributed" not in strong:
+        return strong
+    return {**strong, "distributed": {k: v for k, v in strong["distributed"].items() if k != "timeout_s"}}
 
 
 class StrongConfig(EncoderTrainConfig):

@@ -20,7 +20,7 @@ import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.config import StrongConfig
+from w2s.core.config import StrongConfig, weights_only
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import encode_labels, hash_folds
 from w2s.core.refs import (
@@ -118,7 +118,7 @@ class TrainingRun:
         return {
             "version": STRONG_VERSION,
             "role": self.kind,
-            "strong": self.strong_spec,
+            "strong": weights_only(self.strong_spec),
             "seed": self.cfg.seed,
             "labels": label_names,
             "objective": self.objective(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from typing import Any
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
-from w2s.core.config import StrongConfig, stable_hash
+from w2s.core.config import StrongConfig, stable_hash, weights_only
 from w2s.core.train import TrainResult
 from w2s.errors import ConfigError, W2SError
 from w2s.io import read_json, write_json
@@ -98,6 +99,40 @@ def _rank_error(job_dir: Path, proc: subprocess.CompletedProcess) -> str:
     return f"a rank exited with code {proc.returncode} without a Python error ({tail[0][:300]})"
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """Stop the launcher and every rank it started (one process group): TERM, then KILL."""
+    for sig, grace in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run_ranks(cmd: list[str], env: dict[str, str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
+    """Run the launcher in its own process group; past `timeout_s`, or when this process is
+    interrupted or terminated, stop the whole group so no rank outlives the step."""
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _stop_group(proc)
+        raise DistributedTrainingError(
+            f"strong training ({what}) did not finish within {timeout_s:g} s (strong.distributed.timeout_s); "
+            "every rank was stopped"
+        ) from None
+    except BaseException:
+        _stop_group(proc)
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def train_distributed(
     model: Any, cfg: Config, job_run: dict[str, Any], names: list[str], splits_path: str, cache: ArtifactCache
 ) -> tuple[TrainResult, dict[str, Any]]:
@@ -113,8 +148,11 @@ def train_distributed(
     world = hostfile_slots(Path(hostfile)) if hostfile else cfg.strong.distributed.processes
     ds_config = resolve(cfg.strong, world, Path.cwd())
     spec = {"config": cfg.model_dump(mode="json"), "run": job_run, "names": names, "ds_config": ds_config}
-    # keyed by content, not by path: a rerun of the same step in a new run folder resumes
-    ckpt = checkpoint_dir(cache, {**spec, "splits_md5": _md5(splits_path), "labels_md5": _md5(labels_path)})
+    # keyed by content, not by path: a rerun of the same step in a new run folder resumes (also
+    # with another time limit)
+    config = cfg.model_dump(mode="json")
+    keyed = {**spec, "config": {**config, "strong": weights_only(config["strong"])}}
+    ckpt = checkpoint_dir(cache, {**keyed, "splits_md5": _md5(splits_path), "labels_md5": _md5(labels_path)})
     spec.update(splits=splits_path)
     with tempfile.TemporaryDirectory(prefix="w2s-ranks-", dir=cache.root) as tmp:
         job_dir = Path(tmp)
@@ -125,7 +163,7 @@ def train_distributed(
             "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // world)),
             "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH", "")]),
         }
-        proc = subprocess.run(launch_command(cfg, job), capture_output=True, text=True, env=env)
+        proc = _run_ranks(launch_command(cfg, job), env, cfg.strong.distributed.timeout_s, f"{role}, {world} ranks")
         if proc.returncode != 0 or not (job_dir / "result.json").is_file():
             raise DistributedTrainingError(f"strong training ({role}, {world} ranks): " + _rank_error(job_dir, proc))
         out = read_json(job_dir / "result.json")

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 from datetime import timedelta
 from pathlib import Path
 
 from w2s.io import write_text
+
+# Reliability testing: the rank of this number never joins (it hangs before the rendezvous).
+HANG_ENV = "W2S_FAULT_HANG_RANK"
 
 
 def run(job_path: Path) -> None:
@@ -33,6 +37,8 @@ def run(job_path: Path) -> None:
     from w2s.pipeline.strong import TrainingRun, loss_report, training_setup
 
     job = read_json(job_path)
+    if os.environ.get(HANG_ENV) is not None and os.environ.get(HANG_ENV) == os.environ.get("RANK"):
+        time.sleep(10**6)
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(minutes=10))
     rank = dist.get_rank()
