@@ -92,6 +92,60 @@ def depends_on(svc: dict) -> dict[str, str]:
 # --- the compose file --------------------------------------------------------------------------
 
 
+def test_published_ports_bind_to_loopback_unless_the_env_says_otherwise():
+    for name, svc in compose()["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("${BIND_ADDRESS:-127.0.0.1}:"), f"{name}: {port} binds every interface"
+    assert env_example()["BIND_ADDRESS"] == "127.0.0.1"
+
+
+def test_both_servers_require_authentication_and_the_worker_logs_in():
+    mlflow, server, worker = service("mlflow"), service("prefect-server"), service("prefect-worker")
+    assert "--app-name=basic-auth" in command(mlflow)
+    assert mlflow["entrypoint"][-1] == "/usr/local/bin/w2s-mlflow-auth"
+    entry = (INFRA / "mlflow" / "auth-entrypoint.sh").read_text()
+    for key in ("admin_username", "admin_password", "database_uri", "MLFLOW_AUTH_CONFIG_PATH"):
+        assert key in entry
+    assert "mlflow[auth]" in (INFRA / "mlflow" / "Dockerfile").read_text()
+    menv, senv, wenv = environment(mlflow), environment(server), environment(worker)
+    assert {"MLFLOW_ADMIN_USER", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= set(menv)
+    assert wenv["MLFLOW_TRACKING_USERNAME"] == menv["MLFLOW_ADMIN_USER"]
+    assert wenv["MLFLOW_TRACKING_PASSWORD"] == menv["MLFLOW_ADMIN_PASSWORD"]
+    assert senv["PREFECT_SERVER_API_AUTH_STRING"] == wenv["PREFECT_API_AUTH_STRING"]
+    assert ":${PREFECT_AUTH_PASSWORD:?" in senv["PREFECT_SERVER_API_AUTH_STRING"]
+    assert "Authorization" in " ".join(server["healthcheck"]["test"]), "the health check logs in too"
+
+
+def test_the_prefect_server_image_is_the_release_the_worker_installs():
+    version = env_example()["PREFECT_VERSION"]
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), "a full release, never a floating tag"
+    assert "${PREFECT_VERSION:-" + version + "}" in service("prefect-server")["image"]
+    assert service("prefect-worker")["build"]["args"]["PREFECT_VERSION"] == "${PREFECT_VERSION:-" + version + "}"
+    dockerfile = (INFRA / "worker" / "Dockerfile").read_text()
+    assert f"ARG PREFECT_VERSION={version}" in dockerfile and '"prefect==${PREFECT_VERSION}"' in dockerfile
+
+
+def test_the_worker_runs_one_flow_at_a_time_with_bounded_memory_a_healthcheck_and_its_commit():
+    worker = service("prefect-worker")
+    cmd = command(worker)
+    assert cmd[cmd.index("--limit") + 1] == "1" and "--with-healthcheck" in cmd
+    assert worker["mem_limit"] == "${WORKER_MEMORY_LIMIT:-16g}"
+    assert "8080/health" in " ".join(worker["healthcheck"]["test"])
+    assert worker["build"]["args"]["GIT_COMMIT"] == "${GIT_COMMIT:-unknown}"
+    dockerfile = (INFRA / "worker" / "Dockerfile").read_text()
+    assert "ARG GIT_COMMIT=unknown" in dockerfile and "W2S_GIT_COMMIT=${GIT_COMMIT}" in dockerfile
+
+
+def test_lineage_records_the_commit_baked_into_an_image_without_git(tmp_path, monkeypatch):
+    from w2s.ops.lineage import GIT_COMMIT_ENV, git_commit
+
+    assert git_commit(tmp_path) == "unknown"
+    monkeypatch.setenv(GIT_COMMIT_ENV, "0123456789abcdef0123456789abcdef01234567")
+    assert git_commit(tmp_path) == "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setenv(GIT_COMMIT_ENV, "--output=/etc/passwd")
+    assert git_commit(tmp_path) == "unknown", "only a commit hash is recorded"
+
+
 def test_compose_has_the_services_and_no_version_key():
     spec = compose()
     assert "version" not in spec, "the Compose specification has no `version:` key"
@@ -154,7 +208,7 @@ def test_urls_point_at_services_of_the_stack():
     services = set(compose()["services"])
     for name, svc in compose()["services"].items():
         for key, value in environment(svc).items():
-            if "://" in value and not value.startswith("s3://"):
+            if "://" in value and not value.startswith(("s3://", "sqlite:")):  # sqlite: a file in a volume
                 host = urlsplit(rendered_defaults(value)).hostname
                 assert host in services | {"localhost"}, f"{name}.{key} points at {host}"
 
@@ -234,7 +288,7 @@ def test_mlflow_serves_proxied_artifacts_from_s3_with_a_postgres_backend():
 
 def test_prefect_server_runs_on_postgres():
     server = service("prefect-server")
-    assert server["image"] == "prefecthq/prefect:3-python3.12"
+    assert server["image"] == "prefecthq/prefect:${PREFECT_VERSION:-3.9.1}-python3.11"
     assert command(server)[:3] == ["prefect", "server", "start"]
     assert command(server)[command(server).index("--host") + 1] == "0.0.0.0"
     env = environment(server)
@@ -483,7 +537,13 @@ def test_prefect_server_values():
     assert server["postgresql"]["enabled"] is False
     assert server["secret"]["create"] is False and server["secret"]["name"]
     assert server["server"]["uiConfig"]["prefectUiApiUrl"].endswith("/api")
-    assert server["global"]["prefect"]["image"]["prefectTag"].startswith("3")
+    tag = server["global"]["prefect"]["image"]["prefectTag"]
+    assert tag == f"{env_example()['PREFECT_VERSION']}-python3.11", "the release the compose stack pins"
+    auth = next(e for e in server["server"]["env"] if e["name"] == "PREFECT_SERVER_API_AUTH_STRING")
+    assert auth["valueFrom"]["secretKeyRef"]["name"] == "prefect-auth", "from a Secret, never inline"
+    worker = values("prefect-worker-values.yaml")["worker"]
+    assert "w2s-auth" in worker["extraEnvVarsSecrets"] and worker["config"]["limit"] == 1
+    assert worker["resources"]["limits"]["memory"]
 
 
 def test_mlflow_values():

@@ -4,6 +4,7 @@ chain behind a registered version, and recovery of the exact files in it."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import tempfile
@@ -21,6 +22,9 @@ from w2s.ops.versioning import fetch_object, restore_directory
 from w2s.project import Project
 
 
+GIT_COMMIT_ENV = "W2S_GIT_COMMIT"
+
+
 def git_commit(root: Path) -> str:
     """HEAD of the project's git repository, suffixed `-dirty` when tracked files changed."""
 
@@ -29,7 +33,9 @@ def git_commit(root: Path) -> str:
 
     head = git("rev-parse", "HEAD")
     if head.returncode != 0:
-        return "unknown"
+        # An image built without .git records its commit at build time (infra/worker/Dockerfile).
+        baked = os.environ.get(GIT_COMMIT_ENV, "")
+        return baked if re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?", baked) else "unknown"
     dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     return head.stdout.strip() + ("-dirty" if dirty else "")
 
