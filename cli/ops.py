@@ -47,6 +47,11 @@ def _print_decision(decision: dict[str, Any]) -> None:
     def fmt(v: float | None) -> str:
         return "—" if v is None else f"{v:.4f}"
 
+    if decision.get("unchanged"):
+        print(f"promotion gate: {decision['model']}/{decision['challenger']} UNCHANGED")
+        for reason in decision["reasons"]:
+            print(f"  {reason}")
+        return
     verdict = "PROMOTED" if decision["promoted"] else "REJECTED"
     table = Table(title=f"promotion gate: {decision['model']}/{decision['challenger']} {verdict}", title_justify="left")
     for col in ("check", "challenger", f"champion ({decision['champion'] or 'none'})", "rule"):
@@ -74,19 +79,26 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from flows.retrain import retrain
 
     result = retrain(project_dir=str(project.root), overrides=args.set)
-    _print_decision(result["decision"])
-    return 0 if result["decision"]["promoted"] else 1
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        _print_decision(result["decision"])
+    return 0 if result["decision"]["promoted"] or result["decision"].get("unchanged") else 1
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """Gate a registered version against the champion by hand; move the alias only on a pass."""
+    from tasks.serialise import promotion_serialised
     from w2s.ops import promotion, tracking
 
     project, cfg = _project_config(args)
     tracking.configure(project)
     ref = args.model or f"{cfg.registry.model_name}@challenger"
-    decision = promotion.promote(cfg, project, ref)
-    _print_decision(decision.as_dict())
+    decision = promotion.promote(cfg, project, ref, serialise=promotion_serialised)
+    if args.json:
+        print(json.dumps(decision.as_dict(), indent=2, default=str))
+    else:
+        _print_decision(decision.as_dict())
     return 0 if decision.promoted else 1
 
 
@@ -99,7 +111,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     name = args.model or cfg.registry.model_name
     alias = cfg.promotion.champion_alias
     old, new = promotion.rollback(name, alias)
-    print(f"{name}@{alias}: version {old} -> version {new}")
+    if args.json:
+        print(json.dumps({"model": name, "alias": alias, "from": old, "to": new}))
+    else:
+        print(f"{name}@{alias}: version {old} -> version {new}")
     return 0
 
 
@@ -160,6 +175,28 @@ def cmd_lineage(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=2, default=str))
     else:
         _print_lineage(info)
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Remove old cache entries, run folders and unaliased model versions (or list them)."""
+    from w2s.ops import gc, tracking
+
+    project, cfg = _project_config(args)
+    tracking.configure(project)
+    out = gc.collect(project, args.model or [cfg.registry.model_name], args.older_than, args.dry_run)
+    if args.json:
+        print(json.dumps(out.as_dict(), indent=2))
+        return 0
+    verb = "would remove" if out.dry_run else "removed"
+    print(
+        f"{verb}: {len(out.cache_entries)} cache entries, {len(out.run_folders)} run folders, "
+        f"{len(out.versions)} model versions ({', '.join(out.versions) or 'none'}) with "
+        f"{len(out.logged_models)} logged models; {out.bytes_freed / 2**20:.1f} MiB"
+    )
+    print(f"kept: {', '.join(out.kept_versions) or 'no registered version'} (aliased, and their previous champions)")
+    for note in out.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -282,6 +319,7 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
         epilog="example:\n  w2s retrain --set promotion.min_margin=0.005",
     )
     config_args(rt, with_file=False)
+    rt.add_argument("--json", action="store_true", help="print the result as JSON")
     rt.set_defaults(func=cmd_retrain)
 
     pr = sub.add_parser(
@@ -296,6 +334,7 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     )
     pr.add_argument("model", nargs="?", help="<name>/<version> or <name>@<alias>")
     config_args(pr)
+    pr.add_argument("--json", action="store_true", help="print the result as JSON")
     pr.set_defaults(func=cmd_promote)
 
     rb = sub.add_parser(
@@ -308,6 +347,7 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     )
     rb.add_argument("model", nargs="?", help="registered model name (default registry.model_name)")
     config_args(rb)
+    rb.add_argument("--json", action="store_true", help="print the result as JSON")
     rb.set_defaults(func=cmd_rollback)
 
     li = sub.add_parser(
@@ -325,6 +365,26 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     li.add_argument("--fetch-weak-labels", metavar="FILE", help="write the exact weak-label file here")
     li.add_argument("--fetch-data", metavar="DIR", help="restore the exact data version under DIR")
     li.set_defaults(func=cmd_lineage)
+
+    gcp = sub.add_parser(
+        "gc",
+        formatter_class=fmt,
+        help="remove old caches, run folders and unaliased model versions",
+        description="Remove cache entries, run folders and registered versions older than --older-than "
+        "days. Kept whatever their age: every version with an alias, the previous champion of "
+        "each (what rollback needs), a logged model a kept version shares, the cache entry of a "
+        "kept version's student and the run folder of its run. MLflow run records and the DVC "
+        "remote are never touched, so lineage and reproduce of every kept version still work.",
+        epilog="examples:\n  w2s gc --dry-run\n  w2s gc --older-than 7 --json",
+    )
+    gcp.add_argument("model", nargs="*", help="registered model names (default registry.model_name)")
+    gcp.add_argument(
+        "--older-than", type=float, default=30.0, metavar="DAYS", help="retention period in days (default 30)"
+    )
+    gcp.add_argument("--dry-run", action="store_true", help="list what would be removed; remove nothing")
+    gcp.add_argument("--json", action="store_true", help="print the collection as JSON")
+    config_args(gcp)
+    gcp.set_defaults(func=cmd_gc)
 
     rp = sub.add_parser(
         "reproduce",

@@ -37,5 +37,6 @@ def retrain(project_dir: str | None = None, overrides: list[str] | None = None) 
         "metrics": result.metrics,
         "model": result.model,
         "mlflow_run_id": result.mlflow_run_id,
+        "run_dir": result.run_dir,
         "decision": decision,
     }

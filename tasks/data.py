@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
+import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
 from tasks.retry import RETRY
 from w2s.config import Config
+from w2s.core.data.split import TRAINED_ROWS_FILE, trained_rows
 from w2s.core.refs import SplitsRef, TableRef
 from w2s.ops import tracking
 from w2s.ops.lineage import data_version
@@ -48,5 +50,7 @@ def split(ctx: RunContext, cfg: Config, table: TableRef) -> SplitsRef:
         ref = ctx.steps(run).split(cfg, table)
         run.metrics({f"n_{k}": v for k, v in ref.counts.items()})
         run.dict(asdict(ref), "splits.json")
+        # on the pipeline run, where a later promotion gate looks for the rows this model saw
+        tracking.RunLog(ctx.parent_run_id).table(trained_rows(pd.read_parquet(ref.path)), TRAINED_ROWS_FILE)
     get_run_logger().info("splits %s", ref.counts)
     return ref

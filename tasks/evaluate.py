@@ -39,17 +39,36 @@ def evaluate(
 
 @task(name="register", cache_policy=NO_CACHE, **RETRY)
 def register(ctx: RunContext, cfg: Config, student: ModelRef, label_names: list[str], tags: dict) -> dict:
-    """Log the student as a text-in pyfunc, register a version with lineage tags, alias it."""
+    """Log the student as a text-in pyfunc, register a version with lineage tags, alias it.
+
+    A student whose cache key a version already carries is that version (the same weights):
+    nothing new is logged or registered, the alias moves to it, and the version is tagged with
+    this run. That also makes a retried registration idempotent."""
     reg = cfg.registry
+    tags = {**tags, registry.STUDENT_KEY_TAG: student.key}
     with tracking.stage_run(ctx.parent_run_id, "register") as run:
         run.tags(tags)
-        version = registry.log_and_register(
-            run.run_id, Path(student.dir) / "model", label_names, reg.model_name, reg.alias, tags
-        )
-    get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
+        existing = registry.version_of_student(reg.model_name, student.key)
+        if existing is None:
+            version = registry.log_and_register(
+                run.run_id, Path(student.dir) / "model", label_names, reg.model_name, reg.alias, tags
+            )
+            get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
+        else:
+            version = existing
+            registry.reuse_version(reg.model_name, version, reg.alias, ctx.parent_run_id)
+            run.tags({"reused_version": version})
+            get_run_logger().info(
+                "student unchanged (cache key %s): %s version %s is @%s again; nothing new registered",
+                student.key[:12],
+                reg.model_name,
+                version,
+                reg.alias,
+            )
     return {
         "name": reg.model_name,
         "version": version,
         "alias": reg.alias,
         "uri": f"models:/{reg.model_name}@{reg.alias}",
+        "reused": existing is not None,
     }

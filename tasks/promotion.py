@@ -9,6 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.retry import RETRY
+from tasks.serialise import promotion_serialised
 from w2s.config import Config
 from w2s.ops import promotion, versioning
 from w2s.ops.lineage import snapshot_targets
@@ -37,7 +38,9 @@ def gate(project_dir: str, config: dict, model: dict, splits_path: str) -> dict:
     """Score challenger and champion on the same set, apply the gate, log and publish the decision."""
     project = Project.discover(project_dir)
     cfg = Config.model_validate(config)
-    decision = promotion.promote(cfg, project, f"{model['name']}/{model['version']}", Path(splits_path))
+    decision = promotion.already_champion(cfg, model["name"], model["version"]) or promotion.promote(
+        cfg, project, f"{model['name']}/{model['version']}", Path(splits_path), promotion_serialised
+    )
     create_markdown_artifact(key="promotion-decision", markdown=decision.markdown(), description=decision.summary())
     get_run_logger().info(decision.summary())
     return decision.as_dict()

@@ -48,3 +48,80 @@ def test_an_unreachable_mlflow_server_fails_the_run_cleanly_after_the_retries(pr
     assert flow_run.name and flow_run.state.is_failed()
     (start,) = [t for t in task_runs if t.name.startswith("start-tracking")]
     assert start.run_count == 4 and start.state.is_failed()
+
+
+def test_sigterm_mid_training_fails_the_runs_crashes_the_flow_and_leaves_nothing_half_written(warm_project: Path):
+    """A scheduler stopping a worker sends SIGTERM. Prefect turns it into a crash of the flow run
+    (and re-raises it, so the process ends by the signal); the stage and parent MLflow runs are
+    closed FAILED on the way out, no version is registered and no staging folder or temp file
+    is left. The student trains from scratch (a new lr, more epochs); weak labels come from the
+    warm cache."""
+    import asyncio
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from mlflow import MlflowClient
+
+    from conftest import BIN
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen(
+        [str(BIN / "w2s"), "run", "--set", "strong.lr=3e-4", "--set", "strong.epochs=4"],
+        cwd=warm_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        lines.extend(proc.stdout)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    uri = f"sqlite:///{warm_project / '.w2s' / 'mlflow.db'}"
+    c = MlflowClient(uri, registry_uri=uri)
+
+    def training() -> bool:
+        if not (warm_project / ".w2s" / "mlflow.db").is_file():
+            return False
+        try:  # the run may still be creating the store's schema
+            exp = c.get_experiment_by_name("w2s")
+            where = "attributes.run_name = 'strong-w2s' and attributes.status = 'RUNNING'"
+            return exp is not None and bool(c.search_runs([exp.experiment_id], where))
+        except Exception:
+            return False
+
+    deadline = time.time() + 300
+    while not training():
+        assert proc.poll() is None and time.time() < deadline, "".join(lines[-30:])
+        time.sleep(1)
+    time.sleep(2)  # the student is training now
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=180)
+    reader.join(timeout=10)
+    log = "".join(lines)
+    assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), log[-3000:]
+
+    runs = c.search_runs([c.get_experiment_by_name("w2s").experiment_id])
+    status = {r.info.run_name: r.info.status for r in runs}
+    assert "RUNNING" not in status.values(), status
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "FAILED" and status["strong-w2s"] == "FAILED", status
+    assert c.search_model_versions("name='w2s-test'") == []
+
+    async def flow_state(flow_run_id: str) -> str:
+        from prefect.client.orchestration import get_client
+
+        async with get_client() as client:
+            return (await client.read_flow_run(flow_run_id)).state.type.value
+
+    assert asyncio.run(flow_state(parent.data.tags["prefect_flow_run_id"])) == "CRASHED"
+    state = warm_project / ".w2s"
+    staging = [p for p in (state / "cache").glob("*/.*")] + list(warm_project.rglob("*.tmp"))
+    assert staging == [], staging

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,14 @@ import pandas as pd
 import pytest
 
 from cli.main import main
+from w2s.core.data.sources import table_md5
 from w2s.io import file_md5
 
 from conftest import TINY_CONFIG, make_project
 
 MODEL = "w2s-test"
 BAD = "strong.lr=1e-7"  # the student barely moves from its random head: a clearly worse model
+BAD_AGAIN = "strong.lr=2e-7"  # another one (the same config again would be the same version)
 
 
 def _client(project: Path):
@@ -63,7 +66,7 @@ def history(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_ru
     )
     saved = os.environ.get("W2S_PROJECT_DIR")
     os.environ["W2S_PROJECT_DIR"] = str(root)
-    codes = [main(["retrain", "--set", BAD]), main(["retrain"]), main(["retrain", "--set", BAD])]
+    codes = [main(["retrain", "--set", BAD]), main(["retrain"]), main(["retrain", "--set", BAD_AGAIN])]
     yield {"root": root, "codes": codes}
     if saved is None:
         os.environ.pop("W2S_PROJECT_DIR", None)
@@ -90,8 +93,8 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
     assert set(by_version) == {f"{MODEL}/1", f"{MODEL}/2", f"{MODEL}/3"}
     g2, g3 = by_version[f"{MODEL}/2"].data.metrics, by_version[f"{MODEL}/3"].data.metrics
     assert g2["margin"] > 0 and g3["margin"] < 0
-    # both gates scored the same fixed set: the bad model's score is the old champion's
-    assert g3["challenger_score"] == pytest.approx(g2["champion_score"], abs=0)
+    # both gates scored the same fixed set: version 2 scores the same as challenger and as champion
+    assert g3["champion_score"] == pytest.approx(g2["challenger_score"], abs=0)
     decision = json.loads(
         Path(
             c.download_artifacts(by_version[f"{MODEL}/3"].info.run_id, "promotion.json", str(root / ".w2s"))
@@ -111,6 +114,32 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
     published = [a.data for a in asyncio.run(artifacts())]
     assert any("version 3 — **REJECTED**" in md for md in published)
     assert any("version 2 — **PROMOTED**" in md for md in published)
+
+
+def _disk(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def test_unchanged_retrains_register_nothing_new_and_leave_disk_flat(history, capsys):
+    """The champion's config and data again: the same student cache key, so the same version.
+    Nothing is logged or registered, the challenger alias points at the champion, the gate has
+    nothing to compare and the retrain exits 0; the tracking store grows by run records only."""
+    root = history["root"]
+    c = _client(root)
+    artifacts = root / ".w2s" / "mlartifacts"
+    model_bytes = _disk(artifacts)  # every version's model so far
+    before = {"versions": _versions(root), "bytes": _disk(artifacts)}
+    for _ in range(2):
+        assert main(["retrain"]) == 0
+        out = capsys.readouterr().out
+        assert f"{MODEL}/2 UNCHANGED" in out and "already @champion (unchanged); nothing to gate" in out
+    assert _versions(root) == before["versions"] == ["1", "2", "3"]
+    assert _alias(root, "champion") == "2" and _alias(root, "challenger") == "2"
+    v2 = c.get_model_version(MODEL, "2")
+    assert v2.tags["promotion_decision"] == "promoted" and v2.tags["last_confirmed_by_run"]
+    grown = _disk(artifacts) - before["bytes"]
+    assert grown < 0.02 * model_bytes / 3, f"{grown} bytes of artifacts for two unchanged retrains"
+    c.set_registered_model_alias(MODEL, "challenger", "3")  # as the module's history left it
 
 
 def test_a_failed_retrain_registers_nothing_and_moves_no_alias(history):
@@ -226,7 +255,17 @@ def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_r
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
     procs = {
         v: subprocess.Popen(
-            [str(BIN / "w2s"), "promote", f"{MODEL}/{v}", "--set", "promotion.min_margin=0.001"],
+            # the data of the project changed (the lineage test), so the recomputed test split
+            # overlaps the models' training rows, which the gate leaves out of its 120
+            [
+                str(BIN / "w2s"),
+                "promote",
+                f"{MODEL}/{v}",
+                "--set",
+                "promotion.min_margin=0.001",
+                "--set",
+                "promotion.min_eval_rows=20",
+            ],
             cwd=root,
             env=env,
             stdout=subprocess.PIPE,
@@ -246,3 +285,154 @@ def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_r
     assert "margin" in tags["promotion_reasons"], tags["promotion_reasons"]
     assert c.get_model_version(MODEL, winner).tags["previous_champion"] == "1"
     c.set_registered_model_alias(MODEL, "champion", "2")  # as the module's history left it
+
+
+def test_promotions_from_two_machines_sharing_a_registry_are_serialised_by_a_prefect_limit(history, tmp_path):
+    """Two machines: two project folders (so two file locks) on one registry and one Prefect
+    server. Only the server's global concurrency limit can serialise them; with it, the race
+    above still has exactly one winner."""
+    import urllib.request
+
+    from conftest import BIN, free_port
+
+    root = history["root"]
+    c = _client(root)
+    good = c.get_model_version(MODEL, "2")
+    lineage_tags = {k: v for k, v in good.tags.items() if not k.startswith(("promotion_", "last_confirmed"))}
+    twin = c.create_model_version(MODEL, good.source, run_id=good.run_id, tags=lineage_tags).version
+    c.set_registered_model_alias(MODEL, "champion", "1")
+    machine_b = tmp_path / "machine-b"
+    shutil.copytree(root, machine_b, ignore=shutil.ignore_patterns(".w2s", "cache"))
+
+    port = free_port()
+    server_env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
+    server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
+    server_env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "prefect.log"
+    server = subprocess.Popen(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.5)
+        drop = ("MLFLOW_", "PREFECT_API", "W2S_PROJECT_DIR")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        env.update(
+            PATH=f"{BIN}{os.pathsep}{env['PATH']}",
+            MLFLOW_TRACKING_URI=f"sqlite:///{root / '.w2s' / 'mlflow.db'}",
+            PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        )
+        procs = {
+            v: subprocess.Popen(
+                [
+                    str(BIN / "w2s"),
+                    "promote",
+                    f"{MODEL}/{v}",
+                    "--set",
+                    "promotion.min_margin=0.001",
+                    "--set",
+                    "promotion.min_eval_rows=20",
+                ],
+                cwd=folder,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for v, folder in (("2", root), (str(twin), machine_b))
+        }
+        outs = {v: p.communicate(timeout=600) for v, p in procs.items()}
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(30)
+    codes = {v: p.returncode for v, p in procs.items()}
+    assert sorted(codes.values()) == [0, 1], {v: (codes[v], outs[v][1][-1500:]) for v in codes}
+    winner = next(v for v, code in codes.items() if code == 0)
+    loser = next(v for v, code in codes.items() if code == 1)
+    assert _alias(root, "champion") == winner
+    assert "margin" in c.get_model_version(MODEL, loser).tags["promotion_reasons"]
+    assert not (machine_b / ".w2s" / "mlflow.db").exists(), "machine B used the shared registry"
+    c.set_registered_model_alias(MODEL, "champion", "2")  # as the module's history left it
+    c.delete_model_version(MODEL, twin)
+
+
+def test_a_retrain_on_appended_data_is_gated_on_rows_neither_model_trained_on(history):
+    """Appended rows move the splits (a permutation of row positions): rows the champion trained
+    on land in the new run's test split. The gate leaves them out, matched by text."""
+    from flows.retrain import retrain
+    from w2s.core.data.split import TRAINED_ROWS_FILE, text_digests
+
+    root = history["root"]
+    data_file = root / "data" / "election-tweets-2016.tab"
+    lines = data_file.read_text().splitlines(keepends=True)
+    appended = []
+    for i, line in enumerate(lines[3:303]):  # new tweets: existing ones with a new ending
+        cells = line.rstrip("\n").split("\t")
+        cells[9] = f"{cells[9]} (follow-up {i})"
+        appended.append("\t".join(cells) + "\n")
+    data_file.write_text("".join(lines + appended))
+    champion = _alias(root, "champion")
+    out = retrain(project_dir=str(root), overrides=["promotion.min_eval_rows=20"])
+    decision = out["decision"]
+    assert decision["champion"] == champion
+
+    c = _client(root)
+
+    def trained(version: str) -> set[str]:
+        register_run = c.get_run(c.get_model_version(MODEL, version).run_id)
+        run_id = register_run.data.tags["mlflow.parentRunId"]
+        return set(pd.read_parquet(c.download_artifacts(run_id, TRAINED_ROWS_FILE, str(root / ".w2s")))["text_md5"])
+
+    splits = pd.read_parquet(Path(out["run_dir"]) / "splits.parquet")
+    test = splits[splits["split"] == "test"].reset_index(drop=True)
+    seen = trained(champion) | trained(decision["challenger"])
+    overlap = text_digests(test["text"]).isin(seen).to_numpy()
+    assert overlap.sum() > 0, "appending moved some of the champion's training rows into the new test split"
+    assert decision["eval_set"]["excluded_trained_rows"] == int(overlap.sum())
+    kept = test.loc[~overlap, ["id", "text", "label"]].reset_index(drop=True)
+    assert decision["eval_set"]["rows"] == len(kept) >= 20
+    assert decision["eval_set"]["md5"] == table_md5(kept, ["id", "text", "label"])
+    assert decision["challenger_score"] is not None and decision["champion_score"] is not None
+
+
+def test_gc_removes_what_no_alias_needs_and_lineage_and_reproduce_of_the_champion_still_work(history, capsys, tmp_path):
+    root = history["root"]
+    c = _client(root)
+    versions = {str(v.version): v for v in c.search_model_versions(f"name='{MODEL}'")}
+    aliased = {str(v) for v in c.get_registered_model(MODEL).aliases.values()}
+    keep = aliased | {versions[v].tags.get("previous_champion", "none") for v in aliased} - {"none"}
+    assert set(versions) - keep, "the module's history leaves unaliased versions to collect"
+
+    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--dry-run", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["dry_run"] and _versions(root) == sorted(versions)
+    assert {v.split("/")[1] for v in plan["kept_versions"]} == keep
+    assert {v.split("/")[1] for v in plan["versions"]} == set(versions) - keep
+    model_dirs = [p for p in (root / ".w2s" / "mlartifacts").rglob("models/m-*") if p.name in plan["logged_models"]]
+    assert len(model_dirs) == len(plan["logged_models"]) >= 1 and all(_disk(p) > 10**6 for p in model_dirs)
+
+    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--json")
+    done = json.loads(out)
+    assert code == 0 and not done["dry_run"] and done["versions"] == plan["versions"]
+    assert _versions(root) == sorted(keep, key=int)
+    assert all(_disk(p) == 0 for p in model_dirs), "the collected models' files are gone"
+    assert done["bytes_freed"] >= sum(10**6 for _ in model_dirs)
+    kept_keys = {versions[v].tags.get("student_cache_key") for v in keep}
+    left = {p.name for p in (root / ".w2s" / "cache").glob("*/*") if not p.name.startswith(".")}
+    assert left <= kept_keys, "only the kept versions' students stay in the cache"
+
+    out_file = tmp_path / "after-gc.parquet"
+    code, out, err = _cli(capsys, "lineage", f"{MODEL}@champion", "--fetch-weak-labels", str(out_file))
+    assert code == 0 and file_md5(out_file) in out, err
+    code, out, err = _cli(capsys, "reproduce", f"{MODEL}@champion", "--json")
+    assert code == 0 and json.loads(out)["identical"], err[-2000:]

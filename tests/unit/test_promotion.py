@@ -106,3 +106,27 @@ def test_prefect_yaml_errors_name_the_file_and_the_problem(tmp_path: Path):
     bad.write_text("deployments:\n  - name: r\n    entrypoint: flows/retrain.py:retrain\n    schedules: [{x: 1}]\n")
     with pytest.raises(ConfigError, match="a schedule needs cron, interval or rrule"):
         schedules(deployment_spec(bad, "r"))
+
+
+def test_too_few_untrained_evaluation_rows_reject_without_comparing():
+    d = decide(
+        Decision(
+            model="m",
+            challenger="2",
+            champion="1",
+            alias="champion",
+            metric="acc",
+            challenger_score=None,  # not scored: too few rows were left
+            champion_score=None,
+            margin=None,
+            min_margin=0.0,
+            floors={},
+            eval_set={"source": "x", "rows": 40, "md5": "0" * 32, "excluded_trained_rows": 960},
+            min_eval_rows=100,
+        )
+    )
+    assert not d.promoted
+    assert d.reasons == [
+        "only 40 evaluation rows are left once the 960 that either model trained on are removed "
+        "(promotion.min_eval_rows: 100)"
+    ]

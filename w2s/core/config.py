@@ -353,6 +353,13 @@ class PromotionConfig(Section):
         "test split of the challenger's run, recomputed from the project's data.",
     )
     champion_alias: str = Field("champion", min_length=1, description="Alias the gate moves.")
+    min_eval_rows: int = Field(
+        100,
+        ge=1,
+        description="The gate scores only rows neither model trained on (rows of the champion's "
+        "or the challenger's weak_train, transfer or val are removed, matched by text); with "
+        "fewer rows left than this, it rejects the challenger rather than compare on noise.",
+    )
 
     @model_validator(mode="after")
     def _known_floors(self) -> PromotionConfig:

@@ -8,8 +8,8 @@ not move meanwhile, so two gates racing cannot both promote on a stale compariso
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import pandas as pd
 
 from w2s.config import Config, PromotionConfig
 from w2s.core.data.sources import table_md5
+from w2s.core.data.split import TRAINED_ROWS_FILE, text_digests
 from w2s.core.metrics import accuracy, auroc
 from w2s.errors import W2SError
 from w2s.ops import registry, tracking
@@ -43,15 +44,17 @@ class Decision:
     min_margin: float
     floors: dict[str, dict[str, Any]]
     eval_set: dict[str, Any]
+    min_eval_rows: int = 1
     promoted: bool = False
     reasons: list[str] = field(default_factory=list)
+    unchanged: bool = False  # the challenger is the champion already: nothing was gated
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
         """One line: the verdict and why."""
-        verdict = "promoted" if self.promoted else "rejected"
+        verdict = "unchanged" if self.unchanged else "promoted" if self.promoted else "rejected"
         return f"{self.model}/{self.challenger} {verdict}: {'; '.join(self.reasons)}"
 
     def markdown(self) -> str:
@@ -75,7 +78,8 @@ class Decision:
                 f"**{'PROMOTED' if self.promoted else 'REJECTED'}**",
                 "",
                 f"Champion before: {champion}. Evaluation set: {self.eval_set['source']} "
-                f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}).",
+                f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}; "
+                f"{self.eval_set.get('excluded_trained_rows', 0)} rows a model trained on left out).",
                 "",
                 "| check | challenger | champion | rule |",
                 "|---|---|---|---|",
@@ -147,7 +151,13 @@ def decide(decision: Decision) -> Decision:
         if not f["ok"]:
             got = "undefined" if f["value"] is None else f"{f['value']:.4f}"
             reasons.append(f"floor {name} ≥ {f['floor']} failed ({got})")
-    if decision.challenger_score is None:
+    rows = decision.eval_set["rows"]
+    if rows < decision.min_eval_rows:
+        reasons.append(
+            f"only {rows} evaluation rows are left once the {decision.eval_set.get('excluded_trained_rows', 0)} "
+            f"that either model trained on are removed (promotion.min_eval_rows: {decision.min_eval_rows})"
+        )
+    elif decision.challenger_score is None:
         reasons.append(f"challenger {decision.metric} is undefined on the evaluation set")
     elif decision.champion is not None:
         if decision.margin is None:
@@ -190,12 +200,17 @@ def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path |
         table, source = evaluation_set(recorded.model_copy(update={"promotion": pcfg}), project)
     else:
         table, source = evaluation_set(cfg, project, splits_path)
-    with tempfile.TemporaryDirectory() as tmp:
-        scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
-        champ_scores = (
-            score_model(registry.download_model(name, champion, Path(tmp) / "k"), table) if champion else None
-        )
-    ch = scores[pcfg.metric]
+    models = [version] + ([client().get_model_version(name, champion)] if champion else [])
+    table, overlap = unseen_rows(table, models)
+    scores: dict[str, float | None] = {}
+    champ_scores: dict[str, float | None] | None = None
+    if len(table) >= pcfg.min_eval_rows:
+        with tempfile.TemporaryDirectory() as tmp:
+            scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
+            champ_scores = (
+                score_model(registry.download_model(name, champion, Path(tmp) / "k"), table) if champion else None
+            )
+    ch = scores.get(pcfg.metric)
     ko = champ_scores[pcfg.metric] if champ_scores else None
     decision = Decision(
         model=name,
@@ -208,9 +223,60 @@ def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path |
         margin=None if ch is None or ko is None else ch - ko,
         min_margin=pcfg.min_margin,
         floors=check_floors(run_metrics(version), pcfg.floors),
-        eval_set={"source": source, "rows": len(table), "md5": table_md5(table, ["id", "text", "label"])},
+        eval_set={"source": source, "rows": len(table), "md5": table_md5(table, ["id", "text", "label"]), **overlap},
+        min_eval_rows=pcfg.min_eval_rows,
     )
     return decide(decision)
+
+
+def already_champion(cfg: Config, name: str, version: str) -> Decision | None:
+    """The decision for a retrain whose student is the champion's (same cache key, so the same
+    registered version): nothing to gate, nothing moves. None when it is not the champion."""
+    alias = cfg.promotion.champion_alias
+    if registry.alias_version(name, alias) != version:
+        return None
+    return Decision(
+        model=name,
+        challenger=version,
+        champion=version,
+        alias=alias,
+        metric=cfg.promotion.metric,
+        challenger_score=None,
+        champion_score=None,
+        margin=None,
+        min_margin=cfg.promotion.min_margin,
+        floors={},
+        eval_set={"source": "none", "rows": 0, "md5": ""},
+        reasons=[f"the retrained student is {name}/{version}, already @{alias} (unchanged); nothing to gate"],
+        unchanged=True,
+    )
+
+
+def trained_digests(version: Any) -> set[str] | None:
+    """Text digests of the rows a version's run trained on or was selected on; None when the
+    run predates that record."""
+    run_id = registry.pipeline_run_id(version)
+    if TRAINED_ROWS_FILE not in {a.path for a in client().list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return set(pd.read_parquet(client().download_artifacts(run_id, TRAINED_ROWS_FILE, tmp))["text_md5"])
+
+
+def unseen_rows(table: pd.DataFrame, versions: list[Any]) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The evaluation rows none of `versions` trained on, matched by text: rows appended to the
+    data move the splits of later runs, and a champion must not be scored on its own training
+    rows. Returns the rows kept and what was removed (and which versions had no record)."""
+    seen: set[str] = set()
+    unrecorded = []
+    for v in versions:
+        digests = trained_digests(v)
+        if digests is None:
+            unrecorded.append(str(v.version))
+        else:
+            seen |= digests
+    keep = ~text_digests(table["text"]).isin(seen).to_numpy()
+    info = {"excluded_trained_rows": int((~keep).sum()), "versions_without_row_record": unrecorded}
+    return table[keep].reset_index(drop=True), info
 
 
 def apply(decision: Decision) -> None:
@@ -277,6 +343,11 @@ def log_decision(decision: Decision) -> str:
 LOCK_TIMEOUT_S = 3600.0  # how long a promotion waits for another one of the same model
 
 
+def safe_name(model: str) -> str:
+    """A model name as a file or limit name (letters, digits, `-_.`)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
+
+
 @contextmanager
 def promotion_lock(project: Project, model: str) -> Iterator[None]:
     """Hold the project's promotion lock of `model` (a file lock in the state folder): gates of the
@@ -284,21 +355,28 @@ def promotion_lock(project: Project, model: str) -> Iterator[None]:
     from filelock import FileLock, Timeout
 
     project.state.mkdir(parents=True, exist_ok=True)
-    safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in model)
     try:
-        with FileLock(str(project.state / f"promotion-{safe}.lock"), timeout=LOCK_TIMEOUT_S):
+        with FileLock(str(project.state / f"promotion-{safe_name(model)}.lock"), timeout=LOCK_TIMEOUT_S):
             yield
     except Timeout:
         raise W2SError(f"another promotion of '{model}' held the lock for {LOCK_TIMEOUT_S:.0f} s") from None
 
 
-def promote(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
+def promote(
+    cfg: Config,
+    project: Project,
+    challenger_ref: str,
+    splits_path: Path | None = None,
+    serialise: Callable[[Project, str], AbstractContextManager[None]] = promotion_lock,
+) -> Decision:
     """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow.
 
-    Gate and apply hold `promotion_lock` together: without it, two promotions started at once
-    would both score against the same champion and both pass; with it, the second one waits and
-    is gated against whatever the first left as champion."""
-    with promotion_lock(project, registry.resolve_version(challenger_ref).name):
+    Gate and apply hold `serialise(project, model)` together (by default the project's file
+    lock; the CLI and the flow add a Prefect global concurrency limit when a server is
+    configured): without it, two promotions started at once would both score against the same
+    champion and both pass; with it, the second one waits and is gated against whatever the
+    first left as champion."""
+    with serialise(project, registry.resolve_version(challenger_ref).name):
         decision = gate(cfg, project, challenger_ref, splits_path)
         apply(decision)
     log_decision(decision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +13,7 @@ from w2s.errors import W2SError
 from w2s.ops.tracking import client
 
 ENTRY = Path(__file__).parent / "serving" / "entry.py"
+_HEX = re.compile(r"[0-9a-f]{16,128}")
 
 
 def pip_requirements() -> list[str]:
@@ -54,6 +56,31 @@ def log_and_register(
     version = mlflow.register_model(info.model_uri, name, tags=str_tags)
     client().set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+STUDENT_KEY_TAG = "student_cache_key"
+
+
+def version_of_student(name: str, student_key: str) -> str | None:
+    """The registered version of `name` whose student has this cache key (the lowest, should
+    there be several), or None: the same key means the same trained weights."""
+    if not _HEX.fullmatch(student_key):
+        raise W2SError(f"not a cache key: {student_key!r}")
+    try:
+        found = client().search_model_versions(f"name='{name}' and tags.{STUDENT_KEY_TAG}='{student_key}'")
+    except Exception as exc:  # no such registered model yet
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            return None
+        raise
+    versions = sorted(int(v.version) for v in found)
+    return str(versions[0]) if versions else None
+
+
+def reuse_version(name: str, version: str, alias: str, run_id: str) -> None:
+    """Point `alias` at an existing version and record the run that found it unchanged."""
+    c = client()
+    c.set_model_version_tag(name, version, "last_confirmed_by_run", run_id)
+    c.set_registered_model_alias(name, alias, version)
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, str | None]:

@@ -161,6 +161,13 @@ class RunLog:
     def artifact(self, path: str | Path, folder: str | None = None) -> None:
         client().log_artifact(self.run_id, str(path), folder)
 
+    def table(self, frame: Any, name: str) -> None:
+        """A DataFrame as a Parquet artifact named `name`."""
+        with tempfile.TemporaryDirectory() as tmp:
+            p = Path(tmp) / name
+            frame.to_parquet(p, index=False)
+            self.artifact(p)
+
     def dict(self, obj: Any, name: str) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             p = Path(tmp) / name

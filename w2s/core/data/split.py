@@ -128,3 +128,25 @@ def hash_folds(ids: pd.Series, n_folds: int, salt: str) -> np.ndarray:
         raise ValueError(f"n_folds must be at least 1, got {n_folds}")
     digests = (hashlib.md5(f"{salt}:{i}".encode()).digest() for i in ids.astype(str))
     return np.fromiter((int.from_bytes(d[:8], "big") % n_folds for d in digests), dtype=np.int64, count=len(ids))
+
+
+TRAINING_SPLITS = ("weak_train", "transfer", "val")
+TRAINED_ROWS_FILE = "trained_rows.parquet"  # the record of them on a pipeline run
+
+
+def text_digests(texts: pd.Series) -> pd.Series:
+    """The md5 of each text: how rows are matched across data versions, whatever their ids."""
+    return texts.map(lambda t: hashlib.md5(str(t).encode()).hexdigest())
+
+
+def trained_rows(splits: pd.DataFrame) -> pd.DataFrame:
+    """The rows any model of a run learned from or was selected on (`id, split, text_md5`):
+    the record a later promotion gate reads to keep them out of its evaluation set."""
+    rows = splits[splits["split"].isin(TRAINING_SPLITS)]
+    return pd.DataFrame(
+        {
+            "id": rows["id"].astype(str).to_numpy(),
+            "split": rows["split"].to_numpy(),
+            "text_md5": text_digests(rows["text"]).to_numpy(),
+        }
+    )
