@@ -138,7 +138,7 @@ def collect(project: Project, model_names: list[str], older_than_days: float, dr
                 shutil.rmtree(folder, ignore_errors=True)
 
     doomed_models = []
-    for v in candidates:
+    for v in sorted(candidates, key=lambda v: (v.name, int(v.version))):
         if now - v.creation_timestamp / 1000 < cutoff_s:
             continue
         out.versions.append(f"{v.name}/{v.version}")
@@ -178,7 +178,10 @@ def _purge(project: Project, model_ids: list[str]) -> list[str]:
             "server's administrator runs `mlflow gc --backend-store-uri <its store>`"
         ]
     done = subprocess.run(
-        [sys.executable, "-m", "mlflow", "gc", "--backend-store-uri", uri, "--logged-model-ids", ",".join(model_ids)],
+        [
+            *(sys.executable, "-m", "mlflow", "gc"),
+            *("--backend-store-uri", uri, "--tracking-uri", uri, "--logged-model-ids", ",".join(model_ids)),
+        ],
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,

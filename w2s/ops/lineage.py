@@ -21,7 +21,6 @@ from w2s.ops.tracking import client
 from w2s.ops.versioning import fetch_object, restore_directory
 from w2s.project import Project
 
-
 GIT_COMMIT_ENV = "W2S_GIT_COMMIT"
 
 
