@@ -239,40 +239,34 @@ def test_make_clean_keeps_what_lineage_needs_and_purge_refuses_without_a_termina
     assert (root / ".w2s" / "mlflow.db").is_file() and _alias(root, "champion") == "2"
 
 
-def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_reason(history):
-    """Two challengers of equal quality, both better than the champion, promoted at the same time
-    by two processes. Unserialised, both would be scored against the old champion and pass; held
-    one after the other, the second is scored against the first and misses the margin."""
+def _race(root: Path, folder_b: Path, extra_env: dict[str, str]) -> tuple[str, str]:
+    """Promote version 2 and a twin of it (equally good, both better than version 1, made the
+    champion) at the same time from two processes, one in `root` and one in `folder_b`; return
+    (winner, loser) after checking there is exactly one of each and the loser's reason. Leaves
+    the champion on version 2 and removes the twin, as the module's history had them."""
     from conftest import BIN
 
-    root = history["root"]
     c = _client(root)
     good = c.get_model_version(MODEL, "2")
-    lineage_tags = {k: v for k, v in good.tags.items() if not k.startswith("promotion_")}
-    twin = c.create_model_version(MODEL, good.source, run_id=good.run_id, tags=lineage_tags).version
+    keep = {k: v for k, v in good.tags.items() if not k.startswith(("promotion_", "last_confirmed"))}
+    twin = str(c.create_model_version(MODEL, good.source, run_id=good.run_id, tags=keep).version)
     c.set_registered_model_alias(MODEL, "champion", "1")  # a clearly worse champion
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    drop = ("MLFLOW_", "PREFECT_API", "W2S_PROJECT_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", **extra_env)
+    # the data of the project changed (the lineage test), so the recomputed test split overlaps
+    # the models' training rows, which the gate leaves out of its 120
+    sets = ["--set", "promotion.min_margin=0.001", "--set", "promotion.min_eval_rows=20"]
     procs = {
         v: subprocess.Popen(
-            # the data of the project changed (the lineage test), so the recomputed test split
-            # overlaps the models' training rows, which the gate leaves out of its 120
-            [
-                str(BIN / "w2s"),
-                "promote",
-                f"{MODEL}/{v}",
-                "--set",
-                "promotion.min_margin=0.001",
-                "--set",
-                "promotion.min_eval_rows=20",
-            ],
-            cwd=root,
+            [str(BIN / "w2s"), "promote", f"{MODEL}/{v}", *sets],
+            cwd=folder,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for v in ("2", str(twin))
+        for v, folder in (("2", root), (twin, folder_b))
     }
     outs = {v: p.communicate(timeout=600) for v, p in procs.items()}
     codes = {v: p.returncode for v, p in procs.items()}
@@ -284,26 +278,30 @@ def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_r
     assert tags["promotion_decision"] == "rejected"
     assert "margin" in tags["promotion_reasons"], tags["promotion_reasons"]
     assert c.get_model_version(MODEL, winner).tags["previous_champion"] == "1"
-    c.set_registered_model_alias(MODEL, "champion", "2")  # as the module's history left it
+    c.set_registered_model_alias(MODEL, "champion", "2")
+    c.delete_model_version(MODEL, twin)
+    return winner, loser
+
+
+def test_two_promotions_at_once_leave_one_winner_and_the_loser_rejected_with_a_reason(history):
+    """Two challengers of equal quality, both better than the champion, promoted at the same time
+    by two processes. Unserialised, both would be scored against the old champion and pass; held
+    one after the other, the second is scored against the first and misses the margin."""
+    root = history["root"]
+    _race(root, root, {})
 
 
 def test_promotions_from_two_machines_sharing_a_registry_are_serialised_by_a_prefect_limit(history, tmp_path):
     """Two machines: two project folders (so two file locks) on one registry and one Prefect
     server. Only the server's global concurrency limit can serialise them; with it, the race
-    above still has exactly one winner."""
+    still has exactly one winner."""
     import urllib.request
 
     from conftest import BIN, free_port
 
     root = history["root"]
-    c = _client(root)
-    good = c.get_model_version(MODEL, "2")
-    lineage_tags = {k: v for k, v in good.tags.items() if not k.startswith(("promotion_", "last_confirmed"))}
-    twin = c.create_model_version(MODEL, good.source, run_id=good.run_id, tags=lineage_tags).version
-    c.set_registered_model_alias(MODEL, "champion", "1")
     machine_b = tmp_path / "machine-b"
     shutil.copytree(root, machine_b, ignore=shutil.ignore_patterns(".w2s", "cache"))
-
     port = free_port()
     server_env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home")}
     server_env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
@@ -325,45 +323,15 @@ def test_promotions_from_two_machines_sharing_a_registry_are_serialised_by_a_pre
                     break
             except OSError:
                 time.sleep(0.5)
-        drop = ("MLFLOW_", "PREFECT_API", "W2S_PROJECT_DIR")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-        env.update(
-            PATH=f"{BIN}{os.pathsep}{env['PATH']}",
-            MLFLOW_TRACKING_URI=f"sqlite:///{root / '.w2s' / 'mlflow.db'}",
-            PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
-        )
-        procs = {
-            v: subprocess.Popen(
-                [
-                    str(BIN / "w2s"),
-                    "promote",
-                    f"{MODEL}/{v}",
-                    "--set",
-                    "promotion.min_margin=0.001",
-                    "--set",
-                    "promotion.min_eval_rows=20",
-                ],
-                cwd=folder,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for v, folder in (("2", root), (str(twin), machine_b))
+        shared = {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{root / '.w2s' / 'mlflow.db'}",
+            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         }
-        outs = {v: p.communicate(timeout=600) for v, p in procs.items()}
+        _race(root, machine_b, shared)
     finally:
         os.killpg(server.pid, 15)
         server.wait(30)
-    codes = {v: p.returncode for v, p in procs.items()}
-    assert sorted(codes.values()) == [0, 1], {v: (codes[v], outs[v][1][-1500:]) for v in codes}
-    winner = next(v for v, code in codes.items() if code == 0)
-    loser = next(v for v, code in codes.items() if code == 1)
-    assert _alias(root, "champion") == winner
-    assert "margin" in c.get_model_version(MODEL, loser).tags["promotion_reasons"]
     assert not (machine_b / ".w2s" / "mlflow.db").exists(), "machine B used the shared registry"
-    c.set_registered_model_alias(MODEL, "champion", "2")  # as the module's history left it
-    c.delete_model_version(MODEL, twin)
 
 
 def test_a_retrain_on_appended_data_is_gated_on_rows_neither_model_trained_on(history):

@@ -7,6 +7,12 @@ from typing import Any
 from w2s.core.stats import Interval
 
 
+def md_table(head: list[str], rows: list[list[str]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join([*lines, *("| " + " | ".join(cells) + " |" for cells in rows)])
+
+
 def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
     """`0.873 ± 0.004`, `0.873` without an error, `n/a` when undefined."""
     if mean is None:
@@ -42,7 +48,7 @@ def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baselin
     head = [*group_keys]
     for m in metrics:
         head += [f"{m} − baseline [95% CI]", "paired seeds", "excludes 0", "claim (≥ 5 seeds)"]
-    lines = [f"Paired differences to {against}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         if f"diff_{metrics[0]}_n" not in r:
             continue  # the baseline itself
@@ -56,8 +62,8 @@ def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baselin
                 "yes" if excludes else "no",
                 "yes" if r[f"diff_{m}_claim"] else "no",
             ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return f"Paired differences to {against}:\n\n" + md_table(head, body)
 
 
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
@@ -75,7 +81,7 @@ def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         "gain over its labels",
         "agreement on weak-wrong",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         cells = [str(r[k]) for k in group_keys] + [
             str(len(r["seeds"])),
@@ -88,8 +94,8 @@ def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             fmt_mean_se(r.get("gain_over_labels_mean"), r.get("gain_over_labels_se")),
             fmt_mean_se(r["agreement_weak_wrong_mean"], r["agreement_weak_wrong_se"]),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return md_table(head, body)
 
 
 def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
@@ -99,7 +105,7 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     head = [*group_keys, "transfer label acc", "supervisor test acc", "w2s acc", "PGR", "self-label frac", "flip rate"]
     if ood:
         head += ["weak acc (OOD)", "ceiling acc (OOD)", "w2s acc (OOD)", "PGR (OOD)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         supervisor = "refined_acc" if r.get("refined_acc_mean") is not None else "weak_acc"
         cells = [str(r[k]) for k in group_keys] + [
@@ -115,8 +121,8 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
                 fmt_mean_se(r[f"{k}_mean"], r[f"{k}_se"]) for k in ("weak_acc_ood", "ceiling_acc_ood", "w2s_acc_ood")
             ]
             cells.append(fmt_pgr(r, "pgr_ood"))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return md_table(head, body)
 
 
 def misfit_line(fit: dict[str, float | None], held: int, runs: int) -> str:
@@ -145,7 +151,7 @@ def dynamics_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         "decline peak → last",
         "peak epoch",
     ]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         cells = [str(r[k]) for k in group_keys] + [
             fmt_mean_se(r.get("student_steps_mean"), None, 0),
@@ -155,15 +161,15 @@ def dynamics_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
             ),
             fmt_mean_se(r.get("peak_epoch_mean"), r.get("peak_epoch_se"), 2),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return md_table(head, body)
 
 
 def selection_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     """Weak-model selection: the chosen candidate's probe student against the best candidate's
     in hindsight, and the regret between them."""
     head = [*group_keys, "seeds", "chosen probe acc", "best probe acc (hindsight)", "regret"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for r in rows:
         cells = [str(r[k]) for k in group_keys] + [
             str(len(r["seeds"])),
@@ -172,5 +178,5 @@ def selection_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
                 for m in ("selection_chosen_acc", "selection_best_acc", "selection_regret")
             ),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        body.append(cells)
+    return md_table(head, body)
