@@ -88,12 +88,13 @@ def protected(model_names: list[str]) -> tuple[Protected, list[Any]]:
     candidates = []
     for name in model_names:
         try:
-            versions = c.search_model_versions(f"name='{name}'")
-        except Exception as exc:  # no such registered model
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc):
+            model = c.get_registered_model(name)
+        except Exception as exc:  # nothing registered under this name yet: nothing to protect
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc):
                 continue
             raise
-        aliased = {str(v) for v in c.get_registered_model(name).aliases.values()}
+        versions = c.search_model_versions(f"name='{name}'")
+        aliased = {str(v) for v in model.aliases.values()}
         by_number = {str(v.version): v for v in versions}
         keep = set(aliased)
         keep |= {p for v in aliased if (p := by_number[v].tags.get("previous_champion")) in by_number}
