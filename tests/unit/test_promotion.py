@@ -130,3 +130,22 @@ def test_too_few_untrained_evaluation_rows_reject_without_comparing():
         "only 40 evaluation rows are left once the 960 that either model trained on are removed "
         "(promotion.min_eval_rows: 100)"
     ]
+
+
+def test_an_unchanged_retrain_says_so_in_every_report():
+    d = Decision(
+        model="m",
+        challenger="2",
+        champion="2",
+        alias="champion",
+        metric="acc",
+        challenger_score=None,
+        champion_score=None,
+        margin=None,
+        min_margin=0.0,
+        floors={},
+        eval_set={"source": "none", "rows": 0, "md5": ""},
+        reasons=["nothing to gate"],
+        unchanged=True,
+    )
+    assert d.summary() == "m/2 unchanged: nothing to gate" and "**UNCHANGED**" in d.markdown()

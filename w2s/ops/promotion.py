@@ -52,10 +52,14 @@ class Decision:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def verdict(self) -> str:
+        """promoted, rejected, or unchanged (the challenger already was the champion)."""
+        return "unchanged" if self.unchanged else "promoted" if self.promoted else "rejected"
+
     def summary(self) -> str:
         """One line: the verdict and why."""
-        verdict = "unchanged" if self.unchanged else "promoted" if self.promoted else "rejected"
-        return f"{self.model}/{self.challenger} {verdict}: {'; '.join(self.reasons)}"
+        return f"{self.model}/{self.challenger} {self.verdict}: {'; '.join(self.reasons)}"
 
     def markdown(self) -> str:
         """The decision as a markdown report (a Prefect artifact and an MLflow file)."""
@@ -74,8 +78,7 @@ class Decision:
         champion = f"version {self.champion}" if self.champion else "none"
         return "\n".join(
             [
-                f"## Promotion gate: {self.model} version {self.challenger} — "
-                f"**{'PROMOTED' if self.promoted else 'REJECTED'}**",
+                f"## Promotion gate: {self.model} version {self.challenger} — **{self.verdict.upper()}**",
                 "",
                 f"Champion before: {champion}. Evaluation set: {self.eval_set['source']} "
                 f"({self.eval_set['rows']} rows, md5 {self.eval_set['md5'][:12]}; "
