@@ -49,8 +49,6 @@ class Collection:
 
 
 def _size(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
@@ -87,12 +85,9 @@ def protected(model_names: list[str]) -> tuple[Protected, list[Any]]:
     runs: set[str] = set()
     candidates = []
     for name in model_names:
-        try:
-            model = c.get_registered_model(name)
-        except Exception as exc:  # nothing registered under this name yet: nothing to protect
-            if "RESOURCE_DOES_NOT_EXIST" in str(exc) or "not found" in str(exc):
-                continue
-            raise
+        model = registry.registered_model(name)
+        if model is None:  # nothing registered under this name yet: nothing to protect
+            continue
         versions = c.search_model_versions(f"name='{name}'")
         aliased = {str(v) for v in model.aliases.values()}
         by_number = {str(v.version): v for v in versions}
@@ -104,7 +99,7 @@ def protected(model_names: list[str]) -> tuple[Protected, list[Any]]:
                 if (model_id := model_id_of(v)) is not None:
                     models.add(model_id)
                 keys.add(v.tags.get(registry.STUDENT_KEY_TAG, ""))
-                runs.add(client().get_run(registry.pipeline_run_id(v)).info.run_name)
+                runs.add(c.get_run(registry.pipeline_run_id(v)).info.run_name)
             else:
                 candidates.append(v)
     return Protected(kept, models, keys - {""}, runs), candidates
@@ -120,23 +115,22 @@ def collect(project: Project, model_names: list[str], older_than_days: float, dr
     keep, candidates = protected(model_names)
     out.kept_versions = [f"{n}/{v}" for n, vs in keep.versions.items() for v in sorted(vs, key=int)]
 
-    for kind in sorted(p for p in project.cache_dir.glob("*") if p.is_dir()):
-        for entry in sorted(p for p in kind.iterdir() if p.is_dir()):
-            if entry.name.startswith(".") or entry.name in keep.student_keys or _age_s(entry, now) < cutoff_s:
-                continue  # a staging folder of a running build, a kept student, or recent
-            out.cache_entries.append(f"{kind.name}/{entry.name}")
-            out.bytes_freed += _size(entry)
-            if not dry_run:
-                shutil.rmtree(entry, ignore_errors=True)
-
-    if project.runs_dir.is_dir():
-        for folder in sorted(p for p in project.runs_dir.iterdir() if p.is_dir()):
-            if folder.name in keep.run_names or _age_s(folder, now) < cutoff_s:
+    def sweep(folders: list[Path], kept: set[str], root: Path) -> list[str]:
+        # a staging folder of a running build (dot name), a kept one, or a recent one stays
+        gone = []
+        for folder in sorted(folders):
+            if folder.name.startswith(".") or folder.name in kept or _age_s(folder, now) < cutoff_s:
                 continue
-            out.run_folders.append(folder.name)
+            gone.append(str(folder.relative_to(root)))
             out.bytes_freed += _size(folder)
             if not dry_run:
                 shutil.rmtree(folder, ignore_errors=True)
+        return gone
+
+    entries = [p for p in project.cache_dir.glob("*/*") if p.is_dir() and not p.parent.name.startswith(".")]
+    out.cache_entries = sweep(entries, keep.student_keys, project.cache_dir)
+    runs = [p for p in project.runs_dir.glob("*") if p.is_dir()]
+    out.run_folders = sweep(runs, keep.run_names, project.runs_dir)
 
     doomed_models = []
     for v in sorted(candidates, key=lambda v: (v.name, int(v.version))):

@@ -66,14 +66,22 @@ def version_of_student(name: str, student_key: str) -> str | None:
     there be several), or None: the same key means the same trained weights."""
     if not _HEX.fullmatch(student_key):
         raise W2SError(f"not a cache key: {student_key!r}")
-    try:
-        found = client().search_model_versions(f"name='{name}' and tags.{STUDENT_KEY_TAG}='{student_key}'")
-    except Exception as exc:  # no such registered model yet
-        if "RESOURCE_DOES_NOT_EXIST" in str(exc):
-            return None
-        raise
+    # a name nothing is registered under yet finds no version (no error)
+    found = client().search_model_versions(f"name='{name}' and tags.{STUDENT_KEY_TAG}='{student_key}'")
     versions = sorted(int(v.version) for v in found)
     return str(versions[0]) if versions else None
+
+
+def registered_model(name: str) -> Any | None:
+    """The registered model `name`, or None when nothing is registered under it yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 def reuse_version(name: str, version: str, alias: str, run_id: str) -> None:

@@ -44,15 +44,16 @@ def train_cross_fitted(
     fold_of = hash_folds(transfer["id"], n_folds, f"crossfit-{cfg.seed}")
     rows = splits[splits["split"].isin(PREDICT_SPLITS)].reset_index(drop=True)
     probs = np.zeros((len(rows), len(splits_ref.label_names)))
-    for name in rows["split"].unique():
+    wanted = {name: rows.loc[rows["split"] == name, "id"] for name in rows["split"].unique()}
+    per_fold = [steps.split_probs(f, wanted) for f in folds]  # one read of each fold's predictions
+    for name, ids in wanted.items():
         at = (rows["split"] == name).to_numpy()
-        ids = rows.loc[at, "id"]
-        per_fold = [steps.split_probs(f, {name: ids})[name] for f in folds]
+        stacked = np.stack([fold[name] for fold in per_fold])
         if name == "transfer":
             # each row from the one student that did not train on it (fold_of follows transfer's order)
-            probs[at] = np.stack(per_fold)[fold_of, np.arange(len(ids))]
+            probs[at] = stacked[fold_of, np.arange(len(ids))]
         else:
-            probs[at] = np.mean(per_fold, axis=0)
+            probs[at] = stacked.mean(axis=0)
     info = {
         "kind": f"cross-fitted student ({n_folds} folds)",
         "folds": n_folds,
