@@ -19,15 +19,16 @@ from typing import Any
 
 from bench.common import REPO, bench_env
 
-SECTIONS = ("machine", "training", "lm_training", "inference", "pipeline")
+SECTIONS = ("machine", "ingest", "training", "lm_training", "inference", "pipeline")
 
 
 def collect(sections: list[str], quick: bool, scratch: Path) -> dict[str, Any]:
     """Run the chosen sections; each records its own wall time."""
-    from bench import inference, lm_training, machine, pipeline, training
+    from bench import inference, ingest, lm_training, machine, pipeline, training
 
     runs: dict[str, Callable[[], Any]] = {
         "machine": lambda: {**machine.describe(), "matmul": machine.matmul_flops(repeats=3 if quick else 5)},
+        "ingest": lambda: ingest.measure(scratch, quick),
         "training": lambda: training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
         "lm_training": lambda: lm_training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
         "inference": lambda: inference.measure(n=256 if quick else 2000, repeats=1 if quick else 3),
@@ -98,6 +99,8 @@ def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | 
                 "(info)",
             )
         )
+    if "ingest" in report:
+        rows.extend(ingest_ratios(report["ingest"]))
     if "pipeline" in report:
         p = report["pipeline"]
         rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15"))
@@ -110,6 +113,32 @@ def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | 
             )
         )
     return [(name, value, target, _met(value, target)) for name, value, target in rows]
+
+
+def ingest_ratios(ing: dict[str, Any]) -> list[tuple[str, float, str]]:
+    """Peak RSS of the largest CSV against the 2 GB bound, its growth against the file's, and the
+    streamed path against the whole-table baseline on the largest size the baseline ran."""
+    streamed, whole = ing["streamed"], ing["in-memory"]
+    small, mid, big = (f"{mb}MB" for mb in ing["sizes_mb"])
+    rows = [
+        (f"ingest: peak RSS on the {big} CSV (MB)", streamed[big]["peak_rss_mb"], "< 2048"),
+        (
+            f"ingest: peak RSS {big} / {mid} (file ratio {streamed[big]['file_mb'] / streamed[mid]['file_mb']:.0f})",
+            streamed[big]["peak_rss_mb"] / streamed[mid]["peak_rss_mb"],
+            f"< {streamed[big]['file_mb'] / streamed[mid]['file_mb']:.1f}",
+        ),
+        (
+            f"ingest: streamed / in-memory peak RSS ({mid})",
+            streamed[mid]["peak_rss_mb"] / whole[mid]["peak_rss_mb"],
+            "< 1",
+        ),
+        (
+            f"ingest: streamed / in-memory rows/s ({mid})",
+            streamed[mid]["rows_per_s"] / whole[mid]["rows_per_s"],
+            "(info)",
+        ),
+    ]
+    return rows
 
 
 def _met(value: float | None, target: str) -> bool | None:
@@ -132,6 +161,15 @@ def table(report: dict[str, Any]) -> str:
             f"\nmachine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gb']} GB, torch {m['torch']}; "
             f"matmul {m['matmul']['gflops']:.0f} GFLOP/s (fp32, n={m['matmul']['n']})"
         )
+    if "ingest" in report:
+        for mode, runs in report["ingest"].items():
+            if mode == "sizes_mb":
+                continue
+            figures = "; ".join(
+                f"{k} ({r['rows']} rows): {r['peak_rss_mb']:.0f} MB peak RSS, {r['rows_per_s']} rows/s"
+                for k, r in runs.items()
+            )
+            lines.append(f"ingest + raw gate + splits, {mode}: {figures}")
     if "training" in report:
         t = report["training"]
         speeds = ", ".join(f"{k} {v['examples_per_s']:.1f}" for k, v in t["contenders"].items())

@@ -80,3 +80,28 @@ def test_unknown_section_is_refused(capsys):
         bench_run.main(["--only", "warp-drive"])
     assert exc.value.code == 2
     assert "unknown section" in capsys.readouterr().err
+
+
+def test_ingest_figures_compare_sizes_and_paths_of_the_same_run(tmp_path):
+    from bench.ingest import generate_csv, measure_one
+
+    def run(mb: float, rss: float, rows_per_s: int) -> dict:
+        return {"file_mb": mb, "peak_rss_mb": rss, "rows_per_s": rows_per_s}
+
+    report = {
+        "ingest": {
+            "sizes_mb": [10, 100, 1000],
+            "streamed": {"10MB": run(10, 400, 50), "100MB": run(100, 500, 60), "1000MB": run(1000, 1000, 70)},
+            "in-memory": {"10MB": run(10, 450, 100), "100MB": run(100, 1000, 120)},
+        }
+    }
+    rows = {name: (value, met) for name, value, _, met in bench_run.ratios(report)}
+    assert rows["ingest: peak RSS on the 1000MB CSV (MB)"] == (1000, True)
+    assert rows["ingest: peak RSS 1000MB / 100MB (file ratio 10)"] == (2.0, True)
+    assert rows["ingest: streamed / in-memory peak RSS (100MB)"] == (0.5, True)
+    assert rows["ingest: streamed / in-memory rows/s (100MB)"] == (0.5, None)
+
+    csv = tmp_path / "g.csv"  # the generator writes what the ingest it measures accepts
+    rows_written = generate_csv(csv, 1)
+    assert csv.stat().st_size >= 10**6 and rows_written >= 3600
+    assert measure_one(csv, "in-memory")["rows"] == measure_one(csv, "streamed")["rows"] == rows_written

@@ -58,7 +58,8 @@ def test_split_gate_catches_test_text_seen_in_training():
         }
     )
     report = validate_splits(splits, ["x", "y"])
-    assert any("expect_column_values_to_not_be_in_set on column 'text'" in f for f in report.failures)
+    assert any("expect_column_values_to_be_in_set on column 'in_training_split'" in f for f in report.failures)
+    assert "test ids whose text is in a training split: d" in report.failures
     splits.loc[3, "text"] = "s"
     assert validate_splits(splits, ["x", "y"]).success
 

@@ -7,14 +7,19 @@ expectation and its column.
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from w2s.core.data.sources import COLUMNS
+from w2s.core.data.ingest import iter_table
+from w2s.core.data.sources import BATCH_ROWS, COLUMNS
+from w2s.core.data.split import text_digests
 from w2s.errors import ValidationFailed
 
 PROB_TOL = 1e-4
@@ -58,8 +63,16 @@ def _describe(res: Any) -> str:
     return f"{cfg.type}{where}{suffix}"
 
 
-def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[str, Any]]]) -> GateReport:
-    """Validate `df` against `(ExpectationClassName, kwargs)` pairs in an ephemeral GX context."""
+Expectations = list[tuple[str, dict[str, Any]]]
+
+
+def run_suite(name: str, data: pd.DataFrame | Iterable[pd.DataFrame], expectations: Expectations) -> GateReport:
+    """Validate `data` against `(ExpectationClassName, kwargs)` pairs in an ephemeral GX context.
+
+    `data` is a frame or an iterable of frames (batches of one table, validated one after another
+    with the same suite): an expectation fails when it fails on any batch, and its line says how
+    many batches it failed on. Only row-wise expectations mean the same on batches as on the table.
+    """
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -68,52 +81,125 @@ def run_suite(name: str, df: pd.DataFrame, expectations: list[tuple[str, dict[st
     logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas(f"w2s-{name}").add_dataframe_asset(name)
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": df})
+    batches = context.data_sources.add_pandas(f"w2s-{name}").add_dataframe_asset(name)
+    definition = batches.add_batch_definition_whole_dataframe("all")
     suite = gx.ExpectationSuite(name=name)
     for cls_name, kwargs in expectations:
         suite.add_expectation(getattr(gxe, cls_name)(**kwargs))
-    result = batch.validate(suite, result_format="SUMMARY")
-    failures = [_describe(r) for r in result.results if not r.success]
-    return GateReport(name, len(result.results), failures)
+    failed: dict[str, list[str]] = {}
+    for frame in [data] if isinstance(data, pd.DataFrame) else data:
+        result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format="SUMMARY")
+        for r in result.results:
+            if not r.success:
+                key = _describe(r).split(" (")[0]  # the expectation and its column
+                failed.setdefault(key, []).append(_describe(r))
+    lines = [d[0] if len(d) == 1 else f"{d[0]} (in {len(d)} batches; the first shown)" for d in failed.values()]
+    return GateReport(name, len(expectations), lines)
 
 
-def raw_table_expectations(declared_labels: list[str] | None) -> list[tuple[str, dict[str, Any]]]:
-    """Schema, nulls, empty texts, unique ids, at least two classes, the declared label set."""
-    exp: list[tuple[str, dict[str, Any]]] = [
+def raw_row_expectations(declared_labels: list[str] | None) -> Expectations:
+    """What every row of the raw table must satisfy, batch by batch: the schema, no nulls, no empty
+    texts, the declared label set."""
+    exp: Expectations = [
         ("ExpectTableColumnsToMatchSet", {"column_set": list(COLUMNS), "exact_match": True}),
-        ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
         ("ExpectColumnValuesToNotBeNull", {"column": "id"}),
         ("ExpectColumnValuesToNotBeNull", {"column": "text"}),
         ("ExpectColumnValuesToNotBeNull", {"column": "label"}),
-        ("ExpectColumnValuesToBeUnique", {"column": "id"}),
         ("ExpectColumnValuesToNotMatchRegex", {"column": "text", "regex": r"^\s*$"}),
-        ("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2}),
     ]
     if declared_labels:
         exp.append(("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": list(declared_labels)}))
     return exp
 
 
+TABLE_EXPECTATIONS: Expectations = [  # over the whole table's id and label columns at once
+    ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
+    ("ExpectColumnValuesToBeUnique", {"column": "id"}),
+    ("ExpectColumnUniqueValueCountToBeBetween", {"column": "label", "min_value": 2}),
+]
+
+
 def validate_raw(table: pd.DataFrame, declared_labels: list[str] | None) -> GateReport:
     """The gate on the canonical table, before anything is split or trained."""
-    return run_suite("raw_table", table, raw_table_expectations(declared_labels))
+    return _raw_report(
+        run_suite("raw_table", table, raw_row_expectations(declared_labels)),
+        run_suite("raw_table", table[[c for c in ("id", "label") if c in table.columns]], TABLE_EXPECTATIONS),
+    )
+
+
+def validate_raw_file(path: str | Path, declared_labels: list[str] | None, batch_rows: int = BATCH_ROWS) -> GateReport:
+    """`validate_raw` on the table file without loading its texts or ids at once: the row-wise
+    expectations run batch by batch; the table-wide ones on a compact frame of a 64-bit hash per
+    id and the labels as a categorical (9 bytes a row). A repeated hash is then confirmed on the
+    ids themselves, so two distinct ids that collide are never reported, and a failure names ids."""
+    import pyarrow.parquet as pq
+    from pandas.api.types import union_categoricals
+
+    empty = pq.read_schema(path).empty_table().to_pandas()
+    rows = iter_table(path, batch_rows=batch_rows)
+    first = next(rows, empty)
+    row_report = run_suite("raw_table", itertools.chain([first], rows), raw_row_expectations(declared_labels))
+    hashes, labels = [np.zeros(0, dtype=np.uint64)], []
+    for part in iter_table(path, ["id", "label"], batch_rows):
+        hashes.append(_id_hashes(part["id"]))
+        labels.append(pd.Categorical(part["label"].astype(object)))
+    label = union_categoricals(labels, ignore_order=True) if labels else pd.Categorical([])
+    compact = pd.DataFrame({"id": np.concatenate(hashes), "label": label})
+    table_report = run_suite("raw_table", compact, TABLE_EXPECTATIONS)
+    named = [_named_ids(f, compact["id"], path, batch_rows) for f in table_report.failures]
+    return _raw_report(row_report, GateReport("raw_table", table_report.evaluated, [f for f in named if f]))
+
+
+UNIQUE_IDS = "expect_column_values_to_be_unique on column 'id'"
+
+
+def _id_hashes(ids: pd.Series) -> np.ndarray:
+    return pd.util.hash_pandas_object(ids.astype(object).where(ids.notna(), None), index=False).to_numpy()
+
+
+def _named_ids(failure: str, hashes: pd.Series, path: str | Path, batch_rows: int) -> str:
+    """The id-uniqueness failure, with the repeated ids themselves (read back for the repeated
+    hashes only); "" when the repeats were only hash collisions of distinct ids."""
+    if not failure.startswith(UNIQUE_IDS):
+        return failure
+    repeated = set(hashes[hashes.duplicated(keep=False)].tolist())
+    parts = iter_table(path, ["id"], batch_rows)
+    ids = pd.concat([p["id"][np.isin(_id_hashes(p["id"]), list(repeated))] for p in parts])
+    dup = ids[ids.duplicated(keep=False) & ids.notna()]
+    if dup.empty:
+        return ""
+    sample = ", ".join(repr(v)[:40] for v in dup.drop_duplicates().head(3))
+    return f"{UNIQUE_IDS} ({len(dup)} unexpected; e.g. {sample})"
+
+
+def _raw_report(rows: GateReport, table: GateReport) -> GateReport:
+    return GateReport("raw_table", rows.evaluated + table.evaluated, rows.failures + table.failures)
 
 
 EVAL_SPLITS = ("test", "ood_test")
 
 
 def validate_splits(splits: pd.DataFrame, names: list[str]) -> GateReport:
-    """No test (or ood_test) text appears in a training split; every split uses only known labels."""
-    held = splits["split"].isin(EVAL_SPLITS)
-    test = splits[held][["id", "text", "label"]]
-    train_texts = splits.loc[~held, "text"].unique().tolist()
-    exp = [
-        ("ExpectColumnValuesToNotBeInSet", {"column": "text", "value_set": train_texts}),
+    """No test (or ood_test) text appears in a training split; every split uses only known labels.
+
+    The overlap is a hash join on the texts' md5s (not a GX value set of every training text):
+    GX then checks a per-row flag, so the gate stays cheap however large the training splits are.
+    """
+    held = splits["split"].isin(EVAL_SPLITS).to_numpy()
+    digests = text_digests(splits["text"])
+    train = pd.Index(digests[~held].unique())
+    test = splits.loc[held, ["id", "label"]].reset_index(drop=True)
+    # The text itself stays out of the frame GX sees: a failure names the leaking test ids.
+    test["in_training_split"] = digests[held].isin(train).to_numpy()
+    exp: Expectations = [
+        ("ExpectColumnValuesToBeInSet", {"column": "in_training_split", "value_set": [False]}),
         ("ExpectColumnValuesToBeInSet", {"column": "label", "value_set": names}),
         ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
     ]
-    report = run_suite("split_overlap", test.reset_index(drop=True), exp)
+    report = run_suite("split_overlap", test, exp)
+    leaked = test.loc[test["in_training_split"], "id"].tolist()
+    if leaked:
+        report.failures.append(f"test ids whose text is in a training split: {', '.join(map(str, leaked[:5]))}")
     counts = splits["split"].value_counts()
     for split in ("weak_train", "transfer", "val", "test"):
         if counts.get(split, 0) == 0:

@@ -16,12 +16,12 @@ import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.data.sources import canonicalise, read_source, table_md5
+from w2s.core.data.ingest import ingest_table, read_rows
+from w2s.core.data.sources import COLUMNS, table_md5
 from w2s.core.data.split import (
     SPLITS,
     assign_splits,
     encode_labels,
-    label_names,
     stratified_take,
 )
 from w2s.core.metrics import w2s_metrics
@@ -38,7 +38,7 @@ from w2s.errors import DataError
 from w2s.io import atomic_path, read_json, write_json
 from w2s.ops.validation import (
     GateReport,
-    validate_raw,
+    validate_raw_file,
     validate_splits,
 )
 from w2s.pipeline.labels import (
@@ -50,33 +50,42 @@ from w2s.project import Project
 
 
 def ingest(cfg: Config, project: Project, out_dir: Path) -> TableRef:
-    """Resolve the data source to the canonical table and write it as Parquet."""
-    raw, source = read_source(cfg.data, project)
-    table, stats = canonicalise(raw, cfg.data)
-    path = out_dir / "table.parquet"
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, index=False)
-    names = label_names(table, cfg.data.labels)
-    return TableRef(str(path), table_md5(table), names, len(table), asdict(source), stats)
+    """Resolve the data source to the canonical table and write it as Parquet, streamed: a large
+    file is never held in memory whole."""
+    done = ingest_table(cfg.data, project, out_dir / "table.parquet")
+    names = list(cfg.data.labels) if cfg.data.labels else done.labels
+    return TableRef(str(out_dir / "table.parquet"), done.md5, names, done.rows, asdict(done.source), done.stats)
 
 
 def validate_table(ref: TableRef, cfg: Config) -> GateReport:
     """The raw-data gate; raises `ValidationFailed` listing every failed expectation."""
-    report = validate_raw(pd.read_parquet(ref.path), cfg.data.labels)
+    report = validate_raw_file(ref.path, cfg.data.labels)
     report.raise_if_failed()
     return report
 
 
+SPLIT_BY = ["label", "group", "pair"]  # what assign_splits reads: the texts wait until the rows are chosen
+POSITION = "_position"
+
+
 def make_splits(ref: TableRef, cfg: Config, out_dir: Path) -> tuple[SplitsRef, GateReport]:
-    """Deterministic splits for `cfg.seed`, gated on test/train text overlap."""
+    """Deterministic splits for `cfg.seed`, gated on test/train text overlap.
+
+    The splits are drawn over the table's labels, groups and pair keys alone; only the chosen
+    rows' ids and texts are then read, so a table far larger than the splits is never loaded.
+    """
+    frame = pd.read_parquet(ref.path, columns=SPLIT_BY).assign(**{POSITION: lambda f: np.arange(len(f))})
     try:
-        splits = assign_splits(pd.read_parquet(ref.path), cfg.split, cfg.seed)
+        chosen = assign_splits(frame, cfg.split, cfg.seed)
     except DataError as exc:
         dropped = ref.stats.get("duplicate_texts_dropped", 0)
         if not dropped:
             raise
         # a file that looked big enough may have shrunk at ingest: say why
         raise DataError(f"{exc}, after dropping {dropped} duplicate texts (data.dedupe)") from None
+    rows = read_rows(ref.path, chosen[POSITION].to_numpy(), ["id", "text"])
+    splits = pd.concat([rows, chosen.drop(columns=POSITION).reset_index(drop=True)], axis=1)
+    splits = splits[[*COLUMNS, "split"]]
     report = validate_splits(splits, ref.label_names)
     report.raise_if_failed()
     path = out_dir / "splits.parquet"

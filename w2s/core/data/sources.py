@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import codecs
 import hashlib
-import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,62 +41,174 @@ def _row(i: int) -> str:
     return f"data row {i + 1}"
 
 
-def _decode(path: Path) -> str:
-    """The file as text: UTF-8, with or without a byte-order mark; other encodings name the line."""
-    raw = path.read_bytes()
-    if raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
+BATCH_ROWS = 100_000  # rows per batch a reader yields: bounds ingest memory, whatever the file's size
+CSV_BLOCK_BYTES = 4 << 20  # pyarrow's CSV reader yields one batch per block of this many bytes (and reads a few ahead)
+
+# pandas' default missing-value strings: a CSV cell reads as missing exactly when it did with
+# pandas.read_csv, so streaming ingest gives the same table (and data md5) as before.
+NA_STRINGS = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+
+
+def _not_utf8(path: Path) -> DataError | None:
+    """The error for a file that is not UTF-8, naming the first bad line (found in a streamed
+    pass); None when the file is UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, offset = 1, 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk.count(b"\n", 0, max(exc.start, 0))
+                return DataError(
+                    f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {offset + max(exc.start, 0)}); "
+                    "re-save the file as UTF-8"
+                )
+            line += chunk.count(b"\n")
+            offset += len(chunk)
     try:
-        return raw.decode("utf-8")
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save the file as UTF-8"
-        ) from None
+        return DataError(f"{path}: line {line}: not UTF-8 text ({exc.reason} at the end of the file)")
+    return None
 
 
-def _read_jsonl(path: Path, text: str) -> tuple[pd.DataFrame, Callable[[int], str]]:
-    # Parsed line by line (not pd.read_json) so that a bad line is reported by its number.
-    records, lines = [], []
-    for n, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterator[tuple[pd.DataFrame, int]]:
+    """The wanted columns of a CSV/TSV as text, a block at a time (pyarrow's streaming reader)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+    try:
+        header = pacsv.open_csv(path, parse_options=parse).schema.names
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(path, exc, sep) from None
+    _require(header, wanted, where)
+    convert = pacsv.ConvertOptions(
+        column_types={c: pa.string() for c in wanted},  # never inferred: an id column of numbers stays text
+        include_columns=wanted,
+        strings_can_be_null=True,
+        null_values=NA_STRINGS,
+    )
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse,
+                            convert_options=convert)  # fmt: skip
+    start = 0
+    while True:
         try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}: line {n}: expected one JSON object per line, got {type(obj).__name__}")
-        records.append(obj)
-        lines.append(n)
-    if not records:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except pa.ArrowInvalid as exc:
+            raise _csv_error(path, exc, sep) from None
+        yield batch.to_pandas(), start
+        start += batch.num_rows
+
+
+def _csv_error(path: Path, exc: Exception, sep: str) -> DataError:
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    encoding = _not_utf8(path)  # pyarrow reports some encodings as an empty file or a parse error
+    if encoding is not None:
+        return encoding
+    if "Empty CSV file" in msg:
+        return DataError(f"{path}: the file is empty")
+    return DataError(f"{path}: cannot parse {'CSV' if sep == ',' else 'TSV'}: {msg}")
+
+
+def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, Callable[[int], str]]]:
+    """One JSON object per line, `batch_rows` lines at a time. Parsed line by line (not
+    pd.read_json) so that a bad line is reported by its number."""
+    records: list[Any] = []
+    lines: list[int] = []
+    offset = total = 0
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw, offset = raw[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {n}: not UTF-8 text ({exc.reason} at byte {offset + exc.start}); "
+                    "re-save the file as UTF-8"
+                ) from None
+            offset += len(raw)
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}: line {n}: expected one JSON object per line, got {type(obj).__name__}")
+            records.append(obj)
+            lines.append(n)
+            total += 1
+            if len(records) == batch_rows:
+                yield _records(records, lines)
+                records, lines = [], []
+    if records:
+        yield _records(records, lines)
+    elif total == 0:
         raise DataError(f"{path}: the file is empty")
-    return pd.DataFrame.from_records(records), lambda i: f"line {lines[i]}"
 
 
-def _read_file(path: Path) -> tuple[pd.DataFrame, Callable[[int], str]]:
-    """The file's table and how to name its i-th row in an error message."""
+def _records(records: list[Any], lines: list[int]) -> tuple[pd.DataFrame, Callable[[int], str]]:
+    numbers = list(lines)
+    return pd.DataFrame.from_records(records), lambda i: f"line {numbers[i]}"
+
+
+def _require(columns: list[str], wanted: list[str], where: str) -> None:
+    for key, col in zip(("text_column", "label_column", "id_column"), wanted, strict=False):
+        if col not in columns:
+            have = ", ".join(map(str, columns[:12]))
+            raise DataError(f"{where}: no column '{col}' (data.{key}); columns are: {have}")
+
+
+def _wanted(cfg: DataConfig) -> list[str]:
+    return [cfg.text_column, cfg.label_column, *([cfg.id_column] if cfg.id_column else [])]
+
+
+def _file_batches(path: Path, cfg: DataConfig, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The file's canonical rows, a batch at a time: memory stays bounded by the batch, not the file."""
     fmt = READERS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unsupported file type '{path.suffix}' (use CSV, TSV, JSONL or Parquet)")
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
+    where, wanted, kinds = str(cfg.path), _wanted(cfg), _KindCheck()
+    if fmt in ("csv", "tsv"):
+        for frame, start in _csv_batches(path, "," if fmt == "csv" else "\t", wanted, where):
+            yield _pick_columns(frame, cfg, where, start, kinds)
+    elif fmt == "jsonl":
+        start = 0
+        for frame, locate in _jsonl_batches(path, batch_rows):
+            _require(list(frame.columns), wanted, where)
+            yield _pick_columns(frame, cfg, where, start, kinds, locate)
+            start += len(frame)
+    else:
+        yield from _parquet_batches(path, cfg, batch_rows, where, kinds)
+
+
+def _parquet_batches(
+    path: Path, cfg: DataConfig, batch_rows: int, where: str, kinds: _KindCheck
+) -> Iterator[pd.DataFrame]:
+    import pyarrow.parquet as pq
+
     try:
-        if fmt in ("csv", "tsv"):
-            text = _decode(path)
-            return pd.read_csv(
-                io.StringIO(text), sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=True
-            ), _row
-        if fmt == "jsonl":
-            return _read_jsonl(path, _decode(path))
-        return pd.read_parquet(path), _row
-    except DataError:
-        raise
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except Exception as exc:  # each reader raises its own parser error type
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow's error for a file that is not Parquet
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot parse {fmt.upper()}: {msg}") from None
+        raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
+    wanted = _wanted(cfg)
+    _require(pf.schema_arrow.names, wanted, where)
+    start = 0
+    for batch in pf.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(wanted))):
+        frame = batch.to_pandas()
+        yield _pick_columns(frame, cfg, where, start, kinds)
+        start += len(frame)
 
 
 def local_dataset(cfg: DataConfig, project: Project) -> Path | None:
@@ -110,7 +221,7 @@ def local_dataset(cfg: DataConfig, project: Project) -> Path | None:
     return local if local.is_dir() else None
 
 
-def _read_hf(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
+def _hf_batches(cfg: DataConfig, project: Project, batch_rows: int) -> tuple[Iterator[pd.DataFrame], Source]:
     import datasets
 
     local = local_dataset(cfg, project)
@@ -127,25 +238,79 @@ def _read_hf(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
         if cfg.hf_split not in ds:
             raise DataError(f"HF dataset '{cfg.hf_name}' has no split '{cfg.hf_split}' (has: {', '.join(ds)})")
         ds = ds[cfg.hf_split]
-    df = ds.to_pandas()
+    where = f"HF dataset '{cfg.hf_name}'"
+    _require(list(ds.column_names), _wanted(cfg), where)
     feature = ds.features.get(cfg.label_column)
-    if isinstance(feature, datasets.ClassLabel):
-        df[cfg.label_column] = [feature.int2str(int(v)) for v in df[cfg.label_column]]
-    return df, Source("hf", location, getattr(ds, "_fingerprint", None))
+
+    def batches() -> Iterator[pd.DataFrame]:
+        # Arrow-backed and memory-mapped: a slice at a time, never the whole dataset as pandas.
+        view, kinds = ds.select_columns(list(dict.fromkeys(_wanted(cfg)))).with_format("pandas"), _KindCheck()
+        for start in range(0, len(view), batch_rows):
+            df = view[start : start + batch_rows]
+            if isinstance(feature, datasets.ClassLabel):
+                df[cfg.label_column] = [feature.int2str(int(v)) for v in df[cfg.label_column]]
+            yield _pick_columns(df, cfg, where, start, kinds)
+
+    return batches(), Source("hf", location, getattr(ds, "_fingerprint", None))
 
 
-def _pick_columns(df: pd.DataFrame, cfg: DataConfig, where: str, locate: Callable[[int], str] = _row) -> pd.DataFrame:
-    wanted = {"text_column": cfg.text_column, "label_column": cfg.label_column}
+class _KindCheck:
+    """Refuses a column that mixes strings, numbers and booleans (1 and "1" would silently become
+    one class) or holds lists or objects, across every batch of a source: it remembers where each
+    kind was first seen."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, dict[str, tuple[str, Any]]] = {}
+
+    def __call__(self, values: pd.Series, what: str, locate: Callable[[int], str]) -> None:
+        first = self.first.setdefault(what, {})
+        if values.dtype != object:  # a typed column (Parquet int64, CSV text) holds one kind
+            present = np.flatnonzero(values.notna().to_numpy())
+            if len(present):
+                self._saw(first, _kind(values.iloc[present[0]]), int(present[0]), values, what, locate)
+            return
+        for pos, v in enumerate(values.tolist()):
+            kind = _kind(v)
+            if kind is not None and kind not in first:
+                self._saw(first, kind, pos, values, what, locate)
+
+    @staticmethod
+    def _saw(
+        first: dict[str, tuple[str, Any]],
+        kind: str | None,
+        pos: int,
+        values: pd.Series,
+        what: str,
+        locate: Callable[[int], str],
+    ) -> None:
+        if kind is None or kind in first:
+            return
+        v = values.iloc[pos]
+        if kind not in ("string", "number", "boolean"):
+            raise DataError(f"{what} holds a {kind} at {locate(pos)} ({str(v)[:40]}); expected a scalar")
+        first[kind] = (locate(pos), v)
+        if len(first) > 1:
+            (k1, (w1, v1)), (k2, (w2, v2)) = first.items()
+            raise DataError(f"{what} mixes value types: {k1} at {w1} ({v1!r}), {k2} at {w2} ({v2!r})")
+
+
+def _pick_columns(
+    df: pd.DataFrame,
+    cfg: DataConfig,
+    where: str,
+    start: int = 0,
+    kinds: _KindCheck | None = None,
+    locate: Callable[[int], str] | None = None,
+) -> pd.DataFrame:
+    """One batch of the source in the canonical columns; `start` is the batch's first row number
+    in the source (the default ids are row numbers)."""
+    _require(list(df.columns), _wanted(cfg), where)
+    check = kinds or _KindCheck()
+    at = locate or (lambda i: _row(start + i))
+    check(df[cfg.label_column], f"{where}: column '{cfg.label_column}' (data.label_column)", at)
     if cfg.id_column:
-        wanted["id_column"] = cfg.id_column
-    for key, col in wanted.items():
-        if col not in df.columns:
-            have = ", ".join(map(str, df.columns[:12]))
-            raise DataError(f"{where}: no column '{col}' (data.{key}); columns are: {have}")
-    _check_scalar_kind(df[cfg.label_column], f"{where}: column '{cfg.label_column}' (data.label_column)", locate)
-    if cfg.id_column:
-        _check_scalar_kind(df[cfg.id_column], f"{where}: column '{cfg.id_column}' (data.id_column)", locate)
-    ids = df[cfg.id_column] if cfg.id_column else pd.Series(range(len(df)), index=df.index)
+        check(df[cfg.id_column], f"{where}: column '{cfg.id_column}' (data.id_column)", at)
+    ids = df[cfg.id_column] if cfg.id_column else pd.Series(range(start, start + len(df)), index=df.index)
     return pd.DataFrame(
         {
             "id": ids.map(_as_str),
@@ -165,27 +330,6 @@ def _kind(v: Any) -> str | None:
     if isinstance(v, (int, float, np.integer, np.floating)):
         return "number"
     return "string" if isinstance(v, str) else type(v).__name__
-
-
-def _check_scalar_kind(values: pd.Series, what: str, locate: Callable[[int], str]) -> None:
-    """Refuse a column that mixes strings, numbers and booleans (1 and "1" would silently become
-    one class) or holds lists or objects."""
-    if values.dtype != object:
-        return  # a typed column (Parquet int64, a CSV read as str) holds one kind by construction
-    first: dict[str, int] = {}
-    for pos, v in enumerate(values.tolist()):
-        kind = _kind(v)
-        if kind is None or kind in first:
-            continue
-        if kind not in ("string", "number", "boolean"):
-            raise DataError(f"{what} holds a {kind} at {locate(pos)} ({str(v)[:40]}); expected a scalar")
-        first[kind] = pos
-        if len(first) > 1:
-            (k1, p1), (k2, p2) = first.items()
-            raise DataError(
-                f"{what} mixes value types: {k1} at {locate(p1)} ({values.iloc[p1]!r}), "
-                f"{k2} at {locate(p2)} ({values.iloc[p2]!r})"
-            )
 
 
 def _missing(v: Any) -> bool:
@@ -213,22 +357,41 @@ def _read_task(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]
     return table, Source("task", f"{cfg.name} <- {raw.location}", raw.fingerprint)
 
 
-def read_source(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
-    """Read the configured source into the canonical columns, before dedupe and subsampling."""
+STREAMED = ("file", "hf")  # source kinds read in batches; the others (tasks, bundled) are small and whole
+
+
+def iter_source(
+    cfg: DataConfig, project: Project, batch_rows: int = BATCH_ROWS
+) -> tuple[Iterator[pd.DataFrame], Source]:
+    """The configured source in the canonical columns, before dedupe and subsampling, as batches
+    of at most `batch_rows` rows (one batch for tasks and the bundled corpora). Files and HF
+    datasets are read lazily: a malformed row raises when its batch is reached."""
     if cfg.path:
         path = project.resolve_inside(cfg.path)
-        df, locate = _read_file(path)
-        table = _pick_columns(df, cfg, str(cfg.path), locate)
-        return table, Source("file", str(cfg.path), file_md5(path))
+        if path.suffix.lower() in READERS and path.is_file():
+            source = Source("file", str(cfg.path), file_md5(path))
+        else:
+            source = Source("file", str(cfg.path), None)  # _file_batches names what is wrong
+        return _file_batches(path, cfg, batch_rows), source
     if cfg.name in tasks.TASKS:
-        return _read_task(cfg, project)
+        table, source = _read_task(cfg, project)
+        return iter([table]), source
     if cfg.hf_name:
-        df, src = _read_hf(cfg, project)
-        return _pick_columns(df, cfg, f"HF dataset '{cfg.hf_name}'"), src
+        return _hf_batches(cfg, project, batch_rows)
     assert cfg.name is not None  # guaranteed by DataConfig's validator
     table = bundled.load_corpus(cfg.name, project.data_dir).assign(**{items.PAIR: None})
     files = bundled.corpus(cfg.name).files
-    return table, Source("bundled", cfg.name, ",".join(bundled.FILE_MD5[f] for f in files))
+    return iter([table]), Source("bundled", cfg.name, ",".join(bundled.FILE_MD5[f] for f in files))
+
+
+def read_source(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
+    """The whole source in the canonical columns, before dedupe and subsampling (in memory: the
+    pipeline's ingest streams instead, see `w2s.core.data.ingest`)."""
+    batches, source = iter_source(cfg, project)
+    frames = list(batches)
+    if not frames:
+        return pd.DataFrame(columns=COLUMNS), source
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], source
 
 
 def _stable_order(ids: pd.Series) -> pd.Series:
@@ -271,10 +434,38 @@ def canonicalise(table: pd.DataFrame, cfg: DataConfig) -> tuple[pd.DataFrame, di
     return table, stats
 
 
+class TableDigest:
+    """The md5 of a table's rows, fed a batch at a time: rows joined by a record separator, cells
+    by a unit separator, a missing cell (None or NaN) as "". The joining runs in pyarrow, so hashing a large
+    table costs one pass of string conversion, not a Python loop over rows."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.columns = columns
+        self._md5 = hashlib.md5()
+
+    def update(self, frame: pd.DataFrame) -> TableDigest:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        for start in range(0, len(frame), BATCH_ROWS):
+            part = frame.iloc[start : start + BATCH_ROWS]
+            cells = [
+                pa.array(["" if _missing(v) else str(v) for v in part[c].tolist()], type=pa.large_string())
+                for c in self.columns
+            ]
+            rows = pc.binary_join_element_wise(*cells, pa.scalar("\x1f", pa.large_string()))
+            end = pa.scalar("\x1e", pa.large_string())
+            rows = pc.binary_join_element_wise(rows, pa.scalar("", pa.large_string()), end)
+            offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset : rows.offset + len(rows) + 1]
+            if len(rows):
+                self._md5.update(memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])])
+        return self
+
+    def hexdigest(self) -> str:
+        return self._md5.hexdigest()
+
+
 def table_md5(table: pd.DataFrame, columns: list[str] | None = None) -> str:
     """Content hash of a table's columns (by default the canonical columns it has), independent
     of file format and row index."""
-    h = hashlib.md5()
-    for row in table[columns or [c for c in COLUMNS if c in table.columns]].itertuples(index=False):
-        h.update(("\x1f".join("" if v is None else str(v) for v in row) + "\x1e").encode())
-    return h.hexdigest()
+    return TableDigest(columns or [c for c in COLUMNS if c in table.columns]).update(table).hexdigest()
