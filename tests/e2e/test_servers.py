@@ -1,12 +1,14 @@
 """Against real servers on loopback: a `prefect server start` and an `mlflow server`, both backed
 by a PostgreSQL cluster started from the Debian packages (SQLite where those are not installed),
-and `w2s deploy` serving the cron deployment of prefect.yaml. A triggered run meets an MLflow server
-it cannot reach, is retried by Prefect until the network path is back, and completes; its runs,
-registered version, tags and alias must be on the MLflow server and in its database."""
+both with basic auth on as in infra/docker-compose.yml, and `w2s deploy` serving the cron deployment
+of prefect.yaml. A triggered run meets an MLflow server it cannot reach, is retried by Prefect until
+the network path is back, and completes; its runs, registered version, tags and alias must be on
+the MLflow server and in its database."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import glob
 import os
@@ -17,6 +19,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +30,10 @@ import yaml
 from w2s.ops.tracking import LINEAGE_TAGS
 
 from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
+
+# The servers' credentials: MLflow's admin account (basic-auth app) and Prefect's `user:password`.
+MLFLOW_USER, MLFLOW_PASSWORD = "w2s-admin", "w2s-test-mlflow-password"
+PREFECT_AUTH = "w2s:w2s-test-prefect-password"
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180) -> None:
@@ -41,6 +48,16 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180
         except OSError:
             time.sleep(0.5)
     raise AssertionError(f"{url} not up after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _status(url: str, auth: str | None = None) -> int:
+    """The HTTP status of a GET, with `user:password` as basic auth if given."""
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
 
 
 def _start(cmd: list[str], env: dict, log: Path, cwd: Path | None = None) -> subprocess.Popen:
@@ -161,13 +178,30 @@ def _use_s3_remote(project: Path, endpoint: str) -> None:
 
 @pytest.fixture
 def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
-    """A Prefect server and an MLflow tracking server, each in its own process on loopback."""
+    """A Prefect server and an MLflow tracking server, each in its own process on loopback, each
+    requiring basic auth: MLflow's basic-auth app with the config infra/mlflow/auth-entrypoint.sh
+    writes (its users in a SQLite file), Prefect's PREFECT_SERVER_API_AUTH_STRING. MLflow caches a
+    checked login for the test's length: without it, every request pays a password hash (scrypt,
+    some 0.1 s of CPU), several hundred of them in a run."""
+    auth_ini = tmp_path / "mlflow-auth.ini"
+    auth_ini.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path / 'mlflow-auth.db'}\n"
+        f"admin_username = {MLFLOW_USER}\n"
+        f"admin_password = {MLFLOW_PASSWORD}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        "auth_cache_ttl_seconds = 900\n"
+    )
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-server-home"),
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": databases["prefect"],
         "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
         "PREFECT_LOGGING_LEVEL": "INFO",
+        "PREFECT_SERVER_API_AUTH_STRING": PREFECT_AUTH,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "w2s-test-flask-secret-key",
     }
     env.pop("PREFECT_API_URL", None)
     pport, mport = free_port(), free_port()
@@ -181,6 +215,8 @@ def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
             [
                 str(BIN / "mlflow"),
                 "server",
+                "--app-name",
+                "basic-auth",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -196,7 +232,7 @@ def servers(tmp_path: Path, databases: dict) -> Iterator[dict]:
             tmp_path / "mlflow.log",
         ),
     ]
-    try:
+    try:  # both health endpoints answer without credentials
         _wait_http(f"http://127.0.0.1:{pport}/api/health", procs[0], tmp_path / "prefect.log")
         _wait_http(f"http://127.0.0.1:{mport}/health", procs[1], tmp_path / "mlflow.log")
         yield {
@@ -313,10 +349,23 @@ async def _ride_out_an_outage(flow_run_id, relay: tuple[int, int], stop: threadi
 def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlflow_server(
     servers, s3, tmp_path, bundled_dir, monkeypatch, capsys, tiny_run
 ):
+    # Auth is on: both servers refuse a request without credentials or with a wrong password.
+    for url, auth in (
+        (f"{servers['mlflow']}/api/2.0/mlflow/experiments/search?max_results=1", f"{MLFLOW_USER}:{MLFLOW_PASSWORD}"),
+        (f"{servers['prefect']}/admin/version", PREFECT_AUTH),
+    ):
+        assert _status(url) == 401 and _status(url, auth.split(":")[0] + ":wrong") == 401, url
+        assert _status(url, auth) == 200, url
+
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
     project = make_project(tmp_path / "proj", bundled_dir, cfg, warm=tiny_run.cache)
     _use_s3_remote(project, s3)
+    # Every client logs in: `w2s deploy` and the runs it serves through the environment, this
+    # process's Prefect client through its settings (below) and MlflowClient through the environment.
     monkeypatch.setenv("PREFECT_API_URL", servers["prefect"])
+    monkeypatch.setenv("PREFECT_API_AUTH_STRING", PREFECT_AUTH)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", MLFLOW_USER)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", MLFLOW_PASSWORD)
     public_port = free_port()  # the served runs reach MLflow here, through a relay opened later
     relay, stop = (public_port, int(servers["mlflow"].rsplit(":", 1)[1])), threading.Event()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{public_port}")
@@ -327,11 +376,11 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
         "PATH": f"{BIN}:{os.environ['PATH']}",
     }
     deploy = _start([str(BIN / "w2s"), "deploy"], env, tmp_path / "deploy.log", cwd=project)
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     # This process's Prefect settings were read when an earlier test imported prefect: point its
-    # client at the server explicitly rather than through the environment.
-    with temporary_settings({PREFECT_API_URL: servers["prefect"]}):
+    # client at the server, with the credentials, explicitly rather than through the environment.
+    with temporary_settings({PREFECT_API_URL: servers["prefect"], PREFECT_API_AUTH_STRING: PREFECT_AUTH}):
         try:
             declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
             dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain", deploy, tmp_path / "deploy.log"))

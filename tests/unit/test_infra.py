@@ -400,8 +400,9 @@ def test_compose_refuses_to_run_without_the_secrets(tmp_path):
 
 # --- Kubernetes values -------------------------------------------------------------------------
 
-# Keys of the charts' values.yaml (prefect-helm main; community-charts/mlflow 1.x) that these
-# files may set; a subtree under a FREE_FORM key is passed through to Kubernetes or the process.
+# Keys of the charts' values.yaml (prefect-helm main; community-charts/mlflow 1.x, its auth keys
+# with existing Secrets since 1.5.0) that these files may set; a subtree under a FREE_FORM key is
+# passed through to Kubernetes or the process.
 CHART_KEYS = {
     "prefect-worker-values.yaml": {
         "worker.apiConfig",
@@ -471,6 +472,24 @@ CHART_KEYS = {
         "extraSecretNamesForEnvFrom",
         "ingress.enabled",
         "serviceAccount.annotations",
+        "auth.enabled",
+        "auth.appName",
+        "auth.defaultPermission",
+        "auth.adminUsername",
+        "auth.adminPassword",
+        "auth.existingAdminSecret.name",
+        "auth.existingAdminSecret.usernameKey",
+        "auth.existingAdminSecret.passwordKey",
+        "auth.postgres.enabled",
+        "auth.postgres.host",
+        "auth.postgres.port",
+        "auth.postgres.database",
+        "auth.postgres.user",
+        "auth.postgres.password",
+        "auth.postgres.driver",
+        "auth.postgres.existingSecret.name",
+        "auth.postgres.existingSecret.usernameKey",
+        "auth.postgres.existingSecret.passwordKey",
     },
 }
 FREE_FORM = {
@@ -556,3 +575,24 @@ def test_mlflow_values():
     assert artifacts["s3"]["enabled"] is True and artifacts["s3"]["bucket"] == "mlflow"
     assert "awsSecretAccessKey" not in artifacts["s3"] and artifacts["s3"]["existingSecret"]["name"]
     assert mlflow["extraEnvVars"]["MLFLOW_S3_ENDPOINT_URL"].startswith("http")
+
+
+def test_mlflow_values_turn_basic_auth_on_with_credentials_from_secrets():
+    mlflow = values("mlflow-values.yaml")
+    auth = mlflow["auth"]
+    assert auth["enabled"] is True and auth.get("appName", "basic-auth") == "basic-auth"
+    assert not {"adminUsername", "adminPassword"} & set(auth), "from a Secret, never inline"
+    assert auth["existingAdminSecret"]["name"] == "mlflow-admin"
+    entry = (INFRA / "mlflow" / "auth-entrypoint.sh").read_text()
+    assert f"default_permission = {auth['defaultPermission']}" in entry, "the compose stack's default"
+    # users and permissions in PostgreSQL (a SQLite file would go with the pod), in a database of
+    # their own on the backend store's server, with the backend store's role from its Secret
+    pg, backend = auth["postgres"], mlflow["backendStore"]
+    assert pg["enabled"] is True and not {"user", "password"} & set(pg), "from a Secret, never inline"
+    assert pg["existingSecret"]["name"] == backend["existingDatabaseSecret"]["name"]
+    assert pg["host"] == backend["postgres"]["host"] and pg["database"] != backend["postgres"]["database"]
+    # infra/README.md creates every Secret the values read, and the worker's login
+    readme = (INFRA / "README.md").read_text()
+    for name in (auth["existingAdminSecret"]["name"], pg["existingSecret"]["name"]):
+        assert f"create secret generic {name} " in readme, name
+    assert "--from-literal=MLFLOW_TRACKING_PASSWORD=" in readme
