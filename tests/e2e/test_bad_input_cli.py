@@ -92,7 +92,7 @@ CASES = {
     "malformed-csv": (
         _malformed_csv,
         ["data.path=bad.csv", "data.id_column=id"],
-        "bad.csv: cannot parse CSV: Error tokenizing data. C error: Expected 3 fields in line 5, saw 4",
+        "bad.csv: line 5: cannot parse CSV: expected 3 fields, saw 4",
     ),
     "malformed-jsonl": (_malformed_jsonl, ["data.path=bad.jsonl"], "bad.jsonl: line 4: invalid JSON"),
     "malformed-parquet": (_malformed_parquet, ["data.path=bad.parquet"], "bad.parquet: cannot parse PARQUET"),

@@ -54,8 +54,9 @@ def test_streamed_ingest_in_small_batches_writes_the_table_canonicalise_gives_in
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["table.parquet"]  # no scratch left
 
 
-def test_a_bad_row_deep_in_the_file_stops_ingest_with_its_line_and_leaves_no_table(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 64)
+@pytest.mark.parametrize("block", [64, sources.CSV_BLOCK_BYTES])  # in a later block, and in the first
+def test_a_bad_row_deep_in_the_file_stops_ingest_with_its_line_and_leaves_no_table(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", block)
     lines = ["text,label", *[f"row {i},a" for i in range(40)]]
     lines[33] = "row \xff,b"
     (tmp_path / "d.csv").write_bytes("\n".join(lines).encode("utf-8").replace("\xff".encode(), b"\xff"))

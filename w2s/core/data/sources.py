@@ -81,11 +81,17 @@ def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterato
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True)
+    bad: list[Any] = []  # the row pyarrow refused, to name its line (pyarrow's reader knows only its text)
+
+    def refuse(row: Any) -> str:
+        bad.append(row)
+        return "error"
+
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=refuse)
     try:
         header = pacsv.open_csv(path, parse_options=parse).schema.names
     except pa.ArrowInvalid as exc:
-        raise _csv_error(path, exc, sep) from None
+        raise _csv_error(path, exc, sep, bad) from None
     _require(header, wanted, where)
     convert = pacsv.ConvertOptions(
         column_types={c: pa.string() for c in wanted},  # never inferred: an id column of numbers stays text
@@ -93,8 +99,15 @@ def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterato
         strings_can_be_null=True,
         null_values=NA_STRINGS,
     )
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES), parse_options=parse,
-                            convert_options=convert)  # fmt: skip
+    try:  # the reader parses its first block on opening
+        reader = pacsv.open_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            parse_options=parse,
+            convert_options=convert,
+        )
+    except pa.ArrowInvalid as exc:
+        raise _csv_error(path, exc, sep, bad) from None
     start = 0
     while True:
         try:
@@ -102,19 +115,37 @@ def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterato
         except StopIteration:
             return
         except pa.ArrowInvalid as exc:
-            raise _csv_error(path, exc, sep) from None
+            raise _csv_error(path, exc, sep, bad) from None
         yield batch.to_pandas(), start
         start += batch.num_rows
 
 
-def _csv_error(path: Path, exc: Exception, sep: str) -> DataError:
+def _csv_error(path: Path, exc: Exception, sep: str, bad: list[Any]) -> DataError:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     encoding = _not_utf8(path)  # pyarrow reports some encodings as an empty file or a parse error
     if encoding is not None:
         return encoding
     if "Empty CSV file" in msg:
         return DataError(f"{path}: the file is empty")
+    if bad:
+        row = bad[0]
+        where = _line_of(path, row.text)
+        return DataError(
+            f"{path}: {where}cannot parse {'CSV' if sep == ',' else 'TSV'}: expected {row.expected_columns} fields, "
+            f"saw {row.actual_columns} ({row.text[:60]})"
+        )
     return DataError(f"{path}: cannot parse {'CSV' if sep == ',' else 'TSV'}: {msg}")
+
+
+def _line_of(path: Path, text: str) -> str:
+    """ "line N: " for the first line of the file that starts the row `text`, in a streamed scan;
+    "" when no line matches."""
+    first = text.split("\n")[0].rstrip("\r").encode()
+    with path.open("rb") as f:
+        for n, line in enumerate(f, start=1):
+            if line.rstrip(b"\r\n") == first:
+                return f"line {n}: "
+    return ""
 
 
 def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, Callable[[int], str]]]:
