@@ -104,7 +104,13 @@ def test_both_servers_require_authentication_and_the_worker_logs_in():
     assert "--app-name=basic-auth" in command(mlflow)
     assert mlflow["entrypoint"][-1] == "/usr/local/bin/w2s-mlflow-auth"
     entry = (INFRA / "mlflow" / "auth-entrypoint.sh").read_text()
-    for key in ("admin_username", "admin_password", "database_uri", "MLFLOW_AUTH_CONFIG_PATH"):
+    for key in (
+        "admin_username",
+        "admin_password",
+        "database_uri",
+        "MLFLOW_AUTH_CONFIG_PATH",
+        "auth_cache_ttl_seconds",
+    ):
         assert key in entry
     assert "mlflow[auth]" in (INFRA / "mlflow" / "Dockerfile").read_text()
     menv, senv, wenv = environment(mlflow), environment(server), environment(worker)
