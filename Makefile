@@ -9,17 +9,36 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install data demo test test-fast lint format bench bench-quick profile clean purge
+.PHONY: install lock data demo test test-fast lint format bench bench-quick profile clean purge
 
-$(STAMP): pyproject.toml
+# Every install takes its versions from the lock (pip constraints: one version per package, so
+# the resolver never backtracks and an install does not depend on the day's releases).
+LOCK := requirements.lock
+PIP := $(BIN)/pip install --constraint $(LOCK)
+# Where torch comes from. Empty: the configured index (on a stock PyPI, torch 2.13.0 for Linux is
+# the CUDA build). TORCH_INDEX=https://download.pytorch.org/whl/cpu for the CPU build, .../cu128
+# for CUDA 12.8.
+TORCH_INDEX ?=
+
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
-	# The CPU build of torch, pinned first: an unpinned torch pulls a multi-GB CUDA build.
-	$(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e '.[test]'
+	$(PIP) pip
+	# torch first, on its own, pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(PIP) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
+	$(PIP) -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Re-make the lock after a change to the dependencies in pyproject.toml: a fresh environment with
+# every extra, frozen. Uses the configured index as it is today; commit the new requirements.lock.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --upgrade pip
+	.lock-venv/bin/pip install $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
+	.lock-venv/bin/pip install -e '.[test,lint,bench]'
+	.lock-venv/bin/python tools/lock.py write .lock-venv $(LOCK)
+	rm -rf .lock-venv
 
 data: $(STAMP)
 	$(BIN)/w2s data fetch
@@ -40,7 +59,7 @@ test-fast: $(STAMP)
 
 # Checks: ruff (lint and format) and mypy, configured in pyproject.toml.
 $(VENV)/.installed-lint: $(STAMP)
-	$(BIN)/pip install -e '.[test,lint]'
+	$(PIP) -e '.[test,lint]'
 	touch $@
 
 lint: $(VENV)/.installed-lint
@@ -54,7 +73,7 @@ format: $(VENV)/.installed-lint
 
 # Performance figures (bench/): a JSON report under .w2s/bench/ and a table; about 15-20 min on 2 cores.
 $(VENV)/.installed-bench: $(STAMP)
-	$(BIN)/pip install -e '.[test,bench]'
+	$(PIP) -e '.[test,bench]'
 	touch $@
 
 bench: data $(VENV)/.installed-bench
