@@ -1,4 +1,4 @@
-"""Operations verbs: retrain, promote, rollback, lineage, reproduce, deploy."""
+"""Operations verbs: retrain, promote, rollback, lineage, predict, gc, reproduce, deploy."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,56 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     else:
         _print_lineage(info)
     return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Batch inference with a registered version over a file of texts."""
+    from w2s.ops import predict, tracking
+    from w2s.project import Project
+
+    project = Project.discover()
+    tracking.configure(project)
+    result = predict.predict_file(
+        args.model,
+        Path(args.input),
+        Path(args.output),
+        text_column=args.text_column,
+        id_column=args.id_column,
+        progress=_Progress("predict", "rows"),
+    )
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(
+            f"{result.rows} rows -> {result.output} with {result.model}/{result.version} "
+            f"({result.seconds:.1f} s; record: {predict.sidecar(Path(result.output))})"
+        )
+    return 0
+
+
+class _Progress:
+    """Progress on stderr: a live bar on a terminal, else a line at most every 10 seconds."""
+
+    def __init__(self, what: str, unit: str, every_s: float = 10.0) -> None:
+        self.what, self.unit, self.every_s = what, unit, every_s
+        self.done, self.start = 0, time.perf_counter()
+        self.last = self.start
+        self.bar: Any = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=what, unit=f" {unit}", file=sys.stderr)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.perf_counter()
+        if now - self.last >= self.every_s:
+            self.last = now
+            rate = self.done / max(now - self.start, 1e-9)
+            print(f"{self.what}: {self.done} {self.unit} ({rate:.0f} {self.unit}/s)", file=sys.stderr, flush=True)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
@@ -365,6 +416,25 @@ def add_parsers(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatte
     li.add_argument("--fetch-weak-labels", metavar="FILE", help="write the exact weak-label file here")
     li.add_argument("--fetch-data", metavar="DIR", help="restore the exact data version under DIR")
     li.set_defaults(func=cmd_lineage)
+
+    pd_ = sub.add_parser(
+        "predict",
+        formatter_class=fmt,
+        help="batch inference with a registered model version",
+        description="Read INPUT (CSV, TSV, JSONL or Parquet) in batches, predict every text with MODEL and write "
+        "id, label and one p_<label> probability column per class to OUTPUT (.parquet, .csv or .jsonl, "
+        "written whole or not at all). Ids come from --id-column, else the input's `id` column, else "
+        "the row number. OUTPUT.json records the model version, its run and the input's md5.",
+        epilog="examples:\n  w2s predict w2s-strong@champion --input new.csv --output scores.parquet\n"
+        "  w2s predict w2s-strong/3 --input posts.jsonl --output out.csv --text-column body",
+    )
+    pd_.add_argument("model", help="<name>/<version> or <name>@<alias>")
+    pd_.add_argument("--input", required=True, metavar="FILE", help="texts to predict")
+    pd_.add_argument("--output", required=True, metavar="FILE", help="where the predictions go")
+    pd_.add_argument("--text-column", default="text", help="the column holding the texts (default text)")
+    pd_.add_argument("--id-column", default=None, help="the column of row ids (default: id, else row numbers)")
+    pd_.add_argument("--json", action="store_true", help="print the record as JSON")
+    pd_.set_defaults(func=cmd_predict)
 
     gcp = sub.add_parser(
         "gc",

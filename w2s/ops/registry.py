@@ -16,9 +16,15 @@ ENTRY = Path(__file__).parent / "serving" / "entry.py"
 _HEX = re.compile(r"[0-9a-f]{16,128}")
 
 
+# Where a serving environment built from the model (`mlflow models serve --env-manager virtualenv`)
+# gets torch: the CPU build, which PEP 440 orders above PyPI's CUDA build of the same version. A
+# GPU server serves from an environment that has CUDA torch (`--env-manager local`; README).
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
+
 def pip_requirements() -> list[str]:
     """Pinned requirements of the serving code; explicit pins make logging fast (no inference)."""
-    pins = []
+    pins = [f"--extra-index-url {TORCH_CPU_INDEX}"]
     for dist in ("torch", "transformers", "peft", "safetensors", "tokenizers", "pandas", "numpy", "mlflow"):
         try:
             version = metadata.version(dist)

@@ -41,6 +41,11 @@ def _row(i: int) -> str:
     return f"data row {i + 1}"
 
 
+def _rows_from(start: int) -> Callable[[int], str]:
+    """How to name the i-th row of a batch that starts at row `start`."""
+    return lambda i: _row(start + i)
+
+
 BATCH_ROWS = 100_000  # rows per batch a reader yields: bounds ingest memory, whatever the file's size
 CSV_BLOCK_BYTES = 4 << 20  # pyarrow's CSV reader yields one batch per block of this many bytes (and reads a few ahead)
 
@@ -76,7 +81,7 @@ def _not_utf8(path: Path) -> DataError | None:
     return None
 
 
-def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterator[tuple[pd.DataFrame, int]]:
+def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> Iterator[tuple[pd.DataFrame, int]]:
     """The wanted columns of a CSV/TSV as text, a block at a time (pyarrow's streaming reader)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -93,9 +98,10 @@ def _csv_batches(path: Path, sep: str, wanted: list[str], where: str) -> Iterato
     except pa.ArrowInvalid as exc:
         raise _csv_error(path, exc, sep, bad) from None
     _require(header, wanted, where)
+    columns = list(dict.fromkeys(wanted.values()))
     convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in wanted},  # never inferred: an id column of numbers stays text
-        include_columns=wanted,
+        column_types={c: pa.string() for c in columns},  # never inferred: an id column of numbers stays text
+        include_columns=columns,
         strings_can_be_null=True,
         null_values=NA_STRINGS,
     )
@@ -191,55 +197,59 @@ def _records(records: list[Any], lines: list[int]) -> tuple[pd.DataFrame, Callab
     return pd.DataFrame.from_records(records), lambda i: f"line {numbers[i]}"
 
 
-def _require(columns: list[str], wanted: list[str], where: str) -> None:
-    for key, col in zip(("text_column", "label_column", "id_column"), wanted, strict=False):
+def _require(columns: list[str], wanted: dict[str, str], where: str) -> None:
+    for key, col in wanted.items():
         if col not in columns:
             have = ", ".join(map(str, columns[:12]))
-            raise DataError(f"{where}: no column '{col}' (data.{key}); columns are: {have}")
+            raise DataError(f"{where}: no column '{col}' ({key}); columns are: {have}")
 
 
-def _wanted(cfg: DataConfig) -> list[str]:
-    return [cfg.text_column, cfg.label_column, *([cfg.id_column] if cfg.id_column else [])]
+def _wanted(cfg: DataConfig) -> dict[str, str]:
+    """The columns a config reads, by the config key that names each."""
+    cols = {"data.text_column": cfg.text_column, "data.label_column": cfg.label_column}
+    return cols | ({"data.id_column": cfg.id_column} if cfg.id_column else {})
 
 
-def _file_batches(path: Path, cfg: DataConfig, batch_rows: int) -> Iterator[pd.DataFrame]:
-    """The file's canonical rows, a batch at a time: memory stays bounded by the batch, not the file."""
+def read_columns(
+    path: Path, wanted: dict[str, str], where: str, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[pd.DataFrame, int, Callable[[int], str]]]:
+    """The `wanted` columns of a CSV, TSV, JSONL or Parquet file, a batch at a time, each with its
+    first row number and how to name its i-th row in an error. `wanted` maps what the user calls
+    each column (a config key or an option) to its name, for the error when one is missing."""
     fmt = READERS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unsupported file type '{path.suffix}' (use CSV, TSV, JSONL or Parquet)")
     if not path.is_file():
         raise DataError(f"data file not found: {path}")
-    where, wanted, kinds = str(cfg.path), _wanted(cfg), _KindCheck()
+    columns = list(dict.fromkeys(wanted.values()))
+    start = 0
     if fmt in ("csv", "tsv"):
         for frame, start in _csv_batches(path, "," if fmt == "csv" else "\t", wanted, where):
-            yield _pick_columns(frame, cfg, where, start, kinds)
+            yield frame, start, _rows_from(start)
     elif fmt == "jsonl":
-        start = 0
         for frame, locate in _jsonl_batches(path, batch_rows):
             _require(list(frame.columns), wanted, where)
-            yield _pick_columns(frame, cfg, where, start, kinds, locate)
+            yield frame, start, locate
             start += len(frame)
     else:
-        yield from _parquet_batches(path, cfg, batch_rows, where, kinds)
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path, pre_buffer=False)
+        except Exception as exc:  # pyarrow's error for a file that is not Parquet
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
+        _require(pf.schema_arrow.names, wanted, where)
+        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+            yield batch.to_pandas(), start, _rows_from(start)
+            start += batch.num_rows
 
 
-def _parquet_batches(
-    path: Path, cfg: DataConfig, batch_rows: int, where: str, kinds: _KindCheck
-) -> Iterator[pd.DataFrame]:
-    import pyarrow.parquet as pq
-
-    try:
-        pf = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow's error for a file that is not Parquet
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
-    wanted = _wanted(cfg)
-    _require(pf.schema_arrow.names, wanted, where)
-    start = 0
-    for batch in pf.iter_batches(batch_size=batch_rows, columns=list(dict.fromkeys(wanted))):
-        frame = batch.to_pandas()
-        yield _pick_columns(frame, cfg, where, start, kinds)
-        start += len(frame)
+def _file_batches(path: Path, cfg: DataConfig, batch_rows: int) -> Iterator[pd.DataFrame]:
+    """The file's canonical rows, a batch at a time: memory stays bounded by the batch, not the file."""
+    where, kinds = str(cfg.path), _KindCheck()
+    for frame, start, locate in read_columns(path, _wanted(cfg), where, batch_rows):
+        yield _pick_columns(frame, cfg, where, start, kinds, locate)
 
 
 def local_dataset(cfg: DataConfig, project: Project) -> Path | None:
@@ -275,7 +285,8 @@ def _hf_batches(cfg: DataConfig, project: Project, batch_rows: int) -> tuple[Ite
 
     def batches() -> Iterator[pd.DataFrame]:
         # Arrow-backed and memory-mapped: a slice at a time, never the whole dataset as pandas.
-        view, kinds = ds.select_columns(list(dict.fromkeys(_wanted(cfg)))).with_format("pandas"), _KindCheck()
+        view = ds.select_columns(list(dict.fromkeys(_wanted(cfg).values()))).with_format("pandas")
+        kinds = _KindCheck()
         for start in range(0, len(view), batch_rows):
             df = view[start : start + batch_rows]
             if isinstance(feature, datasets.ClassLabel):
@@ -337,7 +348,7 @@ def _pick_columns(
     in the source (the default ids are row numbers)."""
     _require(list(df.columns), _wanted(cfg), where)
     check = kinds or _KindCheck()
-    at = locate or (lambda i: _row(start + i))
+    at = locate or _rows_from(start)
     check(df[cfg.label_column], f"{where}: column '{cfg.label_column}' (data.label_column)", at)
     if cfg.id_column:
         check(df[cfg.id_column], f"{where}: column '{cfg.id_column}' (data.id_column)", at)
