@@ -100,10 +100,21 @@ def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
             raise ConfigError(f"--set {dotted}: '{k}' is not a section")
         node = child
     old = node.get(keys[-1])
-    if isinstance(old, dict) and isinstance(value, dict):
+    if isinstance(old, dict) and isinstance(value, dict) and _is_section(keys):
         node[keys[-1]] = {**old, **value}  # a section given as a mapping updates, not replaces
     else:
-        node[keys[-1]] = value
+        node[keys[-1]] = value  # a mapping-valued field (promotion.floors) is replaced: {} empties it
+
+
+def _is_section(keys: list[str]) -> bool:
+    """Whether the dotted path names a config section (a model), not a field that holds a mapping."""
+    model: Any = Config
+    for k in keys:
+        field = getattr(model, "model_fields", {}).get(k)
+        if field is None:
+            return True  # unknown keys fail validation later with their own message
+        model = field.annotation
+    return isinstance(model, type) and hasattr(model, "model_fields")
 
 
 class _CoreSchemaLoader(yaml.SafeLoader):

@@ -90,3 +90,12 @@ def test_yes_no_on_off_stay_strings_in_set_values_and_config_files(tmp_path):
     cfg = load_config(tmp_path / "c.yaml", ["strong.deepspeed.offload_params=false"])
     assert cfg.data.labels == ["off", "on"] and cfg.strong.gradient_checkpointing is True
     assert load_config(None, ["strong.gradient_checkpointing=yes"]).strong.gradient_checkpointing is True
+
+
+def test_a_mapping_field_given_on_the_command_line_replaces_its_default_and_a_section_updates():
+    params = REPO / "params.yaml"
+    assert load_config(params).promotion.floors == {"pgr": 0.0}
+    assert load_config(params, ["promotion.floors={}"]).promotion.floors == {}  # a floor can be removed
+    assert load_config(params, ["promotion.floors={w2s_acc: 0.5}"]).promotion.floors == {"w2s_acc": 0.5}
+    strong = load_config(params, ["strong={lr: 0.001}"]).strong
+    assert strong.lr == 0.001 and strong.epochs == load_config(params).strong.epochs  # the rest kept
