@@ -121,7 +121,8 @@ CASES = {
     "empty-splits-after-dedupe": (
         _few_unique_texts,
         ["data.path=dups.csv"],
-        "but the data has 100 rows, after dropping 600 duplicate texts (data.dedupe)",
+        "but the data has 100 rows; scaled to fit, test would hold 22 rows, below split.min_test=100, "
+        "after dropping 600 duplicate texts (data.dedupe)",
     ),
     "unknown-weak-model": (
         lambda root: None,

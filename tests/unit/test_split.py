@@ -59,3 +59,35 @@ def test_hash_folds_depend_on_the_id_and_salt_alone():
     assert (hash_folds(ids, 3, "s1") != folds).mean() > 0.5, "the salt reshuffles"
     with pytest.raises(ValueError, match="n_folds"):
         hash_folds(ids, 0, "s0")
+
+
+def test_fractions_take_a_share_of_the_rows_and_counts_that_do_not_fit_are_scaled_with_a_warning(caplog):
+    from w2s.core.data.split import split_sizes
+
+    fractions = SplitConfig(weak_train=0.1, transfer=0.5, val=0.1, test=0.25)
+    assert split_sizes(fractions, 2000) == {"weak_train": 200, "transfer": 1000, "val": 200, "test": 500}
+    counts = SplitConfig()  # 200 + 2000 + 400 + 1000 = 3600 rows, for a 2,000-row file
+    with caplog.at_level("WARNING"):
+        scaled = split_sizes(counts, 2000)
+    assert scaled == {"weak_train": 111, "transfer": 1111, "val": 222, "test": 555}
+    assert "need 3600 rows" in caplog.text and "scaled to fit" in caplog.text
+    assert split_sizes(counts, 3600) == {"weak_train": 200, "transfer": 2000, "val": 400, "test": 1000}
+    with pytest.raises(DataError, match=r"need 3600 rows .* but the data has 2000 rows$"):
+        split_sizes(counts.model_copy(update={"scale_to_fit": False}), 2000)
+    with pytest.raises(DataError, match=r"scaled to fit, test would hold 83 rows, below split.min_test=100"):
+        split_sizes(counts, 300)
+    with pytest.raises(ValueError, match="add up to more than 1"):
+        SplitConfig(weak_train=0.5, transfer=0.5, val=0.1, test=0.2)
+
+
+def test_a_2000_row_table_splits_with_the_default_sizes():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(2000)],
+            "text": [f"t{i}" for i in range(2000)],
+            "label": rng.choice(["a", "b"], 2000),
+        }
+    ).assign(group=None, pair=None)
+    counts = assign_splits(table, SplitConfig(), seed=0)["split"].value_counts().to_dict()
+    assert counts == {"transfer": 1111, "test": 555, "val": 222, "weak_train": 111}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -78,14 +78,23 @@ class DataConfig(Section):
         return self
 
 
-class SplitConfig(Section):
-    """Split sizes count rows. A paired task (sciq, cosmos_qa, anthropic_hh, ...) is split by item,
-    so both rows of a pair share a split and an odd size rounds up to a whole pair."""
+Rows = Annotated[int, Field(ge=2)] | Annotated[float, Field(gt=0, lt=1)]
 
-    weak_train: int = Field(200, ge=2, description="Ground-truth examples for the weak supervisor.")
-    transfer: int = Field(2000, ge=2, description="Examples the weak model labels for the student.")
-    val: int = Field(400, ge=2, description="Weakly labeled examples for early stopping.")
-    test: int = Field(1000, ge=2, description="Ground-truth examples for evaluation only.")
+
+class SplitConfig(Section):
+    """Split sizes count rows (an integer) or take a fraction of the rows there are (a number
+    between 0 and 1). A paired task (sciq, cosmos_qa, anthropic_hh, ...) is split by item, so both
+    rows of a pair share a split and an odd size rounds up to a whole pair."""
+
+    weak_train: Rows = Field(200, description="Ground-truth examples for the weak supervisor (rows, or a fraction).")
+    transfer: Rows = Field(2000, description="Examples the weak model labels for the student (rows, or a fraction).")
+    val: Rows = Field(400, description="Weakly labeled examples for early stopping (rows, or a fraction).")
+    test: Rows = Field(1000, description="Ground-truth examples for evaluation only (rows, or a fraction).")
+    scale_to_fit: bool = Field(
+        True,
+        description="When the four sizes need more rows than the data has, scale them down in proportion "
+        "(a warning says so) instead of failing; the test split must still hold split.min_test rows.",
+    )
     min_test: int = Field(100, ge=1, description="Smallest test split accepted: below it PGR is noise.")
     ood_groups: list[str] = Field(
         default_factory=list,
@@ -97,8 +106,10 @@ class SplitConfig(Section):
 
     @model_validator(mode="after")
     def _test_size(self) -> SplitConfig:
-        if self.test < self.min_test:
+        if isinstance(self.test, int) and self.test < self.min_test:
             raise ValueError(f"split.test={self.test} is below split.min_test={self.min_test}")
+        if sum(v for v in (self.weak_train, self.transfer, self.val, self.test) if isinstance(v, float)) > 1:
+            raise ValueError("the split fractions add up to more than 1")
         if self.ood_groups and self.ood_test < self.min_test:
             raise ValueError(f"split.ood_test={self.ood_test} is below split.min_test={self.min_test}")
         return self

@@ -7,6 +7,7 @@ the same split. For unpaired data an item is a row, and the draws are the row dr
 from __future__ import annotations
 
 import hashlib
+import logging
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ from w2s.core.data import items
 from w2s.errors import DataError
 
 SPLITS = ("weak_train", "transfer", "val", "test", "ood_test")
+log = logging.getLogger(__name__)
 
 
 def label_names(table: pd.DataFrame, declared: list[str] | None) -> list[str]:
@@ -63,6 +65,34 @@ def _hold_out(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -
     return table[~held].reset_index(drop=True), ood
 
 
+SIZED = ("weak_train", "transfer", "val", "test")
+
+
+def _listed(sizes: dict[str, int]) -> str:
+    return " + ".join(f"{name} {n}" for name, n in sizes.items())
+
+
+def split_sizes(cfg: SplitConfig, rows: int, pool: str = "the data") -> dict[str, int]:
+    """Rows of each split for a pool of `rows` rows: a fraction of the pool, or a count. Counts
+    that need more rows than the pool has are scaled down in proportion, with a warning, when
+    `split.scale_to_fit` (else, and when the scaled test split falls below `split.min_test`, a
+    `DataError` says what is missing)."""
+    sizes = {name: int(v * rows) if isinstance(v, float) else v for name, v in ((n, getattr(cfg, n)) for n in SIZED)}
+    need = sum(sizes.values())
+    if need <= rows:
+        return sizes
+    asked = f"the split sizes need {need} rows ({_listed(sizes)}) but {pool} has {rows} rows"
+    if not cfg.scale_to_fit:
+        raise DataError(asked)
+    scaled = {name: max(2, n * rows // need) for name, n in sizes.items()}
+    if scaled["test"] < cfg.min_test:
+        raise DataError(
+            f"{asked}; scaled to fit, test would hold {scaled['test']} rows, below split.min_test={cfg.min_test}"
+        )
+    log.warning("%s: scaled to fit (split.scale_to_fit): %s", asked, _listed(scaled))
+    return scaled
+
+
 def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFrame:
     """Return the rows used by the experiment with a `split` column; same seed, same splits.
 
@@ -75,23 +105,18 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
     ood = None
     if cfg.ood_groups:
         table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
-    need = cfg.weak_train + cfg.transfer + cfg.val + cfg.test
     pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
-    if len(table) < need:
-        raise DataError(
-            f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer "
-            f"{cfg.transfer} + val {cfg.val} + test {cfg.test}) but {pool} has {len(table)} rows"
-        )
+    sizes = split_sizes(cfg, len(table), pool)
+    need = sum(sizes.values())
     codes = items.item_codes(table)
     n_items = items.item_count(codes)
     weak_n, test_n, val_n, transfer_n = (
-        items.items_for(rows, n_items, len(table)) for rows in (cfg.weak_train, cfg.test, cfg.val, cfg.transfer)
+        items.items_for(sizes[name], n_items, len(table)) for name in ("weak_train", "test", "val", "transfer")
     )
     if weak_n + test_n + val_n + transfer_n > n_items:  # only paired data rounds up to whole items
         raise DataError(
-            f"the split sizes need {need} rows (weak_train {cfg.weak_train} + transfer {cfg.transfer} + val "
-            f"{cfg.val} + test {cfg.test}), i.e. {weak_n + test_n + val_n + transfer_n} whole items, "
-            f"but {pool} has {n_items} items ({len(table)} rows)"
+            f"the split sizes need {need} rows ({_listed(sizes)}), i.e. {weak_n + test_n + val_n + transfer_n} "
+            f"whole items, but {pool} has {n_items} items ({len(table)} rows)"
         )
     weak = stratified_take(items.item_strata(table["label"].to_numpy(), codes), weak_n, rng)
     rest = rng.permutation(np.setdiff1d(np.arange(n_items), weak))
