@@ -71,7 +71,7 @@ format: $(VENV)/.installed-lint
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# Performance figures (bench/): a JSON report under .w2s/bench/ and a table; about 15-20 min on 2 cores.
+# Performance figures (bench/): a JSON report under .w2s/bench/ and a table; about 20 min on 2 cores.
 $(VENV)/.installed-bench: $(STAMP)
 	$(PIP) -e '.[test,bench]'
 	touch $@
