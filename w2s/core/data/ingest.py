@@ -30,7 +30,9 @@ from w2s.core.data.sources import (
     TableDigest,
     canonicalise,
     iter_source,
+    parquet_batches,
 )
+from w2s.core.data.split import label_names
 from w2s.errors import DataError
 from w2s.io import atomic_path
 from w2s.project import Project
@@ -69,7 +71,7 @@ def ingest_table(cfg: DataConfig, project: Project, path: Path, batch_rows: int 
         table, stats = canonicalise(pd.concat(list(batches), ignore_index=True), cfg)
         with atomic_path(path) as tmp:
             table.to_parquet(tmp, index=False)
-        labels = sorted(table["label"].dropna().unique().tolist())
+        labels = label_names(table, None)
         return Ingested(TableDigest(COLUMNS).update(table).hexdigest(), labels, len(table), source, stats)
     path.parent.mkdir(parents=True, exist_ok=True)
     scratch = path.with_name(f".{path.name}.{os.getpid()}.scratch")
@@ -142,7 +144,7 @@ def _second_pass(scratch: Path, target: Path, keep: np.ndarray, batch_rows: int)
 
     digest, labels, rows, start = TableDigest(COLUMNS), set(), 0, 0
     with pq.ParquetWriter(target, _schema()) as writer:
-        for batch in record_batches(scratch, None, batch_rows):
+        for batch in parquet_batches(scratch, None, batch_rows):
             mask = keep[start : start + batch.num_rows]
             start += batch.num_rows
             kept = batch.filter(pa.array(mask))
@@ -157,20 +159,11 @@ def _second_pass(scratch: Path, target: Path, keep: np.ndarray, batch_rows: int)
     return digest.hexdigest(), sorted(labels), rows
 
 
-def record_batches(path: str | Path, columns: list[str] | None, batch_rows: int) -> Iterator[Any]:
-    """A Parquet file's Arrow record batches, read one at a time."""
-    import pyarrow.parquet as pq
-
-    # pre_buffer (pyarrow's default) caches what it has read ahead for the file's life: reading a
-    # 1 GB table batch by batch then holds most of it in memory.
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
-
-
 def iter_table(
     path: str | Path, columns: list[str] | None = None, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pd.DataFrame]:
     """The table file's rows (optionally only some columns), a batch at a time."""
-    for batch in record_batches(path, columns, batch_rows):
+    for batch in parquet_batches(path, columns, batch_rows):
         yield batch.to_pandas()
 
 

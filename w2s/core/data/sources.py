@@ -235,14 +235,23 @@ def read_columns(
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path, pre_buffer=False)
+            names = pq.read_schema(path).names
         except Exception as exc:  # pyarrow's error for a file that is not Parquet
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
-        _require(pf.schema_arrow.names, wanted, where)
-        for batch in pf.iter_batches(batch_size=batch_rows, columns=columns):
+        _require(names, wanted, where)
+        for batch in parquet_batches(path, columns, batch_rows):
             yield batch.to_pandas(), start, _rows_from(start)
             start += batch.num_rows
+
+
+def parquet_batches(path: str | Path, columns: list[str] | None, batch_rows: int) -> Iterator[Any]:
+    """A Parquet file's Arrow record batches, read one at a time."""
+    import pyarrow.parquet as pq
+
+    # pre_buffer (pyarrow's default) caches what it has read ahead for the file's life: reading a
+    # 1 GB table batch by batch then holds most of it in memory.
+    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
 
 
 def _file_batches(path: Path, cfg: DataConfig, batch_rows: int) -> Iterator[pd.DataFrame]:
