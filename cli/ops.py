@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -181,19 +180,21 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Batch inference with a registered version over a file of texts."""
+    from w2s.core.progress import Progress, interval
     from w2s.ops import predict, tracking
     from w2s.project import Project
 
     project = Project.discover()
     tracking.configure(project)
-    result = predict.predict_file(
-        args.model,
-        Path(args.input),
-        Path(args.output),
-        text_column=args.text_column,
-        id_column=args.id_column,
-        progress=_Progress("predict", "rows"),
-    )
+    with Progress("predict", "row", every_s=interval(10.0)) as shown:
+        result = predict.predict_file(
+            args.model,
+            Path(args.input),
+            Path(args.output),
+            text_column=args.text_column,
+            id_column=args.id_column,
+            progress=shown.update,
+        )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -202,31 +203,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"({result.seconds:.1f} s; record: {predict.sidecar(Path(result.output))})"
         )
     return 0
-
-
-class _Progress:
-    """Progress on stderr: a live bar on a terminal, else a line at most every 10 seconds."""
-
-    def __init__(self, what: str, unit: str, every_s: float = 10.0) -> None:
-        self.what, self.unit, self.every_s = what, unit, every_s
-        self.done, self.start = 0, time.perf_counter()
-        self.last = self.start
-        self.bar: Any = None
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(desc=what, unit=f" {unit}", file=sys.stderr)
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.perf_counter()
-        if now - self.last >= self.every_s:
-            self.last = now
-            rate = self.done / max(now - self.start, 1e-9)
-            print(f"{self.what}: {self.done} {self.unit} ({rate:.0f} {self.unit}/s)", file=sys.stderr, flush=True)
 
 
 def cmd_gc(args: argparse.Namespace) -> int:

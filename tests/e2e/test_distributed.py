@@ -1,7 +1,7 @@
 """DeepSpeed strong training end to end: real 2-rank CPU (gloo) runs of ZeRO-2 and ZeRO-3 on a tiny config
 matching the single-process loop (an encoder, and a decoder LM with LoRA in fp32 and bf16), resuming
 from a checkpoint, a failing rank, the whole flow on the DeepSpeed backend with a weak LM and a
-LoRA bf16 student, and the memory plan of mpnet-base."""
+LoRA bf16 student, and the memory plan of mpnet-base. Rank 0's progress lines reach the parent's stderr."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import torch
 
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
+from w2s.core.progress import ENV as PROGRESS_ENV
+from w2s.core.progress import MARKER
 from w2s.pipeline import steps
 from w2s.pipeline.distributed.launch import (
     DistributedTrainingError,
@@ -96,7 +98,10 @@ def torch_reference(tiny, tmp_path_factory):
         (2, 1, "deepspeed"),
     ],
 )
-def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, tmp_path, stage, accum, launcher):
+def test_two_ranks_shard_the_data_and_match_one_process(
+    tiny, torch_reference, tmp_path, stage, accum, launcher, monkeypatch, capfd
+):
+    monkeypatch.setenv(PROGRESS_ENV, "0")  # a progress line at every step, in a run of a few steps
     ref = _student(
         tiny,
         tmp_path,
@@ -120,6 +125,14 @@ def test_two_ranks_shard_the_data_and_match_one_process(tiny, torch_reference, t
     a = np.stack(steps.predictions(ref, "test")["probs"])
     b = np.stack(steps.predictions(torch_reference, "test")["probs"])
     assert np.abs(a - b).max() < 1e-3
+    # rank 0's progress reached this process's stderr through the launcher, unmarked; rank 1 kept quiet
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("strong-w2s (2 ranks): ")]
+    assert [ln.split(",")[0].split(": ")[1] for ln in lines] == [
+        *(f"step {i}/4 ({25 * i}%)" for i in range(1, 5)),
+        "step 4/4 (100%)",
+    ], err[-2000:]
+    assert "examples/s, ETA " in lines[0] and ", done in " in lines[-1] and MARKER not in err
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path, monkeypatch):

@@ -65,7 +65,9 @@ def test_predict_reads_another_text_column_in_batches_and_numbers_rows_without_i
     out = pd.read_csv(in_run / "out.csv")
     assert out["id"].tolist() == list(range(7))
     assert np.allclose(out.filter(like="p_").sum(axis=1), 1.0, atol=1e-5)
-    assert "7 rows -> out.csv" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "7 rows -> out.csv" in captured.out
+    assert captured.err.splitlines()[-1].startswith("predict: 7 rows, "), "off a terminal: a final progress line"
 
 
 @pytest.mark.parametrize(

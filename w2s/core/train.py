@@ -19,6 +19,7 @@ import torch
 from w2s.core.config import EncoderTrainConfig
 from w2s.core.losses import Loss
 from w2s.core.models.batching import Batchable, length_grouped_batches, model_device
+from w2s.core.progress import Progress
 
 Evaluator = Callable[[torch.nn.Module], dict[str, float]]
 
@@ -136,15 +137,15 @@ def train(
     aux: Callable[[torch.nn.Module, np.ndarray, float], torch.Tensor] | None = None,
     runner: Runner | None = None,
     checkpoint_every: int = 0,
+    progress: Callable[..., Progress] | None = None,
 ) -> TrainResult:
     """Fit `model` to soft `targets` (N x K, or N x M x K for a loss that takes several teachers);
     keep the checkpoint with the highest `select` score. `aux(model, batch_idx, step_frac)` adds
     a regulariser (e.g. perturbation consistency) to each step's loss. `runner` takes the steps
     (default: in-process PyTorch); a runner that checkpoints is saved at every evaluation (or
     every `checkpoint_every` steps) and a rerun resumes from its last checkpoint, replaying the
-    same batch order."""
-    from tqdm.auto import tqdm
-
+    same batch order. `progress` builds the progress display (default `Progress`: a bar on a
+    terminal, else a line every 30 s); a launcher's rank passes one that marks or silences it."""
     if len(enc) != len(targets):
         raise ValueError(f"{len(enc)} encoded examples but {len(targets)} targets")
     torch.manual_seed(seed)
@@ -164,7 +165,7 @@ def train(
     start = time.perf_counter()
     net.train()
     step = 0
-    bar = tqdm(total=total, desc=desc, leave=False, unit="step", disable=None)  # None: off when not a TTY
+    bar = (progress or Progress)(desc, "step", total, rate_unit="examples", initial=done, leave=False)
 
     device = model_device(net)
 
@@ -181,7 +182,7 @@ def train(
             recent.append(runner.step(idx, loss_of))
             step += 1
             state["seen"] += len(idx)
-            bar.update(1)
+            bar.update(1, amount=len(idx))
             evaluated = False
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 evaluated = True

@@ -4,6 +4,7 @@ bring back rank 0's trained weights. A failure on any rank fails the step with t
 The ranks read the same files the parent does (splits, weak labels, model cache) and write only
 into a job folder; nothing but the parent process logs to MLflow or publishes artifacts.
 Checkpoints live in the cache under the run's content hash, so rerunning a killed step resumes.
+Rank 0's progress lines are forwarded to this process's stderr as they arrive.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
 from w2s.core.config import StrongConfig, stable_hash, weights_only
+from w2s.core.progress import MARKER, interval
 from w2s.core.train import TrainResult
 from w2s.errors import ConfigError, W2SError
 from w2s.io import read_json, write_json
@@ -113,14 +118,55 @@ def _stop_group(proc: subprocess.Popen) -> None:
             continue
 
 
+def _pump(pipe: IO[str], kept: list[str], forward: Callable[[str], None]) -> None:
+    """Read one of the launcher's pipes as lines arrive: a rank's progress line (the marker may
+    follow a launcher's prefix) is forwarded without the marker, everything else is kept."""
+    with pipe:
+        for line in pipe:
+            at = line.find(MARKER)
+            if at >= 0:
+                forward(line[at + len(MARKER) :].rstrip("\n"))
+            else:
+                kept.append(line)
+
+
 def _run_ranks(cmd: list[str], env: dict[str, str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
     """Run the launcher in its own process group; past `timeout_s`, or when this process is
-    interrupted or terminated, stop the whole group so no rank outlives the step."""
+    interrupted or terminated, stop the whole group so no rank outlives the step.
+
+    Both pipes are read while the ranks run, so rank 0's progress lines reach this process's
+    stderr live; the rest of the output is kept for the error message."""
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        env=env,
+        start_new_session=True,
     )
+    lock = threading.Lock()
+
+    def forward(line: str) -> None:
+        with lock:  # one line at a time from the two reader threads
+            print(line, file=sys.stderr, flush=True)
+
+    out: list[str] = []
+    err: list[str] = []
+    readers = [
+        threading.Thread(target=_pump, args=(pipe, kept, forward), daemon=True, name=f"w2s-ranks-{name}")
+        for pipe, kept, name in ((proc.stdout, out, "stdout"), (proc.stderr, err, "stderr"))
+    ]
+    for reader in readers:
+        reader.start()
+    deadline = time.monotonic() + timeout_s
     try:
-        out, err = proc.communicate(timeout=timeout_s)
+        proc.wait(timeout=timeout_s)
+        for reader in readers:
+            # a rank that outlives the launcher holds the pipes open: the same time limit applies
+            reader.join(timeout=max(0.0, deadline - time.monotonic()))
+        if any(reader.is_alive() for reader in readers):
+            raise subprocess.TimeoutExpired(cmd, timeout_s)
     except subprocess.TimeoutExpired:
         _stop_group(proc)
         raise DistributedTrainingError(
@@ -130,7 +176,7 @@ def _run_ranks(cmd: list[str], env: dict[str, str], timeout_s: float, what: str)
     except BaseException:
         _stop_group(proc)
         raise
-    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, "".join(out), "".join(err))
 
 
 def train_distributed(
@@ -157,7 +203,10 @@ def train_distributed(
     with tempfile.TemporaryDirectory(prefix="w2s-ranks-", dir=cache.root) as tmp:
         job_dir = Path(tmp)
         job = job_dir / "job.json"
-        write_json(job, {**spec, "cache": str(cache.root), "checkpoints": str(ckpt), "out": str(job_dir)})
+        # the interval travels in the job, not only the environment: a hostfile's remote ranks
+        # see the environment DeepSpeed's launcher exports, not ours
+        where = {"cache": str(cache.root), "checkpoints": str(ckpt), "out": str(job_dir)}
+        write_json(job, {**spec, **where, "progress_s": interval()})
         env = {
             **os.environ,
             "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // world)),

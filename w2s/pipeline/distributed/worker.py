@@ -14,6 +14,7 @@ import sys
 import time
 import traceback
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from w2s.io import write_text
@@ -31,6 +32,7 @@ def run(job_path: Path) -> None:
 
     from w2s.config import Config
     from w2s.core.cache import ArtifactCache
+    from w2s.core.progress import MARKER, Progress
     from w2s.core.train import schedule, train
     from w2s.io import atomic_path, read_json, write_json
     from w2s.pipeline.distributed.runner import DeepSpeedRunner
@@ -60,10 +62,13 @@ def run(job_path: Path) -> None:
         setup.loss,
         setup.evaluate,
         setup.select,
-        desc=f"rank {rank}",
+        desc=f"{run.stage} ({dist.get_world_size()} ranks)",
         aux=setup.aux,
         runner=runner,
         checkpoint_every=cfg.strong.distributed.checkpoint_every,
+        # The ranks step in lockstep, so rank 0 speaks for all; the marker lets the launching
+        # process pick its lines out of whatever the launcher adds, and forward them live.
+        progress=partial(Progress, every_s=job["progress_s"], enabled=rank == 0, marker=MARKER),
     )
     ids = setup.parts[0]["id"].tolist()
     write_text(out / f"seen-rank{rank}.json", json.dumps([ids[i] for i in runner.seen]))
