@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.gates import record_to
 from w2s.core.cache import ArtifactCache
 from w2s.ops.tracking import RunLog
 from w2s.pipeline.sequence import LibrarySteps
@@ -33,12 +34,13 @@ class RunContext:
 
     def steps(self, run: RunLog) -> LibrarySteps:
         """The library's steps for this run: step files in the run folder, label files published
-        into the project's weak_labels/ and DVC-versioned, gate reports logged to `run`."""
+        into the project's weak_labels/ and DVC-versioned, gate reports and their GX Data Docs
+        logged to `run`."""
         return LibrarySteps(
             self.project,
             self.out,
             self.project.weak_labels_dir,
             self.cache,
             version_labels=True,
-            record=lambda name, report: run.dict(report, name),
+            record=record_to(run),
         )

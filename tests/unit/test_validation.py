@@ -1,8 +1,14 @@
+import json
+import re
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from w2s.errors import ValidationFailed
-from w2s.ops.validation import validate_raw, validate_splits, validate_weak_labels
+from w2s.ops.data_docs import write_data_docs
+from w2s.ops.validation import GateFailed, validate_raw, validate_splits, validate_weak_labels
+from w2s.pipeline.publish import record_beside
 
 
 def _raw(**changes):
@@ -89,3 +95,74 @@ def test_weak_label_gate_passes_valid_labels():
 def test_weak_label_gate_reports_missing_columns_instead_of_crashing():
     report = validate_weak_labels(pd.DataFrame({"id": ["a"], "text": ["t"]}), 2)
     assert report.failures == ["missing column(s) ['weak_label', 'weak_probs']"]
+
+
+def _pages(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): p.read_text() for p in folder.rglob("*.html")}
+
+
+def _status(page: str) -> str:
+    """The validation page's overall status, as its header reads it."""
+    found = re.search(r"Status:</span>\s*<i[^>]*></i>\s*(\w+)", page)
+    assert found, "no status in the page header"
+    return found.group(1)
+
+
+def _row(page: str, text: str) -> str:
+    """The validation table's row (<tr>...</tr>) that renders the expectation reading `text`."""
+    rows = [r for r in re.findall(r"<tr\b.*?</tr>", page, flags=re.S) if text in r]
+    assert len(rows) == 1, f"{len(rows)} rows read {text!r}"
+    return rows[0]
+
+
+def test_data_docs_of_a_passing_gate_show_every_expectation_succeeded(tmp_path):
+    index = write_data_docs(validate_raw(_raw(), ["x", "y"]), tmp_path / "docs")
+    assert index == tmp_path / "docs" / "index.html"
+    pages = _pages(tmp_path / "docs")
+    validations = {k: v for k, v in pages.items() if k.startswith("validations/")}
+    assert {k.split("/")[1] for k in validations} == {"raw_table_rows", "raw_table_whole"}
+    assert all(k in pages["index.html"] for k in validations), "the index links every validation page"
+    assert not (tmp_path / "docs" / "static").exists(), "4 MB of GX fonts and images stay out"
+    for page in validations.values():
+        assert _status(page) == "Succeeded" and "fa-check-circle text-success" in page
+        assert "fa-times text-danger" not in page
+    suites = pages["expectations/raw_table_rows.html"] + pages["expectations/raw_table_whole.html"]
+    for gx_type in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_unique"):
+        assert f"GX type: <code>{gx_type}</code>" in suites
+
+
+def test_data_docs_of_a_failed_gate_show_the_failed_expectation_failed(tmp_path):
+    with pytest.raises(ValidationFailed, match="validation gate 'raw_table' failed") as info:
+        validate_raw(_raw(id=["a", "a", "c"]), ["x", "y"]).raise_if_failed()
+    assert isinstance(info.value, GateFailed) and info.value.gate.results, "the failure carries the GX results"
+    # the recorder of the DVC stages: the JSON report and its Data Docs beside it
+    record_beside(tmp_path, data_docs=True)("gate_raw_table.json", info.value.gate)
+    assert json.loads((tmp_path / "gate_raw_table.json").read_text()) == info.value.report
+    pages = _pages(tmp_path / "data_docs" / "raw_table")
+    whole = next(v for k, v in pages.items() if k.startswith("validations/raw_table_whole/"))
+    assert "fa-times text-danger" in _row(whole, "values must be unique")
+    assert "fa-check-circle text-success" in _row(whole, "unique values")  # the label count passed
+    assert _status(whole) == "Failed"
+    assert "expect_column_values_to_be_unique" in pages["expectations/raw_table_whole.html"]
+
+
+def test_a_failed_gate_step_records_its_data_docs_before_it_raises(tmp_path):
+    from w2s.config import load_config
+    from w2s.core.cache import ArtifactCache
+    from w2s.core.refs import TableRef
+    from w2s.pipeline.sequence import LibrarySteps
+    from w2s.project import Project
+
+    _raw(id=["a", "a", "c"]).to_parquet(tmp_path / "table.parquet", index=False)
+    table = TableRef(str(tmp_path / "table.parquet"), "", ["x", "y"], 3, {}, {})
+    steps = LibrarySteps(Project(tmp_path), tmp_path, tmp_path, ArtifactCache(tmp_path / "cache"), data_docs=True)
+    with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique on column 'id'"):
+        steps.validate(load_config(), table)
+    assert json.loads((tmp_path / "gate_raw_table.json").read_text())["failures"]
+    pages = _pages(tmp_path / "data_docs" / "raw_table")
+    assert _status(next(v for k, v in pages.items() if k.startswith("validations/raw_table_whole/"))) == "Failed"
+
+
+def test_a_gate_that_ran_no_gx_suite_has_no_data_docs(tmp_path):
+    report = validate_weak_labels(pd.DataFrame({"id": ["a"], "text": ["t"]}), 2)
+    assert write_data_docs(report, tmp_path / "docs") is None and not (tmp_path / "docs").exists()

@@ -1,8 +1,9 @@
 """Great Expectations gates on the raw table, the splits and the weak-label table.
 
 GX is imported inside `run_suite` (its import costs seconds); an ephemeral context is used so
-nothing is written to disk. A failed gate raises `ValidationFailed` naming every failed
-expectation and its column.
+nothing is written to disk. A failed gate raises `ValidationFailed` (a `GateFailed`) naming every
+failed expectation and its column. A report keeps GX's own validation results, so that
+`w2s.ops.data_docs` can render them as Data Docs whether the gate passed or not.
 """
 
 from __future__ import annotations
@@ -23,15 +24,28 @@ from w2s.core.data.split import text_digests
 from w2s.errors import ValidationFailed
 
 PROB_TOL = 1e-4
+# Batches of one table whose GX results a report keeps for its Data Docs: the first batch and the
+# first failing ones, since a page per batch of a large table would be hundreds of pages.
+DOCS_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    """One GX validation result a gate produced, and the batch of rows it covers."""
+
+    batch: str  # "all_rows", or "batch_<n>" (1-based) of a table validated batch by batch
+    result: Any  # great_expectations' ExpectationSuiteValidationResult
 
 
 @dataclass
 class GateReport:
-    """Outcome of one gate: which expectations ran and which failed (as readable lines)."""
+    """Outcome of one gate: which expectations ran and which failed (as readable lines), and the
+    GX validation results behind them (left out of `as_dict`: they are for Data Docs)."""
 
     name: str
     evaluated: int
     failures: list[str] = field(default_factory=list)
+    results: list[SuiteResult] = field(default_factory=list, repr=False, compare=False)
 
     @property
     def success(self) -> bool:
@@ -40,9 +54,24 @@ class GateReport:
     def as_dict(self) -> dict[str, Any]:
         return {"gate": self.name, "evaluated": self.evaluated, "failures": self.failures}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GateReport:
+        """The report `as_dict` describes (without GX results: those are not in the dict)."""
+        return cls(data.get("gate", ""), data.get("evaluated", 0), list(data.get("failures", [])))
+
     def raise_if_failed(self) -> None:
         if self.failures:
-            raise ValidationFailed(f"validation gate '{self.name}' failed: " + "; ".join(self.failures), self.as_dict())
+            message = f"validation gate '{self.name}' failed: " + "; ".join(self.failures)
+            raise GateFailed(message, self.as_dict(), self)
+
+
+class GateFailed(ValidationFailed):
+    """The `ValidationFailed` of a gate, carrying its whole report: whoever records the failure
+    can still render the GX results of the failed gate."""
+
+    def __init__(self, message: str, report: dict | None = None, gate: GateReport | None = None) -> None:
+        super().__init__(message, report)
+        self.gate = gate or GateReport.from_dict(self.report)
 
 
 def _describe(res: Any) -> str:
@@ -66,6 +95,18 @@ def _describe(res: Any) -> str:
 Expectations = list[tuple[str, dict[str, Any]]]
 
 
+def ephemeral_context() -> Any:
+    """A GX context held in memory, quiet: no progress bars, no line per context."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # GX pins this module's logger at INFO, which narrates a temp folder on every context.
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
 def run_suite(name: str, data: pd.DataFrame | Iterable[pd.DataFrame], expectations: Expectations) -> GateReport:
     """Validate `data` against `(ExpectationClassName, kwargs)` pairs in an ephemeral GX context.
 
@@ -75,26 +116,26 @@ def run_suite(name: str, data: pd.DataFrame | Iterable[pd.DataFrame], expectatio
     """
     import great_expectations as gx
     import great_expectations.expectations as gxe
-    from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    # GX pins this module's logger at INFO, which narrates a temp folder on every context.
-    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context = ephemeral_context()
     batches = context.data_sources.add_pandas(f"w2s-{name}").add_dataframe_asset(name)
     definition = batches.add_batch_definition_whole_dataframe("all")
     suite = gx.ExpectationSuite(name=name)
     for cls_name, kwargs in expectations:
         suite.add_expectation(getattr(gxe, cls_name)(**kwargs))
     failed: dict[str, list[str]] = {}
-    for frame in [data] if isinstance(data, pd.DataFrame) else data:
+    kept: list[SuiteResult] = []
+    one_frame = isinstance(data, pd.DataFrame)
+    for i, frame in enumerate([data] if one_frame else data):
         result = definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format="SUMMARY")
+        if i == 0 or (not result.success and len(kept) < DOCS_BATCHES):
+            kept.append(SuiteResult("all_rows" if one_frame else f"batch_{i + 1}", result))
         for r in result.results:
             if not r.success:
                 key = _describe(r).split(" (")[0]  # the expectation and its column
                 failed.setdefault(key, []).append(_describe(r))
     lines = [d[0] if len(d) == 1 else f"{d[0]} (in {len(d)} batches; the first shown)" for d in failed.values()]
-    return GateReport(name, len(expectations), lines)
+    return GateReport(name, len(expectations), lines, kept)
 
 
 def raw_row_expectations(declared_labels: list[str] | None) -> Expectations:
@@ -112,6 +153,8 @@ def raw_row_expectations(declared_labels: list[str] | None) -> Expectations:
     return exp
 
 
+# The raw-table gate's two suites, named apart so that their Data Docs pages are told apart.
+ROW_SUITE, TABLE_SUITE = "raw_table_rows", "raw_table_whole"
 TABLE_EXPECTATIONS: Expectations = [  # over the whole table's id and label columns at once
     ("ExpectTableRowCountToBeBetween", {"min_value": 1}),
     ("ExpectColumnValuesToBeUnique", {"column": "id"}),
@@ -122,8 +165,8 @@ TABLE_EXPECTATIONS: Expectations = [  # over the whole table's id and label colu
 def validate_raw(table: pd.DataFrame, declared_labels: list[str] | None) -> GateReport:
     """The gate on the canonical table, before anything is split or trained."""
     return _raw_report(
-        run_suite("raw_table", table, raw_row_expectations(declared_labels)),
-        run_suite("raw_table", table[[c for c in ("id", "label") if c in table.columns]], TABLE_EXPECTATIONS),
+        run_suite(ROW_SUITE, table, raw_row_expectations(declared_labels)),
+        run_suite(TABLE_SUITE, table[[c for c in ("id", "label") if c in table.columns]], TABLE_EXPECTATIONS),
     )
 
 
@@ -138,16 +181,17 @@ def validate_raw_file(path: str | Path, declared_labels: list[str] | None, batch
     empty = pq.read_schema(path).empty_table().to_pandas()
     rows = iter_table(path, batch_rows=batch_rows)
     first = next(rows, empty)
-    row_report = run_suite("raw_table", itertools.chain([first], rows), raw_row_expectations(declared_labels))
+    row_report = run_suite(ROW_SUITE, itertools.chain([first], rows), raw_row_expectations(declared_labels))
     hashes, labels = [np.zeros(0, dtype=np.uint64)], []
     for part in iter_table(path, ["id", "label"], batch_rows):
         hashes.append(_id_hashes(part["id"]))
         labels.append(pd.Categorical(part["label"].astype(object)))
     label = union_categoricals(labels, ignore_order=True) if labels else pd.Categorical([])
     compact = pd.DataFrame({"id": np.concatenate(hashes), "label": label})
-    table_report = run_suite("raw_table", compact, TABLE_EXPECTATIONS)
+    table_report = run_suite(TABLE_SUITE, compact, TABLE_EXPECTATIONS)
     named = [_named_ids(f, compact["id"], path, batch_rows) for f in table_report.failures]
-    return _raw_report(row_report, GateReport("raw_table", table_report.evaluated, [f for f in named if f]))
+    table_report.failures = [f for f in named if f]
+    return _raw_report(row_report, table_report)
 
 
 UNIQUE_IDS = "expect_column_values_to_be_unique on column 'id'"
@@ -173,7 +217,9 @@ def _named_ids(failure: str, hashes: pd.Series, path: str | Path, batch_rows: in
 
 
 def _raw_report(rows: GateReport, table: GateReport) -> GateReport:
-    return GateReport("raw_table", rows.evaluated + table.evaluated, rows.failures + table.failures)
+    return GateReport(
+        "raw_table", rows.evaluated + table.evaluated, rows.failures + table.failures, rows.results + table.results
+    )
 
 
 EVAL_SPLITS = ("test", "ood_test")

@@ -54,7 +54,8 @@ class Stage:
         return self.base_cfg
 
     def steps(self, out_dir: Path, labels_dir: Path | None = None) -> LibrarySteps:
-        return LibrarySteps(self.project, out_dir, labels_dir or out_dir, self.cache)
+        # gate reports beside the stage's outputs, each with its GX Data Docs (data_docs/<gate>/)
+        return LibrarySteps(self.project, out_dir, labels_dir or out_dir, self.cache, data_docs=True)
 
     # References are stored with paths relative to the project, so outputs stay portable.
     def save(self, name: str, data: dict[str, Any]) -> None:
@@ -111,11 +112,11 @@ def stage_ingest(st: Stage) -> None:
 
 
 def stage_validate(st: Stage) -> None:
-    st.steps(st.out).validate(st.cfg, st.table())  # writes outputs/gate_raw_table.json
+    st.steps(st.out).validate(st.cfg, st.table())  # writes outputs/gate_raw_table.json, data_docs/raw_table/
 
 
 def stage_split(st: Stage) -> None:
-    ref = st.steps(st.out).split(st.cfg, st.table())  # writes outputs/gate_split_overlap.json too
+    ref = st.steps(st.out).split(st.cfg, st.table())  # and outputs/gate_split_overlap.json, data_docs/split_overlap/
     st.save("splits.json", {**asdict(ref), "path": st.rel(ref.path)})
 
 

@@ -2,7 +2,8 @@
 build the label table from a supervisor's predictions (ids asserted against the splits), gate it
 with GX *before* it is published, write it atomically with its sidecar, `dvc add` + `dvc push`
 it, check that DVC recorded the md5 the file has, and hand the gate report to the caller's
-recorder (an MLflow artifact in the flow, a JSON file beside the labels elsewhere).
+recorder (MLflow artifacts in the flow, a JSON file and optionally GX Data Docs beside the labels
+elsewhere).
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from w2s.core.refs import TEACHERS_FILE, LabelsRef, ModelRef, SplitsRef, TableRef
 from w2s.io import write_json
 from w2s.ops import versioning
-from w2s.ops.validation import validate_weak_labels
+from w2s.ops.data_docs import docs_folder, write_data_docs
+from w2s.ops.validation import GateReport, validate_weak_labels
 from w2s.pipeline.labels import (
     add_member_probs,
     build_weak_labels,
@@ -26,13 +27,20 @@ from w2s.pipeline.labels import (
 )
 from w2s.project import Project
 
-# Receives a gate's report (passed or failed) under the artifact name it should be kept as.
-Recorder = Callable[[str, dict[str, Any]], None]
+# Receives a gate's report (passed or failed) under the name its JSON should be kept as.
+Recorder = Callable[[str, GateReport], None]
 
 
-def record_beside(folder: Path) -> Recorder:
-    """A recorder that writes each gate report as JSON into `folder`."""
-    return lambda name, report: write_json(folder / name, report)
+def record_beside(folder: Path, data_docs: bool = False) -> Recorder:
+    """A recorder that writes each gate report as JSON into `folder` and, with `data_docs`, its
+    GX Data Docs site into `folder`/data_docs/<gate>/."""
+
+    def record(name: str, report: GateReport) -> None:
+        write_json(folder / name, report.as_dict())
+        if data_docs:
+            write_data_docs(report, folder / docs_folder(name))
+
+    return record
 
 
 class LabelsVersionMismatch(RuntimeError):
@@ -63,7 +71,7 @@ class Publisher:
         if teachers.is_file():  # a weak ensemble: the student also needs every member's labels
             labels = add_member_probs(labels, pd.read_parquet(teachers))
         report = validate_weak_labels(labels, len(self.splits.label_names))
-        self.record(artifact, report.as_dict())
+        self.record(artifact, report)
         report.raise_if_failed()
         ref = LabelsRef(
             path=str(path),

@@ -27,7 +27,7 @@ from w2s.core.stats import gate_pgrs
 from w2s.errors import ValidationFailed
 from w2s.methods import get as get_method
 from w2s.methods.base import Supervision
-from w2s.ops.validation import GateReport
+from w2s.ops.validation import GateFailed, GateReport
 from w2s.pipeline import steps
 from w2s.pipeline.publish import Publisher, Recorder, record_beside
 from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun, train_strong
@@ -128,8 +128,10 @@ class LibrarySteps:
     labels_dir: Path
     cache: ArtifactCache
     version_labels: bool = False
-    # receives every gate report (passed or failed); default: JSON files beside the step's files
+    # receives every gate report (passed or failed); default: JSON files beside the step's files,
+    # with the gates' GX Data Docs when `data_docs`
     record: Recorder | None = field(default=None)
+    data_docs: bool = False
 
     def _publisher(self, splits: SplitsRef, table: TableRef) -> Publisher:
         self.labels_dir.mkdir(parents=True, exist_ok=True)
@@ -137,19 +139,19 @@ class LibrarySteps:
             splits,
             table,
             self.labels_dir,
-            self.record or record_beside(self.labels_dir),
+            self.record or record_beside(self.labels_dir, self.data_docs),
             self.project if self.version_labels else None,
         )
 
     def _gate(self, name: str, run: Callable[[], tuple[Any, GateReport]]) -> Any:
         """Run a gated step; its report is recorded whether it passed or not."""
-        record = self.record or record_beside(self.out_dir)
+        record = self.record or record_beside(self.out_dir, self.data_docs)
         try:
             result, report = run()
         except ValidationFailed as exc:
-            record(name, exc.report)
+            record(name, exc.gate if isinstance(exc, GateFailed) else GateReport.from_dict(exc.report))
             raise
-        record(name, report.as_dict())
+        record(name, report)
         return result
 
     def ingest(self, cfg: Config) -> TableRef:
