@@ -137,7 +137,7 @@ def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
         out = run_sequence(FlowSteps(ctx, tags), cfg)
         model = None
         if cfg.registry.enabled:
-            model = evaluate.register(ctx, out.cfg, out.student, out.splits.label_names, tags)
+            model = evaluate.register(ctx, out.cfg, out.student, out.splits, out.metrics, tags)
         ok = True
     finally:
         tracking.finish(parent_id, tags, ok)

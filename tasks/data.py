@@ -13,7 +13,7 @@ from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.core.data.split import TRAINED_ROWS_FILE, trained_rows
 from w2s.core.refs import SplitsRef, TableRef
-from w2s.ops import tracking
+from w2s.ops import datasets, tracking
 from w2s.ops.lineage import data_version
 
 
@@ -26,6 +26,9 @@ def ingest(ctx: RunContext, cfg: Config) -> TableRef:
         run.metrics({**ref.stats, "num_classes": len(ref.label_names)})
         dvc = data_version(cfg, ctx.project)
         run.tags({"data_md5": ref.data_md5, **dvc})
+        raw = [datasets.raw_data(ctx.project, ref, dvc)]
+        datasets.log_inputs(run.run_id, raw)
+        datasets.log_inputs(ctx.parent_run_id, raw)
         ref = replace(ref, source={**ref.source, "dvc": dvc})
     get_run_logger().info(
         "ingested %d rows, %d classes (data md5 %s)", ref.rows, len(ref.label_names), ref.data_md5[:12]
@@ -50,6 +53,9 @@ def split(ctx: RunContext, cfg: Config, table: TableRef) -> SplitsRef:
         ref = ctx.steps(run).split(cfg, table)
         run.metrics({f"n_{k}": v for k, v in ref.counts.items()})
         run.dict(asdict(ref), "splits.json")
+        record = [datasets.splits(ctx.project, ref)]
+        datasets.log_inputs(run.run_id, record)
+        datasets.log_inputs(ctx.parent_run_id, record)
         # on the pipeline run, where a later promotion gate looks for the rows this model saw
         tracking.RunLog(ctx.parent_run_id).table(trained_rows(pd.read_parquet(ref.path)), TRAINED_ROWS_FILE)
     get_run_logger().info("splits %s", ref.counts)

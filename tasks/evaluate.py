@@ -13,7 +13,7 @@ from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
 from w2s.io import write_json
 from w2s.methods.base import Supervision
-from w2s.ops import registry, tracking
+from w2s.ops import datasets, registry, tracking
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, **RETRY)
@@ -38,7 +38,14 @@ def evaluate(
 
 
 @task(name="register", cache_policy=NO_CACHE, **RETRY)
-def register(ctx: RunContext, cfg: Config, student: ModelRef, label_names: list[str], tags: dict) -> dict:
+def register(
+    ctx: RunContext,
+    cfg: Config,
+    student: ModelRef,
+    splits: SplitsRef,
+    metrics: dict[str, float | None],
+    tags: dict,
+) -> dict:
     """Log the student as a text-in pyfunc, register a version with lineage tags, alias it.
 
     A student whose cache key a version already carries is that version (the same weights):
@@ -51,7 +58,14 @@ def register(ctx: RunContext, cfg: Config, student: ModelRef, label_names: list[
         existing = registry.version_of_student(reg.model_name, student.key)
         if existing is None:
             version = registry.log_and_register(
-                run.run_id, Path(student.dir) / "model", label_names, reg.model_name, reg.alias, tags
+                run.run_id,
+                Path(student.dir) / "model",
+                splits.label_names,
+                reg.model_name,
+                reg.alias,
+                tags,
+                metrics,
+                (datasets.SPLITS_NAME, splits.md5),
             )
             get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
         else:

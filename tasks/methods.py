@@ -12,7 +12,7 @@ from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
 from w2s.methods.base import Supervision
-from w2s.ops import tracking
+from w2s.ops import datasets, tracking
 from w2s.pipeline import steps
 from w2s.pipeline.weak_selection import Selection
 
@@ -55,6 +55,10 @@ def supervise(
         sup = ctx.steps(run).supervise(cfg, splits, table, weak, labels)
         run.params({"method": cfg.method})
         run.tags({"student_labels_md5": sup.labels.md5})
+        if sup.labels.md5 != labels.md5:  # the method wrote new labels: the student's training data
+            record = [datasets.label_file(ctx.project, sup.labels, "student-labels", "training")]
+            datasets.log_inputs(run.run_id, record)
+            datasets.log_inputs(ctx.parent_run_id, record)
         if sup.refined is not None:
             params, metrics = _loggable(sup.refined.info)
             run.params(params)

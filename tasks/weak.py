@@ -11,7 +11,7 @@ from tasks.context import RunContext
 from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
-from w2s.ops import tracking
+from w2s.ops import datasets, tracking
 from w2s.pipeline import steps
 
 
@@ -36,6 +36,9 @@ def weak_labels(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef
         labels = ctx.steps(run).weak_labels(cfg, splits, table, weak)
         run.tags({"weak_labels_md5": labels.md5})
         run.artifact(Path(labels.path).with_suffix(".json"))
+        record = [datasets.label_file(project, labels, "weak-labels", "training")]
+        datasets.log_inputs(run.run_id, record)
+        datasets.log_inputs(ctx.parent_run_id, record)
     get_run_logger().info(
         "weak labels %s (md5 %s)%s",
         Path(labels.path).relative_to(project.root),

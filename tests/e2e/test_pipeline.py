@@ -17,6 +17,7 @@ import pytest
 from w2s.config import load_config
 from w2s.core.data.split import hash_folds
 from w2s.io import file_md5
+from w2s.ops.gc import model_id_of
 from w2s.ops.tracking import LINEAGE_TAGS
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
     return pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
 
 
-def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_run: TinyRun) -> None:
+def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_run: TinyRun, tmp_path: Path) -> None:
     project, result = tiny_run.root, tiny_run.result
     metrics = result.metrics
     assert not any(result.reused.values()), "a cold project trains"
@@ -120,13 +121,51 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
     assert all(r.info.status == "FINISHED" for r in children)
     by_name = {r.info.run_name: r for r in children}
     assert "gate_weak_labels.json" in {a.path for a in client.list_artifacts(by_name["weak-labels"].info.run_id)}
+    # each gate's GX Data Docs beside its JSON: an index, a page per validation result and per suite
+    for stage, gate, gx_type in (
+        ("validate-data", "raw_table", "expect_column_values_to_not_be_null"),
+        ("split", "split_overlap", "expect_column_values_to_be_in_set"),
+        ("weak-labels", "weak_labels", "expect_column_values_to_be_between"),
+    ):
+        run_id = by_name[stage].info.run_id
+        assert f"gate_{gate}.json" in {a.path for a in client.list_artifacts(run_id)}
+        docs = Path(client.download_artifacts(run_id, f"data_docs/{gate}", str(tmp_path / gate)))
+        pages = {p.relative_to(docs).as_posix(): p.read_text() for p in docs.rglob("*.html")}
+        validations = [k for k in pages if k.startswith("validations/")]
+        assert validations and all(k in pages["index.html"] for k in validations), (gate, sorted(pages))
+        assert all("fa-times text-danger" not in pages[k] for k in validations), f"{gate} passed"
+        suites = "".join(v for k, v in pages.items() if k.startswith("expectations/"))
+        assert f"GX type: <code>{gx_type}</code>" in suites, gate
     weak_run = client.get_run(tags["weak_model_run_id"])
     assert weak_run.info.run_name == "weak"
+
+    # MLflow's Datasets view: the DVC version of the raw data and of the weak labels, the splits
+    inputs = {d.dataset.name: d for d in parent.inputs.dataset_inputs}
+    raw = inputs["election-tweets"].dataset  # this project never ran `dvc add data`: the content md5
+    assert raw.source_type == "local" and raw.digest == tags["data_md5"]
+    assert json.loads(raw.source)["not_in_dvc"] == tags["data_in_dvc"] != "yes"
+    assert json.loads(raw.profile)["rows"] > 0
+    weak_in = inputs["weak-labels"]
+    assert weak_in.dataset.digest == md5 and weak_in.dataset.source_type == "dvc"
+    weak_source = json.loads(weak_in.dataset.source)
+    assert weak_source["dvc_file"] == f"{labels_path.relative_to(project)}.dvc"
+    assert Path(weak_source["remote_url"]).resolve() == remote.resolve()
+    assert {t.key: t.value for t in weak_in.tags}["mlflow.data.context"] == "training"
+    split_record = json.loads(Path(client.download_artifacts(by_name["split"].info.run_id, "splits.json")).read_text())
+    assert inputs["splits"].dataset.digest == split_record["md5"]
 
     version = client.get_model_version_by_alias("w2s-test", "challenger")
     assert str(version.version) == result.model["version"] == "1"
     for tag in LINEAGE_TAGS:
         assert version.tags[tag] == tags[tag]
+    # the evaluation metrics are linked to the logged model behind the version
+    logged = client.get_logged_model(model_id_of(version))
+    linked = {m.key: m for m in logged.metrics}
+    assert linked["w2s_acc"].value == pytest.approx(metrics["w2s_acc"])
+    assert (
+        linked["w2s_acc"].dataset_name == "splits"
+        and linked["w2s_acc"].dataset_digest == inputs["splits"].dataset.digest
+    )
 
     # the registered model answers raw text in a fresh Python process
     code = (

@@ -22,6 +22,8 @@ import pytest
 from cli.main import main
 from w2s.core.data.sources import table_md5
 from w2s.io import file_md5
+from w2s.ops.datasets import CONTEXT_TAG
+from w2s.ops.versioning import dvc_md5
 
 from conftest import TINY_CONFIG, make_project
 
@@ -103,6 +105,13 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
         ).read_text()
     )
     assert decision["promoted"] is False and decision["champion"] == "2"
+
+    # a retrain versions the data first: the run's raw-data input is that DVC version
+    v3 = c.get_model_version(MODEL, "3")
+    run = c.get_run(c.get_run(v3.run_id).data.tags["mlflow.parentRunId"])
+    raw = next(d.dataset for d in run.inputs.dataset_inputs if {t.key: t.value for t in d.tags}[CONTEXT_TAG] == "raw")
+    assert raw.digest == run.data.tags["data_dvc_md5"] == dvc_md5(root / run.data.tags["data_dvc_file"])
+    assert json.loads(raw.source)["remote"]
 
     async def artifacts():
         from prefect.client.orchestration import get_client

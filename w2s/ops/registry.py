@@ -35,9 +35,19 @@ def pip_requirements() -> list[str]:
 
 
 def log_and_register(
-    run_id: str, model_dir: Path, label_names: list[str], name: str, alias: str, tags: dict[str, Any]
+    run_id: str,
+    model_dir: Path,
+    label_names: list[str],
+    name: str,
+    alias: str,
+    tags: dict[str, Any],
+    metrics: dict[str, float | None] | None = None,
+    evaluated_on: tuple[str, str] | None = None,
 ) -> str:
-    """Log `model_dir` under `run_id` as a pyfunc, register it, tag it; return the version."""
+    """Log `model_dir` under `run_id` as a pyfunc, register it, tag it; return the version.
+
+    `metrics` are logged linked to the logged model (its page in MLflow lists them), measured on
+    the dataset `evaluated_on` names (name, digest) when given."""
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
@@ -58,10 +68,32 @@ def log_and_register(
             pip_requirements=pip_requirements(),
             input_example=["an example"],
         )
+    if metrics:
+        link_metrics(run_id, info.model_id, metrics, evaluated_on)
     str_tags = {k: str(v) for k, v in tags.items() if v is not None}
     version = mlflow.register_model(info.model_uri, name, tags=str_tags)
     client().set_registered_model_alias(name, alias, version.version)
     return str(version.version)
+
+
+def link_metrics(
+    run_id: str, model_id: str, metrics: dict[str, float | None], evaluated_on: tuple[str, str] | None
+) -> None:
+    """Log `metrics` on `run_id` linked to the logged model `model_id` (and to a dataset)."""
+    import math
+
+    from mlflow.entities import Metric
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    dataset_name, digest = evaluated_on or (None, None)
+    items = [
+        Metric(k, float(v), now, 0, model_id=model_id, dataset_name=dataset_name, dataset_digest=digest)
+        for k, v in sorted(metrics.items())
+        if v is not None and math.isfinite(float(v))
+    ]
+    if items:
+        client().log_batch(run_id, metrics=items)
 
 
 STUDENT_KEY_TAG = "student_cache_key"

@@ -88,6 +88,15 @@ class Tracked:
     relpath: str  # the file's path inside the tracked output ("" when the output is the file)
 
 
+def remotes(project: Project) -> tuple[str | None, dict[str, str]]:
+    """The default remote's name and every remote's URL (credentials in a URL redacted)."""
+    from dvc.repo import Repo
+
+    with Repo(str(project.root)) as repo:
+        urls = {name: redact(str(conf.get("url", ""))) for name, conf in repo.config.get("remote", {}).items()}
+        return repo.config.get("core", {}).get("remote"), urls
+
+
 def _stores(project: Project) -> list[tuple[str, Any]]:
     """The object stores to search: the local cache first, then every remote (default first)."""
     from dvc.repo import Repo
