@@ -40,7 +40,9 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
             for i, (point, cfg) in enumerate(points)
         ]
         rows = [f.result() for f in futures]
-        result = sweep_points.report(rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline)
+        result = sweep_points.report(
+            project_dir, rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline
+        )
         ok = True
     finally:
         tracking.finish(parent_id, {**tags, "method": "sweep"}, ok)

@@ -1,4 +1,5 @@
-"""Tasks: evaluate on the test split, write metrics.json, register the student in MLflow."""
+"""Tasks: evaluate on the test split, write metrics.json and the DVC plots, register the student
+in MLflow."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from w2s.core.refs import ModelRef, SplitsRef
 from w2s.io import write_json
 from w2s.methods.base import Supervision
 from w2s.ops import datasets, registry, tracking
+from w2s.pipeline.dvc_views import METRICS_FILE, curves, write_run_views
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, **RETRY)
@@ -32,8 +34,8 @@ def evaluate(
         metrics = ctx.steps(run).evaluate(cfg, splits, weak, student, ceiling, budget, supervision)
         run.metrics(metrics)
     tracking.RunLog(ctx.parent_run_id).metrics(metrics)
-    write_json(ctx.out / "metrics.json", metrics)
-    write_json(ctx.project.root / "metrics.json", metrics)
+    write_json(ctx.out / METRICS_FILE, metrics)  # the run folder's own record
+    write_run_views(ctx.project.root, metrics, curves(w2s=student, ceiling=ceiling, budget=budget))
     return metrics
 
 

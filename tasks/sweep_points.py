@@ -17,6 +17,7 @@ from w2s.core.stats import clustered_slope
 from w2s.io import atomic_path, write_json, write_text
 from w2s.ops import tracking
 from w2s.pipeline.aggregate import POINT_KEY, aggregate_seeds
+from w2s.pipeline.dvc_views import write_sweep_view
 from w2s.pipeline.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
 from w2s.pipeline.report import (
     differences_table,
@@ -89,10 +90,15 @@ def _plot_vs_size(table: list[dict], group_keys: list[str], path: Path) -> bool:
 
 @task(name="sweep-report", cache_policy=NO_CACHE, **RETRY)
 def report(
-    rows: list[dict], group_keys: list[str], sweep_dir: str, parent_run_id: str, baseline: dict | None = None
+    project_dir: str,
+    rows: list[dict],
+    group_keys: list[str],
+    sweep_dir: str,
+    parent_run_id: str,
+    baseline: dict | None = None,
 ) -> dict:
     """Aggregate seeds (paired differences to `baseline`, PGR CIs); write CSV/JSON/markdown and a
-    PGR bar chart; publish them."""
+    PGR bar chart; publish them, and the PGR table as the project's DVC plot."""
     out = Path(sweep_dir)
     correct = {
         r[POINT_KEY]: pd.read_parquet(path)
@@ -117,6 +123,7 @@ def report(
     if any(k.startswith("diff_") for r in table for k in r):
         md += "\n\n" + differences_table(table, group_keys, baseline or {})
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")
+    write_sweep_view(Path(project_dir), table, group_keys)
     published = ["results.csv", "results.md", "pgr.png", "points.json"]
     fitted = [r for r in rows if r.get("misfit") is not None and r.get("actual_gain") is not None]
     if len(fitted) >= 3:

@@ -83,6 +83,10 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
     assert metrics["weak_acc"] > 0.6, "TF-IDF on tweets is far better than chance"
     assert json.loads((project / "metrics.json").read_text()) == metrics
     assert json.loads((Path(result.run_dir) / "metrics.json").read_text()) == metrics
+    # the DVC plots: each strong model's evaluations during training
+    curves = {k: pd.read_csv(project / "plots" / f"train_{k}.csv") for k in ("w2s", "ceiling", "budget")}
+    assert all(len(c) >= 2 and c["step"].is_monotonic_increasing for c in curves.values())
+    assert curves["w2s"]["val_weak_acc"].notna().all() and curves["ceiling"]["val_weak_acc"].isna().all()
 
     # weak-label dataset: the schema, ids aligned with the source splits, probabilities valid
     labels_path = Path(result.weak_labels.path)

@@ -24,6 +24,7 @@ from w2s.core.refs import TEACHERS_FILE, LabelsRef, ModelRef, SplitsRef, TableRe
 from w2s.errors import W2SError
 from w2s.io import copy_file, read_json, write_json
 from w2s.methods.base import Supervision
+from w2s.pipeline.dvc_views import curves, write_run_views
 from w2s.pipeline.sequence import LibrarySteps
 from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project
@@ -159,16 +160,11 @@ def stage_budget(st: Stage) -> None:
 
 
 def stage_evaluate(st: Stage) -> None:
+    student, ceiling, budget = st.model("w2s"), st.model("ceiling"), st.model("budget")
     metrics = st.steps(st.out).evaluate(
-        st.cfg,
-        st.splits(),
-        st.model("weak"),
-        st.model("w2s"),
-        st.model("ceiling"),
-        st.model("budget"),
-        st.supervision(),
+        st.cfg, st.splits(), st.model("weak"), student, ceiling, budget, st.supervision()
     )
-    write_json(st.root / "metrics.json", metrics)
+    write_run_views(st.root, metrics, curves(w2s=student, ceiling=ceiling, budget=budget))
 
 
 STAGES: dict[str, Callable[[Stage], None]] = {
