@@ -393,9 +393,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--json", action="store_true", help="print the files and their DVC version as JSON")
     fetch.set_defaults(func=cmd_data_fetch)
     data.set_defaults(func=lambda a: _usage(data))
+    from cli import ui
     from cli.ops import add_parsers
 
     add_parsers(sub, fmt)
+    ui.add_parser(sub, fmt)
     return parser
 
 

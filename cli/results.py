@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from w2s.errors import redact
+from cli.ui import views
 from w2s.project import Project
 
 if TYPE_CHECKING:
@@ -86,13 +86,10 @@ def print_results(result: PipelineResult, project: Project) -> None:
             console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
 
     console.print("\n[bold]where to look next[/]")
-    uri = project.tracking_uri()
     console.print(f"  run folder      {result.run_dir}")
     console.print(f"  metrics         {project.root / 'metrics.json'}")
-    if uri.startswith(("http://", "https://")):
-        console.print(f"  MLflow UI       {redact(uri)}")
-    else:
-        console.print(f"  MLflow UI       mlflow ui --backend-store-uri {uri}")
+    for line in views(project):
+        console.print(f"  {line}", markup=False)
     model = result.model
     if model:
         console.print(

@@ -37,8 +37,8 @@ def test_data_fetch_is_idempotent_and_keeps_the_dvc_md5(project, bundled_dir, ca
 
 
 def test_every_verb_that_ends_has_json_output():
-    """A scheduler reads results, not tables: every verb has --json except `deploy`, which serves
-    until stopped and has no result to print."""
+    """A scheduler reads results, not tables: every verb has --json except `deploy` and `ui`,
+    which serve until stopped and have no result to print."""
     import argparse
 
     from cli.main import build_parser
@@ -54,5 +54,5 @@ def test_every_verb_that_ends_has_json_output():
 
     found = verbs(build_parser())
     without = sorted(v for v, p in found.items() if not any("--json" in a.option_strings for a in p._actions))
-    assert without == ["deploy"], without
+    assert without == ["deploy", "ui"], without
     assert {"run", "sweep", "retrain", "promote", "rollback", "lineage", "reproduce", "gc", "data fetch"} <= set(found)

@@ -1,0 +1,199 @@
+"""Every code snippet of README.md, extracted and tried as a new user would: verbatim, from the
+project folder, in fresh processes with no MLflow setting exported.
+
+- A `python` block runs whole in a fresh interpreter, in a project whose registry holds the
+  README's model name (the session's tiny student, registered again as w2s-strong).
+- A `bash` block runs line by line (continuation lines joined, `&&` chains split, comments
+  dropped, a leading `VAR=value` kept as that command's environment):
+  - `w2s` commands that read (help, plan on bundled models, predict, lineage, gc --dry-run, ui)
+    and `dvc metrics show` / `dvc plots show` run verbatim;
+  - every other `w2s` command (training, sweeps, hub models, GPU clusters) goes through the real
+    argument parser and has its config validated: a sweep config is expanded into every point's
+    validated config, so a renamed flag or key in the README fails here;
+  - `make` targets must exist (`make -n`), the subcommands of `dvc`, `mlflow` and `prefect` must
+    exist (`--help`), scripts must exist; git and curl lines are the user's own
+    (`mlflow models serve` + curl run in test_predict.py).
+A line of a program not listed here fails the test, so a new kind of snippet gets classified.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import TinyRun, make_project
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+# The files README commands name as the user's own, and what the test puts there.
+USER_CSV = "id,text\n1,Make America great again!\n2,Stronger together.\n3,I am with her.\n"
+VERBATIM_W2S = ("--help", "plan", "predict", "lineage", "gc", "ui")
+HUB = re.compile(r"(Qwen|meta-llama|EleutherAI|gpt2)")
+
+
+def blocks(lang: str) -> list[str]:
+    """The README's fenced code blocks in `lang`."""
+    import textwrap
+
+    found = re.findall(rf"^( *)```{lang}\n(.*?)^\1```", (REPO / "README.md").read_text(), flags=re.S | re.M)
+    return [textwrap.dedent(body) for _, body in found]
+
+
+def commands(block: str) -> list[list[str]]:
+    """Shell words of each command of a bash block (continuations joined, `&&` split)."""
+    out = []
+    for line in block.replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        while words:
+            cut = words.index("&&") if "&&" in words else len(words)
+            out.append(words[:cut])
+            words = words[cut + 1 :]
+    return out
+
+
+def fresh_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A new shell's environment: the venv on PATH, no MLflow or project settings exported."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "W2S_PROJECT"))}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    return {**env, **(extra or {})}
+
+
+@pytest.fixture(scope="module")
+def readme_project(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_run: TinyRun) -> Path:
+    """A project whose store holds the tiny run, its student registered as w2s-strong (@challenger
+    and @champion), its DVC views, and the user files the README names."""
+    from mlflow import MlflowClient
+
+    root = make_project(tmp_path_factory.mktemp("readme") / "proj", bundled_dir)
+    (root / ".w2s").mkdir(exist_ok=True)
+    shutil.copy(tiny_run.root / ".w2s" / "mlflow.db", root / ".w2s" / "mlflow.db")
+    shutil.copy(tiny_run.root / "metrics.json", root / "metrics.json")
+    shutil.copytree(tiny_run.root / "plots", root / "plots")
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    uri = f"sqlite:///{root / '.w2s' / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    tiny = client.get_model_version_by_alias("w2s-test", "challenger")
+    client.create_registered_model("w2s-strong")
+    version = client.create_model_version("w2s-strong", tiny.source, tiny.run_id, tags=tiny.tags)
+    for alias in ("challenger", "champion"):
+        client.set_registered_model_alias("w2s-strong", alias, version.version)
+    (root / "new.csv").write_text(USER_CSV)
+    return root
+
+
+def test_every_python_snippet_runs_verbatim_from_the_project_folder(readme_project: Path) -> None:
+    snippets = blocks("python")
+    assert snippets, "the README shows how to load the registered model"
+    for code in snippets:
+        proc = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=readme_project,
+            env=fresh_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"README snippet failed:\n{code}\n{proc.stderr[-2000:]}"
+
+
+def _validate_w2s(argv: list[str], repo_view: Path) -> None:
+    """Parse a w2s command line with the real parser; validate the config it would run."""
+    from cli.main import build_parser
+    from w2s.config import load_config
+    from w2s.pipeline.sweep_grid import expand, load_sweep
+
+    args = build_parser().parse_args(argv)
+    if args.command == "sweep":
+        assert expand(load_sweep(repo_view / args.config), repo_view), argv
+    elif hasattr(args, "set"):
+        config = getattr(args, "config", None)
+        load_config(repo_view / (config or "params.yaml"), args.set)
+
+
+def _run(words: list[str], cwd: Path, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    proc = subprocess.run(words, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{shlex.join(words)} failed:\n{proc.stdout[-1000:]}\n{proc.stderr[-2000:]}"
+    return proc
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _w2s_ui_serves(project: Path, env: dict[str, str]) -> None:
+    """`w2s ui` verbatim: the MLflow UI answers on the project's store with the registered model."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        ["w2s", "ui", "--port", str(port)], cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/registered-models/get?name=w2s-strong"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    body = r.read().decode()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "w2s ui did not come up"
+                time.sleep(0.5)
+        assert '"champion"' in body and '"challenger"' in body
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def test_every_shell_snippet_runs_or_validates(readme_project: Path, tmp_path: Path) -> None:
+    repo_view = tmp_path / "repo"  # params.yaml and configs/ as in a clone, plus the user's files
+    repo_view.mkdir()
+    shutil.copy(REPO / "params.yaml", repo_view / "params.yaml")
+    shutil.copytree(REPO / "configs", repo_view / "configs")
+    shutil.copy(REPO / "params.yaml", repo_view / "my-experiment.yaml")
+    seen: set[str] = set()
+    for block in blocks("bash"):
+        for words in commands(block):
+            assigns = {}
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                key, _, value = words.pop(0).partition("=")
+                assigns[key] = value
+            prog, rest = words[0], words[1:]
+            seen.add(prog)
+            env = fresh_env(assigns)
+            if prog == "w2s":
+                verb = rest[0] if rest else "--help"
+                runnable = verb in VERBATIM_W2S and not HUB.search(" ".join(rest)) and "PREFECT_API_URL" not in assigns
+                if verb == "ui":
+                    _w2s_ui_serves(readme_project, env)
+                elif runnable:
+                    _run(words, readme_project, env)
+                else:
+                    _validate_w2s(rest, repo_view)
+            elif prog == "make":
+                _run(["make", "-n", *rest], REPO, env)
+            elif prog == "dvc" and rest[:2] in (["metrics", "show"], ["plots", "show"]):
+                out = _run(words, readme_project, env)
+                assert "metrics.json" in out.stdout or "dvc_plots" in out.stdout, out.stdout
+            elif prog in ("dvc", "mlflow", "prefect"):
+                sub = [w for w in rest if not w.startswith("-")][:2]
+                if prog == "dvc" and sub and sub[0] in ("add", "repro"):
+                    sub = sub[:1]  # their operands are the user's paths
+                _run([prog, *sub, "--help"], REPO, env, timeout=120)
+            elif prog == "bash":
+                assert (REPO / rest[0]).is_file(), words
+            elif prog in ("git", "curl"):
+                continue
+            else:
+                pytest.fail(f"README runs `{prog}`: classify it in this test")
+    assert {"w2s", "make", "dvc"} <= seen
