@@ -4,10 +4,10 @@ GX's Data Docs of the same results beside it, whether the gate passed or failed.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from w2s.ops.data_docs import docs_folder, write_data_docs
-from w2s.ops.tracking import RunLog
+from w2s.ops.tracking import RunLog, client
 from w2s.ops.validation import GateReport
 from w2s.pipeline.publish import Recorder
 
@@ -22,8 +22,6 @@ def record_to(run: RunLog) -> Recorder:
             site = Path(tmp) / "site"  # a folder of its own: the site replaces whatever is there
             if write_data_docs(report, site) is None:
                 return
-            for path in sorted(p for p in site.rglob("*") if p.is_file()):
-                where = PurePosixPath(docs_folder(name), path.parent.relative_to(site).as_posix())
-                run.artifact(path, str(where))
+            client().log_artifacts(run.run_id, str(site), docs_folder(name))  # one call for the whole site
 
     return record
