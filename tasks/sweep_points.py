@@ -26,6 +26,7 @@ from w2s.pipeline.report import (
     methods_table,
     misfit_line,
     selection_table,
+    within_table,
 )
 from w2s.pipeline.runner import run_config
 from w2s.pipeline.steps import correctness_on_test
@@ -120,6 +121,8 @@ def report(
         md += "\n\nTraining curves on ground-truth val (read after training):\n\n" + dynamics_table(table, group_keys)
     if any(r.get("selection_regret_mean") is not None for r in table):
         md += "\n\nWeak-model selection:\n\n" + selection_table(table, group_keys)
+    if any(r.get("within_gap_n") for r in table):
+        md += "\n\n" + within_table(table, group_keys)
     if any(k.startswith("diff_") for r in table for k in r):
         md += "\n\n" + differences_table(table, group_keys, baseline or {})
     plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")

@@ -78,3 +78,22 @@ def test_selection_and_curve_diagnostics_aggregate_and_render_with_their_spread(
     assert sel == "| xent | 3 | 0.840 ± 0.006 | 0.850 ± 0.000 | 0.010 ± 0.006 |"
     dyn = dynamics_table([r], ["method"]).splitlines()[-1]
     assert dyn == "| xent | 126 | 0.870 ± 0.000 | 0.880 ± 0.000 | 0.860 ± 0.012 | 0.020 ± 0.012 | 2.00 ± 0.58 |"
+
+
+def test_gap_and_gain_over_the_budget_are_paired_by_seed_inside_each_configuration():
+    from w2s.pipeline.report import within_table
+
+    rows = []
+    for seed, (weak, ceiling, w2s, budget) in enumerate([(0.70, 0.90, 0.80, 0.75), (0.72, 0.88, 0.83, 0.74)]):
+        rows.append({**_row("xent", seed, weak, w2s, ceiling), "strong_budget_acc": budget})
+    (x,) = aggregate_seeds(rows, ["method"])
+    # gaps 0.20 and 0.16: mean 0.18, sd 0.02 * sqrt(2), se 0.02, t(0.975, 1) = 12.706
+    assert x["within_gap_mean"] == pytest.approx(0.18)
+    assert x["within_gap_lo"] == pytest.approx(0.18 - 12.7062 * 0.02, abs=1e-4)
+    assert x["within_gap_hi"] == pytest.approx(0.18 + 12.7062 * 0.02, abs=1e-4)
+    # w2s - budget: 0.05 and 0.09
+    assert x["within_over_budget_mean"] == pytest.approx(0.07) and x["within_over_budget_n"] == 2
+    assert x["within_gap_ood_mean"] is None and x["within_gap_ood_n"] == 0  # no OOD split
+    table = within_table([x], ["method"])
+    assert "| xent | +0.180 [-0.074, +0.434] | +0.070 [-0.184, +0.324] | 2 |" in table
+    assert "OOD" not in table

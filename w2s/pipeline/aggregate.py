@@ -25,6 +25,15 @@ SEED_KEY = "seed"
 POINT_KEY = "point"  # a sweep row's point index, naming its per-row test correctness table
 # metrics every configuration is compared on, paired by seed, against the baseline configuration
 COMPARED = ("w2s_acc", "w2s_acc_ood")
+# differences inside each configuration, paired by seed (name: minuend, subtrahend): whether the
+# testbed's gap is resolved, and whether weak supervision beat spending the weak budget's labels
+# on the strong model directly
+WITHIN = {
+    "gap": ("ceiling_acc", "weak_acc"),
+    "gap_ood": ("ceiling_acc_ood", "weak_acc_ood"),
+    "over_budget": ("w2s_acc", "strong_budget_acc"),
+    "over_budget_ood": ("w2s_acc_ood", "strong_budget_acc_ood"),
+}
 AGGREGATED = (
     "weak_acc",
     "ceiling_acc",
@@ -112,7 +121,9 @@ def aggregate_seeds(
       test correctness of weak, w2s and ceiling, keyed by the row's `point`);
     - `diff_<metric>_mean/_lo/_hi/_n/_claim` for each metric of `compare`: the paired difference
       to the group that equals this one except for `baseline`'s keys, which take its values
-      (t-interval over the seeds both ran; `_claim`: excludes zero on at least 5 seeds).
+      (t-interval over the seeds both ran; `_claim`: excludes zero on at least 5 seeds);
+    - `within_<name>_mean/_lo/_hi/_n` for each difference of `WITHIN`, taken seed by seed inside
+      the group (t-interval; absent metrics give n = 0).
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
@@ -136,6 +147,16 @@ def aggregate_seeds(
                 pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}")) for m in members
             ]
             _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
+        for name, (minuend, subtrahend) in WITHIN.items():
+            seeds = [int(m[SEED_KEY]) for m in members]
+            within = paired_differences(
+                dict(zip(seeds, (m.get(minuend) for m in members), strict=True)),
+                dict(zip(seeds, (m.get(subtrahend) for m in members), strict=True)),
+            )
+            agg[f"within_{name}_mean"] = within.mean if within else None
+            agg[f"within_{name}_lo"] = within.lo if within else None
+            agg[f"within_{name}_hi"] = within.hi if within else None
+            agg[f"within_{name}_n"] = within.n if within else 0
         ci = _pgr_ci(members, correct) if agg["pgr"] is not None else None
         agg["pgr_lo"], agg["pgr_hi"] = ci if ci is not None else (None, None)
         if baseline and any(agg[k] != v for k, v in baseline.items()):

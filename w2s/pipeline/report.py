@@ -66,6 +66,30 @@ def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baselin
     return f"Paired differences to {against}:\n\n" + md_table(head, body)
 
 
+WITHIN_HEADS = {
+    "gap": "ceiling − weak",
+    "gap_ood": "ceiling − weak (OOD)",
+    "over_budget": "w2s − strong on weak budget",
+    "over_budget_ood": "w2s − strong on weak budget (OOD)",
+}
+
+
+def within_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
+    """Per configuration, differences paired by seed inside it (95% t-interval): the gap the
+    testbed resolves, and the student against the strong model trained on the weak budget."""
+    names = [n for n in WITHIN_HEADS if any(r.get(f"within_{n}_n") for r in rows)]
+    head = [*group_keys, *(f"{WITHIN_HEADS[n]} [95% CI]" for n in names), "seeds"]
+    body = [
+        [
+            *(str(r[k]) for k in group_keys),
+            *(fmt_interval(r[f"within_{n}_mean"], r[f"within_{n}_lo"], r[f"within_{n}_hi"]) for n in names),
+            str(max(r[f"within_{n}_n"] for n in names)),
+        ]
+        for r in rows
+    ]
+    return "Inside each configuration, paired by seed:\n\n" + md_table(head, body)
+
+
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     """One line per configuration: accuracies (mean ± s.e.), PGR (with its bootstrap CI, or `gap
     too small`), the student's gain over the labels it trained on, and agreement."""
