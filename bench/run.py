@@ -19,16 +19,17 @@ from typing import Any
 
 from bench.common import REPO, bench_env
 
-SECTIONS = ("machine", "ingest", "training", "lm_training", "inference", "pipeline")
+SECTIONS = ("machine", "ingest", "predict", "training", "lm_training", "inference", "pipeline")
 
 
 def collect(sections: list[str], quick: bool, scratch: Path) -> dict[str, Any]:
     """Run the chosen sections; each records its own wall time."""
-    from bench import inference, ingest, lm_training, machine, pipeline, training
+    from bench import inference, ingest, lm_training, machine, pipeline, predict, training
 
     runs: dict[str, Callable[[], Any]] = {
         "machine": lambda: {**machine.describe(), "matmul": machine.matmul_flops(repeats=3 if quick else 5)},
         "ingest": lambda: ingest.measure(scratch, quick),
+        "predict": lambda: predict.measure(scratch, quick),
         "training": lambda: training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
         "lm_training": lambda: lm_training.measure(n=128 if quick else 1024, repeats=1 if quick else 3),
         "inference": lambda: inference.measure(n=256 if quick else 2000, repeats=1 if quick else 3),
@@ -101,6 +102,10 @@ def ratios(report: dict[str, Any]) -> list[tuple[str, float | None, str, bool | 
         )
     if "ingest" in report:
         rows.extend(ingest_ratios(report["ingest"]))
+    if "predict" in report:
+        from bench.predict import ratios as predict_ratios
+
+        rows.extend(predict_ratios(report["predict"]))
     if "pipeline" in report:
         p = report["pipeline"]
         rows.append(("orchestrated / library wall time", p["overhead"]["ratio"], "<= 1.15"))
@@ -170,6 +175,15 @@ def table(report: dict[str, Any]) -> str:
                 for k, r in runs.items()
             )
             lines.append(f"ingest + raw gate + splits, {mode}: {figures}")
+    if "predict" in report:
+        for mode, runs in report["predict"].items():
+            if mode == "sizes_mb":
+                continue
+            figures = "; ".join(
+                f"{k} ({r['rows']} rows): {r['peak_rss_mb']:.0f} MB peak RSS, {r['rows_per_s']} rows/s"
+                for k, r in runs.items()
+            )
+            lines.append(f"batch inference, {mode}: {figures}")
     if "training" in report:
         t = report["training"]
         speeds = ", ".join(f"{k} {v['examples_per_s']:.1f}" for k, v in t["contenders"].items())

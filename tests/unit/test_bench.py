@@ -105,3 +105,20 @@ def test_ingest_figures_compare_sizes_and_paths_of_the_same_run(tmp_path):
     rows_written = generate_csv(csv, 1)
     assert csv.stat().st_size >= 10**6 and rows_written >= 3600
     assert measure_one(csv, "in-memory")["rows"] == measure_one(csv, "streamed")["rows"] == rows_written
+
+
+def test_predict_ratios_compare_the_larger_file_and_the_whole_file_baseline():
+    from bench.predict import ratios
+
+    def fig(mb, rows, rss, rate):
+        return {"file_mb": mb, "rows": rows, "peak_rss_mb": rss, "rows_per_s": rate}
+
+    report = {
+        "sizes_mb": [4, 8],
+        "streamed": {"4MB": fig(4.2, 20000, 1000.0, 300), "8MB": fig(8.4, 40000, 1100.0, 330)},
+        "whole-file": {"4MB": fig(4.2, 20000, 1000.0, 300), "8MB": fig(8.4, 40000, 2200.0, 300)},
+    }
+    (growth, value1, target1), (_, value2, target2), (_, value3, _) = ratios(report)
+    assert "file ratio 2" in growth and value1 == pytest.approx(1.1) and bench_run._met(value1, target1)
+    assert value2 == pytest.approx(0.5) and bench_run._met(value2, target2)
+    assert value3 == pytest.approx(1.1)
