@@ -236,7 +236,7 @@ def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: 
     out = capsys.readouterr().out
     assert code == 0
     assert "weak-to-strong results" in out and "PGR (accuracy)" in out
-    assert "mlflow ui --backend-store-uri" in out and "models:/newswire@challenger" in out
+    assert "w2s ui (store sqlite:///" in out and "models:/newswire@challenger" in out
     metrics = json.loads((project / "metrics.json").read_text())
     assert metrics["weak_acc"] > 0.5, "three newswire topics are easy for TF-IDF"
     assert metrics["w2s_auroc"] is not None

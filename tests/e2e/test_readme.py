@@ -72,21 +72,23 @@ def fresh_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def readme_project(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_run: TinyRun) -> Path:
     """A project whose store holds the tiny run, its student registered as w2s-strong (@challenger
     and @champion), its DVC views, and the user files the README names."""
-    from mlflow import MlflowClient
-
     root = make_project(tmp_path_factory.mktemp("readme") / "proj", bundled_dir)
     (root / ".w2s").mkdir(exist_ok=True)
     shutil.copy(tiny_run.root / ".w2s" / "mlflow.db", root / ".w2s" / "mlflow.db")
     shutil.copy(tiny_run.root / "metrics.json", root / "metrics.json")
     shutil.copytree(tiny_run.root / "plots", root / "plots")
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    # in a process of its own: registering resolves the logged model through MLflow's global
+    # tracking URI, which this process may have pointed at another test's project
+    register = (
+        "from mlflow import MlflowClient; c = MlflowClient(); "
+        "t = c.get_model_version_by_alias('w2s-test', 'challenger'); c.create_registered_model('w2s-strong'); "
+        "v = c.create_model_version('w2s-strong', t.source, t.run_id, tags=t.tags); "
+        "[c.set_registered_model_alias('w2s-strong', a, v.version) for a in ('challenger', 'champion')]"
+    )
     uri = f"sqlite:///{root / '.w2s' / 'mlflow.db'}"
-    client = MlflowClient(uri, registry_uri=uri)
-    tiny = client.get_model_version_by_alias("w2s-test", "challenger")
-    client.create_registered_model("w2s-strong")
-    version = client.create_model_version("w2s-strong", tiny.source, tiny.run_id, tags=tiny.tags)
-    for alias in ("challenger", "champion"):
-        client.set_registered_model_alias("w2s-strong", alias, version.version)
+    env = fresh_env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri})
+    subprocess.run([sys.executable, "-c", register], env=env, check=True, capture_output=True, timeout=300)
     (root / "new.csv").write_text(USER_CSV)
     return root
 

@@ -149,8 +149,13 @@ def test_unchanged_retrains_register_nothing_new_and_leave_disk_flat(history, ca
     v2 = c.get_model_version(MODEL, "2")
     assert v2.tags["promotion_decision"] == "promoted" and v2.tags["last_confirmed_by_run"]
     grown = _disk(artifacts) - before["bytes"]
+    c.set_registered_model_alias(MODEL, "challenger", "3")  # as the module's history left it, also on failure below
     assert grown < 0.02 * model_bytes / 3, f"{grown} bytes of artifacts for ten unchanged retrains"
-    c.set_registered_model_alias(MODEL, "challenger", "3")  # as the module's history left it
+    # the same data gives the same gate results: the Data Docs point at the run that holds them
+    exp = c.get_experiment_by_name("w2s").experiment_id
+    last = c.search_runs([exp], "attributes.run_name = 'validate-data'", order_by=["attributes.start_time DESC"])[0]
+    holder = last.data.tags["data_docs.raw_table.in_run"]
+    assert "data_docs/raw_table/index.html" in {a.path for a in c.list_artifacts(holder, "data_docs/raw_table")}
 
 
 def test_a_failed_retrain_registers_nothing_and_moves_no_alias(history):

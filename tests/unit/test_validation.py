@@ -166,3 +166,13 @@ def test_a_failed_gate_step_records_its_data_docs_before_it_raises(tmp_path):
 def test_a_gate_that_ran_no_gx_suite_has_no_data_docs(tmp_path):
     report = validate_weak_labels(pd.DataFrame({"id": ["a"], "text": ["t"]}), 2)
     assert write_data_docs(report, tmp_path / "docs") is None and not (tmp_path / "docs").exists()
+
+
+def test_the_results_key_is_the_same_for_the_same_findings_and_differs_for_others():
+    from w2s.ops.data_docs import results_key
+
+    first, again = validate_raw(_raw(), ["x", "y"]), validate_raw(_raw(), ["x", "y"])
+    assert results_key(first) == results_key(again) is not None  # GX's random ids and run times aside
+    failing = validate_raw(_raw(label=["x", "y", "z"]), ["x", "y"])
+    other_failure = validate_raw(_raw(label=["x", "z", "z"]), ["x", "y"])
+    assert len({results_key(first), results_key(failing), results_key(other_failure)}) == 3

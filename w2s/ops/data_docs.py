@@ -25,6 +25,32 @@ def docs_folder(artifact: str) -> str:
     return str(PurePosixPath(DOCS_ROOT, Path(artifact).stem.removeprefix("gate_")))
 
 
+# Keys of GX's result records that differ between two validations of the same data (random ids,
+# run metadata, rendering) and so stay out of `results_key`.
+_VOLATILE = {"id", "meta", "rendered_content", "notes"}
+
+
+def _stable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _stable(v) for k, v in obj.items() if k not in _VOLATILE}
+    if isinstance(obj, list):
+        return [_stable(v) for v in obj]
+    return obj
+
+
+def results_key(report: GateReport) -> str | None:
+    """A content hash of what the gate found (every expectation, its outcome and observed
+    values), the same for two validations of the same data; None when it ran no GX suite."""
+    import hashlib
+    import json
+
+    if not report.results:
+        return None
+    found = [[_stable(r.to_json_dict()) for r in kept.result.results] for kept in report.results]
+    text = json.dumps([report.name, found], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 def write_data_docs(report: GateReport, folder: Path) -> Path | None:
     """Render `report`'s GX validation results as a Data Docs site in `folder` (replacing what is
     there); return the site's index.html, or None when the gate ran no GX suite."""
