@@ -152,6 +152,8 @@ LONGEST_FIRST = (
     "test_sweep.py",
     "test_concurrency.py",
     "test_servers.py",
+    "test_readme.py",
+    "test_predict.py",
 )
 
 

@@ -5,10 +5,11 @@ project folder, in fresh processes with no MLflow setting exported.
   README's model name (the session's tiny student, registered again as w2s-strong).
 - A `bash` block runs line by line (continuation lines joined, `&&` chains split, comments
   dropped, a leading `VAR=value` kept as that command's environment):
-  - `w2s` commands that read (help, plan on bundled models, predict, lineage, gc --dry-run, ui)
+  - `w2s` commands that read (help, predict, lineage, gc --dry-run, ui)
     and `dvc metrics show` / `dvc plots show` run verbatim;
   - every other `w2s` command (training, sweeps, hub models, GPU clusters) goes through the real
-    argument parser and has its config validated: a sweep config is expanded into every point's
+    argument parser and has its config validated (`w2s plan` too: it is arithmetic over the
+    config, tested in test_plan_lm.py): a sweep config is expanded into every point's
     validated config, so a renamed flag or key in the README fails here;
   - `make` targets must exist (`make -n`), the subcommands of `dvc`, `mlflow` and `prefect` must
     exist (`--help`), scripts must exist; git and curl lines are the user's own
@@ -37,7 +38,8 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # The files README commands name as the user's own, and what the test puts there.
 USER_CSV = "id,text\n1,Make America great again!\n2,Stronger together.\n3,I am with her.\n"
-VERBATIM_W2S = ("--help", "plan", "predict", "lineage", "gc", "ui")
+# `w2s plan` is arithmetic over the config (tests/unit/test_plan_lm.py): validated like the rest.
+VERBATIM_W2S = ("--help", "predict", "lineage", "gc", "ui")
 HUB = re.compile(r"(Qwen|meta-llama|EleutherAI|gpt2)")
 
 
