@@ -166,24 +166,15 @@ def table(report: dict[str, Any]) -> str:
             f"\nmachine: {m['cpu']}, {m['cores_usable']} cores, {m['memory_gb']} GB, torch {m['torch']}; "
             f"matmul {m['matmul']['gflops']:.0f} GFLOP/s (fp32, n={m['matmul']['n']})"
         )
-    if "ingest" in report:
-        for mode, runs in report["ingest"].items():
+    for section, what in (("ingest", "ingest + raw gate + splits"), ("predict", "batch inference")):
+        for mode, runs in report.get(section, {}).items():
             if mode == "sizes_mb":
                 continue
             figures = "; ".join(
                 f"{k} ({r['rows']} rows): {r['peak_rss_mb']:.0f} MB peak RSS, {r['rows_per_s']} rows/s"
                 for k, r in runs.items()
             )
-            lines.append(f"ingest + raw gate + splits, {mode}: {figures}")
-    if "predict" in report:
-        for mode, runs in report["predict"].items():
-            if mode == "sizes_mb":
-                continue
-            figures = "; ".join(
-                f"{k} ({r['rows']} rows): {r['peak_rss_mb']:.0f} MB peak RSS, {r['rows_per_s']} rows/s"
-                for k, r in runs.items()
-            )
-            lines.append(f"batch inference, {mode}: {figures}")
+            lines.append(f"{what}, {mode}: {figures}")
     if "training" in report:
         t = report["training"]
         speeds = ", ".join(f"{k} {v['examples_per_s']:.1f}" for k, v in t["contenders"].items())

@@ -27,8 +27,7 @@ def ingest(ctx: RunContext, cfg: Config) -> TableRef:
         dvc = data_version(cfg, ctx.project)
         run.tags({"data_md5": ref.data_md5, **dvc})
         raw = [datasets.raw_data(ctx.project, ref, dvc)]
-        datasets.log_inputs(run.run_id, raw)
-        datasets.log_inputs(ctx.parent_run_id, raw)
+        datasets.log_inputs(raw, run.run_id, ctx.parent_run_id)
         ref = replace(ref, source={**ref.source, "dvc": dvc})
     get_run_logger().info(
         "ingested %d rows, %d classes (data md5 %s)", ref.rows, len(ref.label_names), ref.data_md5[:12]
@@ -54,8 +53,7 @@ def split(ctx: RunContext, cfg: Config, table: TableRef) -> SplitsRef:
         run.metrics({f"n_{k}": v for k, v in ref.counts.items()})
         run.dict(asdict(ref), "splits.json")
         record = [datasets.splits(ctx.project, ref)]
-        datasets.log_inputs(run.run_id, record)
-        datasets.log_inputs(ctx.parent_run_id, record)
+        datasets.log_inputs(record, run.run_id, ctx.parent_run_id)
         # on the pipeline run, where a later promotion gate looks for the rows this model saw
         tracking.RunLog(ctx.parent_run_id).table(trained_rows(pd.read_parquet(ref.path)), TRAINED_ROWS_FILE)
     get_run_logger().info("splits %s", ref.counts)

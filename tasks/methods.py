@@ -57,8 +57,7 @@ def supervise(
         run.tags({"student_labels_md5": sup.labels.md5})
         if sup.labels.md5 != labels.md5:  # the method wrote new labels: the student's training data
             record = [datasets.label_file(ctx.project, sup.labels, "student-labels", "training")]
-            datasets.log_inputs(run.run_id, record)
-            datasets.log_inputs(ctx.parent_run_id, record)
+            datasets.log_inputs(record, run.run_id, ctx.parent_run_id)
         if sup.refined is not None:
             params, metrics = _loggable(sup.refined.info)
             run.params(params)

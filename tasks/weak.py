@@ -37,8 +37,7 @@ def weak_labels(ctx: RunContext, cfg: Config, splits: SplitsRef, table: TableRef
         run.tags({"weak_labels_md5": labels.md5})
         run.artifact(Path(labels.path).with_suffix(".json"))
         record = [datasets.label_file(project, labels, "weak-labels", "training")]
-        datasets.log_inputs(run.run_id, record)
-        datasets.log_inputs(ctx.parent_run_id, record)
+        datasets.log_inputs(record, run.run_id, ctx.parent_run_id)
     get_run_logger().info(
         "weak labels %s (md5 %s)%s",
         Path(labels.path).relative_to(project.root),

@@ -96,7 +96,7 @@ def label_file(project: Project, labels: LabelsRef, name: str, context: str) -> 
     return DatasetRecord(name, labels.md5, "local", {"path": _relative(project, labels.path)}, context, profile)
 
 
-def log_inputs(run_id: str, records: list[DatasetRecord]) -> None:
-    """Attach the records to an MLflow run as dataset inputs (MLflow drops exact repeats)."""
-    if records:
+def log_inputs(records: list[DatasetRecord], *run_ids: str) -> None:
+    """Attach the records to each MLflow run (a stage's and its pipeline's) as dataset inputs."""
+    for run_id in run_ids:
         client().log_inputs(run_id, datasets=[r.entity() for r in records])
