@@ -48,18 +48,21 @@ def prefect_hint() -> str:
     )
 
 
-def views(project: Project) -> list[str]:
-    """One line per tool that shows this project's runs, without starting anything."""
-    uri = project.tracking_uri()
-    root = project.root
-    mlflow_line = f"MLflow UI       {redact(uri)}" if is_server(uri) else f"MLflow UI       w2s ui (store {uri})"
+def other_views(project: Project) -> list[str]:
+    """Where Prefect, DVC and the GX Data Docs show this project's runs, one line each."""
     return [
-        mlflow_line,
         prefect_hint(),
-        f"DVC             dvc metrics show; dvc plots show (writes {root / 'dvc_plots' / 'index.html'})",
+        f"DVC             dvc metrics show; dvc plots show (writes {project.root / 'dvc_plots' / 'index.html'})",
         "Data Docs       MLflow run -> stage run validate-data / split / weak-labels -> Artifacts -> "
         "data_docs/<gate>/index.html",
     ]
+
+
+def views(project: Project) -> list[str]:
+    """One line per tool that shows this project's runs, without starting anything."""
+    uri = project.tracking_uri()
+    mlflow_line = f"MLflow UI       {redact(uri)}" if is_server(uri) else f"MLflow UI       w2s ui (store {uri})"
+    return [mlflow_line, *other_views(project)]
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -68,7 +71,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     project = Project.discover()
     uri = project.tracking_uri()
-    for line in views(project)[1:]:
+    for line in other_views(project):
         print(line)
     if is_server(uri):
         print(f"MLflow UI       {redact(uri)} (a tracking server: nothing to start here)")
