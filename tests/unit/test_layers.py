@@ -136,6 +136,7 @@ HEAVY_BY_NATURE = (
     "w2s.core.frozen",
     "w2s.pipeline.distributed",
     "w2s.ops.serving",
+    "w2s.ops.data_docs_views",  # GX's Data Docs views, subclassed: loaded by GX's site builder only
 )
 
 

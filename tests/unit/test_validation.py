@@ -131,6 +131,29 @@ def test_data_docs_of_a_passing_gate_show_every_expectation_succeeded(tmp_path):
         assert f"GX type: <code>{gx_type}</code>" in suites
 
 
+def test_data_docs_compile_their_templates_once_per_process(tmp_path, monkeypatch):
+    """GX gives each page view a Jinja environment of its own; ours share compiled templates, so
+    a second build (the next gate, the next run) renders every page without compiling one."""
+    import jinja2
+
+    report = validate_raw(_raw(), ["x", "y"])
+    write_data_docs(report, tmp_path / "first")
+    compiled: list[str | None] = []
+    compile_ = jinja2.Environment.compile
+
+    def counting(self, source, name=None, filename=None, raw=False, defer_init=False):
+        compiled.append(name)
+        return compile_(self, source, name, filename, raw, defer_init)
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+    write_data_docs(report, tmp_path / "second")
+    assert compiled == []
+    first, second = _pages(tmp_path / "first"), _pages(tmp_path / "second")
+    kinds = [sorted(k.split("/")[:2] for k in pages) for pages in (first, second)]  # the rest is the run time
+    assert kinds[0] == kinds[1] and len(first) == 5
+    assert _status(second[next(k for k in second if k.startswith("validations/"))]) == "Succeeded"
+
+
 def test_data_docs_of_a_failed_gate_show_the_failed_expectation_failed(tmp_path):
     with pytest.raises(ValidationFailed, match="validation gate 'raw_table' failed") as info:
         validate_raw(_raw(id=["a", "a", "c"]), ["x", "y"]).raise_if_failed()
