@@ -30,7 +30,7 @@ def _params(task: str, hf_name: str, strong: Path) -> dict:
         **TINY_CONFIG,
         "data": {"name": task, "hf_name": hf_name},
         "split": SPLIT,
-        "strong": {**TINY_CONFIG["strong"], "model": str(strong), "max_length": 64, "lr": 1e-3},
+        "strong": {**TINY_CONFIG["strong"], "model": str(strong), "num_layers": None, "max_length": 64, "lr": 1e-3},
     }
 
 
