@@ -13,7 +13,7 @@ from w2s.core.refs import ModelRef, SplitsRef
 from w2s.methods.base import Supervision
 from w2s.ops import tracking
 from w2s.ops.tracking import RunLog
-from w2s.pipeline.plots import plot_curve, plot_weights
+from w2s.pipeline.plots import curve_png, plot_weights
 from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun
 
 
@@ -38,9 +38,7 @@ def _log(run: RunLog, ctx: RunContext, cfg: Config, kind: str, ref: ModelRef, me
             for k in ("best_step", "steps", "train_seconds", "examples_per_s", "truncated_texts", "flip_rate")
         }
     )
-    png = ctx.out / f"curve_{kind}.png"
-    plot_curve(info["curve"], png, title=f"{kind}: evaluations during training")
-    run.artifact(png)
+    run.artifact(curve_png(info["curve"], kind, ctx.cache, ctx.out))
     if "weight_history" in info:  # weights the loss learned over several supervisors
         names = members or [f"member {i}" for i in range(len(info["ensemble_weights"]))]
         run.dict(info["weight_history"], "ensemble_weight_history.json")
