@@ -3,9 +3,9 @@
 GX gives every page view its own Jinja environment, so each page compiles its templates again:
 about three quarters of a gate's Data Docs build. These views hand their environments one
 in-memory bytecode cache for the process, so a template compiles once (Jinja still checks the
-template source against the cached code's checksum on every load). The site builder instantiates
-them by module and class name (`w2s.ops.data_docs`); this module imports GX at its top, so it is
-only imported when a site is built.
+template source against the cached code's checksum on every load). The site builder configured
+in `w2s.ops.data_docs` instantiates them by module and class name; this module imports GX at its
+top, so it is only imported when a site is built.
 """
 
 from __future__ import annotations
