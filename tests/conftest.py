@@ -143,29 +143,10 @@ def tiny_lms(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> dic
     return {name: build_tiny_lm(root / name, texts, tokenizer=tokenizer, **spec) for name, spec in TINY_LMS.items()}
 
 
-# The longest modules, longest first (measured: `--junitxml`, summed per module). `make test`
-# hands whole files to its two workers in collection order, so starting the longest first keeps
-# one worker from finishing alone with a long file at the end; the rest keep their order.
-LONGEST_FIRST = (
-    "test_retrain.py",
-    "test_distributed.py",
-    "test_dvc_repro.py",
-    "test_pipeline.py",
-    "test_methods.py",
-    "test_sweep.py",
-    "test_concurrency.py",
-    "test_servers.py",
-    "test_readme.py",
-    "test_predict.py",
-)
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.slow)
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 def make_project(
