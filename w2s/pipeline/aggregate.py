@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from w2s.core.metrics import pgr
-from w2s.core.stats import bootstrap_pgr, gated_pgr, paired_differences
+from w2s.core.stats import Interval, bootstrap_pgr, gated_pgr, paired_differences
 
 SEED_KEY = "seed"
 POINT_KEY = "point"  # a sweep row's point index, naming its per-row test correctness table
@@ -148,15 +148,8 @@ def aggregate_seeds(
             ]
             _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
         for name, (minuend, subtrahend) in WITHIN.items():
-            seeds = [int(m[SEED_KEY]) for m in members]
-            within = paired_differences(
-                dict(zip(seeds, (m.get(minuend) for m in members), strict=True)),
-                dict(zip(seeds, (m.get(subtrahend) for m in members), strict=True)),
-            )
-            agg[f"within_{name}_mean"] = within.mean if within else None
-            agg[f"within_{name}_lo"] = within.lo if within else None
-            agg[f"within_{name}_hi"] = within.hi if within else None
-            agg[f"within_{name}_n"] = within.n if within else 0
+            within = paired_differences(_by_seed(members, minuend), _by_seed(members, subtrahend))
+            agg.update(_interval(f"within_{name}", within))
         ci = _pgr_ci(members, correct) if agg["pgr"] is not None else None
         agg["pgr_lo"], agg["pgr_hi"] = ci if ci is not None else (None, None)
         if baseline and any(agg[k] != v for k, v in baseline.items()):
@@ -164,12 +157,23 @@ def aggregate_seeds(
             for metric in compare:
                 diff = None
                 if base is not None:
-                    by_seed = {int(m[SEED_KEY]): m.get(metric) for m in members}
-                    diff = paired_differences(by_seed, {int(m[SEED_KEY]): m.get(metric) for m in base})
-                agg[f"diff_{metric}_mean"] = diff.mean if diff else None
-                agg[f"diff_{metric}_lo"] = diff.lo if diff else None
-                agg[f"diff_{metric}_hi"] = diff.hi if diff else None
-                agg[f"diff_{metric}_n"] = diff.n if diff else 0
+                    diff = paired_differences(_by_seed(members, metric), _by_seed(base, metric))
+                agg.update(_interval(f"diff_{metric}", diff))
                 agg[f"diff_{metric}_claim"] = bool(diff and diff.supports_claim)
         out.append(agg)
     return out
+
+
+def _by_seed(members: list[dict[str, Any]], metric: str) -> dict[int, Any]:
+    """One metric of a configuration's rows, by seed (what `paired_differences` pairs on)."""
+    return {int(m[SEED_KEY]): m.get(metric) for m in members}
+
+
+def _interval(prefix: str, diff: Interval | None) -> dict[str, Any]:
+    """`<prefix>_mean/_lo/_hi/_n` of a paired difference: None and n = 0 where there is none."""
+    return {
+        f"{prefix}_mean": diff.mean if diff else None,
+        f"{prefix}_lo": diff.lo if diff else None,
+        f"{prefix}_hi": diff.hi if diff else None,
+        f"{prefix}_n": diff.n if diff else 0,
+    }
