@@ -173,9 +173,10 @@ def test_every_shell_snippet_runs_or_validates(readme_project: Path, tmp_path: P
             while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
                 key, _, value = words.pop(0).partition("=")
                 assigns[key] = value
-            if (tuple(words), tuple(assigns.items())) in done:
+            command = (tuple(words), tuple(assigns.items()))
+            if command in done:
                 continue  # a command the README repeats (in another section) is tried once
-            done.add((tuple(words), tuple(assigns.items())))
+            done.add(command)
             prog, rest = words[0], words[1:]
             seen.add(prog)
             env = fresh_env(assigns)
