@@ -19,6 +19,7 @@ from w2s.config import Config
 from w2s.core.config import stable_hash
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
 from w2s.methods.base import Supervision
+from w2s.ops import activity
 from w2s.pipeline.sequence import run_sequence
 from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project
@@ -128,19 +129,21 @@ def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
     """Run the whole pipeline for a validated config; return metrics, lineage and the model."""
     cfg = Config.model_validate(config)
     run_name = new_run_name(config)
-    run_dir = Project(Path(project_dir)).runs_dir / run_name
-    parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
-    run_dir.mkdir(parents=True, exist_ok=True)  # after tracking is reachable: a dead server leaves nothing
-    ctx = RunContext(project_dir, str(run_dir), parent_id)
-    ok = False
-    try:
-        out = run_sequence(FlowSteps(ctx, tags), cfg)
-        model = None
-        if cfg.registry.enabled:
-            model = evaluate.register(ctx, out.cfg, out.student, out.splits, out.metrics, tags)
-        ok = True
-    finally:
-        tracking.finish(parent_id, tags, ok)
+    project = Project(Path(project_dir))
+    run_dir = project.runs_dir / run_name
+    with activity.working(project):  # `w2s gc` waits until the run is over
+        parent_id, tags = tracking.start(project_dir, config, run_name, runtime.flow_run.id)
+        run_dir.mkdir(parents=True, exist_ok=True)  # after tracking is reachable: a dead server leaves nothing
+        ctx = RunContext(project_dir, str(run_dir), parent_id)
+        ok = False
+        try:
+            out = run_sequence(FlowSteps(ctx, tags), cfg)
+            model = None
+            if cfg.registry.enabled:
+                model = evaluate.register(ctx, out.cfg, out.student, out.splits, out.metrics, tags)
+            ok = True
+        finally:
+            tracking.finish(parent_id, tags, ok)
     return PipelineResult(
         run_name=run_name,
         run_dir=str(run_dir),

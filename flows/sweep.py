@@ -16,6 +16,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks import sweep_points, tracking
 from w2s.config import stable_hash
+from w2s.ops import activity
 from w2s.pipeline.sweep_grid import SweepConfig, expand
 from w2s.project import Project
 
@@ -31,21 +32,22 @@ def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
     sweep_dir = project.sweeps_dir / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
     base = points[0][1].model_dump(mode="json")
-    parent_id, tags = tracking.start(project_dir, base, name, None)
-    ok = False
-    try:
-        runner = sweep_points.run_point.with_options(task_run_name="point-{index}")
-        futures = [
-            runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
-            for i, (point, cfg) in enumerate(points)
-        ]
-        rows = [f.result() for f in futures]
-        result = sweep_points.report(
-            project_dir, rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline
-        )
-        ok = True
-    finally:
-        tracking.finish(parent_id, {**tags, "method": "sweep"}, ok)
+    with activity.working(project):  # `w2s gc` waits until the sweep is over
+        parent_id, tags = tracking.start(project_dir, base, name, None)
+        ok = False
+        try:
+            runner = sweep_points.run_point.with_options(task_run_name="point-{index}")
+            futures = [
+                runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
+                for i, (point, cfg) in enumerate(points)
+            ]
+            rows = [f.result() for f in futures]
+            result = sweep_points.report(
+                project_dir, rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline
+            )
+            ok = True
+        finally:
+            tracking.finish(parent_id, {**tags, "method": "sweep"}, ok)
     return {**result, "rows": rows, "mlflow_run_id": parent_id, "points": len(points)}
 
 

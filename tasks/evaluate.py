@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
 from tasks.retry import RETRY
+from tasks.serialise import promotion_serialised
 from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
 from w2s.io import write_json
@@ -48,43 +49,27 @@ def register(
     metrics: dict[str, float | None],
     tags: dict,
 ) -> dict:
-    """Log the student as a text-in pyfunc, register a version with lineage tags, alias it.
-
-    A student whose cache key a version already carries is that version (the same weights):
-    nothing new is logged or registered, the alias moves to it, and the version is tagged with
-    this run. That also makes a retried registration idempotent."""
+    """Register the student (or find the version that already holds it) under the model's
+    promotion lock, so no gate, rollback or gc sees the registry half-way through."""
     reg = cfg.registry
-    tags = {**tags, registry.STUDENT_KEY_TAG: student.key}
     with tracking.stage_run(ctx.parent_run_id, "register") as run:
-        run.tags(tags)
-        existing = registry.version_of_student(reg.model_name, student.key)
-        if existing is None:
-            version = registry.log_and_register(
-                run.run_id,
-                Path(student.dir) / "model",
-                splits.label_names,
-                reg.model_name,
-                reg.alias,
-                tags,
-                metrics,
-                (datasets.SPLITS_NAME, splits.md5),
-            )
-            get_run_logger().info("registered %s version %s as @%s", reg.model_name, version, reg.alias)
-        else:
-            version = existing
-            registry.reuse_version(reg.model_name, version, reg.alias, ctx.parent_run_id)
-            run.tags({"reused_version": version})
-            get_run_logger().info(
-                "student unchanged (cache key %s): %s version %s is @%s again; nothing new registered",
-                student.key[:12],
-                reg.model_name,
-                version,
-                reg.alias,
-            )
-    return {
-        "name": reg.model_name,
-        "version": version,
-        "alias": reg.alias,
-        "uri": f"models:/{reg.model_name}@{reg.alias}",
-        "reused": existing is not None,
-    }
+        run.tags({**tags, registry.STUDENT_KEY_TAG: student.key})
+        done = registry.register_student(
+            promotion_serialised(ctx.project, reg.model_name),
+            run.run_id,
+            ctx.parent_run_id,
+            Path(student.dir) / "model",
+            splits.label_names,
+            student.key,
+            reg.model_name,
+            reg.alias,
+            cfg.promotion.champion_alias,
+            tags,
+            metrics,
+            (datasets.SPLITS_NAME, splits.md5),
+        )
+        if done.reused:
+            run.tags({"reused_version": done.version})
+    what = "student unchanged: is again" if done.reused else "registered as"
+    get_run_logger().info("%s/%s %s @%s", done.name, done.version, what, done.alias)
+    return done.as_dict()

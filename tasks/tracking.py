@@ -7,7 +7,7 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.retry import RETRY
 from w2s.config import Config
-from w2s.ops import tracking
+from w2s.ops import activity, tracking
 from w2s.ops.determinism import determinism_facts
 from w2s.ops.lineage import git_commit, method_name, params_hash
 from w2s.project import Project
@@ -15,17 +15,20 @@ from w2s.project import Project
 
 @task(name="start-tracking", cache_policy=NO_CACHE, **RETRY)
 def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None) -> tuple[str, dict]:
-    """Create the parent run with params and the lineage tags known before training."""
+    """Create the parent run with params and the lineage tags known before training; first mark
+    KILLED the runs that processes killed on this host left RUNNING."""
     project = Project.discover(project_dir)
     tracking.configure(project)
     cfg = Config.model_validate(config)
+    exp_id = tracking.experiment_id(project, cfg.tracking.experiment)
+    activity.reap_dead_runs([exp_id])
     tags = {
         "git_commit": git_commit(project.root),
         "params_hash": params_hash(cfg),
         "prefect_flow_run_id": flow_run_id or "none",
         "method": method_name(cfg),
     }
-    run = tracking.start_run(tracking.experiment_id(project, cfg.tracking.experiment), run_name, tags=tags)
+    run = tracking.start_run(exp_id, run_name, tags={**tags, **activity.process_tags()})
     run.params(config)
     run.dict(config, "config.json")  # the exact config, typed, for `w2s reproduce`
     run.tags(determinism_facts())

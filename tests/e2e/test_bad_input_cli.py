@@ -134,6 +134,12 @@ CASES = {
         ["data.path=data/../../outside.csv"],
         "data.path 'data/../../outside.csv' escapes the project folder",
     ),
+    # registering straight onto the gate's alias would ship the student ungated
+    "registers-as-champion": (
+        lambda root: None,
+        ["registry.alias=champion"],
+        "registry.alias 'champion' is promotion.champion_alias, which only the promotion gate may move",
+    ),
 }
 
 

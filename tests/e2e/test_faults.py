@@ -4,6 +4,7 @@ deployment; a killed strong training resuming from its checkpoint: tests/test_di
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -125,3 +126,83 @@ def test_sigterm_mid_training_fails_the_runs_crashes_the_flow_and_leaves_nothing
     state = warm_project / ".w2s"
     staging = [p for p in (state / "cache").glob("*/.*")] + list(warm_project.rglob("*.tmp"))
     assert staging == [], staging
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The processes whose parent is `pid`, with their command lines (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                found[int(stat.parent.name)] = cmdline
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_sigkilled_run_leaves_no_prefect_server_and_the_next_gc_marks_its_runs_killed(warm_project: Path):
+    """SIGKILL (or the OOM killer) runs no handler: the pipeline's MLflow runs stay RUNNING and,
+    unless something owns it, Prefect's temporary server lives on, orphaned, holding a port and
+    memory. The server must go with the CLI, and the next `w2s gc` marks the dead run's runs
+    KILLED."""
+    import os
+    import signal
+    import subprocess
+
+    from mlflow import MlflowClient
+
+    from conftest import BIN
+
+    drop = ("MLFLOW_", "PREFECT_API", "W2S_PROJECT_DIR")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    proc = subprocess.Popen(
+        [str(BIN / "w2s"), "run", "--set", "strong.lr=2e-4", "--set", "strong.epochs=3"],
+        cwd=warm_project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    uri = f"sqlite:///{warm_project / '.w2s' / 'mlflow.db'}"
+    c = MlflowClient(uri, registry_uri=uri)
+
+    def running_stage() -> bool:
+        try:  # the run may still be creating the store's schema
+            exp = c.get_experiment_by_name("w2s")
+            where = "attributes.run_name = 'strong-w2s' and attributes.status = 'RUNNING'"
+            return exp is not None and bool(c.search_runs([exp.experiment_id], where))
+        except Exception:
+            return False
+
+    deadline = time.time() + 300
+    while not running_stage():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its student trained"
+        time.sleep(0.5)
+    servers = [pid for pid, cmd in _children(proc.pid).items() if "prefect.server.api.server:create_app" in cmd]
+    assert len(servers) == 1, _children(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.time() + 20
+    while _alive(servers[0]) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(servers[0]), "the killed run's Prefect server outlived it"
+
+    exp_id = c.get_experiment_by_name("w2s").experiment_id
+    left = {r.info.run_id: r.info.run_name for r in c.search_runs([exp_id], "attributes.status = 'RUNNING'")}
+    assert "strong-w2s" in left.values() and len(left) == 2, left  # the pipeline run and its training stage
+    done = subprocess.run(
+        [str(BIN / "w2s"), "gc", "--json"], cwd=warm_project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(json.loads(done.stdout)["killed_runs"]) == sorted(left)
+    assert {c.get_run(r).info.status for r in left} == {"KILLED"}
+    assert not c.search_runs([exp_id], "attributes.status = 'RUNNING'")

@@ -158,14 +158,36 @@ def test_unchanged_retrains_register_nothing_new_and_leave_disk_flat(history, ca
     assert "data_docs/raw_table/index.html" in {a.path for a in c.list_artifacts(holder, "data_docs/raw_table")}
 
 
-def test_a_failed_retrain_registers_nothing_and_moves_no_alias(history):
+def test_a_retrain_that_fails_at_its_gate_moves_no_champion(history):
+    """The failure comes after the pipeline registered its challenger (an evaluation set whose
+    labels the models do not know): the gate fails, and @champion stays where it was."""
     from flows.retrain import retrain
 
     root = history["root"]
-    with pytest.raises(Exception, match="expect_column_values_to_be_in_set"):
-        retrain(project_dir=str(root), overrides=["data.labels=[x, y]"])  # fails the raw-data gate
-    assert _versions(root) == ["1", "2", "3"]
+    pd.DataFrame({"text": ["one tweet", "another tweet"], "label": ["x", "y"]}).to_csv(root / "eval-x.csv", index=False)
+    overrides = [s for s in BAD_AGAIN if s != "--set"] + ["promotion.eval_set=eval-x.csv", "promotion.min_eval_rows=1"]
+    with pytest.raises(Exception, match="evaluation label 'x' is not one of the model's labels"):
+        retrain(project_dir=str(root), overrides=overrides)
+    assert _versions(root) == ["1", "2", "3"]  # the challenger is version 3 again (same student)
     assert _alias(root, "champion") == "2" and _alias(root, "challenger") == "3"
+    assert _client(root).get_model_version(MODEL, "3").tags["promotion_decision"] == "rejected"  # its last gate's
+
+
+def test_a_promotion_whose_decision_cannot_be_recorded_moves_nothing(history, capsys, monkeypatch):
+    """The decision is logged before the alias moves: when logging fails, the champion stays and
+    the promotion fails, instead of a moved champion without its record."""
+    from w2s.ops import tracking
+
+    root = history["root"]
+
+    def store_full(self, obj, name):
+        raise OSError("artifact store is full")
+
+    monkeypatch.setattr(tracking.RunLog, "dict", store_full)
+    code, _, err = _cli(capsys, "promote", f"{MODEL}/3", "--set", "promotion.min_margin=-1")
+    assert code == 4 and "artifact store is full" in err.strip().splitlines()[-1]
+    assert _alias(root, "champion") == "2"
+    assert _client(root).get_model_version(MODEL, "3").tags["promotion_decision"] == "rejected"
 
 
 def test_promote_by_hand_applies_the_gate_and_rollback_restores_the_champion(history, capsys):
@@ -269,7 +291,9 @@ def _race(root: Path, folder_b: Path, extra_env: dict[str, str]) -> tuple[str, s
     c.set_registered_model_alias(MODEL, "champion", "1")  # a clearly worse champion
     drop = ("MLFLOW_", "PREFECT_API", "W2S_PROJECT_DIR")
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", **extra_env)
+    # Each promotion stays 3 s inside its critical section (gate done, decision not applied):
+    # the two surely overlap, so only the lock can make one wait for the other.
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", W2S_FAULT_PAUSE_IN_PROMOTION_S="3", **extra_env)
     # the data of the project changed (the lineage test), so the recomputed test split overlaps
     # the models' training rows, which the gate leaves out of its 120
     sets = ["--set", "promotion.min_margin=0.001", "--set", "promotion.min_eval_rows=20"]
@@ -397,7 +421,7 @@ def test_gc_removes_what_no_alias_needs_and_lineage_and_reproduce_of_the_champio
     keep = aliased | {versions[v].tags.get("previous_champion", "none") for v in aliased} - {"none"}
     assert set(versions) - keep, "the module's history leaves unaliased versions to collect"
 
-    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--dry-run", "--json")
+    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--force", "--dry-run", "--json")
     plan = json.loads(out)
     assert code == 0 and plan["dry_run"] and _versions(root) == sorted(versions)
     assert {v.split("/")[1] for v in plan["kept_versions"]} == keep
@@ -405,7 +429,7 @@ def test_gc_removes_what_no_alias_needs_and_lineage_and_reproduce_of_the_champio
     model_dirs = [p for p in (root / ".w2s" / "mlartifacts").rglob("models/m-*") if p.name in plan["logged_models"]]
     assert len(model_dirs) == len(plan["logged_models"]) >= 1 and all(_disk(p) > 10**6 for p in model_dirs)
 
-    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--json")
+    code, out, _ = _cli(capsys, "gc", "--older-than", "0", "--force", "--json")
     done = json.loads(out)
     assert code == 0 and not done["dry_run"] and done["versions"] == plan["versions"]
     assert _versions(root) == sorted(keep, key=int)

@@ -92,25 +92,39 @@ def test_a_weak_label_write_interrupted_in_the_parquet_publishes_neither_file(tm
     assert _leftovers(tmp_path) == []
 
 
-def test_a_weak_label_write_interrupted_in_the_sidecar_publishes_no_label_file(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["writing the parquet", "replacing the parquet", "writing the sidecar"])
+def test_a_rewrite_interrupted_anywhere_never_leaves_a_sidecar_naming_other_bytes(tmp_path, monkeypatch, where):
+    """A label file is rewritten with other content and the writer dies at each point of the
+    rewrite: whatever is left, a sidecar that exists names the md5 of the Parquet file beside it."""
+    import w2s.io
     import w2s.pipeline.labels
-
-    def die(path, obj):
-        raise OSError("killed while writing the sidecar")
-
-    monkeypatch.setattr(w2s.pipeline.labels, "write_json", die)
-    with pytest.raises(OSError, match="sidecar"):
-        w2s.pipeline.labels.write_weak_labels(_labels(), tmp_path / "wl.parquet", {"weak_model": {}})
-    assert _leftovers(tmp_path) == []
-
-
-def test_a_published_label_file_always_has_its_own_md5_in_the_sidecar(tmp_path):
     from w2s.io import file_md5
     from w2s.pipeline.labels import write_weak_labels
 
     path = tmp_path / "wl.parquet"
-    md5 = write_weak_labels(_labels(), path, {"weak_model": {}})
-    assert json.loads(path.with_suffix(".json").read_text())["md5"] == md5 == file_md5(path)
+    write_weak_labels(_labels(), path, {"weak_model": {"v": 1}})
+    changed = _labels().assign(weak_label=lambda f: 1 - f["weak_label"])
+    real_replace, real_to_parquet = w2s.io.os.replace, pd.DataFrame.to_parquet
+
+    def die(*args, **kwargs):
+        raise OSError(f"killed while {where}")
+
+    if where == "writing the parquet":
+        monkeypatch.setattr(pd.DataFrame, "to_parquet", lambda self, p, **kw: (real_to_parquet(self, p, **kw), die()))
+    elif where == "replacing the parquet":
+        monkeypatch.setattr(
+            w2s.io.os, "replace", lambda a, b: die() if str(b).endswith(".parquet") else real_replace(a, b)
+        )
+    else:
+        monkeypatch.setattr(w2s.pipeline.labels, "write_json", die)
+    with pytest.raises(OSError, match="killed while"):
+        write_weak_labels(changed, path, {"weak_model": {"v": 2}})
+    monkeypatch.undo()
+    sidecar = path.with_suffix(".json")
+    assert not sidecar.exists() or json.loads(sidecar.read_text())["md5"] == file_md5(path)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
+    md5 = write_weak_labels(changed, path, {"weak_model": {"v": 2}})  # the next publish heals it
+    assert json.loads(sidecar.read_text())["md5"] == md5 == file_md5(path)
 
 
 # -- the content-addressed cache, through the real weak-model step --

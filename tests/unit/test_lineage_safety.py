@@ -38,14 +38,26 @@ def test_contained_accepts_nested_relative_paths(tmp_path):
     assert contained(tmp_path, "data/x/y.csv", "m") == (tmp_path / "data/x/y.csv").resolve()
 
 
-@pytest.mark.parametrize(
-    "commit", ["--output=/tmp/pwned", "-p", "HEAD", "main", "abc", "0123456789abcdef0123456789abcdef01234567z"]
-)
-def test_a_recorded_commit_reaches_git_only_as_a_hex_hash(tmp_path, commit, monkeypatch):
+def _repo_with_dvc_file(root: Path) -> str:
+    """A real git repository whose one commit holds data.dvc; returns the commit's hash."""
     import subprocess
 
-    calls: list = []
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
-    assert _committed_md5(Project(tmp_path), commit, "data.dvc") is None
-    assert calls == [], "git was never called"
-    assert not Path("/tmp/pwned").exists()
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout
+
+    git("init", "-q")
+    (root / "data.dvc").write_text(f"outs:\n- md5: {MD5}\n  path: data\n")
+    git("add", "data.dvc")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "data")
+    return git("rev-parse", "HEAD").strip()
+
+
+@pytest.mark.parametrize("commit", ["--output={pwned}", "-p", "HEAD", "main", "abc", "{head}z"])
+def test_a_recorded_commit_reaches_git_only_as_a_hex_hash(tmp_path, commit):
+    """Against a real repository: the real commit's hash finds the recorded md5, and anything that
+    is not a hex hash (an option git would obey, a ref name) finds nothing and runs nothing."""
+    head = _repo_with_dvc_file(tmp_path)
+    pwned = tmp_path / "pwned"
+    assert _committed_md5(Project(tmp_path), head, "data.dvc") == MD5  # git is reached with a hash
+    assert _committed_md5(Project(tmp_path), commit.format(pwned=pwned, head=head), "data.dvc") is None
+    assert not pwned.exists(), "git wrote a file the recorded 'commit' named"

@@ -418,6 +418,19 @@ class BaseConfig(Section):
     method: str = Field("naive", description="The W2S method (see `w2s.methods`).")
 
     @model_validator(mode="after")
+    def _registration_cannot_bypass_the_gate(self) -> BaseConfig:
+        # A run that registered straight onto the gate's alias would ship every scheduled model
+        # ungated: no previous champion recorded, nothing to roll back to, and gc free to drop
+        # the old champion.
+        if self.registry.alias == self.promotion.champion_alias:
+            raise ValueError(
+                f"registry.alias '{self.registry.alias}' is promotion.champion_alias, which only the "
+                "promotion gate may move: register under another alias (default challenger) and "
+                "promote with `w2s promote` or `w2s retrain`"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _backend_fits_mode(self) -> BaseConfig:
         if self.strong.backend == "deepspeed" and self.strong.mode == "frozen":
             raise ValueError("strong.backend=deepspeed trains the whole model: it needs strong.mode=finetune")

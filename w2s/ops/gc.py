@@ -2,33 +2,44 @@
 
 Removed when older than the retention period:
 
-- cache entries (`<state>/cache/<kind>/<key>`): rebuildable by content hash;
+- cache entries (`<state>/cache/<kind>/<key>`): rebuildable by content hash, and the staging
+  folders (`.<key>.*`) of builds whose process died;
 - run folders (`<state>/runs/<name>`): the working files of past runs;
-- registered model versions nobody points at, with their logged model's files.
+- versions of the named registered models that w2s registered (they carry its student cache key)
+  and nothing points at, with the files of their logged models.
 
 Never removed: a version with an alias, the `previous_champion` of such a version (what
-`w2s rollback` moves back to), a logged model another kept version shares, the cache entry of a
-kept version's student, and the run folder of a kept version's run. MLflow run records (params,
-metrics, tags, lineage, the config `w2s reproduce` needs) and the DVC remote are not touched:
+`w2s rollback` moves back to), a version w2s did not register, a logged model a kept version of
+*any* registered model shares, and the cache entry and run folder of every kept version of any
+registered model in the store. MLflow run and experiment records are never deleted, soft-deleted
+ones included (a user's tidy-up in the MLflow UI stays undoable), and neither is the DVC remote:
 `w2s lineage` and `w2s reproduce` of every kept version work after a collection.
+
+A collection needs the project idle (it holds the activity lock exclusively: no run, sweep or DVC
+stage is at work, and none starts until it is done), holds the promotion lock of each model it
+collects (no gate, registration or rollback interleaves), and first marks KILLED the runs that
+killed processes left RUNNING.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
-import subprocess
-import sys
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from w2s.errors import W2SError
-from w2s.ops import registry
+from w2s.ops import activity, registry
+from w2s.ops.promotion import promotion_lock
 from w2s.ops.tracking import client
 from w2s.project import Project
 
 DAY_S = 86400.0
+MIN_AGE_DAYS = 1 / 24  # younger files may belong to a run that has only just finished
 
 
 @dataclass
@@ -40,6 +51,7 @@ class Collection:
     versions: list[str] = field(default_factory=list)
     logged_models: list[str] = field(default_factory=list)
     kept_versions: list[str] = field(default_factory=list)
+    killed_runs: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     dry_run: bool = True
     notes: list[str] = field(default_factory=list)
@@ -66,6 +78,17 @@ def model_id_of(version: Any) -> str | None:
     return source.removeprefix("models:/") if source.startswith("models:/m-") else None
 
 
+def check_age(older_than_days: float, force: bool) -> None:
+    """Refuse a retention that is not a finite number of days >= 0, or under an hour unless forced."""
+    if not math.isfinite(older_than_days) or older_than_days < 0:
+        raise W2SError(f"--older-than must be a finite number of days >= 0, got {older_than_days}")
+    if older_than_days < MIN_AGE_DAYS and not force:
+        raise W2SError(
+            f"--older-than {older_than_days:g} days is under one hour: a run that has just finished may "
+            "still be read (by a gate, a reproduction); add --force to collect it anyway"
+        )
+
+
 @dataclass(frozen=True)
 class Protected:
     """What the registry still needs: versions, their logged models, student keys and runs."""
@@ -76,54 +99,111 @@ class Protected:
     run_names: set[str]
 
 
-def protected(model_names: list[str]) -> tuple[Protected, list[Any]]:
-    """The kept set of every registered model in `model_names`, and the versions outside it."""
+def _all_versions(name: str) -> list[Any]:
+    c = client()
+    found, token = [], None
+    while True:
+        page = c.search_model_versions(f"name='{name}'", max_results=200, page_token=token)
+        found += list(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _registered_names() -> list[str]:
+    c = client()
+    names, token = [], None
+    while True:
+        page = c.search_registered_models(max_results=100, page_token=token)
+        names += [m.name for m in page]
+        token = page.token
+        if not token:
+            return names
+
+
+def protected(collect: list[str], notes: list[str]) -> tuple[Protected, list[Any]]:
+    """The kept set of every registered model in the store, and the collectable versions of the
+    models in `collect`: versions w2s registered that no alias needs. Every version of a model
+    not being collected is kept, and so are its students' cache entries and run folders."""
     c = client()
     kept: dict[str, set[str]] = {}
     models: set[str] = set()
     keys: set[str] = set()
     runs: set[str] = set()
     candidates = []
-    for name in model_names:
-        model = registry.registered_model(name)
-        if model is None:  # nothing registered under this name yet: nothing to protect
-            continue
-        versions = c.search_model_versions(f"name='{name}'")
-        aliased = {str(v) for v in model.aliases.values()}
-        by_number = {str(v.version): v for v in versions}
-        keep = set(aliased)
-        keep |= {p for v in aliased if (p := by_number[v].tags.get("previous_champion")) in by_number}
+    for name in _registered_names():
+        by_number = {str(v.version): v for v in _all_versions(name)}
+        keep = set(by_number)
+        if name in collect:
+            aliased = {str(v) for v in c.get_registered_model(name).aliases.values()} & keep
+            needed = aliased | {p for v in aliased if (p := by_number[v].tags.get("previous_champion")) in by_number}
+            ours = {n for n, v in by_number.items() if registry.STUDENT_KEY_TAG in v.tags}
+            foreign = sorted(keep - ours - needed, key=int)
+            if foreign:
+                notes.append(f"{name}: version(s) {', '.join(foreign)} were not registered by w2s and are left alone")
+            candidates += [by_number[n] for n in sorted(ours - needed, key=int)]
+            keep = needed | set(foreign)
         kept[name] = keep
-        for number, v in by_number.items():
-            if number in keep:
-                if (model_id := model_id_of(v)) is not None:
-                    models.add(model_id)
-                keys.add(v.tags.get(registry.STUDENT_KEY_TAG, ""))
-                runs.add(c.get_run(registry.pipeline_run_id(v)).info.run_name)
-            else:
-                candidates.append(v)
+        for number in keep:
+            v = by_number[number]
+            if (model_id := model_id_of(v)) is not None:
+                models.add(model_id)
+            keys.add(v.tags.get(registry.STUDENT_KEY_TAG, ""))
+            if run_name := _run_name(v):
+                runs.add(run_name)
     return Protected(kept, models, keys - {""}, runs), candidates
 
 
-def collect(project: Project, model_names: list[str], older_than_days: float, dry_run: bool) -> Collection:
-    """Remove what is older than `older_than_days` and not protected (see the module docstring)."""
-    if older_than_days < 0:
-        raise W2SError(f"--older-than must be a number of days >= 0, got {older_than_days}")
-    now = time.time()
-    cutoff_s = older_than_days * DAY_S
+def _run_name(version: Any) -> str | None:
+    """The run folder name of the pipeline run behind a version (None when its run is gone)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_run(registry.pipeline_run_id(version)).info.run_name
+    except MlflowException:
+        return None
+
+
+def collect(
+    project: Project,
+    model_names: list[str],
+    older_than_days: float,
+    dry_run: bool,
+    force: bool = False,
+    serialise: Callable[[Project, str], AbstractContextManager[None]] | None = None,
+    wait_s: float = 0.0,
+    on_wait: Callable[[], None] | None = None,
+) -> Collection:
+    """Remove what is older than `older_than_days` and not protected (see the module docstring).
+    `serialise(project, model)` is the promotion lock (default: the project's file lock);
+    `on_wait` is told when gc starts waiting for runs at work."""
+    check_age(older_than_days, force)
     out = Collection(dry_run=dry_run)
-    keep, candidates = protected(model_names)
-    out.kept_versions = [f"{n}/{v}" for n, vs in keep.versions.items() for v in sorted(vs, key=int)]
+    with activity.idle(project, wait_s, on_wait), ExitStack() as held:
+        for name in sorted(set(model_names)):
+            held.enter_context((serialise or promotion_lock)(project, name))
+        experiments = [e.experiment_id for e in client().search_experiments()]
+        if not dry_run:
+            out.killed_runs = activity.reap_dead_runs(experiments)
+        _collect_locked(project, model_names, older_than_days * DAY_S, out)
+    return out
+
+
+def _collect_locked(project: Project, model_names: list[str], cutoff_s: float, out: Collection) -> None:
+    now = time.time()
+    keep, candidates = protected(model_names, out.notes)
+    out.kept_versions = [f"{n}/{v}" for n, vs in sorted(keep.versions.items()) for v in sorted(vs, key=int)]
 
     def sweep(folders: list[Path], kept: set[str], root: Path) -> list[str]:
-        # a staging folder of a running build (dot name), a kept one, or a recent one stays
         gone = []
         for folder in sorted(folders):
-            if folder.name.startswith(".") or folder.name in kept or _age_s(folder, now) < cutoff_s:
+            # a staging folder (`.<key prefix>.<random>`) is never kept: the project is idle,
+            # so the build that made it died; it goes once old like any entry
+            if folder.name in kept or _age_s(folder, now) < cutoff_s:
                 continue
             gone.append(str(folder.relative_to(root)))
             out.bytes_freed += _size(folder)
-            if not dry_run:
+            if not out.dry_run:
                 shutil.rmtree(folder, ignore_errors=True)
         return gone
 
@@ -132,26 +212,17 @@ def collect(project: Project, model_names: list[str], older_than_days: float, dr
     runs = [p for p in project.runs_dir.glob("*") if p.is_dir()]
     out.run_folders = sweep(runs, keep.run_names, project.runs_dir)
 
-    doomed_models = []
-    for v in sorted(candidates, key=lambda v: (v.name, int(v.version))):
-        if now - v.creation_timestamp / 1000 < cutoff_s:
-            continue
-        out.versions.append(f"{v.name}/{v.version}")
-        model_id = model_id_of(v)
-        if model_id and model_id not in keep.logged_models and model_id not in doomed_models:
-            doomed_models.append(model_id)
+    doomed = [v for v in candidates if now - v.creation_timestamp / 1000 >= cutoff_s]
+    out.versions = [f"{v.name}/{v.version}" for v in doomed]
+    doomed_models = sorted({m for v in doomed if (m := model_id_of(v)) is not None} - keep.logged_models)
     out.logged_models = doomed_models
     out.bytes_freed += sum(_logged_model_bytes(m) for m in doomed_models)
-    if not dry_run:
+    if not out.dry_run:
         c = client()
-        for ref in out.versions:
-            name, number = ref.rsplit("/", 1)
-            c.delete_model_version(name, number)
+        for v in doomed:
+            c.delete_model_version(v.name, str(v.version))
         for model_id in doomed_models:
-            c.delete_logged_model(model_id)
-        if doomed_models:
-            out.notes += _purge(project, doomed_models)
-    return out
+            out.notes += _delete_logged_model(model_id)
 
 
 def _logged_model_bytes(model_id: str) -> int:
@@ -163,25 +234,17 @@ def _logged_model_bytes(model_id: str) -> int:
     return 0
 
 
-def _purge(project: Project, model_ids: list[str]) -> list[str]:
-    """Permanently delete the files of deleted logged models (`mlflow gc`). A local store is
-    purged here; a tracking server's files are purged by whoever runs its backend store."""
-    uri = project.tracking_uri()
-    if not uri.startswith("sqlite:"):
-        return [
-            f"{len(model_ids)} logged model(s) are marked deleted on {uri}; their files go when the "
-            "server's administrator runs `mlflow gc --backend-store-uri <its store>`"
-        ]
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "mlflow", "gc"),
-            *("--backend-store-uri", uri, "--tracking-uri", uri, "--logged-model-ids", ",".join(model_ids)),
-        ],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if done.returncode != 0:
-        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise W2SError(f"mlflow gc failed to purge the deleted models: {tail}")
+def _delete_logged_model(model_id: str) -> list[str]:
+    """Mark a logged model deleted and remove its files through its artifact store (a local
+    folder, or a tracking server's proxied store). The record stays, marked deleted: nothing
+    here runs `mlflow gc`, which would also purge every run and experiment a user soft-deleted."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    c = client()
+    location = c.get_logged_model(model_id).artifact_location
+    c.delete_logged_model(model_id)
+    try:
+        get_artifact_repository(location).delete_artifacts()
+    except Exception as exc:  # noqa: BLE001 - the store decides what it supports; say what is left
+        return [f"logged model {model_id} is marked deleted, but its files at {location} stay ({exc})"]
     return []

@@ -283,38 +283,50 @@ def unseen_rows(table: pd.DataFrame, versions: list[Any]) -> tuple[pd.DataFrame,
 
 
 def apply(decision: Decision) -> None:
-    """Record the decision on the challenger version; on a pass, move the alias (re-checked)."""
+    """Record the decision on the challenger version; on a pass, move the alias (re-checked).
+
+    The alias moves last: every tag that explains it is written first, so a failure part-way
+    leaves the champion where it was, never a moved champion without its record."""
     c = client()
+    verdict = "promoted" if decision.promoted else "rejected"
     if decision.promoted:
         now = registry.alias_version(decision.model, decision.alias)
         if now != decision.champion:
             raise W2SError(f"@{decision.alias} moved to version {now} while the gate ran; run it again")
         c.set_model_version_tag(decision.model, decision.challenger, PREVIOUS_TAG, decision.champion or "none")
+    reasons = "; ".join(decision.reasons)[:5000]
+    c.set_model_version_tag(decision.model, decision.challenger, "promotion_reasons", reasons)
+    c.set_model_version_tag(decision.model, decision.challenger, "promotion_decision", verdict)
+    if decision.promoted:
         c.set_registered_model_alias(decision.model, decision.alias, decision.challenger)
-    c.set_model_version_tag(
-        decision.model, decision.challenger, "promotion_decision", "promoted" if decision.promoted else "rejected"
-    )
-    c.set_model_version_tag(
-        decision.model, decision.challenger, "promotion_reasons", "; ".join(decision.reasons)[:5000]
-    )
 
 
-def rollback(name: str, alias: str = "champion") -> tuple[str, str]:
-    """Move `alias` back to the version it pointed at before the current one; return (from, to)."""
+def rollback(
+    project: Project,
+    name: str,
+    alias: str = "champion",
+    serialise: Callable[[Project, str], AbstractContextManager[None]] | None = None,
+) -> tuple[str, str]:
+    """Move `alias` back to the version it pointed at before the current one; return (from, to).
+    Holds the same lock as a promotion, so it never interleaves with a gate or a gc."""
     c = client()
-    current = registry.alias_version(name, alias)
-    if current is None:
-        raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
-    previous = c.get_model_version(name, current).tags.get(PREVIOUS_TAG, "none")
-    if previous == "none":
-        raise W2SError(f"{name}/{current} is the first @{alias}: there is no earlier version to roll back to")
-    c.set_registered_model_alias(name, alias, previous)
-    c.set_model_version_tag(name, current, "promotion_decision", f"rolled back to version {previous}")
+    with (serialise or promotion_lock)(project, name):
+        current = registry.alias_version(name, alias)
+        if current is None:
+            raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
+        previous = c.get_model_version(name, current).tags.get(PREVIOUS_TAG, "none")
+        if previous == "none":
+            raise W2SError(f"{name}/{current} is the first @{alias}: there is no earlier version to roll back to")
+        c.set_model_version_tag(name, current, "promotion_decision", f"rolled back to version {previous}")
+        c.set_registered_model_alias(name, alias, previous)
     return current, previous
 
 
-def log_decision(decision: Decision) -> str:
-    """Log the decision as a nested `promotion-gate` run under the challenger's pipeline run."""
+@contextmanager
+def decision_run(decision: Decision) -> Iterator[str]:
+    """Log the decision as a nested `promotion-gate` run under the challenger's pipeline run, and
+    yield its id while the decision is applied: the record is written before anything moves, and
+    the run ends FAILED (and says so) when applying fails."""
     version = client().get_model_version(decision.model, decision.challenger)
     with tracking.stage_run(registry.pipeline_run_id(version), "promotion-gate") as run:
         run.params(
@@ -340,7 +352,12 @@ def log_decision(decision: Decision) -> str:
             }
         )
         run.dict(decision.as_dict(), "promotion.json")
-    return run.run_id
+        try:
+            yield run.run_id
+        except BaseException as exc:
+            run.tags({"promotion_applied": f"no: {type(exc).__name__}: {exc}"[:5000]})
+            raise
+        run.tags({"promotion_applied": "yes"})
 
 
 LOCK_TIMEOUT_S = 3600.0  # how long a promotion waits for another one of the same model
@@ -372,15 +389,30 @@ def promote(
     splits_path: Path | None = None,
     serialise: Callable[[Project, str], AbstractContextManager[None]] = promotion_lock,
 ) -> Decision:
-    """Run the gate, apply its decision (the alias moves only on a pass) and log it to MLflow.
+    """Run the gate, log its decision to MLflow, then apply it (the alias moves only on a pass,
+    and only once the decision is on record).
 
-    Gate and apply hold `serialise(project, model)` together (by default the project's file
+    Gate, log and apply hold `serialise(project, model)` together (by default the project's file
     lock; the CLI and the flow add a Prefect global concurrency limit when a server is
     configured): without it, two promotions started at once would both score against the same
     champion and both pass; with it, the second one waits and is gated against whatever the
     first left as champion."""
     with serialise(project, registry.resolve_version(challenger_ref).name):
         decision = gate(cfg, project, challenger_ref, splits_path)
-        apply(decision)
-    log_decision(decision)
+        _pause_for_fault_tests()
+        with decision_run(decision):
+            apply(decision)
     return decision
+
+
+# Reliability testing: seconds to stay inside the critical section between the gate and applying
+# its decision, so that a test's two racing promotions are sure to overlap.
+PAUSE_ENV = "W2S_FAULT_PAUSE_IN_PROMOTION_S"
+
+
+def _pause_for_fault_tests() -> None:
+    import os
+    import time
+
+    if seconds := os.environ.get(PAUSE_ENV):
+        time.sleep(float(seconds))

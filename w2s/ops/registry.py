@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import warnings
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -120,6 +122,66 @@ def registered_model(name: str) -> Any | None:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The version a run's student is registered as, and whether it was already there."""
+
+    name: str
+    version: str
+    alias: str
+    reused: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "uri": f"models:/{self.name}@{self.alias}",
+            "reused": self.reused,
+        }
+
+
+def register_student(
+    lock: AbstractContextManager[Any],
+    run_id: str,
+    pipeline_run_id: str,
+    model_dir: Path,
+    label_names: list[str],
+    student_key: str,
+    name: str,
+    alias: str,
+    gated_alias: str,
+    tags: dict[str, Any],
+    metrics: dict[str, float | None] | None = None,
+    evaluated_on: tuple[str, str] | None = None,
+) -> Registration:
+    """Register a run's student under `alias`, or point `alias` at the version that already holds
+    a student with the same cache key (the same weights: nothing new is logged or registered, and
+    the version is tagged with `pipeline_run_id`). A retried registration is therefore idempotent.
+
+    Everything happens inside `lock` (the model's promotion lock), so no gate, rollback or gc sees
+    the registry half-way, and two runs of one student register it once. `gated_alias` is the
+    alias only the promotion gate moves; registering onto it is refused."""
+    if alias == gated_alias:
+        raise W2SError(f"registration may not move @{gated_alias}: only the promotion gate moves it")
+    with lock:
+        existing = version_of_student(name, student_key)
+        if existing is not None:
+            reuse_version(name, existing, alias, pipeline_run_id)
+            return Registration(name, existing, alias, reused=True)
+        version = log_and_register(
+            run_id,
+            model_dir,
+            label_names,
+            name,
+            alias,
+            {**tags, STUDENT_KEY_TAG: student_key},
+            metrics,
+            evaluated_on,
+        )
+    return Registration(name, version, alias, reused=False)
 
 
 def reuse_version(name: str, version: str, alias: str, run_id: str) -> None:

@@ -24,6 +24,7 @@ from w2s.core.refs import TEACHERS_FILE, LabelsRef, ModelRef, SplitsRef, TableRe
 from w2s.errors import W2SError
 from w2s.io import copy_file, read_json, write_json
 from w2s.methods.base import Supervision
+from w2s.ops import activity
 from w2s.pipeline.dvc_views import curves, write_run_views
 from w2s.pipeline.sequence import LibrarySteps
 from w2s.pipeline.weak_selection import Selection
@@ -189,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("stage", choices=list(STAGES))
     args = parser.parse_args(argv)
     try:
-        STAGES[args.stage](Stage())
+        stage = Stage()
+        with activity.working(stage.project):  # `w2s gc` waits until the stage is over
+            STAGES[args.stage](stage)
     except W2SError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

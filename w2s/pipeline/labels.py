@@ -77,15 +77,18 @@ def add_member_probs(labels: pd.DataFrame, teachers: pd.DataFrame) -> pd.DataFra
 
 
 def write_weak_labels(labels: pd.DataFrame, path: Path, sidecar: dict[str, Any]) -> str:
-    """Write the Parquet file and its sidecar JSON atomically; return the Parquet md5.
+    """Write the Parquet file and its sidecar JSON; return the Parquet md5.
 
-    The sidecar is written before the Parquet file is renamed into place, so a label file that
-    exists always has a sidecar naming its own md5.
-    """
+    Two files cannot be replaced in one step, so the order keeps one invariant through any
+    interruption: a sidecar that exists names the md5 of the Parquet file beside it. The old
+    sidecar goes first, then the Parquet file is replaced (atomically), and the new sidecar is
+    written last (atomically); an interrupted rewrite leaves a label file without a sidecar,
+    never one with a sidecar that describes other bytes."""
     with atomic_path(path) as tmp:
         labels.to_parquet(tmp, index=False)
         md5 = file_md5(tmp)
-        write_json(path.with_suffix(".json"), {**sidecar, "md5": md5, "rows": len(labels)})
+        path.with_suffix(".json").unlink(missing_ok=True)
+    write_json(path.with_suffix(".json"), {**sidecar, "md5": md5, "rows": len(labels)})
     return md5
 
 
