@@ -16,7 +16,6 @@ import yaml
 from pydantic import Field, ValidationError, create_model, model_validator
 
 from w2s.core.config import (
-    FLOOR_METRICS,
     BaseConfig,
     DataConfig,
     DeepSpeedConfig,
@@ -39,7 +38,6 @@ from w2s.errors import ConfigError
 from w2s.methods import registry
 
 __all__ = [
-    "FLOOR_METRICS",
     "BaseConfig",
     "Config",
     "DataConfig",

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from w2s.core import metrics
+from w2s.core.metric_schema import SplitPredictions, split_metric_names, split_metrics
 
 
 def test_accuracy_and_binary_auroc():
@@ -48,27 +49,35 @@ def test_ece_zero_for_calibrated_confident_predictions():
     assert metrics.ece(np.array([[0.9, 0.1], [0.9, 0.1]]), y) == pytest.approx(0.4)
 
 
-def test_w2s_metrics_has_the_contract_names_and_null_pgr():
+def test_split_metrics_computes_every_headline_metric_of_the_schema_and_null_pgr():
     y = np.array([0, 1, 0, 1])
     good = np.array([[0.9, 0.1], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     bad = good[:, ::-1]
-    out = metrics.w2s_metrics(y, weak_probs=good, student_probs=good, ceiling_probs=bad)
-    for name in (
-        "weak_acc",
-        "ceiling_acc",
-        "w2s_acc",
-        "pgr",
-        "weak_auroc",
-        "ceiling_auroc",
-        "w2s_auroc",
-        "pgr_auroc",
-        "agreement",
-        "agreement_weak_correct",
-        "agreement_weak_wrong",
-        "ece",
-    ):
-        assert name in out
-    assert out["pgr"] is None and out["pgr_auroc"] is None
+    out = split_metrics(SplitPredictions(y, weak=good, w2s=good, ceiling=bad, budget=bad))
+    assert tuple(out) == split_metric_names()
+    assert out["w2s_acc"] == 1.0 and out["strong_budget_acc"] == 0.0 and out["agreement"] == 1.0
+    assert out["pgr"] is None and out["pgr_auroc"] is None  # the ceiling is below the weak model
+
+
+def test_a_metric_added_to_the_schema_is_computed_averaged_allowed_as_a_floor_and_documented(monkeypatch):
+    """Adding a metric is one entry in `METRICS`: nothing else lists it."""
+    from w2s.config import load_config
+    from w2s.core import metric_schema
+
+    toy = metric_schema.Metric(
+        "w2s_brier", "Brier score of the student.", higher_is_better=False, ood=True, floor=True,
+        compute=lambda p: metrics.brier(p.w2s, p.y),
+    )  # fmt: skip
+    monkeypatch.setattr(metric_schema, "METRICS", (*metric_schema.METRICS, toy))
+    y = np.array([0, 1])
+    sure = np.array([[1.0, 0.0], [0.0, 1.0]])
+    out = split_metrics(SplitPredictions(y, weak=sure, w2s=sure, ceiling=sure, budget=sure))
+    assert out["w2s_brier"] == 0.0
+    assert {"w2s_brier", "w2s_brier_ood"} <= set(metric_schema.aggregated_names(metric_schema.METRICS))
+    assert "w2s_brier" in metric_schema.ood_names(metric_schema.METRICS)
+    assert load_config(None, ["promotion.floors={w2s_brier: 0.1}"]).promotion.floors == {"w2s_brier": 0.1}
+    assert "| `w2s_brier` | lower | yes |" in metric_schema.reference_table(metric_schema.METRICS)
+    assert metric_schema.declared("w2s_brier_ood", metric_schema.METRICS)
 
 
 def test_misfit_identity_for_realisable_least_squares():

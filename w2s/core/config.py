@@ -317,28 +317,6 @@ class RegisterConfig(Section):
     alias: str = Field("challenger", min_length=1, description="Alias set on the new version.")
 
 
-# Metrics a promotion floor may name: the headline metric names every run's metrics.json carries.
-FLOOR_METRICS = (
-    "weak_acc",
-    "ceiling_acc",
-    "w2s_acc",
-    "strong_budget_acc",
-    "pgr",
-    "weak_auroc",
-    "ceiling_auroc",
-    "w2s_auroc",
-    "pgr_auroc",
-    "agreement",
-    "agreement_weak_correct",
-    "agreement_weak_wrong",
-    "misfit",
-    "actual_gain",
-    "gain_minus_misfit",
-    "gain_over_labels",
-    "ece",
-)
-
-
 class PromotionConfig(Section):
     metric: Literal["acc", "auroc"] = Field(
         "acc", description="Score compared between challenger and champion on the evaluation set."
@@ -374,10 +352,12 @@ class PromotionConfig(Section):
 
     @model_validator(mode="after")
     def _known_floors(self) -> PromotionConfig:
-        unknown = sorted(set(self.floors) - set(FLOOR_METRICS))
+        from w2s.core.metric_schema import floor_names
+
+        unknown = sorted(set(self.floors) - set(floor_names()))
         if unknown:
             raise ValueError(
-                f"promotion.floors names unknown metric '{unknown[0]}' (one of {', '.join(FLOOR_METRICS)})"
+                f"promotion.floors names unknown metric '{unknown[0]}' (one of {', '.join(floor_names())})"
             )
         return self
 

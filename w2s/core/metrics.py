@@ -84,24 +84,6 @@ def clean(metrics: dict[str, float | None]) -> dict[str, float | None]:
     }
 
 
-def w2s_metrics(
-    y: np.ndarray,
-    weak_probs: np.ndarray,
-    student_probs: np.ndarray,
-    ceiling_probs: np.ndarray,
-) -> dict[str, float | None]:
-    """Every headline metric of one run on one evaluation split, under the contract's names."""
-    out: dict[str, float | None] = {}
-    for name, probs in (("weak", weak_probs), ("w2s", student_probs), ("ceiling", ceiling_probs)):
-        out[f"{name}_acc"] = accuracy(probs, y)
-        out[f"{name}_auroc"] = auroc(probs, y)
-    out["pgr"] = pgr(out["weak_acc"], out["w2s_acc"], out["ceiling_acc"])
-    out["pgr_auroc"] = pgr(out["weak_auroc"], out["w2s_auroc"], out["ceiling_auroc"])
-    out.update(agreement(student_probs.argmax(1), weak_probs.argmax(1), y))
-    out["ece"] = ece(student_probs, y)
-    return clean(out)
-
-
 def gain_over_labels(
     y: np.ndarray,
     supervisor_probs: np.ndarray,

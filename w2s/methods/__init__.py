@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from w2s.core.metric_schema import Metric
     from w2s.methods.base import Method
 
 ENTRY_POINT_GROUP = "w2s.methods"
@@ -53,3 +54,11 @@ def get(name: str) -> type[Method]:
     if name not in methods:
         raise KeyError(f"unknown method '{name}' (known: {', '.join(methods)})")
     return methods[name]
+
+
+def all_metrics() -> tuple[Metric, ...]:
+    """Every declared metric: the core ones (`w2s.core.metric_schema.METRICS`) and each registered
+    method's own (`Method.declared_metrics`)."""
+    from w2s.core import metric_schema
+
+    return metric_schema.METRICS + tuple(m for method in registry().values() for m in method.declared_metrics)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 
 from w2s.core.config import BaseConfig, WeakConfig
 from w2s.core.data.split import encode_labels
+from w2s.core.metric_schema import Metric
 from w2s.core.refs import LabelsRef, ModelRef, split_part
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class Method:
     Settings: ClassVar[type[BaseModel] | None] = None
     reads: ClassVar[tuple[str, ...]] = ()  # other sections that determine its labels
     member_labels: ClassVar[bool] = False  # the student reads every member's probabilities
+    declared_metrics: ClassVar[tuple[Metric, ...]] = ()  # what `metrics` may report
 
     def __init__(self, cfg: BaseConfig) -> None:
         self.cfg = cfg
@@ -184,7 +186,7 @@ class Method:
         return None
 
     def metrics(self, supervision: Supervision, student_info: dict[str, Any]) -> dict[str, float]:
-        """Method-specific numbers for metrics.json."""
+        """Method-specific numbers for metrics.json, each one of `declared_metrics`."""
         return {}
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from w2s.core.config import Section, WeakConfig
+from w2s.core.metric_schema import Metric
 from w2s.methods.base import Refined, RefineInputs, RefiningMethod, Supervision
 
 if TYPE_CHECKING:
@@ -147,6 +148,10 @@ class Ensemble(RefiningMethod):
     summary = "RAVEN: several weak supervisors with simplex weights learned with the student"
     Settings = EnsembleConfig
     member_labels = True
+    declared_metrics = (
+        Metric("weight.*", "The simplex weight the student learned for each weak member (weight.<member>).", None,
+               aggregated=False),
+    )  # fmt: skip
 
     def weak_models(self) -> list[WeakConfig]:
         return [m.weak for m in self.settings.members.values()]

@@ -21,6 +21,7 @@ import numpy as np
 from pydantic import Field
 
 from w2s.core.config import Section
+from w2s.core.metric_schema import Metric
 from w2s.methods.base import Refined, RefineInputs, RefiningMethod, Supervision
 from w2s.methods.crossfit import logistic, out_of_fold
 from w2s.methods.smooth import smooth_inputs
@@ -137,6 +138,9 @@ class Gate(RefiningMethod):
     """A gate between the strong head's own labels and the weak labels; `gate` names the score."""
 
     gate = "pik"
+    declared_metrics = (
+        Metric("self_label_frac", "Fraction of transfer rows the gate gave the strong model's own label.", None),
+    )
 
     @property
     def settings(self) -> SelectiveConfig:

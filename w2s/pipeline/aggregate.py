@@ -18,8 +18,10 @@ from typing import Any
 
 import pandas as pd
 
+from w2s.core.metric_schema import aggregated_names
 from w2s.core.metrics import pgr
 from w2s.core.stats import Interval, bootstrap_pgr, gated_pgr, paired_differences
+from w2s.methods import all_metrics
 
 SEED_KEY = "seed"
 POINT_KEY = "point"  # a sweep row's point index, naming its per-row test correctness table
@@ -34,52 +36,6 @@ WITHIN = {
     "over_budget": ("w2s_acc", "strong_budget_acc"),
     "over_budget_ood": ("w2s_acc_ood", "strong_budget_acc_ood"),
 }
-AGGREGATED = (
-    "weak_acc",
-    "ceiling_acc",
-    "w2s_acc",
-    "strong_budget_acc",
-    "strong_budget_auroc",
-    "weak_auroc",
-    "ceiling_auroc",
-    "w2s_auroc",
-    "agreement",
-    "agreement_weak_correct",
-    "agreement_weak_wrong",
-    "misfit",
-    "misfit_kl",
-    "actual_gain",
-    "gain_minus_misfit",
-    "supervisor_acc",
-    "gain_over_labels",
-    "gap",
-    "min_gap",
-    "selection_chosen_acc",
-    "selection_best_acc",
-    "selection_regret",
-    "student_steps",
-    "val_acc_last",
-    "val_acc_peak",
-    "val_acc_weak_pick",
-    "val_acc_decline",
-    "peak_epoch",
-    "ece",
-    # label-refining methods and distribution shift (absent keys aggregate to None)
-    "refined_acc",
-    "weak_transfer_acc",
-    "labels_transfer_acc",
-    "self_label_frac",
-    "flip_rate",
-    "weak_acc_ood",
-    "ceiling_acc_ood",
-    "w2s_acc_ood",
-    "refined_acc_ood",
-    "weak_auroc_ood",
-    "ceiling_auroc_ood",
-    "w2s_auroc_ood",
-    "gap_ood",
-    "min_gap_ood",
-)
 # PGR variants computed from seed-averaged baselines: (name, metric suffix).
 PGRS = (("pgr", "acc"), ("pgr_auroc", "auroc"), ("pgr_ood", "acc_ood"), ("pgr_auroc_ood", "auroc_ood"))
 
@@ -134,7 +90,7 @@ def aggregate_seeds(
     for key, members in groups.items():
         agg: dict[str, Any] = dict(zip(group_keys, key, strict=True))
         agg["seeds"] = sorted(m.get(SEED_KEY) for m in members)
-        for name in AGGREGATED:
+        for name in aggregated_names(all_metrics()):  # every declared metric marked so (and its OOD twin)
             mean, se, _ = mean_se(m.get(name) for m in members)
             agg[f"{name}_mean"], agg[f"{name}_se"] = mean, se
         for name, suffix in PGRS:

@@ -24,7 +24,7 @@ from w2s.core.data.split import (
     encode_labels,
     stratified_take,
 )
-from w2s.core.metrics import w2s_metrics
+from w2s.core.metric_schema import SplitPredictions, ood_names, split_metrics
 from w2s.core.refs import (
     PREDICT_SPLITS,
     WEAK_VERSION,
@@ -169,21 +169,6 @@ def aligned_probs(preds: pd.DataFrame, ids: pd.Series, what: str) -> np.ndarray:
     return np.stack(preds["probs"].to_numpy())
 
 
-OOD_KEYS = (
-    "weak_acc",
-    "w2s_acc",
-    "ceiling_acc",
-    "weak_auroc",
-    "w2s_auroc",
-    "ceiling_auroc",
-    "pgr",
-    "pgr_auroc",
-    "agreement",
-    "agreement_weak_correct",
-    "agreement_weak_wrong",
-)
-
-
 def correctness_on_test(splits_ref: SplitsRef, models: dict[str, ModelRef]) -> pd.DataFrame:
     """Per test row (by id), whether each named model's argmax is the label (0/1): the paired
     data a bootstrap over test rows resamples."""
@@ -233,18 +218,17 @@ def evaluate(
     w = split_probs(weak, {**wanted, **evals})
     s = split_probs(student, {**wanted, **evals, "val": fit["id"]})
     c, b = split_probs(ceiling, evals), split_probs(budget, evals)
-    out = w2s_metrics(y, w["test"], s["test"], c["test"])
+    out = split_metrics(SplitPredictions(y, w["test"], s["test"], c["test"], b["test"]))
     out["n_test"] = float(len(test))
     supervisor = supervisor_of(weak, refined, chain)
     sup = w if supervisor is weak else split_probs(supervisor, evals)
     out.update(gain_over_labels(y, sup["test"], s["test"], np.stack(fit["weak_probs"].to_numpy()), s["val"]))
-    out["strong_budget_acc"], out["strong_budget_auroc"] = accuracy(b["test"], y), auroc(b["test"], y)
     if len(ood):
         y_ood = encode_labels(ood["label"], names)
-        ood_metrics = w2s_metrics(y_ood, w["ood_test"], s["ood_test"], c["ood_test"])
-        out.update({f"{k}_ood": ood_metrics[k] for k in OOD_KEYS})
+        preds = SplitPredictions(y_ood, w["ood_test"], s["ood_test"], c["ood_test"], b["ood_test"])
+        ood_metrics = split_metrics(preds)
+        out.update({f"{k}_ood": ood_metrics[k] for k in ood_names() if k in ood_metrics})
         out["n_test_ood"] = float(len(ood))
-        out["strong_budget_acc_ood"] = accuracy(b["ood_test"], y_ood)
     # Diagnostics only (never fed back): how accurate the labels the student learned from were.
     y_transfer = encode_labels(transfer["label"], names)
     out["weak_transfer_acc"] = accuracy(w["transfer"], y_transfer)
