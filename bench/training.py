@@ -28,7 +28,7 @@ def tweets(n: int, offset: int = 0) -> tuple[list[str], np.ndarray, int]:
 
 def w2s_trainer(texts: list[str], y: np.ndarray, k: int, tokenizer, model, bs: int, max_len: int) -> None:
     """The pipeline's trainer: tokenise once, length-grouped batches, dynamic padding."""
-    from w2s.config import EncoderTrainConfig
+    from w2s.core.config import EncoderTrainConfig
     from w2s.core.losses import xent
     from w2s.core.models.batching import encode
     from w2s.core.train import train

@@ -11,12 +11,12 @@ from prefect.cache_policies import NO_CACHE
 from tasks.context import RunContext
 from tasks.retry import RETRY
 from tasks.serialise import promotion_serialised
+from w2s.analysis.dvc_views import METRICS_FILE, curves, write_run_views
 from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
 from w2s.io import write_json
 from w2s.methods.base import Supervision
 from w2s.ops import datasets, registry, tracking
-from w2s.pipeline.dvc_views import METRICS_FILE, curves, write_run_views
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, **RETRY)

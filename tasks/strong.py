@@ -8,12 +8,12 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.context import RunContext
 from tasks.retry import RETRY
+from w2s.analysis.plots import curve_png, plot_weights
 from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
 from w2s.methods.base import Supervision
 from w2s.ops import tracking
 from w2s.ops.tracking import RunLog
-from w2s.pipeline.plots import curve_png, plot_weights
 from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun
 
 

@@ -15,56 +15,17 @@ from typing import TYPE_CHECKING, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, create_model, model_validator
 
-from w2s.core.config import (
-    BaseConfig,
-    DataConfig,
-    DeepSpeedConfig,
-    DistributedConfig,
-    EncoderTrainConfig,
-    FrozenConfig,
-    LogConfConfig,
-    ProductConfig,
-    PromotionConfig,
-    RegisterConfig,
-    SelectionConfig,
-    SplitConfig,
-    StrongConfig,
-    TfidfConfig,
-    TrackingConfig,
-    WeakConfig,
-    stable_hash,
-)
+from w2s.core.config import BaseConfig
 from w2s.errors import ConfigError
-from w2s.methods import registry
+from w2s.methods import BASELINE, registry
 
-__all__ = [
-    "BaseConfig",
-    "Config",
-    "DataConfig",
-    "DeepSpeedConfig",
-    "DistributedConfig",
-    "EncoderTrainConfig",
-    "FrozenConfig",
-    "LogConfConfig",
-    "ProductConfig",
-    "PromotionConfig",
-    "RegisterConfig",
-    "SelectionConfig",
-    "SplitConfig",
-    "StrongConfig",
-    "TfidfConfig",
-    "TrackingConfig",
-    "WeakConfig",
-    "load_config",
-    "parse_override",
-    "stable_hash",
-]
+__all__ = ["Config", "load_config", "load_yaml", "parse_override"]
 
 
 class _MethodChecks(BaseConfig):
     @model_validator(mode="after")
     def _method_fits(self) -> _MethodChecks:
-        registry()[self.method].check(self)
+        registry()[getattr(self, "method")].check(self)  # noqa: B009 - composed at run time
         return self
 
 
@@ -73,7 +34,7 @@ def _compose() -> type[BaseConfig]:
     methods = registry()
     help_text = "; ".join(f"{name}: {m.summary}" for name, m in methods.items())
     fields: dict[str, Any] = {
-        "method": (Literal[tuple(methods)], Field("naive", description=f"The W2S method. {help_text}.")),
+        "method": (Literal[tuple(methods)], Field(BASELINE, description=f"The W2S method. {help_text}.")),
     }
     for name, m in methods.items():
         if m.Settings is not None:
@@ -82,7 +43,15 @@ def _compose() -> type[BaseConfig]:
 
 
 if TYPE_CHECKING:
-    Config = BaseConfig
+
+    class Config(BaseConfig):
+        """What a type checker sees; at run time `method` (one of the registered names) and each
+        method's section are composed from the method registry."""
+
+        method: str
+
+        def __getattr__(self, name: str) -> Any: ...
+
 else:
     Config = _compose()
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from w2s.pipeline.aggregate import aggregate_seeds, mean_se
+from w2s.analysis.aggregate import aggregate_seeds, mean_se
 
 
 def test_mean_and_standard_error():
@@ -52,7 +52,7 @@ def test_pgr_is_null_when_the_averaged_ceiling_does_not_beat_weak():
 
 
 def test_selection_and_curve_diagnostics_aggregate_and_render_with_their_spread():
-    from w2s.pipeline.report import dynamics_table, selection_table
+    from w2s.analysis.tables import dynamics_table, selection_table
 
     rows = []
     for seed, (regret, decline) in enumerate([(0.00, 0.02), (0.02, 0.04), (0.01, 0.00)]):
@@ -81,7 +81,7 @@ def test_selection_and_curve_diagnostics_aggregate_and_render_with_their_spread(
 
 
 def test_gap_and_gain_over_the_budget_are_paired_by_seed_inside_each_configuration():
-    from w2s.pipeline.report import within_table
+    from w2s.analysis.tables import within_table
 
     rows = []
     for seed, (weak, ceiling, w2s, budget) in enumerate([(0.70, 0.90, 0.80, 0.75), (0.72, 0.88, 0.83, 0.74)]):

@@ -118,7 +118,7 @@ def test_weak_label_ids_that_do_not_match_the_source_name_the_file_and_row(tmp_p
 
 
 def test_label_column_of_objects_is_refused_with_its_line(tmp_path):
-    from w2s.config import DataConfig
+    from w2s.core.config import DataConfig
     from w2s.core.data.sources import read_source
     from w2s.project import Project
 
@@ -130,7 +130,7 @@ def test_label_column_of_objects_is_refused_with_its_line(tmp_path):
 
 
 def test_utf8_with_a_byte_order_mark_is_read(tmp_path):
-    from w2s.config import DataConfig
+    from w2s.core.config import DataConfig
     from w2s.core.data.sources import read_source
     from w2s.project import Project
 

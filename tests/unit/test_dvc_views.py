@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from w2s.pipeline.dvc_views import write_run_views, write_sweep_view
+from w2s.analysis.dvc_views import write_run_views, write_sweep_view
 
 REPO = Path(__file__).resolve().parents[2]
 CURVE = [

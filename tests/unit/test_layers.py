@@ -66,6 +66,7 @@ def test_core_ml_imports_only_core_and_methods_only_core():
 
 def test_operations_never_import_the_pipeline_and_tasks_never_import_flows():
     assert not _outside(_imports_of("w2s.ops"), ("w2s.core", "w2s.config", "w2s.ops"))
+    assert not _outside(_imports_of("w2s.analysis"), ("w2s.core", "w2s.methods", "w2s.config", "w2s.analysis"))
     assert not {(m, d) for m, d in _imports_of("tasks") if d.split(".")[0] in {"flows", "cli"}}
     assert not {(m, d) for m, d in _imports_of("flows") if d.split(".")[0] == "cli"}
 
@@ -115,9 +116,55 @@ def test_the_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
+def _method_name_uses(path: Path, names: set[str]) -> list[str]:
+    """Where a module outside w2s/methods names a method: a string constant that is exactly a
+    registered method's name (compared, looked up or passed anywhere in code; docstrings are
+    not code), or an import of one method's module."""
+    tree = ast.parse(path.read_text())
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    hits = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and node.value in names and id(node) not in docstrings:
+            hits.append(f"{path.relative_to(REPO)}:{node.lineno}: '{node.value}'")
+        if isinstance(node, ast.ImportFrom) and node.module:
+            mods = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            hits += [f"{path.relative_to(REPO)}:{node.lineno}: imports {m}" for m in mods if m in _METHOD_MODULES]
+        if isinstance(node, ast.Import):
+            hits += [f"{path.relative_to(REPO)}:{node.lineno}: imports {a.name}" for a in node.names
+                     if a.name in _METHOD_MODULES]  # fmt: skip
+    return hits
+
+
+def _method_names() -> set[str]:
+    from w2s.methods import registry
+
+    return set(registry())
+
+
+_METHOD_MODULES = {
+    f"w2s.methods.{p.stem}" for p in (REPO / "w2s" / "methods").glob("*.py") if p.stem not in ("__init__", "base")
+}
+
+
 def test_no_method_name_is_branched_on_outside_its_own_module():
-    pattern = re.compile(r"method ==|method in |\.method\b.*==")
+    names = _method_names()
     hits = [
+        hit
+        for pkg in PACKAGES
+        for p in (REPO / pkg).rglob("*.py")
+        if "w2s/methods" not in p.as_posix()
+        for hit in _method_name_uses(p, names)
+    ]
+    assert hits == []
+    pattern = re.compile(r"method ==|method in |\.method\b.*==")
+    lines = [
         f"{p.relative_to(REPO)}:{i}"
         for pkg in PACKAGES
         for p in (REPO / pkg).rglob("*.py")
@@ -125,7 +172,23 @@ def test_no_method_name_is_branched_on_outside_its_own_module():
         for i, line in enumerate(p.read_text().splitlines(), 1)
         if pattern.search(line)
     ]
-    assert hits == []
+    assert lines == []
+
+
+def test_the_method_name_guard_finds_a_branch_a_lookup_and_an_import(tmp_path, monkeypatch):
+    """The guard catches what the old regex let through: a baseline picked by its literal name,
+    and one method's module imported for every student."""
+    module = REPO / "tests" / "unit" / "_guard_probe.py"
+    try:
+        module.write_text(
+            "from w2s.methods.perturb import Perturb\n"
+            "def baseline(axes):\n"
+            "    return {'method': 'naive'} if 'naive' in axes else {}\n"
+        )
+        hits = _method_name_uses(module, _method_names())
+    finally:
+        module.unlink()
+    assert [h.split(": ", 1)[1] for h in hits] == ["imports w2s.methods.perturb", "'naive'", "'naive'"]
 
 
 # Modules whose job is the heavy work itself (training loops, models, the served pyfunc).

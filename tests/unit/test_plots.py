@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from w2s.core.cache import ArtifactCache
-from w2s.pipeline import plots
+from w2s.analysis import plots
 
 CURVE = [
     {"step": 5, "epoch": 0.5, "val_gt_acc": 0.61, "val_weak_acc": 0.70},

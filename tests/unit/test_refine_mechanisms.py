@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from w2s.config import EncoderTrainConfig
+from w2s.core.config import EncoderTrainConfig
 from w2s.core.frozen import Embedded
+from w2s.core.perturbation import flip_rate, irrelevant, perturb_text
 from w2s.core.train import train
 from w2s.methods.base import assert_blind
 from w2s.methods.contrastive import contrastive_labels
 from w2s.methods.corrector import CorrectorConfig, correct, fit_corrector
 from w2s.methods.ensemble import EnsembleLoss, initial_weights, mixture
-from w2s.methods.perturb import flip_rate, irrelevant, perturb_text
 from w2s.methods.selective import choose_tau, selective_labels
 from w2s.methods.smooth import knn_graph, label_spreading, normalised, smooth_labels
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cli.main import main
+from w2s.analysis.plots import plot_pgr_vs_size
 from w2s.core.models.tiny import parse_size, series_folder
 from w2s.errors import ConfigError
-from w2s.pipeline.plots import plot_pgr_vs_size
 
 
 def _row(weak: str, strong: str, pgr: float | None, w2s: float) -> dict:
@@ -34,16 +34,17 @@ ROWS = [
 SIZES = {"models/lm/qwen2-h128-l2": 700_000, "models/lm/qwen2-h256-l4": 3_600_000}
 
 
-def test_plot_pgr_vs_size_writes_a_png(tmp_path):
+def test_plot_pgr_vs_size_draws_a_line_per_weak_model_without_undefined_pgrs(tmp_path):
     path = tmp_path / "pgr_vs_size.png"
-    plot_pgr_vs_size(ROWS, "strong.model", "weak.encoder.model", SIZES, path)
+    drawn = plot_pgr_vs_size(ROWS, "strong.model", "weak.encoder.model", SIZES, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert drawn == {"weak qwen2-h32-l1": [(700_000, 0.3), (3_600_000, 0.5)], "weak qwen2-h64-l2": [(3_600_000, 0.4)]}
 
 
 def test_plot_pgr_vs_size_without_a_weak_key_draws_one_line(tmp_path):
     path = tmp_path / "one.png"
-    plot_pgr_vs_size(ROWS[:2], "strong.model", None, SIZES, path)
-    assert path.is_file()
+    drawn = plot_pgr_vs_size(ROWS, "strong.model", None, SIZES, path)
+    assert list(drawn) == ["weak"] and len(drawn["weak"]) == 3  # every row on one line, the undefined PGR left out
 
 
 def test_plot_pgr_vs_size_names_a_missing_size(tmp_path):
@@ -86,7 +87,7 @@ def test_tiny_lms_help_has_an_example(capsys):
 
 
 def test_a_pgr_is_drawn_only_where_the_seeds_resolve_the_ceiling_weak_gap():
-    from w2s.pipeline.plots import resolved_gap
+    from w2s.analysis.plots import resolved_gap
 
     row = {"pgr": 0.4, "weak_acc_mean": 0.70, "ceiling_acc_mean": 0.80, "weak_acc_se": 0.01, "ceiling_acc_se": 0.01}
     assert resolved_gap(row)

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from w2s.config import DataConfig
+from w2s.core.config import DataConfig
 from w2s.core.data.sources import canonicalise, read_source, table_md5
 from w2s.errors import DataError
 from w2s.project import Project

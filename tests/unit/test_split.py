@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from w2s.config import SplitConfig
+from w2s.core.config import SplitConfig
 from w2s.core.data.split import assign_splits, encode_labels, hash_folds, label_names
 from w2s.errors import DataError
 

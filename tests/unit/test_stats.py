@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from w2s.analysis.aggregate import aggregate_seeds
+from w2s.analysis.tables import differences_table, fmt_pgr, markdown_table
 from w2s.config import load_config
 from w2s.core.stats import bootstrap_pgr, gate_pgrs, gated_pgr, min_gap, paired_differences, t_interval
 from w2s.errors import ConfigError
-from w2s.pipeline.aggregate import aggregate_seeds
-from w2s.pipeline.report import differences_table, fmt_pgr, markdown_table
 
 
 def test_t_interval_by_hand():

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from w2s.config import DataConfig, SplitConfig, load_config
+from w2s.config import load_config
+from w2s.core.config import DataConfig, SplitConfig
 from w2s.core.data import tasks
 from w2s.core.data.sources import COLUMNS, canonicalise, read_source
 from w2s.core.data.split import assign_splits

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from w2s.config import EncoderTrainConfig
+from w2s.core.config import EncoderTrainConfig
 from w2s.core.losses import xent
 from w2s.core.models.batching import encode, predict_logits
 from w2s.core.train import train, warmup_cosine

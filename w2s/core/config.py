@@ -383,7 +383,8 @@ class TrackingConfig(Section):
 
 
 class BaseConfig(Section):
-    """The sections every run reads; `w2s.config.Config` adds `method` and the methods' sections."""
+    """The sections every run reads; `w2s.config.Config` adds `method` and the methods' sections,
+    composed from the method registry."""
 
     seed: int = Field(0, ge=0, description="Seed for splits, weak and strong training.")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -395,7 +396,6 @@ class BaseConfig(Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    method: str = Field("naive", description="The W2S method (see `w2s.methods`).")
 
     @model_validator(mode="after")
     def _registration_cannot_bypass_the_gate(self) -> BaseConfig:

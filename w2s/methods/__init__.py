@@ -19,8 +19,11 @@ if TYPE_CHECKING:
     from w2s.methods.base import Method
 
 ENTRY_POINT_GROUP = "w2s.methods"
-# Modules of this package that are shared machinery, not methods.
-_HELPERS = {"base", "crossfit"}
+# The default method and the baseline every comparison is made against (sweeps pair each
+# configuration with it unless told otherwise).
+BASELINE = "naive"
+# The protocol every method implements: the one module here that is not a method.
+_HELPERS = {"base"}
 
 
 @cache
@@ -44,8 +47,8 @@ def registry() -> dict[str, type[Method]]:
         if method.name in found:
             raise TypeError(f"method '{method.name}' from {ep.value} is already registered")
         found[method.name] = method
-    # naive first: it is the default and the baseline every comparison is made against
-    return dict(sorted(found.items(), key=lambda kv: (kv[0] != "naive", kv[0])))
+    # the baseline first: it is the default and what every comparison is made against
+    return dict(sorted(found.items(), key=lambda kv: (kv[0] != BASELINE, kv[0])))
 
 
 def get(name: str) -> type[Method]:

@@ -52,9 +52,13 @@ class Supervision:
 class Env(Protocol):
     """What the pipeline offers a method while it builds the student's labels."""
 
-    cfg: BaseConfig
     weak: ModelRef
     weak_labels: LabelsRef
+
+    @property
+    def cfg(self) -> BaseConfig:
+        """The run's config (the full one: methods read their own sections from it)."""
+        ...
 
     def refine(self, method: RefiningMethod) -> ModelRef:
         """Run (or reuse, by content hash) `method.refine` on blind splits."""
@@ -113,7 +117,7 @@ class RefineInputs:
 
     def weak_oof(self, n_folds: int) -> np.ndarray:
         """Out-of-fold weak probabilities on the budget (cross-fitted)."""
-        from w2s.methods.crossfit import weak_oof_probs
+        from w2s.core.cross_fit import weak_oof_probs
 
         return weak_oof_probs(
             self.budget["text"].tolist(), self.y_budget, self.k, self.cfg.weak, self.cfg.seed, n_folds

@@ -21,9 +21,9 @@ import numpy as np
 from pydantic import Field
 
 from w2s.core.config import Section
+from w2s.core.cross_fit import logistic, out_of_fold
 from w2s.core.metric_schema import Metric
 from w2s.methods.base import Refined, RefineInputs, RefiningMethod, Supervision
-from w2s.methods.crossfit import logistic, out_of_fold
 from w2s.methods.smooth import smooth_inputs
 
 

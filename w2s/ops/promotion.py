@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s.config import Config, PromotionConfig
+from w2s.config import Config
+from w2s.core.config import PromotionConfig
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import TRAINED_ROWS_FILE, text_digests
 from w2s.core.metrics import accuracy, auroc

@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from w2s.analysis.dvc_views import curves, write_run_views
 from w2s.config import Config, load_config
 from w2s.core.cache import ArtifactCache
 from w2s.core.refs import TEACHERS_FILE, LabelsRef, ModelRef, SplitsRef, TableRef
@@ -25,7 +26,6 @@ from w2s.errors import W2SError
 from w2s.io import copy_file, read_json, write_json
 from w2s.methods.base import Supervision
 from w2s.ops import activity
-from w2s.pipeline.dvc_views import curves, write_run_views
 from w2s.pipeline.sequence import LibrarySteps
 from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project

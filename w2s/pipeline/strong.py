@@ -407,8 +407,8 @@ def _fit(
 
     from w2s.core.models.batching import encode, predict_logits, softmax
     from w2s.core.models.classifier import save_classifier, trainable_parameters
+    from w2s.core.perturbation import flip_rate, perturb_text
     from w2s.core.train import train
-    from w2s.methods.perturb import flip_rate, perturb_text
 
     names = splits_ref.label_names
     scfg = run.cfg.strong

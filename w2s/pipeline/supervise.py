@@ -12,13 +12,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.config import WeakConfig
+from w2s.core.config import BaseConfig, WeakConfig
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import without_transfer_truth
 from w2s.core.refs import (
@@ -55,10 +56,11 @@ class PipelineEnv:
     def refine(self, method: RefiningMethod) -> ModelRef:
         return refine_supervisor(self.splits, self.weak, method, self.cache)
 
-    def train_student(self, cfg: Config, labels: LabelsRef, folds: int = 1) -> ModelRef:
+    def train_student(self, cfg: BaseConfig, labels: LabelsRef, folds: int = 1) -> ModelRef:
+        full = cast(Config, cfg)  # a method hands back a copy of the run's (full) config
         if folds > 1:
-            return train_cross_fitted(self.splits, cfg, labels, folds, self.cache)
-        return train_strong(self.splits, StudentRun(cfg, labels), self.cache)
+            return train_cross_fitted(self.splits, full, labels, folds, self.cache)
+        return train_strong(self.splits, StudentRun(full, labels), self.cache)
 
     def publish(self, supervisor: ModelRef, name: str) -> LabelsRef:
         return self.publisher(supervisor, name)
@@ -81,7 +83,7 @@ def _probs_on(ref: ModelRef, targets: pd.DataFrame) -> np.ndarray:
 def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMethod, cache: ArtifactCache) -> ModelRef:
     """Run (or reuse, by content hash) a refinement; returns the refined supervisor's cache entry,
     shaped like a weak model's (`preds.parquet` + `info.json`)."""
-    cfg = method.cfg
+    cfg = cast(Config, method.cfg)  # the run's full config, as the method was built with it
     splits = pd.read_parquet(splits_ref.path)
     scfg = cfg.strong
     spec = {

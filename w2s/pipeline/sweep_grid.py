@@ -67,12 +67,15 @@ class SweepConfig(BaseModel):
 
     @property
     def comparison_baseline(self) -> dict[str, Any]:
-        """`baseline`, or the naive configuration when the grid has one (see `baseline`)."""
+        """`baseline`, or the baseline method's configuration when the grid has one (see
+        `baseline`; `w2s.methods.BASELINE` names the method)."""
+        from w2s.methods import BASELINE
+
         if self.baseline is not None:
             return self.baseline
         for axis in ("variant", "method"):
-            if "naive" in self.axes.get(axis, []):
-                return {axis: "naive"}
+            if BASELINE in self.axes.get(axis, []):
+                return {axis: BASELINE}
         return {}
 
     @property

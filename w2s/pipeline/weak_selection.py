@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s.config import Config, WeakConfig
+from w2s.config import Config
 from w2s.core.cache import ArtifactCache
+from w2s.core.config import WeakConfig
+from w2s.core.cross_fit import weak_oof_probs
 from w2s.core.data.split import encode_labels, without_transfer_truth
 from w2s.core.metrics import accuracy, misfit
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef, split_part
 from w2s.io import atomic_path
-from w2s.methods.crossfit import weak_oof_probs
 from w2s.pipeline import steps
 from w2s.pipeline.publish import Publisher, record_beside
 from w2s.pipeline.strong import StudentRun, train_strong

@@ -172,7 +172,7 @@ def plot_pgr_vs_size(
     path: Path,
     other_keys: list[str] | None = None,
     title: str = "PGR against strong-model size (± s.e. over seeds; unresolved gaps omitted)",
-) -> None:
+) -> dict[str, list[tuple[int, float]]]:
     """Burns et al.'s figure: PGR (from seed-averaged accuracies) against the strong model's
     parameter count on a log axis, one line per weak model, error bars the per-seed PGR standard
     error; a second panel shows the weak, strong-on-budget, weak-to-strong and ceiling accuracies.
@@ -181,7 +181,8 @@ def plot_pgr_vs_size(
     `weak.encoder.model`; None: one weak model); `sizes` maps every strong model named there to its parameter count.
     Rows that differ in `other_keys` (the sweep's other grid keys) are drawn as separate lines. A missing size is a
     ValueError naming the model. A PGR whose ceiling - weak gap the seeds do not resolve
-    (`resolved_gap`) is left out of its line: its ratio is noise over a near-zero denominator."""
+    (`resolved_gap`) is left out of its line: its ratio is noise over a near-zero denominator.
+    Returns the PGR lines as drawn: label -> (size, PGR) points."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,6 +200,7 @@ def plot_pgr_vs_size(
         label = " / ".join([weak, *(f"{k.split('.')[-1]}={r[k]}" for k in other)])
         lines.setdefault(label, []).append(r)
     fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    drawn: dict[str, list[tuple[int, float]]] = {}
     for label, members in lines.items():
         members = sorted(members, key=lambda r: sizes[str(r[strong_key])])
         defined = [r for r in members if resolved_gap(r)]
@@ -206,6 +208,7 @@ def plot_pgr_vs_size(
         ys = [r["pgr"] for r in defined]
         errs = [r.get("pgr_seed_se") or 0.0 for r in defined]
         ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=label)
+        drawn[label] = list(zip(xs, ys, strict=True))
         all_x = [sizes[str(r[strong_key])] for r in members]
         (weak_line,) = acc_ax.plot(
             all_x, [r.get("weak_acc_mean") for r in members], ls=":", marker="s", ms=3, label=f"{label}: weak"
@@ -248,3 +251,4 @@ def plot_pgr_vs_size(
     acc_ax.set_ylabel("test accuracy (mean over seeds)")
     acc_ax.set_title("accuracies", fontsize=10)
     _save(fig, path)
+    return drawn
