@@ -14,12 +14,12 @@ from pathlib import Path
 def main(root: str) -> None:
     from w2s.config import load_config
     from w2s.core.cache import ArtifactCache
-    from w2s.pipeline.runner import run_config
+    from w2s.pipeline.sequence import run_steps
     from w2s.project import Project
 
     project = Project(Path(root).resolve())
     cfg = load_config(project.params_file, [])
-    result = run_config(cfg, project, project.runs_dir / "library", ArtifactCache(project.cache_dir))
+    result = run_steps(cfg, project, project.runs_dir / "library", ArtifactCache(project.cache_dir))
     print(json.dumps({"metrics": result.metrics}))
 
 

@@ -1,5 +1,5 @@
-"""The weak-to-strong pipeline as one Prefect flow: the library's one sequence of steps
-(`w2s.pipeline.sequence`), each step a task with its own nested MLflow run, then registration.
+"""The weak-to-strong pipeline as one Prefect flow: the steps of `w2s.pipeline.sequence.STEPS`,
+each a task with its own nested MLflow run (`tasks.step.run_step`), then registration.
 
 Tasks exchange paths, hashes and small dataclasses only.
 """
@@ -13,95 +13,33 @@ from typing import Any
 
 from prefect import flow, runtime
 
-from tasks import data, evaluate, methods, strong, tracking, weak
+from tasks import register, tracking
 from tasks.context import RunContext
+from tasks.step import run_step
 from w2s.config import Config
 from w2s.core.config import stable_hash
-from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef
-from w2s.methods.base import Supervision
+from w2s.core.refs import LabelsRef
 from w2s.ops import activity
-from w2s.pipeline.sequence import run_sequence
+from w2s.pipeline.sequence import Step, StepCall, walk
 from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project
+
+
+def _task_step(ctx: RunContext, tags: dict[str, Any]) -> StepCall:
+    """Each step as a Prefect task named after it; its lineage tags join the run's."""
+
+    def call(step: Step, cfg: Config, inputs: dict[str, Any]) -> Any:
+        out, found = run_step.with_options(name=step.task_title)(ctx, step.name, cfg, inputs)
+        tags.update(found)
+        return out
+
+    return call
 
 
 def new_run_name(config: dict) -> str:
     """Sortable, unique-enough run folder name: UTC time plus a short config hash."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     return f"{stamp}-{stable_hash(config)[:6]}"
-
-
-@dataclass
-class FlowSteps:
-    """The sequence's steps as Prefect tasks; collects the lineage tags as the steps report them."""
-
-    ctx: RunContext
-    tags: dict[str, Any]
-    weak_run_id: str = ""
-
-    def ingest(self, cfg: Config) -> TableRef:
-        table = data.ingest(self.ctx, cfg)
-        self.tags.update(data_md5=table.data_md5, **table.source["dvc"])
-        return table
-
-    def validate(self, cfg: Config, table: TableRef) -> dict:
-        return data.validate(self.ctx, cfg, table)
-
-    def split(self, cfg: Config, table: TableRef) -> SplitsRef:
-        return data.split(self.ctx, cfg, table)
-
-    def select(self, cfg: Config, splits: SplitsRef, table: TableRef) -> Selection | None:
-        return methods.select_weak(self.ctx, cfg, splits, table) if cfg.selection.candidates else None
-
-    def weak(self, cfg: Config, splits: SplitsRef) -> ModelRef:
-        ref, self.weak_run_id = weak.train_weak(self.ctx, cfg, splits)
-        return ref
-
-    def weak_labels(self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef) -> LabelsRef:
-        labels = weak.weak_labels(self.ctx, cfg, splits, table, weak_ref)
-        root = Path(self.ctx.project_dir).resolve()
-        self.tags.update(
-            weak_labels_md5=labels.md5,
-            weak_model_run_id=self.weak_run_id,
-            weak_labels_path=Path(labels.path).resolve().relative_to(root).as_posix(),
-            weak_labels_in_dvc="yes" if labels.dvc else "no (not a DVC repository)",
-        )
-        return labels
-
-    def supervise(
-        self, cfg: Config, splits: SplitsRef, table: TableRef, weak_ref: ModelRef, labels: LabelsRef
-    ) -> Supervision:
-        sup = methods.supervise(self.ctx, cfg, splits, table, weak_ref, labels)
-        self.tags["student_labels_md5"] = sup.labels.md5
-        return sup
-
-    def student(self, cfg: Config, splits: SplitsRef, supervision: Supervision) -> ModelRef:
-        ref = strong.train_student(self.ctx, cfg, splits, supervision)
-        lora = cfg.strong.lora
-        self.tags.update(
-            strong_base_model=cfg.strong.model,
-            strong_adapter=f"lora r={lora.r} alpha={lora.alpha:g}" if lora.r else "none (every weight trained)",
-            strong_trainable_params=ref.info.get("trainable_params"),
-        )
-        return ref
-
-    def ceiling(self, cfg: Config, splits: SplitsRef) -> ModelRef:
-        return strong.train_ceiling(self.ctx, cfg, splits)
-
-    def budget(self, cfg: Config, splits: SplitsRef) -> ModelRef:
-        return strong.train_budget(self.ctx, cfg, splits)
-
-    def evaluate(
-        self,
-        cfg: Config,
-        splits: SplitsRef,
-        weak_ref: ModelRef,
-        student: ModelRef,
-        ceiling: ModelRef,
-        budget: ModelRef,
-        supervision: Supervision,
-    ) -> dict:
-        return evaluate.evaluate(self.ctx, cfg, splits, weak_ref, student, ceiling, budget, supervision)
 
 
 @dataclass(frozen=True)
@@ -137,10 +75,10 @@ def pipeline(config: dict[str, Any], project_dir: str) -> PipelineResult:
         ctx = RunContext(project_dir, str(run_dir), parent_id)
         ok = False
         try:
-            out = run_sequence(FlowSteps(ctx, tags), cfg)
+            out = walk(_task_step(ctx, tags), cfg)
             model = None
             if cfg.registry.enabled:
-                model = evaluate.register(ctx, out.cfg, out.student, out.splits, out.metrics, tags)
+                model = register.register(ctx, out.cfg, out.student, out.splits, out.metrics, tags)
             ok = True
         finally:
             tracking.finish(parent_id, tags, ok)

@@ -8,7 +8,7 @@ from pathlib import Path
 from tasks.gates import record_to
 from w2s.core.cache import ArtifactCache
 from w2s.ops.tracking import RunLog
-from w2s.pipeline.sequence import LibrarySteps
+from w2s.pipeline.sequence import StepEnv
 from w2s.project import Project
 
 
@@ -32,11 +32,11 @@ class RunContext:
     def cache(self) -> ArtifactCache:
         return ArtifactCache(self.project.cache_dir)
 
-    def steps(self, run: RunLog) -> LibrarySteps:
-        """The library's steps for this run: step files in the run folder, label files published
+    def env(self, run: RunLog) -> StepEnv:
+        """Where a step of this run works: step files in the run folder, label files published
         into the project's weak_labels/ and DVC-versioned, gate reports and their GX Data Docs
         logged to `run`."""
-        return LibrarySteps(
+        return StepEnv(
             self.project,
             self.out,
             self.project.weak_labels_dir,

@@ -17,7 +17,8 @@ import yaml
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
 from w2s.io import read_json
-from w2s.pipeline.runner import run_config
+from w2s.pipeline import dvc_yaml
+from w2s.pipeline.sequence import run_steps
 from w2s.project import Project
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,12 +30,12 @@ CANDIDATES = (
 
 
 def _dvc_project(project: Path, overrides: list[str]) -> dict[str, str]:
-    """Make `project` runnable by `dvc repro`: the full config (DVC reads every section its
-    stages name), dvc.yaml and the library beside it; returns the environment to run it in."""
+    """Make `project` runnable by `dvc repro` as `w2s init` makes a project outside this repository:
+    the full config (DVC reads every section its stages name) and the generated dvc.yaml without
+    code dependencies; returns the environment to run it in."""
     full = load_config(project / "params.yaml", overrides).model_dump(mode="json")
     (project / "params.yaml").write_text(yaml.safe_dump(full))
-    shutil.copyfile(REPO / "dvc.yaml", project / "dvc.yaml")
-    shutil.copytree(REPO / "w2s", project / "w2s", ignore=shutil.ignore_patterns("__pycache__"))
+    (project / "dvc.yaml").write_text(dvc_yaml.generate(code=False))
     return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
 
 
@@ -45,11 +46,16 @@ def _repro(project: Path, env: dict[str, str]) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+def _output(project: Path, step: str) -> dict:
+    """A stage's saved output as its reference holds it (`{"type": ..., "value": ...}`)."""
+    return read_json(project / "outputs" / step / "ref.json")["output"]
+
+
 def _dvc_keys(project: Path) -> dict[str, str]:
-    out = project / "outputs"
-    keys = {name: read_json(out / name / "ref.json")["key"] for name in ("weak", "w2s", "ceiling")}
-    refined = read_json(out / "supervision" / "supervision.json")["refined"]
-    keys["refined"] = refined["key"] if refined else None
+    keys = {name: _output(project, step)["value"]["key"] for name, step in (("weak", "weak"), ("w2s", "student"),
+                                                                            ("ceiling", "ceiling"))}  # fmt: skip
+    refined = _output(project, "supervise")["value"]["refined"]
+    keys["refined"] = refined["value"]["key"] if refined else None
     return keys
 
 
@@ -58,13 +64,12 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
     overrides = ["method=smooth", CANDIDATES, "selection.folds=3"]
     env = _dvc_project(project, overrides)
     cfg = load_config(project / "params.yaml")
-    lib = run_config(cfg, Project(project), project / "library", ArtifactCache(project / ".w2s" / "cache"))
+    lib = run_steps(cfg, Project(project), project / "library", ArtifactCache(project / ".w2s" / "cache"))
     assert lib.selection is not None and lib.supervision.refined is not None
     assert not lib.student.reused
 
     _repro(project, env)
-    chosen = read_json(project / "outputs" / "selection" / "selection.json")["chosen"]
-    assert chosen == lib.selection.chosen
+    assert _output(project, "select")["value"]["chosen"] == lib.selection.chosen
     assert _dvc_keys(project) == {
         "weak": lib.weak.key,
         "w2s": lib.student.key,
@@ -74,7 +79,7 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
     metrics = json.loads((project / "metrics.json").read_text())
     assert metrics == lib.metrics
     labels = pd.read_parquet(lib.supervision.labels.path)
-    dvc_labels = read_json(project / "outputs" / "supervision" / "supervision.json")["labels"]
+    dvc_labels = _output(project, "supervise")["value"]["labels"]["value"]
     assert dvc_labels["md5"] == lib.supervision.labels.md5 and list(labels.columns)[:4] == [
         "id",
         "text",
@@ -149,6 +154,88 @@ def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(war
     _repro(project, env)
     metrics = json.loads((project / "metrics.json").read_text())
     assert metrics == flow["metrics"] and metrics["changed_frac_transfer"] == 0.0
-    sup = read_json(project / "outputs" / "supervision" / "supervision.json")
-    assert sup["labels"]["md5"] == flow["student_labels"]["md5"]
-    assert read_json(project / "outputs" / "w2s" / "ref.json")["reused"], "the flow's student, same key"
+    sup = _output(project, "supervise")["value"]
+    assert sup["labels"]["value"]["md5"] == flow["student_labels"]["md5"]
+    assert _output(project, "student")["value"]["reused"], "the flow's student, same key"
+
+
+def _toy(env, cfg, splits):
+    """A step no module of the project knows: counts the split rows, writes them beside its files."""
+    (env.out_dir / "toy.json").write_text(json.dumps(splits.counts))
+    return {"toy_rows": sum(splits.counts.values())}
+
+
+def test_a_step_added_to_the_table_runs_in_the_library_the_flow_and_as_a_dvc_stage(warm_project, monkeypatch):
+    """Adding a step is one entry in `STEPS`: the library runner, the Prefect flow (a task and a
+    nested MLflow run named by its title) and its DVC stage all run it."""
+    from mlflow import MlflowClient
+
+    from flows.pipeline import pipeline
+    from w2s.pipeline import dvc_stages, sequence
+
+    project = warm_project
+    toy = sequence.Step("toy", _toy, ("split",), ("seed",), (), "toy-step")
+    table = (*sequence.STEPS[:3], toy, *sequence.STEPS[3:])
+    cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
+    lib = run_steps(cfg, Project(project), project / "library", ArtifactCache(project / ".w2s" / "cache"), table)
+    total = sum(lib.splits.counts.values())
+    assert lib.outputs["toy"] == {"toy_rows": total} and (project / "library" / "toy.json").is_file()
+
+    monkeypatch.setattr(sequence, "STEPS", table)
+    result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
+    uri = f"sqlite:///{project / '.w2s' / 'mlflow.db'}"
+    c = MlflowClient(uri)
+    runs = c.search_runs([c.get_experiment_by_name("w2s").experiment_id], "attributes.run_name = 'toy-step'")
+    assert len(runs) == 1 and runs[0].data.tags["mlflow.parentRunId"] == result.mlflow_run_id
+    assert json.loads((Path(result.run_dir) / "toy.json").read_text()) == lib.splits.counts
+
+    _dvc_project(project, [])
+    for name in ("ingest", "split", "toy"):
+        assert dvc_stages.main([name], table) == 0
+    assert _output(project, "toy") == {"type": "dict", "value": {"toy_rows": total}}
+
+
+def _fresh_clone(dest: Path) -> Path:
+    """This repository as a fresh clone has it: its tracked (and not ignored) files, committed."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        if (REPO / rel).is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, dest / rel)
+    for cmd in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"], ["add", "-A"],
+                ["commit", "-q", "-m", "clone"]):  # fmt: skip
+        subprocess.run(["git", "-C", str(dest), *cmd], check=True, capture_output=True)
+    return dest
+
+
+def test_the_readme_dvc_commands_run_verbatim_in_a_fresh_clone(tmp_path, bundled_dir, tiny_run):
+    """`w2s data fetch && dvc repro` and `dvc exp run -S strong.epochs=1`, as the README gives them,
+    in a fresh clone whose params.yaml is the shipped one with the tiny config's values (the
+    models come from the session run's cache). Before the step table generated dvc.yaml, the
+    shipped params.yaml lacked a section the stages listed and both stopped at the select stage."""
+    from conftest import TINY_CONFIG
+
+    clone = _fresh_clone(tmp_path / "clone")
+    shipped = yaml.safe_load((clone / "params.yaml").read_text())
+    tiny = {**shipped, **{k: v for k, v in TINY_CONFIG.items() if k != "registry"}}
+    (clone / "params.yaml").write_text(yaml.safe_dump(tiny, sort_keys=False))
+    subprocess.run(["git", "-C", str(clone), "commit", "-qam", "tiny params"], check=True, capture_output=True)
+    state = clone / ".w2s"
+    shutil.copytree(REPO / ".w2s" / "downloads", state / "downloads", ignore=shutil.ignore_patterns(".lock"))
+    shutil.copytree(tiny_run.cache, state / "cache", copy_function=os.link)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "W2S_"))}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    for command in ("w2s data fetch && dvc repro", "dvc exp run -S strong.epochs=1"):
+        done = subprocess.run(command, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, f"{command}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    metrics = json.loads((clone / "metrics.json").read_text())
+    assert metrics["w2s_acc"] == tiny_run.result.metrics["w2s_acc"], "the same models, the same numbers"
+    shown = subprocess.run(
+        [sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=clone, env=env, capture_output=True, text=True
+    )
+    experiments = [e for rev in json.loads(shown.stdout) for e in rev.get("experiments") or []]
+    assert shown.returncode == 0 and len(experiments) == 1, shown.stdout[-2000:]

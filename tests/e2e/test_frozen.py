@@ -13,14 +13,14 @@ from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
 from w2s.core.models.batching import encode, predict_logits, softmax
 from w2s.core.models.classifier import load_classifier
-from w2s.pipeline.runner import run_config
+from w2s.pipeline.sequence import run_steps
 from w2s.project import Project
 
 
 def test_frozen_mode_trains_the_head_on_cached_embeddings(project: Path) -> None:
     cfg = load_config(project / "params.yaml", ["strong.mode=frozen", "strong.frozen.epochs=20"])
     cache = ArtifactCache(project / ".w2s" / "cache")
-    result = run_config(cfg, Project(project), project / "out", cache)
+    result = run_steps(cfg, Project(project), project / "out", cache)
 
     entries = list((project / ".w2s" / "cache" / "embeddings").iterdir())
     assert len(entries) == 1, "student and ceiling share one embedding pass"

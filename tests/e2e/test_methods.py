@@ -20,7 +20,7 @@ from w2s.methods import get as get_method
 from w2s.methods import registry
 from w2s.methods.base import RefiningMethod
 from w2s.pipeline import steps
-from w2s.pipeline.runner import run_config
+from w2s.pipeline.sequence import run_steps
 from w2s.pipeline.supervise import refine_supervisor
 from w2s.project import Project
 
@@ -156,7 +156,7 @@ def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, b
             "strong.max_length=16",  # the splits and the ood metrics are the subject, not the model
         ],
     )
-    result = run_config(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
+    result = run_steps(cfg, Project(root), tmp_path / "out", ArtifactCache(tmp_path / "cache"))
     splits = pd.read_parquet(tmp_path / "out" / "splits.parquet")
     groups = splits.groupby("split")["group"].agg(set)
     assert groups["ood_test"] <= set(held)

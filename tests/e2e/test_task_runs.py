@@ -15,7 +15,7 @@ import yaml
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
 from w2s.core.data import tasks
-from w2s.pipeline.runner import run_config
+from w2s.pipeline.sequence import run_steps
 from w2s.project import Project
 
 from conftest import TINY_CONFIG
@@ -42,7 +42,7 @@ def test_every_task_runs_the_whole_sequence_from_a_local_copy(tmp_path, task, ti
     cfg = load_config(tmp_path / "params.yaml", [])
     out = tmp_path / "out"
 
-    result = run_config(cfg, Project(tmp_path), out, ArtifactCache(tmp_path / ".w2s" / "cache"))
+    result = run_steps(cfg, Project(tmp_path), out, ArtifactCache(tmp_path / ".w2s" / "cache"))
 
     for key in ("weak_acc", "w2s_acc", "ceiling_acc", "strong_budget_acc"):
         assert 0.0 <= result.metrics[key] <= 1.0

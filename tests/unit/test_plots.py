@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from w2s.core.cache import ArtifactCache
 from w2s.analysis import plots
+from w2s.core.cache import ArtifactCache
 
 CURVE = [
     {"step": 5, "epoch": 0.5, "val_gt_acc": 0.61, "val_weak_acc": 0.70},

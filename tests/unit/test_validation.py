@@ -173,14 +173,14 @@ def test_a_failed_gate_step_records_its_data_docs_before_it_raises(tmp_path):
     from w2s.config import load_config
     from w2s.core.cache import ArtifactCache
     from w2s.core.refs import TableRef
-    from w2s.pipeline.sequence import LibrarySteps
+    from w2s.pipeline.sequence import StepEnv, step
     from w2s.project import Project
 
     _raw(id=["a", "a", "c"]).to_parquet(tmp_path / "table.parquet", index=False)
     table = TableRef(str(tmp_path / "table.parquet"), "", ["x", "y"], 3, {}, {})
-    steps = LibrarySteps(Project(tmp_path), tmp_path, tmp_path, ArtifactCache(tmp_path / "cache"), data_docs=True)
+    env = StepEnv(Project(tmp_path), tmp_path, tmp_path, ArtifactCache(tmp_path / "cache"), data_docs=True)
     with pytest.raises(ValidationFailed, match="expect_column_values_to_be_unique on column 'id'"):
-        steps.validate(load_config(), table)
+        step("validate").run(env, load_config(), table)
     assert json.loads((tmp_path / "gate_raw_table.json").read_text())["failures"]
     pages = _pages(tmp_path / "data_docs" / "raw_table")
     assert _status(next(v for k, v in pages.items() if k.startswith("validations/raw_table_whole/"))) == "Failed"

@@ -20,6 +20,7 @@ PLOTS_DIR = "plots"
 # val_weak_acc empty.
 CURVE_COLUMNS = ("step", "epoch", "train_loss", "val_gt_acc", "val_weak_acc")
 SWEEP_FILE = "sweep_pgr.csv"
+CURVE_KINDS = ("w2s", "ceiling", "budget")  # the strong models whose curves a run writes
 
 
 def curve_file(kind: str) -> str:

@@ -13,8 +13,7 @@ from w2s.analysis.sweep_report import CORRECT_FILE, point_dir
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
 from w2s.io import atomic_path
-from w2s.pipeline.runner import run_config
-from w2s.pipeline.sequence import Outcome
+from w2s.pipeline.sequence import Outcome, run_steps
 from w2s.pipeline.steps import correctness_on_test
 from w2s.project import Project
 
@@ -24,7 +23,7 @@ def run_point(
 ) -> tuple[dict[str, Any], Outcome]:
     """Run `cfg` as point `index` of the sweep in `sweep_dir`; return its row and its outcome."""
     folder = point_dir(sweep_dir, index)
-    result = run_config(cfg, project, folder, ArtifactCache(project.cache_dir))
+    result = run_steps(cfg, project, folder, ArtifactCache(project.cache_dir))
     models = {"weak": result.weak, "w2s": result.student, "ceiling": result.ceiling}
     with atomic_path(folder / CORRECT_FILE) as tmp:
         correctness_on_test(result.splits, models).to_parquet(tmp, index=False)
