@@ -201,11 +201,15 @@ def pipeline_run_id(version) -> str:
 
 
 def download_model(name: str, version: str, dest: Path) -> Path:
-    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling."""
+    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling.
+    Its files are checked against the digests registered with the version (`w2s.ops.digests`)."""
     import mlflow
+
+    from w2s.ops.digests import verify_download
 
     root = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dest))
     folder = Path(root) / "artifacts" / "model"
     if not (folder / "model.safetensors").is_file():
         raise W2SError(f"{name}/{version} holds no w2s model folder (artifacts/model/model.safetensors)")
+    verify_download(folder, name, version)
     return folder
