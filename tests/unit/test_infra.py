@@ -374,9 +374,9 @@ def test_the_worker_image_installs_every_package_from_the_lock():
         if re.search(r"\bpip install\b", cmd)
     ]
     assert len(installs) >= 3, installs
-    lock_copied = min(
-        i for i, (word, args) in enumerate(steps) if word == "COPY" and "requirements.lock" in args.split()
-    )
+    copies = [i for i, (word, args) in enumerate(steps) if word == "COPY" and "requirements.lock" in args.split()]
+    assert copies, "the image never copies requirements.lock in"
+    lock_copied = copies[0]
     for i, cmd in installs:
         if "--no-deps" in cmd.split():
             continue  # the project itself, its dependencies already installed
