@@ -6,7 +6,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 
-
 # The start in progress, if any: a command that failed its preflight returns without waiting for
 # it, and a second command in the same process (tests, a notebook) must not start the server
 # again while the first start is still binding its port.

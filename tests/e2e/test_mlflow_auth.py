@@ -178,7 +178,6 @@ def test_the_worker_gets_its_own_user_that_can_run_the_pipeline_and_nothing_more
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     from mlflow.server.auth.client import AuthServiceClient
-
     from test_servers import _status
 
     done = _worker_user(server)

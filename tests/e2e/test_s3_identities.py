@@ -16,9 +16,7 @@ import pytest
 
 from conftest import BIN, REPO
 
-KEYS = {
-    who: (f"{who}-access-key", f"{who}-secret-key-0123456789") for who in ("admin", "mlflow", "worker", "reader")
-}
+KEYS = {who: (f"{who}-access-key", f"{who}-secret-key-0123456789") for who in ("admin", "mlflow", "worker", "reader")}
 
 
 @pytest.fixture(scope="module")
