@@ -28,7 +28,7 @@ MODEL = "w2s-test"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An auth-enabled MLflow server (SQLite stores) holding w2s-test/1 as @challenger."""
-    from test_servers import _start, _stop, _wait_http
+    from test_servers import _start, _wait_http
 
     tmp = tmp_path_factory.mktemp("mlflow-auth")
     ini = tmp / "auth.ini"
@@ -63,7 +63,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         yield uri
     finally:
-        _stop(proc)
+        if proc.poll() is None:  # nothing to keep: no graceful shutdown to wait for
+            os.killpg(proc.pid, 9)
+            proc.wait()
 
 
 @pytest.fixture

@@ -55,10 +55,33 @@ def test_the_digests_name_every_file_and_any_change_is_refused(tmp_path):
     assert "\n" not in str(err.value)
 
 
-@pytest.fixture
-def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+@pytest.fixture(scope="module")
+def _store(tmp_path_factory: pytest.TempPathFactory):
     """A project whose local registry holds w2s-test/1: a logged model folder with its digests
-    tagged as registration records them; returns (project root, stored weights file)."""
+    tagged as registration records them; (project root, stored weights file)."""
+    tmp_path = tmp_path_factory.mktemp("digests")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        yield _register(tmp_path)
+
+
+@pytest.fixture
+def registered(_store, monkeypatch: pytest.MonkeyPatch):
+    """The module's registry, the project as the working directory; the stored weights are put
+    back after each test that tampers with them."""
+    from w2s.ops import tracking
+    from w2s.project import Project
+
+    root, weights = _store
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    tracking.configure(Project(root))
+    original = weights.read_bytes()
+    yield root, weights
+    weights.write_bytes(original)
+
+
+def _register(tmp_path: Path) -> tuple[Path, Path]:
     from mlflow import MlflowClient
 
     from w2s.ops import digests, tracking
@@ -66,8 +89,6 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     root = tmp_path / "proj"
     root.mkdir()
-    monkeypatch.chdir(root)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     project = Project(root)
     uri = tracking.configure(project)
     client = MlflowClient(uri, registry_uri=uri)
@@ -107,16 +128,18 @@ def test_download_model_checks_the_registered_digests(registered, tmp_path):
         download_model(NAME, "1", tmp_path / "tampered")
 
 
-def test_predict_refuses_a_tampered_model_in_one_line_and_writes_nothing(registered, capfd):
+def test_predict_refuses_a_tampered_model_in_one_line_and_writes_nothing(registered, capfd, tmp_path, monkeypatch):
     root, weights = registered
-    (root / "new.csv").write_text("text\nhello there\n")
+    monkeypatch.setenv("W2S_PROJECT_DIR", str(root))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "new.csv").write_text("text\nhello there\n")
     _tamper(weights)
     code = main(["predict", f"{NAME}@challenger", "--input", "new.csv", "--output", "scores.parquet"])
     err = capfd.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and err.startswith(f"error: {NAME}/1: model file model.safetensors does not match")
     assert "refusing to load" in err
-    assert not (root / "scores.parquet").exists() and not (root / "scores.parquet.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv"], "no output, record or temp file"
 
 
 def test_the_serving_pyfunc_refuses_a_tampered_model_before_loading_it(registered, tmp_path, monkeypatch):

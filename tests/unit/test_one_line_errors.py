@@ -269,6 +269,9 @@ def _w2s(project: Path, *argv: str, drop_read_rights: bool = False) -> subproces
     if drop_read_rights and os.geteuid() == 0:
         cmd = [sys.executable, "-c", _WITHOUT_DAC_OVERRIDE, *cmd]
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # These cases stop before any flow runs: an API address nothing listens on keeps the CLI from
+    # booting a temporary Prefect server it would never use (and no request is ever sent to it).
+    env["PREFECT_API_URL"] = "http://127.0.0.1:9/api"
     return subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
 
 
