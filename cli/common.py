@@ -38,13 +38,17 @@ def tune_logging() -> None:
 
 
 def preflight(cfg: Config, project: Project) -> None:
-    """Checks that need no training: paths stay in the project, named models exist and their
+    """Checks that need no training: paths stay in the project, the data file (or local HF
+    dataset) and the promotion's evaluation file open and start well, named models exist and their
     options (depth, LoRA targets, precision) fit them."""
+    from w2s.core.data.sources import probe_source
     from w2s.core.models.classifier import check_options
     from w2s.methods import get as get_method
 
     if cfg.data.path:
         project.resolve_inside(cfg.data.path)
+    probe_source(cfg.data, project)
+    check_eval_set(cfg, project)
     check_options(cfg.strong, "strong")
     if cfg.strong.backend == "deepspeed":  # refuse impossible rank settings before any training
         from w2s.pipeline.distributed.dsconfig import resolve
@@ -57,3 +61,22 @@ def preflight(cfg: Config, project: Project) -> None:
     for weak in [cfg.weak, *cfg.selection.candidates.values(), *method.weak_models()]:
         if weak.kind == "encoder":
             check_options(weak.encoder, "weak.encoder")
+
+
+def check_eval_set(cfg: Config, project: Project) -> None:
+    """`promotion.eval_set`, when set: a file inside the project that opens and has the columns
+    the gate reads (data.text_column, data.label_column, data.id_column), so that a wrong one fails
+    before training, not after registration; every error names `promotion.eval_set`."""
+    from w2s.core.data.sources import probe_source
+    from w2s.errors import DataError
+
+    eval_set = cfg.promotion.eval_set
+    if not eval_set:
+        return
+    project.resolve_inside(eval_set, key="promotion.eval_set")
+    # read as the gate reads it (w2s.ops.promotion.evaluation_set): the data settings, this file
+    data = cfg.data.model_copy(update={"path": eval_set, "hf_name": None, "max_rows": None, "dedupe": False})
+    try:
+        probe_source(data, project)
+    except DataError as exc:
+        raise DataError(f"promotion.eval_set '{eval_set}': {exc}") from None

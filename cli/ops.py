@@ -88,10 +88,12 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 def cmd_promote(args: argparse.Namespace) -> int:
     """Gate a registered version against the champion by hand; move the alias only on a pass."""
+    from cli.common import check_eval_set
     from tasks.serialise import promotion_serialised
     from w2s.ops import promotion, tracking
 
     project, cfg = _project_config(args)
+    check_eval_set(cfg, project)  # a wrong evaluation file fails before any model is downloaded
     tracking.configure(project)
     ref = args.model or f"{cfg.registry.model_name}@challenger"
     decision = promotion.promote(cfg, project, ref, serialise=promotion_serialised)

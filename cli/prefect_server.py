@@ -13,6 +13,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+# The start in progress, if any: a command that failed its preflight returns without waiting for
+# it, and a second command in the same process (tests, a notebook) must not start the server
+# again while the first start is still binding its port.
+_starting: threading.Thread | None = None
+
 
 def start_temporary_server_early() -> Callable[[], None]:
     """When no Prefect API is configured, start the temporary server in a background thread and
@@ -21,8 +26,11 @@ def start_temporary_server_early() -> Callable[[], None]:
     failure here is left for the flow's own start, which raises it properly."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
+    global _starting
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return lambda: None
+    if _starting is not None and _starting.is_alive():
+        return _starting.join
     # Imported here, in the calling thread: two threads importing overlapping module trees at
     # once can hit the import system's deadlock detection. The thread only launches and polls.
     from prefect.server.api.server import SubprocessASGIServer
@@ -45,6 +53,7 @@ def start_temporary_server_early() -> Callable[[], None]:
 
     thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
     thread.start()
+    _starting = thread
     return thread.join
 
 

@@ -19,7 +19,7 @@ from w2s.core.config import BaseConfig
 from w2s.errors import ConfigError
 from w2s.methods import BASELINE, registry
 
-__all__ = ["Config", "load_config", "load_yaml", "parse_override"]
+__all__ = ["Config", "load_config", "load_yaml", "parse_override", "read_yaml_file"]
 
 
 class _MethodChecks(BaseConfig):
@@ -106,6 +106,29 @@ def load_yaml(text: str) -> Any:
         loader.dispose()
 
 
+def read_yaml_file(path: Path, what: str) -> Any:
+    """A config YAML file parsed, or a one-line ConfigError naming `what` and the file, and the
+    line, when it cannot be read, is not UTF-8 or is not valid YAML."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark, as some editors write it, is fine
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{what} {path}: line {line}: not UTF-8 text ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    try:
+        return load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        raise ConfigError(f"{what} {path} is not valid YAML: {where}{problem}") from None
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """Split `a.b=value`; the value is parsed as YAML so numbers, booleans and lists work."""
     key, sep, raw = text.partition("=")
@@ -118,12 +141,19 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# The tags pydantic puts in an error's location for the member of a union that failed
+# (`split.weak_train.constrained-int`); they are not config keys.
+_UNION_TAG = re.compile(r"(constrained|function)-\w+(\[.*\])?|\w+\[.*\]|int|float|str|bool|none")
+
+
 def _format_error(err: ValidationError) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"])
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and _UNION_TAG.fullmatch(p)))
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         return f"unknown config key '{loc}'"
+    if first["type"] == "finite_number":
+        return f"config key '{loc}': must be a finite number, got {first.get('input')!r}"
     return f"config key '{loc}': {msg}" if loc else f"config: {msg}"
 
 
@@ -134,10 +164,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
-        try:
-            loaded = load_yaml(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}".splitlines()[0]) from None
+        loaded = read_yaml_file(p, "config file")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"config file {p} must hold a mapping at the top level")
         raw = loaded or {}

@@ -21,6 +21,10 @@ class ValidationFailed(W2SError):
         self.report = report or {}
 
 
+class IntegrityError(W2SError):
+    """A downloaded or loaded artifact does not match the digest its registry entry recorded."""
+
+
 class ServiceUnavailable(W2SError):
     """A service the run needs (MLflow tracking server, DVC remote) did not answer; retryable."""
 

@@ -63,12 +63,13 @@ class Project:
     def artifact_root(self) -> str:
         return (self.state / "mlartifacts").as_uri()
 
-    def resolve_inside(self, path: str) -> Path:
-        """Resolve a user-given relative path against the root; refuse one that escapes it."""
+    def resolve_inside(self, path: str, key: str = "data.path") -> Path:
+        """Resolve a user-given relative path against the root; refuse one that escapes it, naming
+        the config `key` that gave it."""
         p = Path(path)
         if p.is_absolute():
             return p
         resolved = (self.root / p).resolve()
         if not resolved.is_relative_to(self.root):
-            raise ConfigError(f"data.path '{path}' escapes the project folder")
+            raise ConfigError(f"{key} '{path}' escapes the project folder")
         return resolved

@@ -1,25 +1,13 @@
 #!/bin/sh
-# Starts SeaweedFS in one process (master, volume server, filer, S3 gateway on 8333) with a single
-# S3 identity whose keys come from S3_ACCESS_KEY / S3_SECRET_KEY. With a config file the S3
-# gateway rejects unsigned requests. Keys must not contain `"` or `\` (they go into JSON).
+# Starts SeaweedFS in one process (master, volume server, filer, S3 gateway on 8333) with the S3
+# identities s3-identities.sh writes from the environment (an admin key for bucket creation, and
+# one scoped key each for MLflow's artifact proxy, the training worker and DVC readers). With a
+# config file the S3 gateway rejects unsigned requests.
 set -eu
-
-: "${S3_ACCESS_KEY:?S3_ACCESS_KEY is not set}"
-: "${S3_SECRET_KEY:?S3_SECRET_KEY is not set}"
 
 config=/tmp/w2s-s3.json
 umask 077
-cat > "$config" <<JSON
-{
-  "identities": [
-    {
-      "name": "w2s",
-      "credentials": [{"accessKey": "${S3_ACCESS_KEY}", "secretKey": "${S3_SECRET_KEY}"}],
-      "actions": ["Admin", "Read", "Write", "List", "Tagging"]
-    }
-  ]
-}
-JSON
+sh /etc/w2s/s3-identities.sh > "$config"
 
 # No volume preallocation: each bucket is its own collection, and preallocating its volumes
 # would reserve gigabytes of disk up front.

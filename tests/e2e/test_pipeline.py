@@ -20,6 +20,7 @@ from w2s.core.metric_schema import METRICS, declared
 from w2s.io import file_md5
 from w2s.methods import all_metrics
 from w2s.ops.gc import model_id_of
+from w2s.ops import digests
 from w2s.ops.tracking import LINEAGE_TAGS
 
 if TYPE_CHECKING:
@@ -143,6 +144,9 @@ def test_a_run_records_metrics_weak_labels_lineage_and_a_registered_model(tiny_r
     assert str(version.version) == result.model["version"] == "1"
     for tag in LINEAGE_TAGS:
         assert version.tags[tag] == tags[tag]
+    # registration records the digests every later download is checked against: the student's files
+    student_model = tiny_run.cache / "strong" / version.tags["student_cache_key"] / "model"
+    assert json.loads(version.tags[digests.TAG]) == digests.model_digests(student_model)
     # the evaluation metrics are linked to the logged model behind the version
     logged = client.get_logged_model(model_id_of(version))
     linked = {m.key: m for m in logged.metrics}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import configparser
 import functools
+import json
 import os
 import re
 import shutil
@@ -27,7 +28,16 @@ COMPOSE_FILE = INFRA / "docker-compose.yml"
 ENV_EXAMPLE = INFRA / ".env.example"
 K8S = INFRA / "k8s"
 
-SERVICES = {"postgres", "seaweedfs", "create-buckets", "mlflow", "prefect-server", "prefect-worker"}
+SERVICES = {
+    "check-secrets",
+    "postgres",
+    "seaweedfs",
+    "create-buckets",
+    "mlflow",
+    "mlflow-worker-user",
+    "prefect-server",
+    "prefect-worker",
+}
 BUCKETS = {"mlflow", "dvc"}
 DATABASES = {"mlflow", "prefect"}
 WORK_POOL = "w2s-pool"
@@ -115,8 +125,6 @@ def test_both_servers_require_authentication_and_the_worker_logs_in():
     assert "mlflow[auth]" in (INFRA / "mlflow" / "Dockerfile").read_text()
     menv, senv, wenv = environment(mlflow), environment(server), environment(worker)
     assert {"MLFLOW_ADMIN_USER", "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= set(menv)
-    assert wenv["MLFLOW_TRACKING_USERNAME"] == menv["MLFLOW_ADMIN_USER"]
-    assert wenv["MLFLOW_TRACKING_PASSWORD"] == menv["MLFLOW_ADMIN_PASSWORD"]
     assert senv["PREFECT_SERVER_API_AUTH_STRING"] == wenv["PREFECT_API_AUTH_STRING"]
     assert ":${PREFECT_AUTH_PASSWORD:?" in senv["PREFECT_SERVER_API_AUTH_STRING"]
     assert "Authorization" in " ".join(server["healthcheck"]["test"]), "the health check logs in too"
@@ -311,7 +319,7 @@ def test_worker_is_the_project_and_polls_the_pool():
     env = environment(worker)
     assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
     assert env["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
-    assert set(depends_on(worker)) == {"prefect-server", "mlflow", "create-buckets"}
+    assert set(depends_on(worker)) == {"prefect-server", "mlflow-worker-user", "create-buckets"}
     # built from the repository root with infra/worker/Dockerfile
     build = worker["build"]
     assert (INFRA / build["context"]).resolve() == REPO
@@ -327,6 +335,61 @@ def test_worker_is_the_project_and_polls_the_pool():
     assert "dvc-s3" in dockerfile
     ignore = Path(f"{dockerfile_path}.dockerignore").read_text().split()
     assert {".git", ".venv", ".w2s", ".dvc/config.local", "infra/.env"} <= set(ignore)
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    out: list[tuple[str, str]] = []
+    pending = ""
+    for line in path.read_text().splitlines():
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        pending += line.rstrip().removesuffix("\\") + " " if line.rstrip().endswith("\\") else line
+        if not line.rstrip().endswith("\\"):
+            word, _, rest = pending.strip().partition(" ")
+            out.append((word.upper(), " ".join(rest.split())))
+            pending = ""
+    return out
+
+
+def lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in (REPO / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_the_worker_image_installs_every_package_from_the_lock():
+    """A rebuild gets the versions the lock pins (those CI tests), not the newest that
+    pyproject.toml's ranges allow: every pip install that resolves packages takes
+    requirements.lock as its constraints, and the torch and Prefect pins are the lock's."""
+    steps = dockerfile_instructions(INFRA / "worker" / "Dockerfile")
+    installs = [
+        (i, cmd.strip())
+        for i, (word, args) in enumerate(steps)
+        if word == "RUN"
+        for cmd in args.split("&&")
+        if re.search(r"\bpip install\b", cmd)
+    ]
+    assert len(installs) >= 3, installs
+    copies = [i for i, (word, args) in enumerate(steps) if word == "COPY" and "requirements.lock" in args.split()]
+    assert copies, "the image never copies requirements.lock in"
+    lock_copied = copies[0]
+    for i, cmd in installs:
+        if "--no-deps" in cmd.split():
+            continue  # the project itself, its dependencies already installed
+        assert "--constraint requirements.lock" in cmd or "-c requirements.lock" in cmd, cmd
+        assert i > lock_copied, f"{cmd}: requirements.lock is copied in only later"
+    assert any("pip check" in args for word, args in steps if word == "RUN"), "a broken tree fails the build"
+    args = dict(a.split("=", 1) for word, a in steps if word == "ARG" and "=" in a)
+    pins = lock_pins()
+    assert args["TORCH_VERSION"] == pins["torch"] and args["PREFECT_VERSION"] == pins["prefect"]
+    assert "dvc-s3" in pins, "the S3 plugin the image adds is locked too"
+    torch = next(cmd for _, cmd in installs if "torch==" in cmd)
+    assert '--index-url "${TORCH_INDEX_URL}"' in torch, "the CPU or CUDA index is a build argument"
+    assert "TORCH_INDEX_URL" in service("prefect-worker")["build"]["args"]
 
 
 def test_worker_dvc_remote_is_the_team_bucket():
@@ -602,3 +665,149 @@ def test_mlflow_values_turn_basic_auth_on_with_credentials_from_secrets():
     for name in (auth["existingAdminSecret"]["name"], pg["existingSecret"]["name"]):
         assert f"create secret generic {name} " in readme, name
     assert "--from-literal=MLFLOW_TRACKING_PASSWORD=" in readme
+
+
+# --- S3 identities: one scoped key per job --------------------------------------------------------
+
+S3_VARS = [f"S3_{who}_{kind}_KEY" for who in ("ADMIN", "MLFLOW", "WORKER", "READER") for kind in ("ACCESS", "SECRET")]
+
+
+def s3_identities(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The real infra/seaweedfs/s3-identities.sh, run with `env`."""
+    script = INFRA / "seaweedfs" / "s3-identities.sh"
+    return subprocess.run(["sh", str(script)], env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True)
+
+
+def test_each_job_gets_its_own_s3_key_scoped_to_the_buckets_it_needs():
+    values = {var: f"value-of-{var.lower()}" for var in S3_VARS}
+    done = s3_identities(values)
+    assert done.returncode == 0, done.stderr
+    ids = {i["name"]: i for i in json.loads(done.stdout)["identities"]}
+    keys = {name: (i["credentials"][0]["accessKey"], i["credentials"][0]["secretKey"]) for name, i in ids.items()}
+    assert keys == {
+        who: (values[f"S3_{who.upper()}_ACCESS_KEY"], values[f"S3_{who.upper()}_SECRET_KEY"])
+        for who in ("admin", "mlflow", "worker", "reader")
+    }
+    actions = {name: set(i["actions"]) for name, i in ids.items()}
+    assert "Admin" in actions["admin"]
+    assert actions["mlflow"] == {"Read:mlflow", "Write:mlflow", "List:mlflow"}
+    assert actions["worker"] == {"Read:dvc", "Write:dvc", "List:dvc"}
+    assert actions["reader"] == {"Read:dvc", "List:dvc"}, "DVC readers cannot write"
+    # the script refuses a missing key, and a value that would break its JSON, in one line
+    for broken in (
+        {k: v for k, v in values.items() if k != "S3_READER_SECRET_KEY"},
+        {**values, "S3_WORKER_SECRET_KEY": 'a"b'},
+    ):
+        refused = s3_identities(broken)
+        assert refused.returncode == 1 and refused.stdout == "" and refused.stderr.count("\n") == 1, refused.stderr
+
+
+def test_services_use_the_key_of_their_job_and_only_operators_hold_the_admin_key():
+    def key_of(name: str) -> str:
+        return VAR_REF.fullmatch(environment(service(name))["AWS_ACCESS_KEY_ID"]).group(1)
+
+    assert key_of("create-buckets") == "S3_ADMIN_ACCESS_KEY"
+    assert key_of("mlflow") == "S3_MLFLOW_ACCESS_KEY"
+    assert key_of("prefect-worker") == "S3_WORKER_ACCESS_KEY"
+    for name, svc in compose()["services"].items():
+        env = " ".join(environment(svc).values())
+        if name not in {"seaweedfs", "check-secrets", "create-buckets"}:
+            assert "S3_ADMIN_" not in env, f"{name} holds the admin key"
+    seaweed = environment(service("seaweedfs"))
+    assert {f"${{{v}:?set {v} in infra/.env}}" for v in S3_VARS} == {seaweed[v] for v in S3_VARS}
+    assert "./seaweedfs/s3-identities.sh:/etc/w2s/s3-identities.sh:ro" in service("seaweedfs")["volumes"]
+    assert "sh /etc/w2s/s3-identities.sh" in (INFRA / "seaweedfs" / "entrypoint.sh").read_text()
+    # the buckets the scoped keys may touch are the ones each job writes to
+    destination = next(c for c in command(service("mlflow")) if c.startswith("--artifacts-destination="))
+    assert urlsplit(destination.split("=", 1)[1]).netloc == "mlflow"
+    assert urlsplit(dvc_remote((INFRA / "worker" / "dvc-config.local").read_text())["url"]).netloc == "dvc"
+    readme = (INFRA / "README.md").read_text()
+    for var in ("S3_MLFLOW_ACCESS_KEY", "S3_WORKER_ACCESS_KEY", "S3_READER_ACCESS_KEY"):
+        assert var in readme, f"infra/README.md tells who gets {var}"
+
+
+# --- the worker's own MLflow user -------------------------------------------------------------------
+
+
+def test_the_worker_logs_in_to_mlflow_as_its_own_user_not_the_admin():
+    worker, job, mlflow = environment(service("prefect-worker")), service("mlflow-worker-user"), service("mlflow")
+    assert worker["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_WORKER_USER:-w2s-worker}"
+    assert worker["MLFLOW_TRACKING_PASSWORD"] == "${MLFLOW_WORKER_PASSWORD:?set MLFLOW_WORKER_PASSWORD in infra/.env}"
+    assert env_example()["MLFLOW_WORKER_USER"] != env_example()["MLFLOW_ADMIN_USER"]
+    assert "MLFLOW_ADMIN" not in " ".join(worker.values())
+    # the one-shot job that creates that user runs as the admin, once MLflow answers, before the worker
+    jenv = environment(job)
+    assert jenv["MLFLOW_TRACKING_USERNAME"] == environment(mlflow)["MLFLOW_ADMIN_USER"]
+    assert jenv["MLFLOW_WORKER_USER"] == worker["MLFLOW_TRACKING_USERNAME"]
+    assert jenv["MLFLOW_WORKER_PASSWORD"] == worker["MLFLOW_TRACKING_PASSWORD"]
+    assert depends_on(job) == {"mlflow": "service_healthy"} and job["restart"] == "no"
+    assert depends_on(service("prefect-worker"))["mlflow-worker-user"] == "service_completed_successfully"
+    assert job["entrypoint"] == ["python", "/usr/local/bin/w2s-mlflow-worker-user"]
+    assert "COPY worker-user.py /usr/local/bin/w2s-mlflow-worker-user" in (INFRA / "mlflow" / "Dockerfile").read_text()
+    # Kubernetes: the worker's Secret carries that user, not the admin's
+    readme = (INFRA / "README.md").read_text()
+    assert "--from-literal=MLFLOW_TRACKING_USERNAME=w2s-worker" in readme
+    assert "--from-literal=MLFLOW_TRACKING_USERNAME=w2s-admin" not in readme
+
+
+# --- volumes ------------------------------------------------------------------------------------
+
+
+def test_everything_the_worker_writes_is_on_a_volume_in_compose_and_kubernetes():
+    paths = {"/opt/w2s/.w2s", "/opt/w2s/data", "/opt/w2s/weak_labels", "/opt/w2s/.dvc/cache"}
+    named = {}
+    for volume in service("prefect-worker")["volumes"]:
+        source, target = volume.split(":")[:2]
+        if not source.startswith("."):
+            named[target] = source
+    assert paths <= set(named), paths - set(named)
+    assert set(named.values()) <= set(compose()["volumes"])
+    assert len(set(named.values())) == len(named), "one volume per folder"
+    mounts = {m["mountPath"] for m in values("prefect-worker-values.yaml")["worker"]["extraVolumeMounts"]}
+    assert paths <= mounts, paths - mounts
+    dockerfile = (INFRA / "worker" / "Dockerfile").read_text()
+    assert "/opt/w2s/weak_labels /opt/w2s/.dvc/cache" in dockerfile, "created, owned by the image's user"
+
+
+# --- placeholders never start a real stack ----------------------------------------------------------
+
+
+def check_secrets(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The real infra/check-secrets.sh, run with `env` (what the compose job's container sees)."""
+    script = INFRA / "check-secrets.sh"
+    return subprocess.run(["sh", str(script)], env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True)
+
+
+def test_the_stack_refuses_change_me_placeholders_outside_the_test_profile():
+    example = env_example()
+    job_env = {k: rendered_defaults(v) for k, v in environment(service("check-secrets")).items()}
+    refused = check_secrets(job_env)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.count("\n") == 1 and refused.stderr.startswith("error: infra/.env still holds change-me")
+    placeholders = sorted(k for k, v in example.items() if v.startswith("change-me"))
+    assert placeholders and all(k in refused.stderr for k in placeholders), "every placeholder is named"
+    assert check_secrets({**job_env, "W2S_STACK_PROFILE": "test"}).returncode == 0
+    real = {k: ("s3cr3t-" + k.lower() if v.startswith("change-me") else v) for k, v in job_env.items()}
+    assert check_secrets(real).returncode == 0
+    one_left = {**real, "MLFLOW_WORKER_PASSWORD": "change-me-mlflow-worker"}
+    assert "MLFLOW_WORKER_PASSWORD" in check_secrets(one_left).stderr
+
+
+def test_the_placeholder_check_sees_every_secret_and_runs_before_any_service():
+    job = service("check-secrets")
+    seen = set(environment(job))
+    for name, svc in compose()["services"].items():
+        for m in VAR_REF.finditer(" ".join(environment(svc).values())):
+            if SECRET_NAME.search(m.group(1)):
+                assert m.group(1) in seen, f"{name} reads {m.group(1)}, which check-secrets does not see"
+    assert job["restart"] == "no" and job["volumes"] == ["./check-secrets.sh:/etc/w2s/check-secrets.sh:ro"]
+
+    def waits_for_check(name: str, seen: frozenset = frozenset()) -> bool:
+        deps = depends_on(service(name))
+        if deps.get("check-secrets") == "service_completed_successfully":
+            return True
+        return bool(deps) and all(waits_for_check(d, seen | {name}) for d in deps if d not in seen)
+
+    for name in compose()["services"]:
+        if name != "check-secrets":
+            assert waits_for_check(name), f"{name} can start before the placeholder check"

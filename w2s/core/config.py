@@ -9,15 +9,46 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 
 class Section(BaseModel):
-    """The base of every config section, methods' own included: unknown keys are errors."""
+    """The base of every config section, methods' own included: unknown keys are errors, and so
+    is an infinite or NaN number in any float field (`.inf` epochs would pass `gt=0` and fail
+    only after the weak model trained)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+# A registered model name goes into MLflow search filters (`name='...'`, which cannot carry a
+# quote) and into `models:/<name>/<version>` and `<name>@<alias>` references; an alias follows
+# MLflow's own rule for alias names. Both are refused at load, before anything is trained.
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,255}")
+_ALIAS = re.compile(r"[A-Za-z0-9_-]{1,255}")
+
+
+def _model_name(value: str) -> str:
+    if not _MODEL_NAME.fullmatch(value):
+        raise ValueError(
+            f"model name {value!r} may hold only letters, digits, '.', '_' and '-' (starting with a letter "
+            "or digit, at most 256 characters): it goes into MLflow search filters and models:/ URIs"
+        )
+    return value
+
+
+def _alias(value: str) -> str:
+    if not _ALIAS.fullmatch(value):
+        raise ValueError(f"alias {value!r} may hold only letters, digits, '_' and '-' (MLflow's alias names)")
+    if value.lower() == "latest" or re.fullmatch(r"[vV]\d+", value):
+        raise ValueError(f"alias {value!r} is reserved by MLflow ('latest' and v<number> name versions)")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_name)]
+AliasName = Annotated[str, AfterValidator(_alias)]
 
 
 class DataConfig(Section):
@@ -313,8 +344,8 @@ class SelectionConfig(Section):
 
 class RegisterConfig(Section):
     enabled: bool = Field(True, description="Log the student as a pyfunc and register a version.")
-    model_name: str = Field("w2s-strong", min_length=1, description="Registered model name.")
-    alias: str = Field("challenger", min_length=1, description="Alias set on the new version.")
+    model_name: ModelName = Field("w2s-strong", description="Registered model name: letters, digits, '.', '_' and '-'.")
+    alias: AliasName = Field("challenger", description="Alias set on the new version: letters, digits, '_', '-'.")
 
 
 class PromotionConfig(Section):
@@ -341,7 +372,7 @@ class PromotionConfig(Section):
         "named by data.text_column / data.label_column), relative to the project. Unset: the "
         "test split of the challenger's run, recomputed from the project's data.",
     )
-    champion_alias: str = Field("champion", min_length=1, description="Alias the gate moves.")
+    champion_alias: AliasName = Field("champion", description="Alias the gate moves: letters, digits, '_', '-'.")
     min_eval_rows: int = Field(
         100,
         ge=1,

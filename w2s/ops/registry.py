@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import w2s
-from w2s.errors import W2SError
+from w2s.errors import ServiceUnavailable, W2SError, redact
+from w2s.ops import digests
 from w2s.ops.tracking import client
 
 ENTRY = Path(__file__).parent / "serving" / "entry.py"
@@ -73,6 +74,8 @@ def log_and_register(
     if metrics:
         link_metrics(run_id, info.model_id, metrics, evaluated_on)
     str_tags = {k: str(v) for k, v in tags.items() if v is not None}
+    # what every later download and the serving pyfunc check the model's files against
+    str_tags[digests.TAG] = digests.digest_tag(model_dir)
     version = mlflow.register_model(info.model_uri, name, tags=str_tags)
     client().set_registered_model_alias(name, alias, version.version)
     return str(version.version)
@@ -205,29 +208,55 @@ def parse_ref(ref: str) -> tuple[str, str | None, str | None]:
     raise W2SError(f"model reference '{ref}' is not <name>/<version> or <name>@<alias>")
 
 
+def _absent(exc: Exception) -> bool:
+    """Whether a registry error says that the model, version or alias asked for does not exist.
+    MLflow raises RESOURCE_DOES_NOT_EXIST for a missing model or version, but INVALID_PARAMETER_VALUE
+    with "Registered model alias X not found." for a missing alias; every other error (a refused
+    login, an outage, a server error) is not an answer about the registry's content."""
+    code = getattr(exc, "error_code", None)
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return True
+    return code == "INVALID_PARAMETER_VALUE" and bool(re.search(r"alias \S+ not found", str(exc)))
+
+
+def _unavailable(exc: Exception, what: str) -> ServiceUnavailable:
+    import mlflow
+
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    server = redact(mlflow.get_registry_uri())
+    return ServiceUnavailable(f"MLflow registry {server} did not answer {what}: {redact(detail)[:300]}")
+
+
 def resolve_version(ref: str):
-    """The registered model version a reference names; a clear error when there is none."""
+    """The registered model version a reference names; a clear error when there is none, and
+    ServiceUnavailable when the registry did not answer (a refused login, an outage)."""
     from mlflow.exceptions import MlflowException
 
     name, version, alias = parse_ref(ref)
     c = client()
+    what = f"alias @{alias}" if alias else f"version {version}"
     try:
         if alias is not None:
             return c.get_model_version_by_alias(name, alias)
         return c.get_model_version(name, str(version))
-    except MlflowException:
-        what = f"alias @{alias}" if alias else f"version {version}"
-        raise W2SError(f"registered model '{name}' has no {what}") from None
+    except MlflowException as exc:
+        if _absent(exc):
+            raise W2SError(f"registered model '{name}' has no {what}") from None
+        raise _unavailable(exc, f"the lookup of {name} {what}") from None
 
 
 def alias_version(name: str, alias: str) -> str | None:
-    """The version an alias points at, or None when the model or the alias does not exist."""
+    """The version an alias points at, or None when the model or the alias does not exist.
+    Any other registry error raises ServiceUnavailable: an outage must never read as "no
+    champion"."""
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if _absent(exc):
+            return None
+        raise _unavailable(exc, f"the lookup of {name}@{alias}") from None
 
 
 def pipeline_run_id(version) -> str:
@@ -237,11 +266,15 @@ def pipeline_run_id(version) -> str:
 
 
 def download_model(name: str, version: str, dest: Path) -> Path:
-    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling."""
+    """Download a version's model folder (safetensors weights, tokenizer, metadata); no unpickling.
+    Its files are checked against the digests registered with the version (`w2s.ops.digests`)."""
     import mlflow
+
+    from w2s.ops.digests import verify_download
 
     root = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=str(dest))
     folder = Path(root) / "artifacts" / "model"
     if not (folder / "model.safetensors").is_file():
         raise W2SError(f"{name}/{version} holds no w2s model folder (artifacts/model/model.safetensors)")
+    verify_download(folder, name, version)
     return folder

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from w2s.config import Config, load_config, load_yaml
+from w2s.config import Config, load_config, read_yaml_file
 from w2s.errors import ConfigError
 
 
@@ -88,8 +88,9 @@ def load_sweep(path: str | Path) -> SweepConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"sweep config not found: {p}")
+    raw = read_yaml_file(p, "sweep config")
     try:
-        return SweepConfig.model_validate(load_yaml(p.read_text()) or {})
+        return SweepConfig.model_validate(raw or {})
     except ValidationError as err:
         first = err.errors()[0]
         loc = ".".join(str(x) for x in first["loc"])

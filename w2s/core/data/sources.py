@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,21 +82,52 @@ def _not_utf8(path: Path) -> DataError | None:
     return None
 
 
+class _Refused:
+    """pyarrow's invalid-row handler: keeps the rows pyarrow refused, to name the line of the first
+    (pyarrow's reader knows only its text), and fails the read."""
+
+    def __init__(self) -> None:
+        self.rows: list[Any] = []
+
+    def __call__(self, row: Any) -> str:
+        self.rows.append(row)
+        return "error"
+
+
+def _quiet_undecodable_rows() -> None:
+    """pyarrow decodes a refused row's text as UTF-8 before it calls the handler. In a file that is
+    not UTF-8 that decoding fails inside pyarrow, which prints it through `sys.unraisablehook`
+    ("Exception ignored in: ... Traceback ... UnicodeDecodeError") and then fails the read, which
+    `_csv_error` reports in one line naming the bad byte. Drop those reports, and only those, from
+    every thread pyarrow parses in; any other unraisable exception goes to the previous hook."""
+    previous = sys.unraisablehook
+    if isinstance(previous, _QuietRowsHook):
+        return
+    sys.unraisablehook = _QuietRowsHook(previous)
+
+
+class _QuietRowsHook:
+    def __init__(self, previous: Callable[[Any], Any]) -> None:
+        self.previous = previous
+
+    def __call__(self, unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, UnicodeDecodeError) and isinstance(unraisable.object, _Refused):
+            return
+        self.previous(unraisable)
+
+
 def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> Iterator[tuple[pd.DataFrame, int]]:
     """The wanted columns of a CSV/TSV as text, a block at a time (pyarrow's streaming reader)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    bad: list[Any] = []  # the row pyarrow refused, to name its line (pyarrow's reader knows only its text)
-
-    def refuse(row: Any) -> str:
-        bad.append(row)
-        return "error"
-
-    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=refuse)
+    _quiet_undecodable_rows()
+    refused = _Refused()
+    bad = refused.rows
+    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=refused)
     try:
         header = pacsv.open_csv(path, parse_options=parse).schema.names
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, OSError) as exc:
         raise _csv_error(path, exc, sep, bad) from None
     _require(header, wanted, where)
     columns = list(dict.fromkeys(wanted.values()))
@@ -112,7 +144,7 @@ def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> It
             parse_options=parse,
             convert_options=convert,
         )
-    except pa.ArrowInvalid as exc:
+    except (pa.ArrowInvalid, OSError) as exc:
         raise _csv_error(path, exc, sep, bad) from None
     start = 0
     while True:
@@ -120,7 +152,7 @@ def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> It
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except pa.ArrowInvalid as exc:
+        except (pa.ArrowInvalid, OSError) as exc:
             raise _csv_error(path, exc, sep, bad) from None
         yield batch.to_pandas(), start
         start += batch.num_rows
@@ -128,6 +160,8 @@ def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> It
 
 def _csv_error(path: Path, exc: Exception, sep: str, bad: list[Any]) -> DataError:
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if isinstance(exc, OSError):  # the file became unreadable, or the disk failed, mid-read
+        return DataError(f"{path}: cannot read the file: {msg}")
     encoding = _not_utf8(path)  # pyarrow reports some encodings as an empty file or a parse error
     if encoding is not None:
         return encoding
@@ -219,8 +253,7 @@ def read_columns(
     fmt = READERS.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"{path}: unsupported file type '{path.suffix}' (use CSV, TSV, JSONL or Parquet)")
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
+    check_readable(path)
     columns = list(dict.fromkeys(wanted.values()))
     start = 0
     if fmt in ("csv", "tsv"):
@@ -240,9 +273,30 @@ def read_columns(
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
         _require(names, wanted, where)
-        for batch in parquet_batches(path, columns, batch_rows):
+        batches = parquet_batches(path, columns, batch_rows)
+        while True:
+            try:  # the schema above is the footer only: a damaged data page fails here
+                batch = next(batches)
+            except StopIteration:
+                return
+            except Exception as exc:  # pyarrow's error for a damaged page (OSError, ArrowInvalid, ...)
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise DataError(f"{path}: cannot read PARQUET data (from {_row(start)} on): {msg}") from None
             yield batch.to_pandas(), start, _rows_from(start)
             start += batch.num_rows
+
+
+def check_readable(path: Path) -> None:
+    """A one-line DataError unless `path` is a regular file this process can open and read."""
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"{path}: not a regular file")
+    try:
+        with path.open("rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
 
 
 def parquet_batches(path: str | Path, columns: list[str] | None, batch_rows: int) -> Iterator[Any]:
@@ -299,10 +353,28 @@ def _hf_batches(cfg: DataConfig, project: Project, batch_rows: int) -> tuple[Ite
         for start in range(0, len(view), batch_rows):
             df = view[start : start + batch_rows]
             if isinstance(feature, datasets.ClassLabel):
-                df[cfg.label_column] = [feature.int2str(int(v)) for v in df[cfg.label_column]]
+                df[cfg.label_column] = _class_names(df[cfg.label_column], feature.names, where, cfg.label_column, start)
             yield _pick_columns(df, cfg, where, start, kinds)
 
     return batches(), Source("hf", location, getattr(ds, "_fingerprint", None))
+
+
+def _class_names(values: pd.Series, names: list[str], where: str, column: str, start: int) -> list[str]:
+    """A ClassLabel column's integer codes as their class names. A code outside the classes (-1,
+    which HF datasets use for an unlabelled row, or a missing value) is a one-line error naming
+    its row: it has no name, and a row without a label cannot train or test anything."""
+    codes = pd.to_numeric(values, errors="coerce")
+    valid = codes.notna() & codes.between(0, len(names) - 1) & (codes == codes.round())
+    if not valid.all():
+        pos = int(np.flatnonzero(~valid.to_numpy())[0])
+        value = values.iloc[pos]
+        shown = "no value" if _missing(value) else repr(value.item() if hasattr(value, "item") else value)
+        raise DataError(
+            f"{where}: column '{column}' (data.label_column) holds {shown} at {_row(start + pos)}, not a class of its "
+            f"ClassLabel (0..{len(names) - 1}: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}); "
+            "-1 marks an unlabelled row: drop those rows first"
+        )
+    return [names[int(c)] for c in codes]
 
 
 class _KindCheck:
@@ -420,6 +492,7 @@ def iter_source(
     if cfg.path:
         path = project.resolve_inside(cfg.path)
         if path.suffix.lower() in READERS and path.is_file():
+            check_readable(path)  # before the md5 reads it
             source = Source("file", str(cfg.path), file_md5(path))
         else:
             source = Source("file", str(cfg.path), None)  # _file_batches names what is wrong
@@ -443,6 +516,29 @@ def read_source(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source
     if not frames:
         return pd.DataFrame(columns=COLUMNS), source
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0], source
+
+
+PROBE_ROWS = 1000
+
+
+def probe_source(cfg: DataConfig, project: Project) -> None:
+    """Read the start of a data file or a local HF dataset (one batch; a CSV block), so that a file
+    that cannot be opened, is not UTF-8, cannot be parsed or lacks a configured column, or a label
+    that is not a class, fails in one line before any work starts. Ingest reads the rest with the
+    same readers. Hub datasets, tasks and bundled corpora are not probed (they are downloaded or
+    checked by their own code)."""
+    if cfg.path:
+        batches: Iterator[pd.DataFrame] = _file_batches(project.resolve_inside(cfg.path), cfg, PROBE_ROWS)
+    elif cfg.name not in tasks.TASKS and local_dataset(cfg, project) is not None:
+        batches, _ = _hf_batches(cfg, project, PROBE_ROWS)
+    else:
+        return
+    try:
+        next(batches, None)
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _stable_order(ids: pd.Series) -> pd.Series:

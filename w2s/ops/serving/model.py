@@ -31,8 +31,12 @@ class TextClassifierModel(PythonModel):
     # predict() carries no type hints on purpose: MLflow would derive a second, looser schema
     # from them; the explicit signature given at logging time is the contract.
     def load_context(self, context) -> None:
-        from w2s.core.models.classifier import load_classifier
+        from pathlib import Path
 
+        from w2s.core.models.classifier import load_classifier
+        from w2s.ops.digests import verify_served
+
+        verify_served(Path(context.artifacts["model"]))  # before any file of it is read as a model
         self.model, self.tokenizer, self.meta = load_classifier(context.artifacts["model"])
 
     def predict(self, context, model_input, params=None):
