@@ -19,8 +19,8 @@ from w2s.core.data.split import hash_folds
 from w2s.core.metric_schema import METRICS, declared
 from w2s.io import file_md5
 from w2s.methods import all_metrics
-from w2s.ops.gc import model_id_of
 from w2s.ops import digests
+from w2s.ops.gc import model_id_of
 from w2s.ops.tracking import LINEAGE_TAGS
 
 if TYPE_CHECKING:
