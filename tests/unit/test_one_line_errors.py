@@ -241,6 +241,7 @@ def test_a_classlabel_column_holding_minus_one_or_none_is_one_line(proj, capfd, 
     labels: list[int | None] = [i % 2 for i in range(300)]
     labels[41] = bad
     _hf_dataset(proj / "hf", labels)
+    capfd.readouterr()  # the test's own save_to_disk progress is not the CLI's output
     before = _files(proj)
     code, err = _cli(capfd, "run", "--set", "data.path=null", "--set", "data.hf_name=hf")
     assert code == 2

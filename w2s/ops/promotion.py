@@ -311,6 +311,8 @@ def rollback(
     """Move `alias` back to the version it pointed at before the current one; return (from, to).
     Holds the same lock as a promotion, so it never interleaves with a gate or a gc."""
     c = client()
+    if registry.alias_version(name, alias) is None:  # before the lock: a refusal writes nothing
+        raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
     with (serialise or promotion_lock)(project, name):
         current = registry.alias_version(name, alias)
         if current is None:
