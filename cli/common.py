@@ -3,6 +3,7 @@ that run before any training starts."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from typing import TYPE_CHECKING
 
@@ -80,3 +81,48 @@ def check_eval_set(cfg: Config, project: Project) -> None:
         probe_source(data, project)
     except DataError as exc:
         raise DataError(f"promotion.eval_set '{eval_set}': {exc}") from None
+
+
+def config_args(p: argparse.ArgumentParser, with_file: bool = True) -> None:
+    """The --config FILE and --set KEY=VALUE options a verb that reads the config takes."""
+    if with_file:
+        p.add_argument(
+            "--config", metavar="FILE", help="YAML config used instead of ./params.yaml (the whole config, not a layer)"
+        )
+    p.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one config key; the value is YAML: --set strong.epochs=1, "
+        "--set data.labels='[neg, pos]', --set promotion.floors='{pgr: 0.2}' (repeatable, applied in order)",
+    )
+
+
+def project_config(args: argparse.Namespace) -> tuple[Project, Config]:
+    """The project and its config (params.yaml or --config, with --set overrides), validated."""
+    from w2s.config import load_config
+    from w2s.project import Project
+
+    project = Project.discover()
+    path = getattr(args, "config", None) or (project.params_file if project.params_file.is_file() else None)
+    return project, load_config(path, getattr(args, "set", []))
+
+
+def start_flows() -> None:
+    """Boot Prefect's temporary server (when no server is configured) and tame its logging."""
+    from w2s.cli.prefect_server import start_temporary_server_early
+
+    ready = start_temporary_server_early()
+    import w2s.flows.pipeline  # noqa: F401  (Prefect sets up its log handlers on import; filter them after)
+
+    tune_logging()
+    ready()
+
+
+def usage(parser: argparse.ArgumentParser) -> int:
+    """A verb given no action: its help on stderr, exit 2."""
+    import sys
+
+    parser.print_help(sys.stderr)
+    return 2

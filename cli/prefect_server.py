@@ -78,7 +78,7 @@ def guard(server_pid: int) -> subprocess.Popen[bytes] | None:
     if started is None:
         return None
     return subprocess.Popen(
-        [sys.executable, "-c", "import sys; from cli.prefect_server import watch; watch(*map(int, sys.argv[1:4]))"]
+        [sys.executable, "-c", "import sys; from w2s.cli.prefect_server import watch; watch(*map(int, sys.argv[1:4]))"]
         + [str(os.getpid()), str(server_pid), started],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from cli.ui import views
+from w2s.cli.ui import views
 from w2s.project import Project
 
 if TYPE_CHECKING:
-    from flows.pipeline import PipelineResult
+    from w2s.flows.pipeline import PipelineResult
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

@@ -13,7 +13,7 @@ import yaml
 
 from w2s.errors import ConfigError
 
-FLOWS = {"flows/retrain.py:retrain": ("flows.retrain", "retrain")}
+FLOWS = {"flows/retrain.py:retrain": ("w2s.flows.retrain", "retrain")}
 
 
 def find_prefect_yaml(project_root: Path) -> Path:

@@ -1,5 +1,5 @@
 """The weak-to-strong pipeline as one Prefect flow: the steps of `w2s.pipeline.sequence.STEPS`,
-each a task with its own nested MLflow run (`tasks.step.run_step`), then registration.
+each a task with its own nested MLflow run (`w2s.tasks.step.run_step`), then registration.
 
 Tasks exchange paths, hashes and small dataclasses only.
 """
@@ -13,9 +13,6 @@ from typing import Any
 
 from prefect import flow, runtime
 
-from tasks import register, tracking
-from tasks.context import RunContext
-from tasks.step import run_step
 from w2s.config import Config
 from w2s.core.config import stable_hash
 from w2s.core.refs import LabelsRef
@@ -23,6 +20,9 @@ from w2s.ops import activity
 from w2s.pipeline.sequence import Step, StepCall, walk
 from w2s.pipeline.weak_selection import Selection
 from w2s.project import Project
+from w2s.tasks import register, tracking
+from w2s.tasks.context import RunContext
+from w2s.tasks.step import run_step
 
 
 def _task_step(ctx: RunContext, tags: dict[str, Any]) -> StepCall:

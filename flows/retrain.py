@@ -11,18 +11,22 @@ from typing import Any
 
 from prefect import flow
 
-from flows.pipeline import pipeline
-from tasks import promotion
 from w2s.config import load_config
 from w2s.errors import ConfigError
+from w2s.flows.pipeline import pipeline
 from w2s.project import Project
+from w2s.tasks import promotion
 
 
 @flow(name="w2s-retrain", log_prints=True, validate_parameters=False)
-def retrain(project_dir: str | None = None, overrides: list[str] | None = None) -> dict[str, Any]:
-    """Retrain on the project's current data and params.yaml (plus `key=value` overrides)."""
+def retrain(
+    project_dir: str | None = None, overrides: list[str] | None = None, config_file: str | None = None
+) -> dict[str, Any]:
+    """Retrain on the project's current data and params.yaml (or `config_file`, a YAML file that
+    replaces it), plus `key=value` overrides."""
     project = Project.discover(project_dir)
-    cfg = load_config(project.params_file if project.params_file.is_file() else None, overrides)
+    path = config_file or (project.params_file if project.params_file.is_file() else None)
+    cfg = load_config(path, overrides)
     if not cfg.registry.enabled:
         raise ConfigError("retrain registers a challenger to gate: registry.enabled must be true")
     config = cfg.model_dump(mode="json")

@@ -14,11 +14,11 @@ from typing import Any, cast
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks import sweep_points, tracking
 from w2s.core.config import stable_hash
 from w2s.ops import activity
 from w2s.pipeline.sweep_grid import SweepConfig, expand
 from w2s.project import Project
+from w2s.tasks import sweep_points, tracking
 
 
 @flow(name="w2s-sweep", log_prints=True, validate_parameters=False)

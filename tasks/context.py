@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.gates import record_to
 from w2s.core.cache import ArtifactCache
 from w2s.ops.tracking import RunLog
 from w2s.pipeline.sequence import StepEnv
 from w2s.project import Project
+from w2s.tasks.gates import record_to
 
 
 @dataclass(frozen=True)

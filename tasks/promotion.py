@@ -8,12 +8,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.retry import RETRY
-from tasks.serialise import promotion_serialised
 from w2s.config import Config
 from w2s.ops import promotion, versioning
 from w2s.ops.lineage import snapshot_targets
 from w2s.project import Project
+from w2s.tasks.promotion_lock import promotion_serialised
+from w2s.tasks.retry import RETRY
 
 
 @task(name="snapshot-data", cache_policy=NO_CACHE, **RETRY)

@@ -8,12 +8,12 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.context import RunContext
-from tasks.retry import RETRY
-from tasks.serialise import promotion_serialised
 from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
 from w2s.ops import datasets, registry, tracking
+from w2s.tasks.context import RunContext
+from w2s.tasks.promotion_lock import promotion_serialised
+from w2s.tasks.retry import RETRY
 
 
 @task(name="register", cache_policy=NO_CACHE, **RETRY)

@@ -10,12 +10,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.context import RunContext
-from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.ops import tracking
 from w2s.pipeline import sequence
 from w2s.pipeline.step_records import Record
+from w2s.tasks.context import RunContext
+from w2s.tasks.retry import RETRY
 
 
 @task(cache_policy=NO_CACHE, **RETRY)

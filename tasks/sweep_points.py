@@ -8,12 +8,12 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.retry import RETRY
 from w2s.analysis.sweep_report import write_report
 from w2s.config import Config
 from w2s.ops import tracking
 from w2s.pipeline import sweep_point
 from w2s.project import Project
+from w2s.tasks.retry import RETRY
 
 
 @task(name="sweep-point", cache_policy=NO_CACHE, **RETRY)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.retry import RETRY
 from w2s.config import Config
 from w2s.ops import activity, tracking
 from w2s.ops.determinism import determinism_facts
 from w2s.ops.lineage import git_commit, method_name, params_hash
 from w2s.project import Project
+from w2s.tasks.retry import RETRY
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE, **RETRY)

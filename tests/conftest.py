@@ -174,7 +174,7 @@ class TinyRun:
     """One real `w2s-pipeline` flow run on TINY_CONFIG in a fresh project with cold caches."""
 
     root: Path
-    result: Any  # flows.pipeline.PipelineResult
+    result: Any  # w2s.flows.pipeline.PipelineResult
 
     @property
     def cache(self) -> Path:
@@ -189,8 +189,8 @@ class TinyRun:
 
 def _result_from_json(data: dict[str, Any]) -> Any:
     """A PipelineResult from its JSON form (`w2s run --json`)."""
-    from flows.pipeline import PipelineResult
     from w2s.core.refs import LabelsRef
+    from w2s.flows.pipeline import PipelineResult
     from w2s.pipeline.weak_selection import Selection
 
     return PipelineResult(
@@ -218,8 +218,8 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> Tin
     record = base / "tiny-run" / "result.json"
     with FileLock(str(base / "tiny-run.lock")):
         if not record.is_file():
-            from flows.pipeline import pipeline
             from w2s.config import load_config
+            from w2s.flows.pipeline import pipeline
 
             root = make_project(base / "tiny-run" / "proj", bundled_dir)
             cfg = load_config(root / "params.yaml")

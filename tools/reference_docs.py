@@ -1,10 +1,11 @@
 """Reference pages generated from the code, so they cannot drift from it:
 
-    python -m tools.reference_docs write   # regenerate docs/metrics.md
+    python -m tools.reference_docs write   # regenerate docs/metrics.md and docs/config.md
     python -m tools.reference_docs check   # exit 1 when a committed page differs (a test runs it)
 
 docs/metrics.md is the metric schema (`w2s.core.metric_schema.METRICS`, with every registered
-method's own metrics) as a table.
+method's own metrics) as a table; docs/config.md every key of the typed config
+(`w2s.config_docs.reference_markdown`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ def metrics_page() -> str:
     )
 
 
-PAGES: dict[str, Callable[[], str]] = {"docs/metrics.md": metrics_page}
+def config_page() -> str:
+    """docs/config.md: every key of params.yaml."""
+    from w2s.config_docs import reference_markdown
+
+    return reference_markdown() + "\n"
+
+
+PAGES: dict[str, Callable[[], str]] = {"docs/metrics.md": metrics_page, "docs/config.md": config_page}
 
 
 def main(argv: list[str]) -> int:

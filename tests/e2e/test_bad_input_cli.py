@@ -196,7 +196,7 @@ def _written(root: Path) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_bad_input_fails_with_one_line_and_leaves_no_trace(shared_project, monkeypatch, capsys, case):
-    from cli.main import main
+    from w2s.cli.main import main
 
     setup, sets, message = CASES[case]
     monkeypatch.setenv("W2S_PROJECT_DIR", str(shared_project))

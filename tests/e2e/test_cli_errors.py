@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cli.main import main
+from w2s.cli.main import main
 
 
 def _registered_models(project: Path) -> list[str]:

@@ -28,7 +28,7 @@ from conftest import make_project, publish
 
 
 def test_plan_for_mpnet_base(capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     assert main(["plan", "--set", "strong.model=mpnet-base", "--gpus", "4", "--nodes", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
@@ -199,7 +199,7 @@ def test_a_hung_rank_is_stopped_at_the_time_limit_with_every_other_rank(tiny, tm
 def test_the_pipeline_runs_a_weak_lm_and_a_lora_bf16_student_on_zero3(project, tiny_lms):
     from mlflow import MlflowClient
 
-    from flows.pipeline import pipeline
+    from w2s.flows.pipeline import pipeline
 
     cfg = load_config(
         project / "params.yaml",

@@ -92,7 +92,7 @@ def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_w
     assert "up to date" in status.stdout, status.stdout
 
     # the Prefect flow on the same params reuses every model the other two trained
-    from flows.pipeline import pipeline
+    from w2s.flows.pipeline import pipeline
 
     flow_cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
     result = pipeline(config=flow_cfg.model_dump(mode="json"), project_dir=str(project))
@@ -170,7 +170,7 @@ def test_a_step_added_to_the_table_runs_in_the_library_the_flow_and_as_a_dvc_sta
     nested MLflow run named by its title) and its DVC stage all run it."""
     from mlflow import MlflowClient
 
-    from flows.pipeline import pipeline
+    from w2s.flows.pipeline import pipeline
     from w2s.pipeline import dvc_stages, sequence
 
     project = warm_project

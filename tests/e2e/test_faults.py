@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from cli.main import main
+from w2s.cli.main import main
 
 from conftest import free_port
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, make_project
-from task_schemas import save_task
+from suite_schemas import save_task
 
 TINY_LM_RUN = [
     "weak.kind=encoder",

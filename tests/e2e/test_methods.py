@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     project = warm_project
     shutil.copyfile(REPO / "configs" / "sweep-methods-tiny.yaml", project / "sweep.yaml")
@@ -78,7 +78,7 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
 def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(warm_project):
     from mlflow import MlflowClient
 
-    from flows.pipeline import pipeline
+    from w2s.flows.pipeline import pipeline
 
     cfg = load_config(warm_project / "params.yaml", ["method=ensemble"])
     result = pipeline(config=cfg.model_dump(mode="json"), project_dir=str(warm_project))

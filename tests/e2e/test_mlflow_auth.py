@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from w2s.cli.main import main
 
 from conftest import BIN, REPO, free_port
 

@@ -24,7 +24,7 @@ from w2s.ops.gc import model_id_of
 from w2s.ops.tracking import LINEAGE_TAGS
 
 if TYPE_CHECKING:
-    from flows.pipeline import PipelineResult
+    from w2s.flows.pipeline import PipelineResult
 
     from conftest import TinyRun
 
@@ -44,7 +44,7 @@ STAGES = {
 
 
 def run_pipeline(project: Path, *overrides: str) -> PipelineResult:
-    from flows.pipeline import pipeline
+    from w2s.flows.pipeline import pipeline
 
     cfg = load_config(project / "params.yaml", list(overrides))
     return pipeline(config=cfg.model_dump(mode="json"), project_dir=str(project))
@@ -191,7 +191,7 @@ def test_the_cache_is_shared_by_content_and_a_weak_change_retrains_only_what_dep
 
 def test_unseen_multiclass_csv_runs_through_the_cli(project: Path, bundled_dir: Path, capsys) -> None:
     """A CSV with its own column names, three classes, named only on the command line."""
-    from cli.main import main
+    from w2s.cli.main import main
     from w2s.core.data.bundled import read_tab
 
     r8 = read_tab(bundled_dir / "reuters-r8-train.tab")

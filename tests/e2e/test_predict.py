@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli.main import main
+from w2s.cli.main import main
 
 from conftest import free_port
 

@@ -112,7 +112,7 @@ def test_every_python_snippet_runs_verbatim_from_the_project_folder(readme_proje
 
 def _validate_w2s(argv: list[str], repo_view: Path) -> None:
     """Parse a w2s command line with the real parser; validate the config it would run."""
-    from cli.main import build_parser
+    from w2s.cli.main import build_parser
     from w2s.config import load_config
     from w2s.pipeline.sweep_grid import expand, load_sweep
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cli.main import main
+from w2s.cli.main import main
 from w2s.core.data.sources import table_md5
 from w2s.io import file_md5
 from w2s.ops.datasets import CONTEXT_TAG
@@ -161,7 +161,7 @@ def test_unchanged_retrains_register_nothing_new_and_leave_disk_flat(history, ca
 def test_a_retrain_that_fails_at_its_gate_moves_no_champion(history):
     """The failure comes after the pipeline registered its challenger (an evaluation set whose
     labels the models do not know): the gate fails, and @champion stays where it was."""
-    from flows.retrain import retrain
+    from w2s.flows.retrain import retrain
 
     root = history["root"]
     pd.DataFrame({"text": ["one tweet", "another tweet"], "label": ["x", "y"]}).to_csv(root / "eval-x.csv", index=False)
@@ -377,8 +377,8 @@ def test_promotions_from_two_machines_sharing_a_registry_are_serialised_by_a_pre
 def test_a_retrain_on_appended_data_is_gated_on_rows_neither_model_trained_on(history):
     """Appended rows move the splits (a permutation of row positions): rows the champion trained
     on land in the new run's test split. The gate leaves them out, matched by text."""
-    from flows.retrain import retrain
     from w2s.core.data.split import TRAINED_ROWS_FILE, text_digests
+    from w2s.flows.retrain import retrain
 
     root = history["root"]
     data_file = root / "data" / "election-tweets-2016.tab"

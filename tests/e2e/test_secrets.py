@@ -23,7 +23,7 @@ def test_planted_secrets_reach_no_param_tag_artifact_label_or_metric_and_the_mod
     import pandas as pd
     from mlflow import MlflowClient
 
-    from cli.main import main
+    from w2s.cli.main import main
 
     token = secrets.token_hex(16)
     for var in ("AWS_SECRET_ACCESS_KEY", "HF_TOKEN", "W2S_TEST_API_KEY"):

@@ -447,7 +447,7 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     shutil.rmtree(project / ".dvc" / "cache")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", servers["mlflow"])
     monkeypatch.chdir(project)
-    from cli.main import main
+    from w2s.cli.main import main
     from w2s.io import file_md5
 
     out = tmp_path / "recovered.parquet"

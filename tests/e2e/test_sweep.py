@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys):
     from mlflow import MlflowClient
 
-    from cli.main import main
+    from w2s.cli.main import main
 
     project = warm_project
     shutil.copyfile(REPO / "configs" / "sweep-tiny.yaml", project / "sweep.yaml")
@@ -62,7 +62,7 @@ def test_sweep_flow_runs_aggregates_and_reuses_shared_work(warm_project, capsys)
 
 
 def test_sweep_points_run_on_a_local_dask_cluster(warm_project, capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     project = warm_project
     # one point, the logconf student, which the session's cache does not hold

@@ -14,12 +14,12 @@ import yaml
 
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
-from w2s.core.data import tasks
+from w2s.core.data import suite
 from w2s.pipeline.sequence import run_steps
 from w2s.project import Project
 
 from conftest import TINY_CONFIG
-from task_schemas import LAYOUT, save_task
+from suite_schemas import LAYOUT, save_task
 
 SCALE = 8  # 8x the unit tests' tables: 320-670 rows a task, enough for the splits below
 SPLIT = {"weak_train": 40, "transfer": 80, "val": 30, "test": 100}
@@ -51,7 +51,7 @@ def test_every_task_runs_the_whole_sequence_from_a_local_copy(tmp_path, task, ti
     counts = splits["split"].value_counts().to_dict()
     for name, n in SPLIT.items():
         assert n <= counts[name] <= n + 1, "paired splits round up to whole pairs"
-    if tasks.task(task).paired:
+    if suite.task(task).paired:
         per_pair = splits.groupby("pair")["split"].nunique()
         assert len(per_pair) == len(splits) // 2 and (per_pair == 1).all(), "a pair straddles two splits"
     else:

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-import cli.main as cli_main
+import w2s.cli.main as cli_main
 from w2s.errors import ConfigError, ServiceUnavailable, redact
 
 

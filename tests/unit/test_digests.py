@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cli.main import main
+from w2s.cli.main import main
 
 NAME = "w2s-test"
 

@@ -106,7 +106,7 @@ def test_fp16_without_a_gpu_is_refused_before_any_rank_starts_and_bf16_runs_on_c
 
 
 def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(capsys):
-    from cli.main import main
+    from w2s.cli.main import main
     from w2s.core.models.classifier import build_classifier
     from w2s.core.plan import count_params, estimate
 
@@ -133,7 +133,7 @@ def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(ca
     ],
 )
 def test_run_refuses_impossible_rank_settings_before_training(project, capsys, overrides, message):
-    from cli.main import main
+    from w2s.cli.main import main
 
     args = ["run", "--set", "strong.backend=deepspeed"]
     for o in overrides:

@@ -16,7 +16,7 @@ from w2s.project import Project
 def test_a_remote_outage_is_transient_and_a_retry_rides_it_out(tmp_path):
     # imported here, not at collection: importing Prefect configures its logging on the stream
     # of that moment, and collection's stream is closed before the tests run
-    from tasks.retry import is_transient
+    from w2s.tasks.retry import is_transient
 
     root, remote = tmp_path / "proj", tmp_path / "remote"
     root.mkdir()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import main
+from w2s.cli.main import main
 from w2s.ops import activity, gc, registry, tracking
 from w2s.ops.promotion import promotion_lock
 from w2s.project import Project

@@ -3,7 +3,7 @@ exactly one line on stderr (`error: ...`, naming what is wrong and where), exit 
 training, and the project holds nothing afterwards but the files the test wrote (no state folder:
 no run, cache entry, MLflow store, registered model or alias).
 
-Most cases call `cli.main.main` in this process. Two run the `w2s` console script in a fresh
+Most cases call `w2s.cli.main.main` in this process. Two run the `w2s` console script in a fresh
 process, as a user does: the CSV of random bytes (pyarrow's report of an undecodable row goes
 through `sys.unraisablehook`, which pytest replaces in its own process) and the unreadable file
 (the reading process must lack the right to read it, which a process running as root has: it
@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cli.main import main
+from w2s.cli.main import main
 
 from conftest import BIN, TINY_CONFIG
 

@@ -230,7 +230,7 @@ def qwen7b(tmp_path, monkeypatch):
 
 
 def test_cli_plans_qwen_7b_from_its_config_alone(qwen7b, capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     assert main(["plan", "--set", f"strong.model={qwen7b}", "--gpus", "8"]) == 0
     out = capsys.readouterr().out
@@ -243,7 +243,7 @@ def test_cli_plans_qwen_7b_from_its_config_alone(qwen7b, capsys):
 
 
 def test_cli_json_has_lora_precision_and_activation_fields(qwen7b, capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     args = ["plan", "--set", f"strong.model={qwen7b}", "--gpus", "8", "--json", "--seq-len", "512"]
     sets = ["strong.lora.r=8", "strong.precision=bf16", "strong.gradient_checkpointing=true", "strong.batch_size=64"]
@@ -278,7 +278,7 @@ def test_cli_json_has_lora_precision_and_activation_fields(qwen7b, capsys):
     ],
 )
 def test_bad_input_is_a_one_line_error(qwen7b, tmp_path, capsys, config, extra, message):
-    from cli.main import main
+    from w2s.cli.main import main
 
     folder = write_config(tmp_path / "model", config)
     assert main(["plan", "--set", f"strong.model={folder}", *extra]) == 2
@@ -287,7 +287,7 @@ def test_bad_input_is_a_one_line_error(qwen7b, tmp_path, capsys, config, extra, 
 
 
 def test_lora_auto_on_an_unknown_family_is_an_error_only_when_asked_for(qwen7b, tmp_path, capsys):
-    from cli.main import main
+    from w2s.cli.main import main
 
     folder = write_config(tmp_path / "opt", OPT)
     with pytest.raises(ConfigError, match="does not know model type 'opt'"):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.main import main
 from w2s.analysis.plots import plot_pgr_vs_size
+from w2s.cli.main import main
 from w2s.core.models.tiny import parse_size, series_folder
 from w2s.errors import ConfigError
 

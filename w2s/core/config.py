@@ -99,7 +99,7 @@ class DataConfig(Section):
     def _known_name(self) -> DataConfig:
         # Imported here: the data package imports this module, and pandas is loaded by then anyway.
         from w2s.core.data.bundled import CORPORA
-        from w2s.core.data.tasks import TASKS
+        from w2s.core.data.suite import TASKS
 
         if self.name is not None and self.name not in CORPORA and self.name not in TASKS:
             raise ValueError(
@@ -418,15 +418,31 @@ class BaseConfig(Section):
     composed from the method registry."""
 
     seed: int = Field(0, ge=0, description="Seed for splits, weak and strong training.")
-    data: DataConfig = Field(default_factory=DataConfig)
-    split: SplitConfig = Field(default_factory=SplitConfig)
-    weak: WeakConfig = Field(default_factory=WeakConfig)
-    strong: StrongConfig = Field(default_factory=StrongConfig)
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    registry: RegisterConfig = Field(default_factory=RegisterConfig)
-    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
-    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
-    eval: EvalConfig = Field(default_factory=EvalConfig)
+    data: DataConfig = Field(
+        default_factory=DataConfig,
+        description="Where the examples come from: a bundled corpus, a file or an HF dataset.",
+    )
+    split: SplitConfig = Field(
+        default_factory=SplitConfig,
+        description="Split sizes: the weak budget, the transfer set, weakly labeled val, test (and held-out groups).",
+    )
+    weak: WeakConfig = Field(default_factory=WeakConfig, description="The weak supervisor.")
+    strong: StrongConfig = Field(
+        default_factory=StrongConfig, description="The strong model: the student, the ceiling and the budget baseline."
+    )
+    selection: SelectionConfig = Field(
+        default_factory=SelectionConfig,
+        description="Choosing among several weak supervisors by predicted strong error.",
+    )
+    registry: RegisterConfig = Field(
+        default_factory=RegisterConfig, description="Registering the student in the MLflow model registry."
+    )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig,
+        description="The promotion gate of `w2s retrain` and `w2s promote`: when the champion alias may move.",
+    )
+    eval: EvalConfig = Field(default_factory=EvalConfig, description="Evaluation: when PGR is reported.")
 
     @model_validator(mode="after")
     def _registration_cannot_bypass_the_gate(self) -> BaseConfig:

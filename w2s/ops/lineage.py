@@ -52,7 +52,7 @@ def method_name(cfg: Config) -> str:
 def source_files(cfg: Config, project: Project) -> list[Path]:
     """The files a run's data section reads: none for a dataset read from the hub, every file of
     the folder for a local copy of a dataset or task (`data.hf_name=FOLDER`)."""
-    from w2s.core.data import bundled, tasks
+    from w2s.core.data import bundled, suite
     from w2s.core.data.sources import local_dataset
 
     if cfg.data.path:
@@ -60,7 +60,7 @@ def source_files(cfg: Config, project: Project) -> list[Path]:
     local = local_dataset(cfg.data, project)
     if local is not None:
         return sorted(f for f in local.rglob("*") if f.is_file())
-    if cfg.data.hf_name or cfg.data.name in tasks.TASKS:
+    if cfg.data.hf_name or cfg.data.name in suite.TASKS:
         return []
     assert cfg.data.name is not None
     return [project.data_dir / f for f in bundled.corpus(cfg.data.name).files]

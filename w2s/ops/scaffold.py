@@ -1,4 +1,5 @@
-"""Create a new project: a git + DVC repository holding data files, `params.yaml` and a DVC remote."""
+"""Create a new project: a git + DVC repository holding data files, `params.yaml` and a DVC remote.
+(`w2s.pipeline.project_template.new_project` adds the pipeline's files for `w2s init`)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def _run(*cmd: str, cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True)
 
 
-def init_project(root: Path, data_files: list[Path], params: dict[str, Any], remote: Path) -> Path:
+def init_project(root: Path, data_files: list[Path], params: dict[str, Any], remote: Path | str) -> Path:
     """Make `root` a committed git + DVC repository with `data_files` copied into data/ (which DVC,
     not git, tracks), `params` as params.yaml, and `remote` as the default DVC remote."""
     root.mkdir(parents=True, exist_ok=True)
@@ -34,3 +35,9 @@ def init_project(root: Path, data_files: list[Path], params: dict[str, Any], rem
     _run("git", "add", "-A", cwd=root)
     _run("git", "commit", "-q", "-m", "project", cwd=root)
     return root
+
+
+def commit(root: Path, message: str) -> None:
+    """Commit everything in the project's git repository."""
+    _run("git", "add", "-A", cwd=root)
+    _run("git", "commit", "-q", "-m", message, cwd=root)

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from w2s.core.config import DataConfig
-from w2s.core.data import bundled, hub, items, tasks
+from w2s.core.data import bundled, hub, items, suite
 from w2s.errors import DataError
 from w2s.io import file_md5
 from w2s.project import Project
@@ -470,13 +470,13 @@ def _as_str(v: Any) -> str | None:
 def _read_task(cfg: DataConfig, project: Project) -> tuple[pd.DataFrame, Source]:
     """A named task: its hub splits (or `data.hf_name`: a local copy or another hub id), formatted."""
     assert cfg.name is not None
-    spec = tasks.task(cfg.name)
+    spec = suite.task(cfg.name)
     local = local_dataset(cfg, project)
     if local is not None:
         raw = hub.read_local(cfg.name, local, spec.splits)
     else:
         raw = hub.read_hub(cfg.name, cfg.hf_name or spec.hub_id, spec.config, spec.splits)
-    table = tasks.format_splits(cfg.name, spec, raw.splits)
+    table = suite.format_splits(cfg.name, spec, raw.splits)
     return table, Source("task", f"{cfg.name} <- {raw.location}", raw.fingerprint)
 
 
@@ -497,7 +497,7 @@ def iter_source(
         else:
             source = Source("file", str(cfg.path), None)  # _file_batches names what is wrong
         return _file_batches(path, cfg, batch_rows), source
-    if cfg.name in tasks.TASKS:
+    if cfg.name in suite.TASKS:
         table, source = _read_task(cfg, project)
         return iter([table]), source
     if cfg.hf_name:
@@ -529,7 +529,7 @@ def probe_source(cfg: DataConfig, project: Project) -> None:
     checked by their own code)."""
     if cfg.path:
         batches: Iterator[pd.DataFrame] = _file_batches(project.resolve_inside(cfg.path), cfg, PROBE_ROWS)
-    elif cfg.name not in tasks.TASKS and local_dataset(cfg, project) is not None:
+    elif cfg.name not in suite.TASKS and local_dataset(cfg, project) is not None:
         batches, _ = _hf_batches(cfg, project, PROBE_ROWS)
     else:
         return

@@ -12,13 +12,13 @@ import pytest
 
 from w2s.config import load_config
 from w2s.core.config import DataConfig, SplitConfig
-from w2s.core.data import tasks
+from w2s.core.data import suite
 from w2s.core.data.sources import COLUMNS, canonicalise, read_source
 from w2s.core.data.split import assign_splits
 from w2s.errors import ConfigError, DataError
 from w2s.project import Project
 
-from task_schemas import FIXTURES, amazon, boolq, features, hh, save_task, sciq
+from suite_schemas import FIXTURES, amazon, boolq, features, hh, save_task, sciq
 
 
 def _read(task: str, root: Path, hf_name: str, **cfg) -> tuple[pd.DataFrame, object]:
@@ -27,13 +27,13 @@ def _read(task: str, root: Path, hf_name: str, **cfg) -> tuple[pd.DataFrame, obj
 
 # items the formatter must keep, per task (cosmos_qa skips a "None of the above" true answer)
 def _expected_rows(task: str) -> int:
-    spec = tasks.task(task)
+    spec = suite.task(task)
     schema, splits = FIXTURES[task]
     kept = 0
     for split in spec.splits:
         rows = splits[split]
         if task == "cosmos_qa":
-            rows = [r for r in rows if r[f"answer{r['label']}"] != tasks.COSMOS_NONE]
+            rows = [r for r in rows if r[f"answer{r['label']}"] != suite.COSMOS_NONE]
         kept += len(rows)
     return kept * (2 if spec.paired else 1)
 
@@ -42,7 +42,7 @@ def _expected_rows(task: str) -> int:
 @pytest.mark.parametrize("task", list(FIXTURES))
 def test_every_task_reads_its_splits_into_the_canonical_table(tmp_path, task, layout):
     table, source = _read(task, tmp_path, save_task(task, tmp_path, layout))
-    spec = tasks.task(task)
+    spec = suite.task(task)
     assert list(table.columns) == COLUMNS
     assert len(table) == _expected_rows(task)
     assert table["id"].is_unique and table["text"].is_unique
@@ -113,7 +113,7 @@ def test_cosmos_qa_pairs_and_skips_none_of_the_above_answers(tmp_path):
     rows = _rows_for(table, "train-0000002")  # label 2; "None of the above" is one wrong candidate
     head = "Context: Context train 2.\nQuestion: Why train 2?\nAnswer: "
     assert rows["1"] == head + "train answer 2.2"
-    assert rows["0"] in {head + a for a in ("train answer 2.0", "train answer 2.1", tasks.COSMOS_NONE)}
+    assert rows["0"] in {head + a for a in ("train answer 2.0", "train answer 2.1", suite.COSMOS_NONE)}
     assert _rows_for(table, "train-0000009") == {}  # its true answer is "None of the above"
 
 
@@ -346,8 +346,8 @@ def test_without_hf_name_a_task_loads_its_hub_id(tmp_path, monkeypatch):
 
 
 def test_the_registry_covers_the_standard_suite():
-    assert {"sciq", "boolq", "cosmos_qa", "anli-r2", "amazon_polarity", "anthropic_hh"} <= set(tasks.TASKS)
-    for name, spec in tasks.TASKS.items():
+    assert {"sciq", "boolq", "cosmos_qa", "anli-r2", "amazon_polarity", "anthropic_hh"} <= set(suite.TASKS)
+    for name, spec in suite.TASKS.items():
         assert "/" in spec.hub_id and spec.splits and spec.reference, name
 
 

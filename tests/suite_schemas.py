@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from w2s.core.data import tasks
+from w2s.core.data import suite
 
 
 def features(name: str):
@@ -94,9 +94,9 @@ def cosmos(split: str, n: int, labelled: bool = True) -> list[dict]:
         answers = [f"{split} answer {i}.{k}" for k in range(4)]
         label = i % 4
         if i % 10 == 9:  # the true answer is "None of the above": the reference never shows it as correct
-            answers[label] = tasks.COSMOS_NONE
+            answers[label] = suite.COSMOS_NONE
         elif i % 5 == 2:  # "None of the above" as a wrong candidate is an ordinary distractor
-            answers[(label + 1) % 4] = tasks.COSMOS_NONE
+            answers[(label + 1) % 4] = suite.COSMOS_NONE
         rows.append(
             {
                 "id": f"{split}##{i}",
