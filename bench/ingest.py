@@ -53,12 +53,12 @@ def measure_one(csv: Path, mode: str) -> dict[str, Any]:
     project = Project(csv.parent)
     start = time.perf_counter()
     if mode == "streamed":
-        from w2s.pipeline import steps
+        from w2s.pipeline import data_steps
 
         with tempfile.TemporaryDirectory(dir=csv.parent) as out:
-            table = steps.ingest(cfg, project, Path(out))
-            steps.validate_table(table, cfg)
-            splits, _ = steps.make_splits(table, cfg, Path(out))
+            table = data_steps.ingest(cfg, project, Path(out))
+            data_steps.validate_table(table, cfg)
+            splits, _ = data_steps.make_splits(table, cfg, Path(out))
             rows = table.rows
     else:
         from w2s.core.data.sources import canonicalise, read_source

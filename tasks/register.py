@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from w2s.config import Config
 from w2s.core.refs import ModelRef, SplitsRef
-from w2s.ops import datasets, registry, tracking
+from w2s.ops import datasets, model_registry, tracking
 from w2s.tasks.context import RunContext
 from w2s.tasks.promotion_lock import promotion_serialised
 from w2s.tasks.retry import RETRY
@@ -29,8 +29,8 @@ def register(
     promotion lock, so no gate, rollback or gc sees the registry half-way through."""
     reg = cfg.registry
     with tracking.stage_run(ctx.parent_run_id, "register") as run:
-        run.tags({**tags, registry.STUDENT_KEY_TAG: student.key})
-        done = registry.register_student(
+        run.tags({**tags, model_registry.STUDENT_KEY_TAG: student.key})
+        done = model_registry.register_student(
             promotion_serialised(ctx.project, reg.model_name),
             run.run_id,
             ctx.parent_run_id,

@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, create_model, model_validator
 
 from w2s.core.config import BaseConfig
 from w2s.errors import ConfigError
-from w2s.methods import BASELINE, registry
+from w2s.methods import BASELINE, all_methods
 
 __all__ = ["Config", "load_config", "load_yaml", "parse_override", "read_yaml_file"]
 
@@ -25,13 +25,13 @@ __all__ = ["Config", "load_config", "load_yaml", "parse_override", "read_yaml_fi
 class _MethodChecks(BaseConfig):
     @model_validator(mode="after")
     def _method_fits(self) -> _MethodChecks:
-        registry()[getattr(self, "method")].check(self)  # noqa: B009 - composed at run time
+        all_methods()[getattr(self, "method")].check(self)  # noqa: B009 - composed at run time
         return self
 
 
 def _compose() -> type[BaseConfig]:
     """`BaseConfig` plus `method` (one of the registered names) and every method's section."""
-    methods = registry()
+    methods = all_methods()
     help_text = "; ".join(f"{name}: {m.summary}" for name, m in methods.items())
     fields: dict[str, Any] = {
         "method": (Literal[tuple(methods)], Field(BASELINE, description=f"The W2S method. {help_text}.")),

@@ -18,7 +18,7 @@ from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
 from w2s.core.progress import ENV as PROGRESS_ENV
 from w2s.core.progress import MARKER
-from w2s.pipeline import steps
+from w2s.pipeline import data_steps, predictions, weak_model
 from w2s.pipeline.distributed.launch import (
     DistributedTrainingError,
 )
@@ -59,10 +59,10 @@ def tiny(tmp_path_factory, bundled_dir):
     cfg = load_config(root / "params.yaml", TINY_DS)
     out = root / "out"
     out.mkdir()
-    table = steps.ingest(cfg, Project(root), out)
-    splits, _ = steps.make_splits(table, cfg, out)
+    table = data_steps.ingest(cfg, Project(root), out)
+    splits, _ = data_steps.make_splits(table, cfg, out)
     cache = ArtifactCache(root / ".w2s" / "cache")
-    labels = publish(splits, steps.train_weak(splits, cfg, cache), table, out / "labels.parquet")
+    labels = publish(splits, weak_model.train_weak(splits, cfg, cache), table, out / "labels.parquet")
     return root, splits, labels
 
 
@@ -122,8 +122,8 @@ def test_two_ranks_shard_the_data_and_match_one_process(
     # same global batch, same init, no dropout: the weights agree with the plain loop
     diff = _max_diff(_weights(ref), _weights(torch_reference))
     assert diff < 1e-4, f"ZeRO-{stage} x 2 ranks vs 1 process: max |dw| = {diff:.2e}"
-    a = np.stack(steps.predictions(ref, "test")["probs"])
-    b = np.stack(steps.predictions(torch_reference, "test")["probs"])
+    a = np.stack(predictions.predictions(ref, "test")["probs"])
+    b = np.stack(predictions.predictions(torch_reference, "test")["probs"])
     assert np.abs(a - b).max() < 1e-3
     # rank 0's progress reached this process's stderr through the launcher, unmarked; rank 1 kept quiet
     err = capfd.readouterr().err
@@ -303,8 +303,8 @@ def test_a_lora_decoder_on_two_ranks_matches_one_process(lm_ds_run, lm_reference
         # autocast: the same updates up to bf16 rounding (measured: 3 % of the adapters' change)
         rel = _lora_rel_diff(ours, reference)
         assert rel < 0.1, f"ZeRO-{stage} bf16 x 2 ranks vs 1 process: adapters differ by {rel:.1%}"
-    a = np.stack(steps.predictions(ref, "test")["probs"])
-    b = np.stack(steps.predictions(lm_reference(precision), "test")["probs"])
+    a = np.stack(predictions.predictions(ref, "test")["probs"])
+    b = np.stack(predictions.predictions(lm_reference(precision), "test")["probs"])
     assert np.abs(a - b).max() < (1e-3 if precision == "fp32" else 2e-2)
 
 

@@ -16,17 +16,17 @@ import pytest
 
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
+from w2s.methods import all_methods
 from w2s.methods import get as get_method
-from w2s.methods import registry
 from w2s.methods.base import RefiningMethod
-from w2s.pipeline import steps
+from w2s.pipeline import data_steps, predictions, weak_model
 from w2s.pipeline.sequence import run_steps
 from w2s.pipeline.supervise import refine_supervisor
 from w2s.project import Project
 
 from conftest import make_project
 
-REFINED_METHODS = sorted(n for n, m in registry().items() if issubclass(m, RefiningMethod))
+REFINED_METHODS = sorted(n for n, m in all_methods().items() if issubclass(m, RefiningMethod))
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -113,10 +113,10 @@ def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, b
     identical labels (separate caches, so nothing is simply reused)."""
     root = make_project(tmp_path / "proj", bundled_dir)
     cfg = load_config(root / "params.yaml", [f"method={method}", "selective.folds=3", "corrector.folds=3"])
-    table = steps.ingest(cfg, Project(root), tmp_path)
-    splits, _ = steps.make_splits(table, cfg, tmp_path)
+    table = data_steps.ingest(cfg, Project(root), tmp_path)
+    splits, _ = data_steps.make_splits(table, cfg, tmp_path)
     cache = ArtifactCache(tmp_path / "cache-a")
-    weak = steps.train_weak(splits, cfg, cache)
+    weak = weak_model.train_weak(splits, cfg, cache)
     honest = refine_supervisor(splits, weak, get_method(method)(cfg), cache)
     # the second cache starts with the weak model and the strong embeddings, which read no label
     # outside the budget either; the refined entry itself must be computed again
@@ -130,7 +130,7 @@ def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, b
     df.to_parquet(scrambled_path, index=False)
     scrambled = type(splits)(str(scrambled_path), splits.md5, splits.label_names, splits.counts)
     other = ArtifactCache(tmp_path / "cache-b")
-    weak_again = steps.train_weak(scrambled, cfg, other)
+    weak_again = weak_model.train_weak(scrambled, cfg, other)
     again = refine_supervisor(scrambled, weak_again, get_method(method)(cfg), other)
     assert weak_again.key == weak.key and not again.reused
     a = pd.read_parquet(Path(honest.dir) / "preds.parquet")
@@ -167,7 +167,7 @@ def test_distribution_shift_holds_out_topics_and_reports_ood_metrics(tmp_path, b
     for key in ("weak_acc_ood", "w2s_acc_ood", "ceiling_acc_ood", "refined_acc_ood", "agreement_ood"):
         assert m[key] is not None and 0.0 <= m[key] <= 1.0, key
     assert "pgr_ood" in m
-    preds = steps.predictions(result.student, "ood_test")
+    preds = predictions.predictions(result.student, "ood_test")
     assert len(preds) == 120
 
 
@@ -176,6 +176,6 @@ def test_held_out_groups_must_exist(tmp_path, bundled_dir):
 
     root = make_project(tmp_path / "proj", bundled_dir)
     cfg = load_config(root / "params.yaml", ["split.ood_groups=[nonexistent]"])
-    table = steps.ingest(cfg, Project(root), tmp_path)
+    table = data_steps.ingest(cfg, Project(root), tmp_path)
     with pytest.raises(DataError, match="absent from the data's `group` column"):
-        steps.make_splits(table, cfg, tmp_path)
+        data_steps.make_splits(table, cfg, tmp_path)

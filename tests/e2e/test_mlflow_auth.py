@@ -93,42 +93,42 @@ def logged_in(server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def test_only_a_missing_model_version_or_alias_reads_as_absent(logged_in):
     from w2s.errors import W2SError
-    from w2s.ops import registry
+    from w2s.ops import model_registry
 
     logged_in(PASSWORD)
-    assert registry.alias_version(MODEL, "challenger") == "1"
-    assert registry.alias_version(MODEL, "champion") is None  # the model exists, the alias does not
-    assert registry.alias_version("no-such-model", "champion") is None
-    assert registry.resolve_version(f"{MODEL}@challenger").version == "1"
+    assert model_registry.alias_version(MODEL, "challenger") == "1"
+    assert model_registry.alias_version(MODEL, "champion") is None  # the model exists, the alias does not
+    assert model_registry.alias_version("no-such-model", "champion") is None
+    assert model_registry.resolve_version(f"{MODEL}@challenger").version == "1"
     for ref, what in ((f"{MODEL}@champion", "alias @champion"), (f"{MODEL}/7", "version 7")):
         with pytest.raises(W2SError, match=f"registered model '{MODEL}' has no {what}"):
-            registry.resolve_version(ref)
+            model_registry.resolve_version(ref)
 
 
 def test_a_refused_login_is_an_outage_naming_the_server_not_a_missing_alias(server, logged_in):
     from w2s.errors import ServiceUnavailable
-    from w2s.ops import registry
+    from w2s.ops import model_registry
 
     logged_in("wrong-password")
     with pytest.raises(ServiceUnavailable, match=rf"MLflow registry {server} did not answer .*401") as err:
-        registry.alias_version(MODEL, "champion")
+        model_registry.alias_version(MODEL, "champion")
     assert "wrong-password" not in str(err.value) and "\n" not in str(err.value)
     with pytest.raises(ServiceUnavailable, match=rf"MLflow registry {server} did not answer"):
-        registry.resolve_version(f"{MODEL}@challenger")
+        model_registry.resolve_version(f"{MODEL}@challenger")
 
 
 def test_a_registry_that_refuses_connections_is_an_outage(logged_in, monkeypatch):
     import mlflow
 
     from w2s.errors import ServiceUnavailable
-    from w2s.ops import registry
+    from w2s.ops import model_registry
 
     logged_in(PASSWORD)
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connections are refused
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     mlflow.set_registry_uri(dead)
     with pytest.raises(ServiceUnavailable, match=rf"MLflow registry {dead} did not answer"):
-        registry.alias_version(MODEL, "champion")
+        model_registry.alias_version(MODEL, "champion")
 
 
 @pytest.mark.parametrize(
@@ -150,9 +150,9 @@ def test_the_cli_exits_3_in_one_line_when_the_registry_refuses_the_login(server,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.csv"], "nothing written"
     # and the alias it asked about is still where it was
     logged_in(PASSWORD)
-    from w2s.ops import registry
+    from w2s.ops import model_registry
 
-    assert registry.alias_version(MODEL, "challenger") == "1"
+    assert model_registry.alias_version(MODEL, "challenger") == "1"
 
 
 def test_the_server_really_requires_the_password(server):

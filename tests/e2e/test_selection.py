@@ -9,7 +9,7 @@ import pandas as pd
 
 from w2s.config import load_config
 from w2s.core.cache import ArtifactCache
-from w2s.pipeline import steps
+from w2s.pipeline import data_steps
 from w2s.pipeline.weak_selection import (
     Selection,
     choose,
@@ -32,8 +32,8 @@ def test_selection_is_unchanged_when_transfer_truth_is_scrambled(project: Path) 
     cache = ArtifactCache(project / ".w2s" / "cache")
     out = project / "out"
     out.mkdir()
-    table = steps.ingest(cfg, Project(project), out)
-    splits_ref, _ = steps.make_splits(table, cfg, out)
+    table = data_steps.ingest(cfg, Project(project), out)
+    splits_ref, _ = data_steps.make_splits(table, cfg, out)
     rows = evaluate_candidates(splits_ref, table, cfg, cache, out)
     chosen = choose(rows)
     assert select_weak(splits_ref, table, cfg, cache, out) == Selection(chosen.name, [r.row() for r in rows])

@@ -168,7 +168,7 @@ def _corrupt(entry: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["flipped-byte", "truncated", "file-deleted", "manifest-garbled"])
 def test_a_corrupted_cache_entry_is_recomputed_not_used(tmp_path, how, caplog):
-    from w2s.pipeline.steps import train_weak
+    from w2s.pipeline.weak_model import train_weak
 
     splits, cfg, cache = _weak_inputs(tmp_path)
     first = train_weak(splits, cfg, cache)

@@ -118,7 +118,7 @@ def _tamper(path: Path) -> None:
 
 def test_download_model_checks_the_registered_digests(registered, tmp_path):
     from w2s.errors import IntegrityError
-    from w2s.ops.registry import download_model
+    from w2s.ops.model_registry import download_model
 
     _, weights = registered
     folder = download_model(NAME, "1", tmp_path / "ok")

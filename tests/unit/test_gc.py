@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from w2s.cli.main import main
-from w2s.ops import activity, gc, registry, tracking
+from w2s.ops import activity, gc, model_registry, tracking
 from w2s.ops.promotion import promotion_lock
 from w2s.project import Project
 
@@ -96,7 +96,7 @@ def _version(c, project: Project, exp_id: str, name: str, tmp: Path, ours: bool 
     run = c.create_run(exp_id)
     key = os.urandom(32).hex()
     model_id = model_id or _logged_model(c, exp_id, run.info.run_id, tmp / run.info.run_id)
-    tags = {registry.STUDENT_KEY_TAG: key} if ours else {}
+    tags = {model_registry.STUDENT_KEY_TAG: key} if ours else {}
     version = c.create_model_version(name, f"models:/{model_id}", run.info.run_id, tags=tags, model_id=model_id)
     _entry(project.runs_dir / run.info.run_name, 40)
     _entry(project.cache_dir / "strong" / key, 40)

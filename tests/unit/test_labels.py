@@ -9,7 +9,7 @@ from w2s.pipeline.labels import (
     write_predictions,
     write_weak_labels,
 )
-from w2s.pipeline.steps import aligned_probs
+from w2s.pipeline.predictions import aligned_probs
 
 SPLITS = pd.DataFrame(
     {

@@ -166,9 +166,9 @@ def _method_name_uses(path: Path, names: set[str]) -> list[str]:
 
 
 def _method_names() -> set[str]:
-    from w2s.methods import registry
+    from w2s.methods import all_methods
 
-    return set(registry())
+    return set(all_methods())
 
 
 _METHOD_MODULES = {
@@ -225,7 +225,7 @@ def test_importing_the_library_loads_no_heavy_dependency():
     library = (m for m in GRAPH if m.startswith("w2s") and not _under(m, ORCHESTRATION))
     modules = ", ".join(sorted(m for m in library if not m.startswith(HEAVY_BY_NATURE)))
     code = (
-        f"import sys, {modules}; from w2s.methods import registry; registry(); "
+        f"import sys, {modules}; from w2s.methods import all_methods; all_methods(); "
         "heavy = {'torch', 'transformers', 'mlflow', 'great_expectations', 'dvc', 'prefect', "
         "'deepspeed', 'sklearn', 'datasets', 'peft'}; print(sorted(heavy & set(sys.modules)))"
     )

@@ -14,7 +14,7 @@ import pytest
 from w2s.config import Config, load_config
 from w2s.core.refs import LabelsRef, ModelRef
 from w2s.errors import ConfigError
-from w2s.methods import get, registry
+from w2s.methods import all_methods, get
 from w2s.methods.base import Method, RefineInputs, RefiningMethod, Supervision
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ BUILT_IN = {
 
 
 def test_the_config_offers_exactly_the_registered_methods_and_their_sections():
-    methods = registry()
+    methods = all_methods()
     assert set(methods) == BUILT_IN and next(iter(methods)) == "naive"
     assert set(Config.model_fields["method"].annotation.__args__) == set(methods)
     for name, method in methods.items():

@@ -10,8 +10,8 @@ import pytest
 from w2s.config import load_config
 from w2s.errors import ConfigError, W2SError
 from w2s.flows.deploy import deployment_spec, schedules
+from w2s.ops.model_registry import parse_ref
 from w2s.ops.promotion import Decision, check_floors, decide
-from w2s.ops.registry import parse_ref
 
 from conftest import REPO
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from w2s.errors import W2SError
-from w2s.ops import registry, tracking
+from w2s.ops import model_registry, tracking
 from w2s.project import Project
 
 
@@ -15,18 +15,18 @@ def test_a_student_key_finds_its_version_and_nothing_else(tmp_path, monkeypatch)
     tracking.configure(Project(tmp_path))
     c = tracking.client()
     key_a, key_b = "a" * 64, "b" * 64
-    assert registry.version_of_student("m", key_a) is None, "no registered model yet"
+    assert model_registry.version_of_student("m", key_a) is None, "no registered model yet"
     c.create_registered_model("m")
     for key in (key_a, key_b, key_a):  # a duplicate from before keys were checked: the first wins
-        c.create_model_version("m", "file:///nowhere", tags={registry.STUDENT_KEY_TAG: key})
-    assert registry.version_of_student("m", key_a) == "1"
-    assert registry.version_of_student("m", key_b) == "2"
-    assert registry.version_of_student("m", "c" * 64) is None
+        c.create_model_version("m", "file:///nowhere", tags={model_registry.STUDENT_KEY_TAG: key})
+    assert model_registry.version_of_student("m", key_a) == "1"
+    assert model_registry.version_of_student("m", key_b) == "2"
+    assert model_registry.version_of_student("m", "c" * 64) is None
     with pytest.raises(W2SError, match="not a cache key"):
-        registry.version_of_student("m", "x' or name='m")  # a key never reaches the filter unchecked
+        model_registry.version_of_student("m", "x' or name='m")  # a key never reaches the filter unchecked
 
-    registry.reuse_version("m", "2", "challenger", "run123")
-    assert registry.alias_version("m", "challenger") == "2"
+    model_registry.reuse_version("m", "2", "challenger", "run123")
+    assert model_registry.alias_version("m", "challenger") == "2"
     assert c.get_model_version("m", "2").tags["last_confirmed_by_run"] == "run123"
 
 
@@ -63,12 +63,12 @@ def test_registration_and_rollback_hold_the_promotion_lock(tmp_path, monkeypatch
     c = tracking.client()
     c.create_registered_model("m")
     for key in ("a" * 64, "b" * 64):
-        c.create_model_version("m", "file:///nowhere", tags={registry.STUDENT_KEY_TAG: key})
+        c.create_model_version("m", "file:///nowhere", tags={model_registry.STUDENT_KEY_TAG: key})
     c.set_registered_model_alias("m", "champion", "1")
     c.set_model_version_tag("m", "2", promotion.PREVIOUS_TAG, "1")
 
     def register_again() -> None:  # an unchanged student: its version takes the alias again
-        done = registry.register_student(
+        done = model_registry.register_student(
             promotion.promotion_lock(project, "m"),
             "r",
             "run9",
@@ -83,11 +83,11 @@ def test_registration_and_rollback_hold_the_promotion_lock(tmp_path, monkeypatch
         assert done.reused and done.version == "2"
 
     _waits_for_the_lock(project, "m", register_again)
-    assert registry.alias_version("m", "challenger") == "2"
+    assert model_registry.alias_version("m", "challenger") == "2"
 
     c.set_registered_model_alias("m", "champion", "2")
     _waits_for_the_lock(project, "m", lambda: promotion.rollback(project, "m", "champion"))
-    assert registry.alias_version("m", "champion") == "1"
+    assert model_registry.alias_version("m", "champion") == "1"
 
 
 def test_registering_onto_the_gates_alias_is_refused(tmp_path, monkeypatch):
@@ -96,7 +96,7 @@ def test_registering_onto_the_gates_alias_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     tracking.configure(Project(tmp_path))
     with pytest.raises(W2SError, match="registration may not move @champion"):
-        registry.register_student(
+        model_registry.register_student(
             contextlib.nullcontext(), "r", "run", tmp_path, [], "a" * 64, "m", "champion", "champion", {}
         )
-    assert registry.registered_model("m") is None
+    assert model_registry.registered_model("m") is None

@@ -1,4 +1,4 @@
-"""W2S methods: one module per method, each a `Method` (see `base.py`), found by `registry()`.
+"""W2S methods: one module per method, each a `Method` (see `base.py`), found by `all_methods()`.
 
 A module here defines `METHOD = <its Method subclass>`; a plugin package registers its class
 under the `w2s.methods` entry-point group instead. Adding a method is one module with its
@@ -27,7 +27,7 @@ _HELPERS = {"base"}
 
 
 @cache
-def registry() -> dict[str, type[Method]]:
+def all_methods() -> dict[str, type[Method]]:
     """Every known method by name: this package's modules first, then installed plugins."""
     from w2s.methods.base import Method
 
@@ -53,7 +53,7 @@ def registry() -> dict[str, type[Method]]:
 
 def get(name: str) -> type[Method]:
     """The method class registered under `name`."""
-    methods = registry()
+    methods = all_methods()
     if name not in methods:
         raise KeyError(f"unknown method '{name}' (known: {', '.join(methods)})")
     return methods[name]
@@ -64,4 +64,4 @@ def all_metrics() -> tuple[Metric, ...]:
     method's own (`Method.declared_metrics`)."""
     from w2s.core import metric_schema
 
-    return metric_schema.METRICS + tuple(m for method in registry().values() for m in method.declared_metrics)
+    return metric_schema.METRICS + tuple(m for method in all_methods().values() for m in method.declared_metrics)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from w2s.errors import W2SError
-from w2s.ops import activity, registry
+from w2s.ops import activity, model_registry
 from w2s.ops.promotion import promotion_lock
 from w2s.ops.tracking import client
 from w2s.project import Project
@@ -137,7 +137,7 @@ def protected(collect: list[str], notes: list[str]) -> tuple[Protected, list[Any
         if name in collect:
             aliased = {str(v) for v in c.get_registered_model(name).aliases.values()} & keep
             needed = aliased | {p for v in aliased if (p := by_number[v].tags.get("previous_champion")) in by_number}
-            ours = {n for n, v in by_number.items() if registry.STUDENT_KEY_TAG in v.tags}
+            ours = {n for n, v in by_number.items() if model_registry.STUDENT_KEY_TAG in v.tags}
             foreign = sorted(keep - ours - needed, key=int)
             if foreign:
                 notes.append(f"{name}: version(s) {', '.join(foreign)} were not registered by w2s and are left alone")
@@ -148,7 +148,7 @@ def protected(collect: list[str], notes: list[str]) -> tuple[Protected, list[Any
             v = by_number[number]
             if (model_id := model_id_of(v)) is not None:
                 models.add(model_id)
-            keys.add(v.tags.get(registry.STUDENT_KEY_TAG, ""))
+            keys.add(v.tags.get(model_registry.STUDENT_KEY_TAG, ""))
             if run_name := _run_name(v):
                 runs.add(run_name)
     return Protected(kept, models, keys - {""}, runs), candidates
@@ -159,7 +159,7 @@ def _run_name(version: Any) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return client().get_run(registry.pipeline_run_id(version)).info.run_name
+        return client().get_run(model_registry.pipeline_run_id(version)).info.run_name
     except MlflowException:
         return None
 

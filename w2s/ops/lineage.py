@@ -16,7 +16,7 @@ import yaml
 from w2s.config import Config
 from w2s.errors import W2SError
 from w2s.io import file_md5
-from w2s.ops import registry
+from w2s.ops import model_registry
 from w2s.ops.tracking import client
 from w2s.ops.versioning import fetch_object, restore_directory
 from w2s.project import Project
@@ -191,9 +191,9 @@ def _fetch_routes(
 
 def lineage(ref: str, project: Project) -> dict[str, Any]:
     """Everything recorded about how a model version was made, as one JSON-able mapping."""
-    version = registry.resolve_version(ref)
+    version = model_registry.resolve_version(ref)
     name, number = version.name, str(version.version)
-    parent_id = registry.pipeline_run_id(version)
+    parent_id = model_registry.pipeline_run_id(version)
     parent = client().get_run(parent_id)
     tags = {**parent.data.tags, **version.tags}
     model = client().get_registered_model(name)

@@ -70,7 +70,7 @@ def predict_file(
     """Predict every row of `input_path` with the registered version `ref` (`name@alias` or
     `name/version`) and write `id, label, p_<label>...` to `output_path`. Without `id_column`
     the input's `id` column is used when it has one, else the row number."""
-    from w2s.ops import registry
+    from w2s.ops import model_registry
 
     check_paths(input_path, output_path)
     if not id_column and _has_column(input_path, "id"):
@@ -78,10 +78,10 @@ def predict_file(
     wanted = {"--text-column": text_column} | ({"--id-column": id_column} if id_column else {})
     batches = read_columns(input_path, wanted, str(input_path), batch_rows)
     first = next(batches, None)  # a missing column or an unparsable file fails before the model loads
-    version = registry.resolve_version(ref)
+    version = model_registry.resolve_version(ref)
     start, rows = time.perf_counter(), 0
     with tempfile.TemporaryDirectory(prefix="w2s-predict-") as tmp:
-        model = _Model(registry.download_model(version.name, str(version.version), Path(tmp)))
+        model = _Model(model_registry.download_model(version.name, str(version.version), Path(tmp)))
         with atomic_path(output_path) as out, _Writer(out, output_path.suffix.lower()) as writer:
             for frame, first_row, locate in itertools.chain([first] if first else [], batches):
                 texts = frame[text_column]

@@ -23,7 +23,7 @@ from w2s.core.data.sources import table_md5
 from w2s.core.data.split import TRAINED_ROWS_FILE, text_digests
 from w2s.core.metrics import accuracy, auroc
 from w2s.errors import W2SError
-from w2s.ops import registry, tracking
+from w2s.ops import model_registry, tracking
 from w2s.ops.tracking import client
 from w2s.project import Project
 
@@ -186,21 +186,21 @@ def decide(decision: Decision) -> Decision:
 
 def run_metrics(version) -> dict[str, float]:
     """The metrics of the pipeline run that produced a model version."""
-    return dict(client().get_run(registry.pipeline_run_id(version)).data.metrics)
+    return dict(client().get_run(model_registry.pipeline_run_id(version)).data.metrics)
 
 
 def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path | None = None) -> Decision:
     """Compare a registered version with the current champion; no side effects."""
     pcfg: PromotionConfig = cfg.promotion
-    version = registry.resolve_version(challenger_ref)
+    version = model_registry.resolve_version(challenger_ref)
     name, challenger = version.name, str(version.version)
-    champion = registry.alias_version(name, pcfg.champion_alias)
+    champion = model_registry.alias_version(name, pcfg.champion_alias)
     if champion == challenger:
         raise W2SError(f"{name}/{challenger} is already @{pcfg.champion_alias}")
     if splits_path is None and not pcfg.eval_set:  # by hand: the test split of the challenger's own config
         from w2s.ops.lineage import recorded_config
 
-        recorded = Config.model_validate(recorded_config(registry.pipeline_run_id(version)))
+        recorded = Config.model_validate(recorded_config(model_registry.pipeline_run_id(version)))
         table, source = evaluation_set(recorded.model_copy(update={"promotion": pcfg}), project)
     else:
         table, source = evaluation_set(cfg, project, splits_path)
@@ -210,9 +210,9 @@ def gate(cfg: Config, project: Project, challenger_ref: str, splits_path: Path |
     champ_scores: dict[str, float | None] | None = None
     if len(table) >= pcfg.min_eval_rows:
         with tempfile.TemporaryDirectory() as tmp:
-            scores = score_model(registry.download_model(name, challenger, Path(tmp) / "c"), table)
+            scores = score_model(model_registry.download_model(name, challenger, Path(tmp) / "c"), table)
             champ_scores = (
-                score_model(registry.download_model(name, champion, Path(tmp) / "k"), table) if champion else None
+                score_model(model_registry.download_model(name, champion, Path(tmp) / "k"), table) if champion else None
             )
     ch = scores.get(pcfg.metric)
     ko = champ_scores[pcfg.metric] if champ_scores else None
@@ -237,7 +237,7 @@ def already_champion(cfg: Config, name: str, version: str) -> Decision | None:
     """The decision for a retrain whose student is the champion's (same cache key, so the same
     registered version): nothing to gate, nothing moves. None when it is not the champion."""
     alias = cfg.promotion.champion_alias
-    if registry.alias_version(name, alias) != version:
+    if model_registry.alias_version(name, alias) != version:
         return None
     return Decision(
         model=name,
@@ -259,7 +259,7 @@ def already_champion(cfg: Config, name: str, version: str) -> Decision | None:
 def trained_digests(version: Any) -> set[str] | None:
     """Text digests of the rows a version's run trained on or was selected on; None when the
     run predates that record."""
-    run_id = registry.pipeline_run_id(version)
+    run_id = model_registry.pipeline_run_id(version)
     if TRAINED_ROWS_FILE not in {a.path for a in client().list_artifacts(run_id)}:
         return None
     with tempfile.TemporaryDirectory() as tmp:
@@ -291,7 +291,7 @@ def apply(decision: Decision) -> None:
     c = client()
     verdict = "promoted" if decision.promoted else "rejected"
     if decision.promoted:
-        now = registry.alias_version(decision.model, decision.alias)
+        now = model_registry.alias_version(decision.model, decision.alias)
         if now != decision.champion:
             raise W2SError(f"@{decision.alias} moved to version {now} while the gate ran; run it again")
         c.set_model_version_tag(decision.model, decision.challenger, PREVIOUS_TAG, decision.champion or "none")
@@ -311,10 +311,10 @@ def rollback(
     """Move `alias` back to the version it pointed at before the current one; return (from, to).
     Holds the same lock as a promotion, so it never interleaves with a gate or a gc."""
     c = client()
-    if registry.alias_version(name, alias) is None:  # before the lock: a refusal writes nothing
+    if model_registry.alias_version(name, alias) is None:  # before the lock: a refusal writes nothing
         raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
     with (serialise or promotion_lock)(project, name):
-        current = registry.alias_version(name, alias)
+        current = model_registry.alias_version(name, alias)
         if current is None:
             raise W2SError(f"registered model '{name}' has no @{alias} to roll back")
         previous = c.get_model_version(name, current).tags.get(PREVIOUS_TAG, "none")
@@ -331,7 +331,7 @@ def decision_run(decision: Decision) -> Iterator[str]:
     yield its id while the decision is applied: the record is written before anything moves, and
     the run ends FAILED (and says so) when applying fails."""
     version = client().get_model_version(decision.model, decision.challenger)
-    with tracking.stage_run(registry.pipeline_run_id(version), "promotion-gate") as run:
+    with tracking.stage_run(model_registry.pipeline_run_id(version), "promotion-gate") as run:
         run.params(
             {
                 "metric": decision.metric,
@@ -400,7 +400,7 @@ def promote(
     configured): without it, two promotions started at once would both score against the same
     champion and both pass; with it, the second one waits and is gated against whatever the
     first left as champion."""
-    with serialise(project, registry.resolve_version(challenger_ref).name):
+    with serialise(project, model_registry.resolve_version(challenger_ref).name):
         decision = gate(cfg, project, challenger_ref, splits_path)
         _pause_for_fault_tests()
         with decision_run(decision):

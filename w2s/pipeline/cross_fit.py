@@ -19,7 +19,7 @@ from w2s.core.cache import ArtifactCache, cache_key
 from w2s.core.data.split import hash_folds
 from w2s.core.refs import PREDICT_SPLITS, LabelsRef, ModelRef, SplitsRef, split_part
 from w2s.io import read_json, write_json
-from w2s.pipeline import steps
+from w2s.pipeline import predictions
 from w2s.pipeline.labels import write_predictions
 from w2s.pipeline.strong import StudentRun, train_strong
 
@@ -45,7 +45,7 @@ def train_cross_fitted(
     rows = splits[splits["split"].isin(PREDICT_SPLITS)].reset_index(drop=True)
     probs = np.zeros((len(rows), len(splits_ref.label_names)))
     wanted = {name: rows.loc[rows["split"] == name, "id"] for name in rows["split"].unique()}
-    per_fold = [steps.split_probs(f, wanted) for f in folds]  # one read of each fold's predictions
+    per_fold = [predictions.split_probs(f, wanted) for f in folds]  # one read of each fold's predictions
     for name, ids in wanted.items():
         at = (rows["split"] == name).to_numpy()
         stacked = np.stack([fold[name] for fold in per_fold])

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from w2s.analysis.dvc_views import CURVE_KINDS, METRICS_FILE, PLOTS_DIR, SWEEP_FILE, curve_file
-from w2s.methods import registry
+from w2s.methods import all_methods
 from w2s.pipeline.dvc_stages import OUT
 from w2s.pipeline.sequence import STEPS, Step
 
@@ -63,7 +63,7 @@ def params_of(step: Step) -> list[str]:
     """The params.yaml sections a stage lists: its own, with `method` expanded to every method's."""
     sections = list(step.params)
     if "method" in sections:
-        sections += sorted(name for name, m in registry().items() if m.Settings is not None)
+        sections += sorted(name for name, m in all_methods().items() if m.Settings is not None)
     return list(dict.fromkeys(sections))
 
 

@@ -32,8 +32,8 @@ from w2s.methods import get as get_method
 from w2s.methods.base import Supervision
 from w2s.ops import activity
 from w2s.ops.validation import GateFailed, GateReport
+from w2s.pipeline import data_steps, evaluation, weak_model
 from w2s.pipeline import step_records as records
-from w2s.pipeline import steps
 from w2s.pipeline.publish import Publisher, Recorder, record_beside
 from w2s.pipeline.strong import BudgetRun, CeilingRun, StudentRun, train_strong
 from w2s.pipeline.supervise import PipelineEnv, supervise
@@ -83,19 +83,19 @@ class StepEnv:
 
 def _ingest(env: StepEnv, cfg: Config) -> TableRef:
     env.out_dir.mkdir(parents=True, exist_ok=True)
-    return steps.ingest(cfg, env.project, env.out_dir)
+    return data_steps.ingest(cfg, env.project, env.out_dir)
 
 
 def _validate(env: StepEnv, cfg: Config, table: TableRef) -> GateReport:
     def run() -> tuple[GateReport, GateReport]:
-        report = steps.validate_table(table, cfg)
+        report = data_steps.validate_table(table, cfg)
         return report, report
 
     return env.gate("gate_raw_table.json", run)
 
 
 def _split(env: StepEnv, cfg: Config, table: TableRef) -> SplitsRef:
-    return env.gate("gate_split_overlap.json", lambda: steps.make_splits(table, cfg, env.out_dir))
+    return env.gate("gate_split_overlap.json", lambda: data_steps.make_splits(table, cfg, env.out_dir))
 
 
 def _select(env: StepEnv, cfg: Config, splits: SplitsRef, table: TableRef) -> Selection:
@@ -103,7 +103,7 @@ def _select(env: StepEnv, cfg: Config, splits: SplitsRef, table: TableRef) -> Se
 
 
 def _weak(env: StepEnv, cfg: Config, splits: SplitsRef) -> ModelRef:
-    return steps.train_weak(splits, cfg, env.cache)
+    return weak_model.train_weak(splits, cfg, env.cache)
 
 
 def _weak_labels(env: StepEnv, cfg: Config, splits: SplitsRef, table: TableRef, weak: ModelRef) -> LabelsRef:
@@ -138,7 +138,7 @@ def _evaluate(
     budget: ModelRef,
     supervision: Supervision,
 ) -> dict[str, Any]:
-    metrics = steps.evaluate(
+    metrics = evaluation.evaluate(
         splits, weak, student, ceiling, budget, supervision.labels, supervision.refined, supervision.chain
     )
     metrics.update(get_method(cfg.method)(cfg).metrics(supervision, student.info))

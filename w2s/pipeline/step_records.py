@@ -82,7 +82,7 @@ def select(r: Record, selection: Any) -> None:
 
 
 def weak(r: Record, ref: ModelRef) -> None:
-    from w2s.pipeline.steps import predictions
+    from w2s.pipeline.predictions import predictions
 
     r.run.params({"weak": r.cfg.weak.model_dump(mode="json")})
     r.run.tags({"cache_key": ref.key, "reused": ref.reused})
@@ -112,7 +112,7 @@ def _loggable(info: dict[str, Any]) -> tuple[dict[str, Any], dict[str, float | N
 
 
 def supervise(r: Record, sup: Supervision) -> None:
-    from w2s.pipeline.steps import predictions
+    from w2s.pipeline.predictions import predictions
 
     labels = r.inputs["weak_labels"]  # the weak labels it started from
     r.run.params({"method": r.cfg.method})

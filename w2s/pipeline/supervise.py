@@ -33,7 +33,7 @@ from w2s.core.refs import (
 from w2s.io import read_json, write_json
 from w2s.methods import get as get_method
 from w2s.methods.base import RefineInputs, RefiningMethod, Supervision
-from w2s.pipeline import steps
+from w2s.pipeline import predictions, weak_model
 from w2s.pipeline.cross_fit import train_cross_fitted
 from w2s.pipeline.labels import write_predictions
 from w2s.pipeline.publish import Publisher
@@ -73,7 +73,7 @@ def supervise(env: PipelineEnv) -> Supervision:
 
 def _probs_on(ref: ModelRef, targets: pd.DataFrame) -> np.ndarray:
     """A supervisor's probabilities on the target rows, aligned by id."""
-    preds = pd.concat([steps.predictions(ref, s) for s in PREDICT_SPLITS])
+    preds = pd.concat([predictions.predictions(ref, s) for s in PREDICT_SPLITS])
     aligned = preds.set_index("id").reindex(targets["id"])
     if aligned["probs"].isna().any():
         raise ValueError(f"{ref.kind} predictions lack some target ids")
@@ -118,7 +118,7 @@ def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMet
             return take(embedded["table"], ids)
 
         def train_weak(wcfg: WeakConfig, subset: tuple[float, int] | None) -> tuple[np.ndarray, ModelRef]:
-            ref = steps.train_weak(blind_ref, cfg.model_copy(update={"weak": wcfg}), cache, subset=subset)
+            ref = weak_model.train_weak(blind_ref, cfg.model_copy(update={"weak": wcfg}), cache, subset=subset)
             return _probs_on(ref, targets), ref
 
         inp = RefineInputs(blind, splits_ref.label_names, cfg, _probs_on(weak, targets), targets, embed_ids, train_weak)

@@ -13,8 +13,8 @@ from w2s.analysis.sweep_report import CORRECT_FILE, point_dir
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache
 from w2s.io import atomic_path
+from w2s.pipeline.evaluation import correctness_on_test
 from w2s.pipeline.sequence import Outcome, run_steps
-from w2s.pipeline.steps import correctness_on_test
 from w2s.project import Project
 
 

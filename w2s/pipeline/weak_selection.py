@@ -28,7 +28,7 @@ from w2s.core.data.split import encode_labels, without_transfer_truth
 from w2s.core.metrics import accuracy, misfit
 from w2s.core.refs import LabelsRef, ModelRef, SplitsRef, TableRef, split_part
 from w2s.io import atomic_path
-from w2s.pipeline import steps
+from w2s.pipeline import predictions, weak_model
 from w2s.pipeline.publish import Publisher, record_beside
 from w2s.pipeline.strong import StudentRun, train_strong
 
@@ -114,17 +114,17 @@ def evaluate_candidates(
     results = []
     for name, weak_cfg in sel.candidates.items():
         ccfg = cfg.model_copy(update={"weak": weak_cfg, "strong": student_cfg})
-        weak = steps.train_weak(blind, ccfg, cache)
+        weak = weak_model.train_weak(blind, ccfg, cache)
         labels = publish(weak, f"candidate-{name}")
         student = _student(blind, ccfg, cache, labels)
         val = split_part(splits, "val")["id"]
         fit = misfit(
-            steps.aligned_probs(steps.predictions(student, "val"), val, "student"),
-            steps.aligned_probs(steps.predictions(weak, "val"), val, "weak"),
+            predictions.aligned_probs(predictions.predictions(student, "val"), val, "student"),
+            predictions.aligned_probs(predictions.predictions(weak, "val"), val, "weak"),
         )["misfit"]
         err_w = cv_err(train, splits_ref.label_names, weak_cfg, cfg.seed, sel.folds)
         test = split_part(splits, "test")
-        probe = steps.aligned_probs(steps.predictions(student, "test"), test["id"], "student")
+        probe = predictions.aligned_probs(predictions.predictions(student, "test"), test["id"], "student")
         hindsight = accuracy(probe, encode_labels(test["label"], splits_ref.label_names))
         results.append(Candidate(name, err_w, fit, err_w - fit, hindsight, weak, student, labels.md5))
     return results
