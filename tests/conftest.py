@@ -149,6 +149,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def export_tree(dest: Path) -> Path:
+    """This repository's files as a fresh clone has them (tracked, or new and not ignored; links
+    kept as links), without anything a build or a run left in the checkout."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src, out = REPO / rel, dest / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            out.symlink_to(os.readlink(src))
+        elif src.is_file():
+            shutil.copy2(src, out)
+    return dest
+
+
 def make_project(
     root: Path, bundled: Path, config: dict | None = None, remote: Path | None = None, warm: Path | None = None
 ) -> Path:

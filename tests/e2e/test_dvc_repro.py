@@ -197,15 +197,9 @@ def test_a_step_added_to_the_table_runs_in_the_library_the_flow_and_as_a_dvc_sta
 
 def _fresh_clone(dest: Path) -> Path:
     """This repository as a fresh clone has it: its tracked (and not ignored) files, committed."""
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        if (REPO / rel).is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / rel, dest / rel)
+    from conftest import export_tree
+
+    export_tree(dest)
     for cmd in (["init", "-q"], ["config", "user.email", "t@t"], ["config", "user.name", "t"], ["add", "-A"],
                 ["commit", "-q", "-m", "clone"]):  # fmt: skip
         subprocess.run(["git", "-C", str(dest), *cmd], check=True, capture_output=True)

@@ -15,14 +15,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from a fresh copy of the tracked tree (a checkout's build/ folder can hold
+    modules that no longer exist, which an in-place build would package)."""
+    from conftest import export_tree
+
     out = tmp_path_factory.mktemp("wheel")
+    tree = export_tree(tmp_path_factory.mktemp("tree"))
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(tree)],
         capture_output=True,
         text=True,
     )
