@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from w2s.cli.ui import views
 from w2s.project import Project
@@ -18,16 +18,23 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 def print_results(result: PipelineResult, project: Project) -> None:
     """A readable terminal summary: models, PGR, agreement, and the follow-up commands."""
     from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    _models_table(console, result)
+    _gap_tables(console, result)
+    _notes(console, result)
+    _next_steps(console, result, project)
+
+
+def _models_table(console: Any, result: PipelineResult) -> None:
     from rich.table import Table
 
-    m = result.metrics
-    console = Console(soft_wrap=True)
+    m, reused = result.metrics, result.reused
     table = Table(title="weak-to-strong results (test split)", title_justify="left")
     table.add_column("model")
     table.add_column("accuracy", justify="right")
     table.add_column("AUROC", justify="right")
     table.add_column("from", style="dim")
-    reused = result.reused
     rows = (
         ("weak supervisor", "weak", "weak"),
         ("strong on the weak budget's ground truth", "strong_budget", "budget"),
@@ -38,26 +45,29 @@ def print_results(result: PipelineResult, project: Project) -> None:
         table.add_row(label, _fmt(m[f"{key}_acc"]), _fmt(m[f"{key}_auroc"]), "cache" if reused[step] else "trained")
     console.print(table)
 
+
+def _gap_tables(console: Any, result: PipelineResult) -> None:
+    """PGR and agreement; the held-out groups' numbers under shift."""
+    from rich.table import Table
+
+    m = result.metrics
     gap = Table(show_header=True, title_justify="left")
-    gap.add_column("PGR (accuracy)", justify="right")
-    gap.add_column("PGR (AUROC)", justify="right")
-    gap.add_column("agreement", justify="right")
-    gap.add_column("on weak-right", justify="right")
-    gap.add_column("on weak-wrong", justify="right")
-    gap.add_row(
-        _fmt(m["pgr"]),
-        _fmt(m["pgr_auroc"]),
-        _fmt(m["agreement"]),
-        _fmt(m["agreement_weak_correct"]),
-        _fmt(m["agreement_weak_wrong"]),
-    )
+    for col in ("PGR (accuracy)", "PGR (AUROC)", "agreement", "on weak-right", "on weak-wrong"):
+        gap.add_column(col, justify="right")
+    keys = ("pgr", "pgr_auroc", "agreement", "agreement_weak_correct", "agreement_weak_wrong")
+    gap.add_row(*(_fmt(m[k]) for k in keys))
     console.print(gap)
     if m.get("w2s_acc_ood") is not None:
         ood = Table(title="out of distribution (ood_test: held-out groups)", title_justify="left")
         for col in ("weak acc", "ceiling acc", "w2s acc", "PGR"):
             ood.add_column(col, justify="right")
-        ood.add_row(_fmt(m["weak_acc_ood"]), _fmt(m["ceiling_acc_ood"]), _fmt(m["w2s_acc_ood"]), _fmt(m["pgr_ood"]))
+        ood.add_row(*(_fmt(m[k]) for k in ("weak_acc_ood", "ceiling_acc_ood", "w2s_acc_ood", "pgr_ood")))
         console.print(ood)
+
+
+def _notes(console: Any, result: PipelineResult) -> None:
+    """What the method did to the labels, the splits, and why PGR is missing when it is."""
+    m = result.metrics
     if m.get("refined_acc") is not None:
         line = (
             f"method {result.method}: refined labels test acc {_fmt(m['refined_acc'])}; "
@@ -68,13 +78,9 @@ def print_results(result: PipelineResult, project: Project) -> None:
         if self_labelled is not None:
             line += f"; self-labelled {100 * self_labelled:.1f}% of transfer"
         console.print(line)
-    counts = result.counts
-    console.print(
-        "splits: "
-        + ", ".join(f"{k} {v}" for k, v in counts.items())
-        + f"; early stopping: {result.early_stopping}"
-        + ("  [bold red](oracle ablation: uses ground truth)[/]" if result.early_stopping == "oracle" else "")
-    )
+    oracle = "  [bold red](oracle ablation: uses ground truth)[/]" if result.early_stopping == "oracle" else ""
+    splits = ", ".join(f"{k} {v}" for k, v in result.counts.items())
+    console.print(f"splits: {splits}; early stopping: {result.early_stopping}{oracle}")
     if m["pgr"] is None:
         gap_seen, floor = m.get("gap"), m.get("min_gap")
         if gap_seen is not None and floor is not None and gap_seen > 0:
@@ -85,6 +91,8 @@ def print_results(result: PipelineResult, project: Project) -> None:
         else:
             console.print("PGR is undefined: the ceiling did not beat the weak supervisor.")
 
+
+def _next_steps(console: Any, result: PipelineResult, project: Project) -> None:
     console.print("\n[bold]where to look next[/]")
     console.print(f"  run folder      {result.run_dir}")
     console.print(f"  metrics         {project.root / 'metrics.json'}")

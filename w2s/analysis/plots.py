@@ -199,46 +199,13 @@ def plot_pgr_vs_size(
         weak = f"weak {_short(r.get(weak_key))}" if weak_key else "weak"
         label = " / ".join([weak, *(f"{k.split('.')[-1]}={r[k]}" for k in other)])
         lines.setdefault(label, []).append(r)
+
+    def size(r: dict[str, Any]) -> int:
+        return sizes[str(r[strong_key])]
+
     fig, (ax, acc_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    drawn: dict[str, list[tuple[int, float]]] = {}
-    for label, members in lines.items():
-        members = sorted(members, key=lambda r: sizes[str(r[strong_key])])
-        defined = [r for r in members if resolved_gap(r)]
-        xs = [sizes[str(r[strong_key])] for r in defined]
-        ys = [r["pgr"] for r in defined]
-        errs = [r.get("pgr_seed_se") or 0.0 for r in defined]
-        ax.errorbar(xs, ys, yerr=errs, marker="o", ms=4, capsize=3, label=label)
-        drawn[label] = list(zip(xs, ys, strict=True))
-        all_x = [sizes[str(r[strong_key])] for r in members]
-        (weak_line,) = acc_ax.plot(
-            all_x, [r.get("weak_acc_mean") for r in members], ls=":", marker="s", ms=3, label=f"{label}: weak"
-        )
-        color = weak_line.get_color()
-        acc_ax.errorbar(
-            all_x,
-            [r.get("w2s_acc_mean") for r in members],
-            yerr=[r.get("w2s_acc_se") or 0.0 for r in members],
-            marker="o",
-            ms=4,
-            capsize=3,
-            color=color,
-            label=f"{label}: weak-to-strong",
-        )
-    # strong on the weak budget and the ceiling depend on the strong model only (and the other keys)
-    first = next(iter(lines.values()))
-    first = sorted(first, key=lambda r: sizes[str(r[strong_key])])
-    xs = [sizes[str(r[strong_key])] for r in first]
-    acc_ax.plot(xs, [r.get("ceiling_acc_mean") for r in first], color="black", marker="^", ms=4, label="ceiling")
-    if any(r.get("strong_budget_acc_mean") is not None for r in first):
-        acc_ax.plot(
-            xs,
-            [r.get("strong_budget_acc_mean") for r in first],
-            color="gray",
-            ls="--",
-            marker="v",
-            ms=4,
-            label="strong on weak's budget",
-        )
+    drawn = {label: _pgr_line(ax, acc_ax, label, sorted(members, key=size), size) for label, members in lines.items()}
+    _baselines(acc_ax, sorted(next(iter(lines.values())), key=size), size)
     ax.axhline(0.0, color="black", lw=0.8)
     ax.axhline(1.0, color="gray", lw=0.6, ls="--")
     for a in (ax, acc_ax):
@@ -252,3 +219,33 @@ def plot_pgr_vs_size(
     acc_ax.set_title("accuracies", fontsize=10)
     _save(fig, path)
     return drawn
+
+
+def _pgr_line(ax: Any, acc_ax: Any, label: str, members: list[dict[str, Any]], size: Any) -> list[tuple[int, float]]:
+    """One weak model's PGR line (resolved gaps only) and its weak and weak-to-strong accuracies."""
+    defined = [r for r in members if resolved_gap(r)]
+    xs, ys = [size(r) for r in defined], [r["pgr"] for r in defined]
+    ax.errorbar(xs, ys, yerr=[r.get("pgr_seed_se") or 0.0 for r in defined], marker="o", ms=4, capsize=3, label=label)
+    all_x = [size(r) for r in members]
+    weak_acc = [r.get("weak_acc_mean") for r in members]
+    (weak_line,) = acc_ax.plot(all_x, weak_acc, ls=":", marker="s", ms=3, label=f"{label}: weak")
+    acc_ax.errorbar(
+        all_x,
+        [r.get("w2s_acc_mean") for r in members],
+        yerr=[r.get("w2s_acc_se") or 0.0 for r in members],
+        marker="o",
+        ms=4,
+        capsize=3,
+        color=weak_line.get_color(),
+        label=f"{label}: weak-to-strong",
+    )
+    return list(zip(xs, ys, strict=True))
+
+
+def _baselines(acc_ax: Any, first: list[dict[str, Any]], size: Any) -> None:
+    """The ceiling and strong-on-budget accuracies (they depend on the strong model only)."""
+    xs = [size(r) for r in first]
+    acc_ax.plot(xs, [r.get("ceiling_acc_mean") for r in first], color="black", marker="^", ms=4, label="ceiling")
+    if any(r.get("strong_budget_acc_mean") is not None for r in first):
+        budget = [r.get("strong_budget_acc_mean") for r in first]
+        acc_ax.plot(xs, budget, color="gray", ls="--", marker="v", ms=4, label="strong on weak's budget")
