@@ -108,6 +108,17 @@ def one_rank() -> Iterator[None]:
         dist.destroy_process_group()
 
 
+@pytest.fixture(autouse=True)
+def restored_linear() -> Iterator[None]:
+    """ZeRO-3 swaps torch.nn.functional.linear for its own, process-wide, "until manually reset":
+    the tests after these in this process must get torch's back."""
+    import torch.nn.functional as F
+
+    linear = F.linear
+    yield
+    F.linear = linear
+
+
 @contextlib.contextmanager
 def collectives_on(device: torch.device, seen: list[tuple[str, str]]) -> Iterator[None]:
     """Every torch.distributed collective asserts that its tensors are on `device`; each call is
