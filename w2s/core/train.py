@@ -255,6 +255,8 @@ def train(
             if step >= total:
                 break
     bar.close()
+    if device.type == "cuda":  # the queued steps belong to the time
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
     if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead
