@@ -284,8 +284,12 @@ def child(args: argparse.Namespace) -> None:
         "last_loss": round(float(loss), 4),
     }
     if lm:  # what `w2s plan` says this configuration needs, beside what it took
-        result["plan_gib"] = plan_gib(cfg, backend, lora, world, seq)
-        result["plan_error"] = round(result["plan_gib"] / peak - 1, 3) if peak else None
+        try:
+            result["plan_gib"] = plan_gib(cfg, backend, lora, world, seq)
+        except Exception as exc:  # the measurement stands without it
+            result["plan_gib"], result["plan_failed"] = None, f"{type(exc).__name__}: {exc}"[:300]
+        planned = result["plan_gib"]
+        result["plan_error"] = round(planned / peak - 1, 3) if peak and planned else None
     if flops is not None:
         peak = peak_tflops(result["device"], args.peak_tflops) if cuda else args.peak_tflops
         achieved = flops["flops_per_token"] * result["tokens_per_s"] / world / 1e12
