@@ -18,9 +18,10 @@ BUCKET_ELEMENTS = 50_000_000
 # ZeRO-3 keeps a parameter under this many elements whole on every rank instead of gathering and
 # releasing it at each use: norms, biases and LoRA adapters (r x width: 16 x 18,944 = 0.3M for
 # Qwen2.5-7B's down projection). DeepSpeed's default, 1e5, partitions larger adapters, and each
-# of the hundreds of gathers per step is a collective launch their size cannot amortise; at 1e6
-# they cost at most 2 MB each in 16 bits, while every weight matrix of a model from ~1B up
-# (hidden >= 1024: 1024^2 elements) stays sharded.
+# of the hundreds of gathers per step is a collective launch their size cannot amortise. At 1e6
+# each costs at most 2 MB in 16 bits, and weight matrices stay sharded from hidden size ~1000 up (a
+# 1024 x 1024 projection has 1.05M elements; grouped-query key and value projections, a fraction
+# of that, stay whole in models of hidden size up to ~1400).
 PERSISTENCE_ELEMENTS = 1_000_000
 
 
