@@ -394,7 +394,7 @@ def split(out: Path, part_mib: int, data_dir: Path | None = None) -> list[list[s
         folder.mkdir()
         for wheel in part:
             shutil.move(wheel, folder / wheel.name)
-        lines.append(f"python3 -m pip install --no-index --no-deps --target .w2s/gpu-site {folder}/*.whl")
+        lines.append(f"python3 -m pip install --no-index --no-deps --upgrade --target .w2s/gpu-site {folder}/*.whl")
     (out / "all").rmdir()
     data = out / f"part{len(parts)}" / "data"
     data.mkdir()

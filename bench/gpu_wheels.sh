@@ -19,7 +19,7 @@
 # data/election-tweets-2016.tab (the hf and flow sections' tweets). DIR/install.txt has the line to
 # run on the box for each part:
 #
-#   python3 -m pip install --no-index --no-deps --target .w2s/gpu-site .w2s/gpu-kit/part1/*.whl
+#   python3 -m pip install --no-index --no-deps --upgrade --target .w2s/gpu-site .w2s/gpu-kit/part1/*.whl
 #   PYTHONPATH=$PWD/.w2s/gpu-site bash bench/gpu_check.sh --data-dir .w2s/gpu-kit/part1/data ...
 #
 # --no-deps: the box's own torch and transformers stay as they are. Needs this checkout's .venv

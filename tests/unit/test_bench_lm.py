@@ -203,7 +203,8 @@ def test_the_kit_is_split_into_transferable_parts(tmp_path, bundled_dir):
     ).read_bytes()
     lines = (out / "install.txt").read_text().splitlines()
     assert lines == [
-        f"python3 -m pip install --no-index --no-deps --target .w2s/gpu-site {out}/part{i}/*.whl" for i in (1, 2)
+        f"python3 -m pip install --no-index --no-deps --upgrade --target .w2s/gpu-site {out}/part{i}/*.whl"
+        for i in (1, 2)
     ]
     (out / "all").mkdir()
     (out / "packages.txt").write_text("alpha==1.0\nmissing==2.0\n")
