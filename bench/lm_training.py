@@ -2,7 +2,8 @@
 Qwen2-style decoder (randomly initialised, built here from a config with a BPE tokenizer trained
 on the bundled tweets), the same tweets and labels, the same LoRA adapters (rank, alpha, dropout,
 target projections), batch size, learning rate, weight decay, warm-up + cosine schedule and
-gradient clipping, one epoch, fp32.
+gradient clipping, one epoch, fp32 on a CPU (`measure(device="cuda", precision="bf16")`: the same
+contest on a GPU in bf16, as `bench/gpu_check.py --sections hf` runs it).
 
 Tokens/s counts real (non-pad) tokens: the texts' token lengths, the same for every contender.
 Each contender's time includes its own tokenisation (and, for the HF `Trainer`, building it);
@@ -125,12 +126,15 @@ def w2s_contender(precision: str) -> tuple[Callable[..., Any], Callable[..., dic
     return prepare, run
 
 
-def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..., dict[str, Any]]]:
+def hf_contender(
+    group_by_length: bool, device: str = "cpu", precision: str = "fp32"
+) -> tuple[Callable[..., Any], Callable[..., dict[str, Any]]]:
     """(prepare, run): what a user of the HF stack writes: `AutoModelForSequenceClassification`
     (its own last-non-pad-token pooling) with peft LoRA (`task_type="SEQ_CLS"`, so the score head
     trains too), the `Trainer` with `DataCollatorWithPadding`, its default sampler (or
     `train_sampling_strategy="group_by_length"`) and default optimizer (fused AdamW), no
-    evaluation, saving or logging, the data loader in the main process."""
+    evaluation, saving or logging, the data loader in the main process. In bf16 the base is
+    loaded in bf16 and the `Trainer` autocasts (`bf16=True`), as w2s holds a LoRA base."""
 
     def prepare(model_dir: Path, k: int, bs: int, max_len: int) -> tuple[Any, ...]:
         import torch
@@ -144,8 +148,9 @@ def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..
         tokenizer.pad_token = tokenizer.eos_token  # decoders ship without one
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # "score.weight newly initialised" is the point
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=k)
+            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=k, dtype=dtype)
         finally:
             hf_logging.set_verbosity(verbosity)
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -191,7 +196,8 @@ def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..
                 save_strategy="no",
                 logging_strategy="no",
                 disable_tqdm=True,
-                use_cpu=True,
+                use_cpu=device == "cpu",
+                bf16=precision == "bf16",
                 dataloader_num_workers=0,
                 seed=0,
                 label_names=["labels"],
@@ -206,12 +212,18 @@ def hf_contender(group_by_length: bool) -> tuple[Callable[..., Any], Callable[..
     return prepare, run
 
 
-CONTENDERS = {
-    "w2s trainer": w2s_contender("fp32"),
-    "HF Trainer + peft": hf_contender(False),
-    "HF Trainer + peft (group_by_length)": hf_contender(True),
-    "w2s trainer bf16": w2s_contender("bf16"),
-}
+def contender_table(device: str = "cpu", precision: str = "fp32") -> dict[str, Any]:
+    """The contenders by name, in `precision` on `device` (the w2s trainer takes the GPU when
+    there is one, as the pipeline does); "w2s trainer bf16" is the CPU table's extra row."""
+    return {
+        "w2s trainer": w2s_contender(precision),
+        "HF Trainer + peft": hf_contender(False, device, precision),
+        "HF Trainer + peft (group_by_length)": hf_contender(True, device, precision),
+        "w2s trainer bf16": w2s_contender("bf16"),
+    }
+
+
+CONTENDERS = contender_table()
 
 
 def cpu_pressure() -> float | None:
@@ -241,17 +253,20 @@ def measure(
     contenders: list[str] | None = None,
     lm: dict[str, Any] | None = None,
     data_dir: Path | None = None,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Real tokens/s and examples/s of each contender (median of `repeats` interleaved epochs over
     `n` tweets). Every contender must have trained on the same real tokens, or no figure is given.
-    `lm`: overrides of the decoder's size (`LM`)."""
+    `lm`: overrides of the decoder's size (`LM`); `device`, `precision`: where and how both train."""
     import torch
     from transformers import AutoTokenizer
 
     from w2s.core.models.batching import encode
     from w2s.core.models.classifier import build_classifier, trainable_parameters
 
-    names = contenders or list(CONTENDERS)
+    table = contender_table(device, precision)
+    names = contenders or list(table)
     texts, y, k = tweets(n, data_dir)
     spec = {**LM, **(lm or {})}
     _preload()
@@ -266,7 +281,7 @@ def measure(
         trainable, total = trainable_parameters(build_classifier(_w2s_config(model_dir, bs, max_len), k, 0)[1])
         for round_ in range(repeats):
             for name in names[round_ % len(names) :] + names[: round_ % len(names)]:  # rotated order
-                prepare, run = CONTENDERS[name]
+                prepare, run = table[name]
                 with warnings.catch_warnings():  # transformers' deprecation notices to itself (peft)
                     warnings.simplefilter("ignore", FutureWarning)
                     args = prepare(model_dir, k, bs, max_len)
@@ -288,6 +303,8 @@ def measure(
         "model": {**spec, "parameters": total, "trainable_w2s": trainable},
         "lora": LORA,
         "lr": LR,
+        "device": device,
+        "precision": precision,
         "repeats": repeats,
         "torch_threads": torch.get_num_threads(),
         "real_tokens": real,

@@ -1,8 +1,14 @@
 """The PyTorch training loop shared by weak encoders, the student and the ceiling.
 
 AdamW with linear warm-up and cosine decay, length-grouped batches with dynamic padding,
-periodic evaluation, and the best checkpoint (by the caller's selection score) kept in memory
-and restored at the end.
+periodic evaluation, and the best checkpoint (by the caller's selection score) kept in host
+memory and restored at the end.
+
+Devices: the loop never waits for the accelerator between optimiser steps. A step's loss stays
+on the device (summed there) and is read once per evaluation; batches are copied to a GPU from
+pinned host memory without blocking, so the host prepares the next batch while the GPU still
+works on this one. Every tensor the loop or a runner builds names its device: the runner's
+(what meets a collective) or the host (the targets table, the kept checkpoint).
 """
 
 from __future__ import annotations
@@ -57,11 +63,14 @@ class Runner(Protocol):
     model: torch.nn.Module  # what the evaluator runs (every rank calls it in lockstep)
     is_main: bool  # the rank that keeps the best state and writes results
 
-    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
-        """Train on global batch `idx` (this rank's share of it); return the batch's mean loss."""
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+        """Train on global batch `idx` (this rank's share of it); return the batch's mean loss as
+        a detached 0-dim tensor on the runner's device (reading it is a host sync: the loop
+        does so once per evaluation, never per step)."""
 
     def full_state(self) -> dict[str, torch.Tensor] | None:
-        """The complete weights (gathered if sharded) on the main rank; None elsewhere."""
+        """The complete weights (gathered if sharded) on the main rank, copied to host memory;
+        None elsewhere."""
 
     def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
         """Checkpoint for resuming (a no-op where resuming is not supported)."""
@@ -80,6 +89,45 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` (host memory) on `device`. To a GPU it goes through pinned memory without
+    blocking: a copy from pageable memory waits for the GPU to finish its queued work first."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+class HostCopies:
+    """Copies of a model's state dict in host memory, taken without a sync per tensor: the
+    device-to-host copies are queued together and waited for once. A parameter that does not
+    train (a LoRA model's frozen base) never changes, so it is copied once and shared by every
+    later copy: keeping the best checkpoint of a LoRA model then moves only adapters and head."""
+
+    def __init__(self) -> None:
+        self.frozen: dict[str, torch.Tensor] = {}
+
+    def copy(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """`model.state_dict()` copied to the CPU, detached from the model."""
+        state = model.state_dict()
+        fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
+        out: dict[str, torch.Tensor] = {}
+        queued = False
+        for key, value in state.items():
+            if key in self.frozen:
+                out[key] = self.frozen[key]
+                continue
+            if value.device.type == "cpu":
+                out[key] = value.detach().clone()
+            else:  # into pinned memory, asynchronously; waited for below
+                out[key] = value.detach().to("cpu", non_blocking=True)
+                queued = True
+            if key in fixed:
+                self.frozen[key] = out[key]
+        if queued:
+            torch.cuda.synchronize()
+        return out
+
+
 class TorchRunner:
     """The plain in-process loop: fused AdamW over the trainable weights, warm-up + cosine,
     gradient clipping at 1, and dynamic loss scaling for fp16 (the model autocasts itself)."""
@@ -88,6 +136,7 @@ class TorchRunner:
 
     def __init__(self, model: torch.nn.Module, cfg: EncoderTrainConfig, total: int) -> None:
         self.model = model.to("cuda") if torch.cuda.is_available() else model
+        self.copies = HostCopies()
         # The fused kernel updates all parameters in one pass: ~6x faster steps than the default
         # per-tensor loop on CPU (~17 % of a MiniLM training step), same update rule.
         self.optim = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
@@ -96,7 +145,7 @@ class TorchRunner:
         self.scaler = torch.amp.GradScaler(model_device(self.model).type, enabled=cfg.precision == "fp16")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
 
-    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
         loss = loss_of(idx)
         self.optim.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -105,10 +154,10 @@ class TorchRunner:
         self.scaler.step(self.optim)
         self.scaler.update()
         self.sched.step()
-        return loss.item()
+        return loss.detach()
 
     def full_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return self.copies.copy(self.model)
 
     def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
         del step, client_state, best_state
@@ -150,7 +199,7 @@ def train(
         raise ValueError(f"{len(enc)} encoded examples but {len(targets)} targets")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    target_t = torch.as_tensor(targets, dtype=torch.float32)
+    target_t = torch.as_tensor(targets, dtype=torch.float32, device="cpu")  # host table; batches move
     steps_per_epoch, total, eval_every = schedule(len(enc), cfg)
     runner = runner or TorchRunner(model, cfg, total)
     net = runner.model
@@ -161,17 +210,17 @@ def train(
     if resumed is not None:
         state, best_state = resumed
     done = state["step"]
-    recent: list[float] = []
+    device = model_device(net)
+    # the training loss since the last evaluation, summed on the device (read at evaluations)
+    loss_sum, loss_steps = torch.zeros((), dtype=torch.float64, device=device), 0
     start = time.perf_counter()
     net.train()
     step = 0
     bar = (progress or Progress)(desc, "step", total, rate_unit="examples", initial=done, leave=False)
 
-    device = model_device(net)
-
     def loss_of(idx: np.ndarray) -> torch.Tensor:
-        logits = net(*(t.to(device) for t in enc.batch(idx)))
-        loss = loss_fn(logits, target_t[idx].to(device), step / total)
+        logits = net(*(to_device(t, device) for t in enc.batch(idx)))
+        loss = loss_fn(logits, to_device(target_t[idx], device), step / total)
         return loss + aux(net, idx, step / total) if aux is not None else loss
 
     while step < total:
@@ -179,7 +228,8 @@ def train(
             if step < done:  # resuming: replay the batch order up to the checkpoint
                 step += 1
                 continue
-            recent.append(runner.step(idx, loss_of))
+            loss_sum += runner.step(idx, loss_of).to(loss_sum.device, torch.float64)
+            loss_steps += 1
             step += 1
             state["seen"] += len(idx)
             bar.update(1, amount=len(idx))
@@ -189,10 +239,11 @@ def train(
                 point = {
                     "step": step,
                     "epoch": step / steps_per_epoch,
-                    "train_loss": float(np.mean(recent)),
+                    "train_loss": float(loss_sum) / max(1, loss_steps),  # the one host sync per evaluation
                     **evaluate(net),
                 }
-                recent.clear()
+                loss_sum.zero_()
+                loss_steps = 0
                 state["curve"].append(point)
                 net.train()
                 score = point.get(select) if select else None
@@ -204,6 +255,8 @@ def train(
             if step >= total:
                 break
     bar.close()
+    if device.type == "cuda":  # the queued steps belong to the time
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
     if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead

@@ -41,11 +41,11 @@ def run(job_path: Path) -> None:
     job = read_json(job_path)
     if os.environ.get(HANG_ENV) is not None and os.environ.get(HANG_ENV) == os.environ.get("RANK"):
         time.sleep(10**6)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(minutes=10))
-    rank = dist.get_rank()
-    if torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if cuda:  # before the process group: NCCL binds each rank to its current device
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timedelta(minutes=10))
+    rank = dist.get_rank()
     cfg = Config.model_validate(job["config"])
     out = Path(job["out"])
     run = TrainingRun.from_job(cfg, job["run"])
