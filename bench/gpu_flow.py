@@ -5,10 +5,10 @@ predicts the test split with the registered versions (the `flow` section of benc
 Each step is the `w2s` command in its own process, in a fresh project (git + DVC repository, the
 demo's params.yaml, the bundled election tweets in data/, its own MLflow store and Prefect home):
 
-    python -m cli.main tiny-lms models/lm --sizes 64x2      # the strong LM, pretrained on the tweets
-    python -m cli.main run --set strong.model=... --set strong.lora.r=8 --set strong.precision=bf16 \\
+    python -m w2s.cli.main tiny-lms models/lm --sizes 64x2      # the strong LM, pretrained on the tweets
+    python -m w2s.cli.main run --set strong.model=... --set strong.lora.r=8 --set strong.precision=bf16 \\
         --set strong.backend=torch                           # then the same with backend=deepspeed
-    CUDA_VISIBLE_DEVICES= python -m cli.main predict w2s-strong/N --input test.csv --output preds.csv
+    CUDA_VISIBLE_DEVICES= python -m w2s.cli.main predict w2s-strong/N --input test.csv --output preds.csv
 
 The weak supervisor is the demo's (TF-IDF). `backend=auto` would pick DeepSpeed on a GPU for both
 runs, so the first names torch: both trainers run on the device. The CPU predictions must agree
@@ -80,7 +80,7 @@ def environment(home: Path, project: Path, hide_gpu: bool = False) -> dict[str, 
 
 def w2s(args: list[str], project: Path, env: dict[str, str], timeout_s: float = 1800) -> subprocess.CompletedProcess:
     """`w2s ARGS` in `project` as a fresh process (the checkout's CLI module: nothing to install)."""
-    cmd = [sys.executable, "-m", "cli.main", *args]
+    cmd = [sys.executable, "-m", "w2s.cli.main", *args]
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=timeout_s)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-12:]

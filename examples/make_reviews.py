@@ -51,7 +51,10 @@ def review(rng: random.Random, positive: bool) -> str:
     return f"The {product} looked {first} at first. {verdict}"
 
 
-def main(path: Path = Path(__file__).with_name("reviews.csv"), n: int = 600, seed: int = 7) -> None:
+OUT = Path(__file__).with_name("reviews.csv")
+
+
+def main(path: Path = OUT, n: int = 600, seed: int = 7) -> None:
     rng = random.Random(seed)
     with path.open("w", newline="") as f:
         writer = csv.writer(f)

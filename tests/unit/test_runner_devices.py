@@ -223,7 +223,7 @@ def test_the_plain_loop_builds_every_tensor_where_it_belongs():
 
 
 def _ds_runner_cfg() -> Any:
-    from w2s.config import EncoderTrainConfig
+    from w2s.core.config import EncoderTrainConfig
 
     return EncoderTrainConfig(batch_size=8, epochs=1.0, evals_per_epoch=3, lr=1e-2)
 
