@@ -2,8 +2,8 @@
 the HF Trainer + peft beside the w2s trainer, and the whole flow on the device. One JSON report.
 
 Four sections. The training modes each run in their own process group (torchrun), through the
-runners the pipeline uses (`w2s.core.train.TorchRunner`, `w2s.pipeline.distributed.runner.
-DeepSpeedRunner`), on synthetic token ids of a fixed length, so the numbers measure the step alone:
+backends the pipeline uses (`w2s.core.train.TorchBackend`, `w2s.pipeline.distributed.backend.
+DeepSpeedBackend`), on synthetic token ids of a fixed length, so the numbers measure the step alone:
 
   encoder  fine-tune the strong encoder (default mpnet-base) with the plain torch backend and with
            DeepSpeed ZeRO-2 and ZeRO-3 (bf16): examples/s, peak memory.
@@ -222,23 +222,23 @@ def child(args: argparse.Namespace) -> None:
     ids = torch.as_tensor(rng.integers(1, vocab, size=(n, seq)) if lm else rng.integers(1000, 20000, size=(n, seq)))
     mask = torch.ones_like(ids)
     targets = torch.softmax(torch.as_tensor(rng.normal(size=(n, 2)), dtype=torch.float32), -1)
-    runner: Any
+    trainer: Any
     if backend == "torch":
-        from w2s.core.train import TorchRunner
+        from w2s.core.train import TorchBackend
 
-        runner = TorchRunner(model, cfg, total)
+        trainer = TorchBackend(model, cfg, total)
         rank, world = 0, 1
     else:
         import deepspeed
         import torch.distributed as dist
 
+        from w2s.pipeline.distributed.backend import DeepSpeedBackend
         from w2s.pipeline.distributed.dsconfig import generate
-        from w2s.pipeline.distributed.runner import DeepSpeedRunner
 
         if cuda:  # before the process group, as the pipeline's worker does
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
-        runner = DeepSpeedRunner(model, cfg, total, generate(cfg, args.gpus), Path(tempfile.mkdtemp()))
+        trainer = DeepSpeedBackend(model, cfg, total, generate(cfg, args.gpus), Path(tempfile.mkdtemp()))
         rank, world = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
 
@@ -247,18 +247,18 @@ def child(args: argparse.Namespace) -> None:
             torch.cuda.synchronize()
 
     def loss_of(idx):
-        logits = runner.model(ids[idx].to(device), mask[idx].to(device))
+        logits = trainer.model(ids[idx].to(device), mask[idx].to(device))
         return xent(logits, targets[idx].to(device), 0.0)
 
     batches = np.arange(n).reshape(total, batch)
     for b in batches[: args.warmup]:
-        runner.step(b, loss_of)
+        trainer.step(b, loss_of)
     sync()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     for b in batches[args.warmup :]:
-        loss = runner.step(b, loss_of)
+        loss = trainer.step(b, loss_of)
     sync()
     seconds = time.perf_counter() - start
     if rank != 0:

@@ -7,7 +7,7 @@ memory and restored at the end.
 Devices: the loop never waits for the accelerator between optimiser steps. A step's loss stays
 on the device (summed there) and is read once per evaluation; batches are copied to a GPU from
 pinned host memory without blocking, so the host prepares the next batch while the GPU still
-works on this one. Every tensor the loop or a runner builds names its device: the runner's
+works on this one. Every tensor the loop or a backend builds names its device: the backend's
 (what meets a collective) or the host (the targets table, the kept checkpoint).
 """
 
@@ -57,7 +57,7 @@ def warmup_cosine(total: int, warmup_frac: float) -> Callable[[int], float]:
     return factor
 
 
-class Runner(Protocol):
+class Backend(Protocol):
     """How one optimiser step is taken: in-process PyTorch, or a DeepSpeed engine in one of N ranks."""
 
     model: torch.nn.Module  # what the evaluator runs (every rank calls it in lockstep)
@@ -65,7 +65,7 @@ class Runner(Protocol):
 
     def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
         """Train on global batch `idx` (this rank's share of it); return the batch's mean loss as
-        a detached 0-dim tensor on the runner's device (reading it is a host sync: the loop
+        a detached 0-dim tensor on the backend's device (reading it is a host sync: the loop
         does so once per evaluation, never per step)."""
 
     def full_state(self) -> dict[str, torch.Tensor] | None:
@@ -128,7 +128,7 @@ class HostCopies:
         return out
 
 
-class TorchRunner:
+class TorchBackend:
     """The plain in-process loop: fused AdamW over the trainable weights, warm-up + cosine,
     gradient clipping at 1, and dynamic loss scaling for fp16 (the model autocasts itself)."""
 
@@ -184,14 +184,14 @@ def train(
     select: str | None = None,
     desc: str = "train",
     aux: Callable[[torch.nn.Module, np.ndarray, float], torch.Tensor] | None = None,
-    runner: Runner | None = None,
+    backend: Backend | None = None,
     checkpoint_every: int = 0,
     progress: Callable[..., Progress] | None = None,
 ) -> TrainResult:
     """Fit `model` to soft `targets` (N x K, or N x M x K for a loss that takes several teachers);
     keep the checkpoint with the highest `select` score. `aux(model, batch_idx, step_frac)` adds
-    a regulariser (e.g. perturbation consistency) to each step's loss. `runner` takes the steps
-    (default: in-process PyTorch); a runner that checkpoints is saved at every evaluation (or
+    a regulariser (e.g. perturbation consistency) to each step's loss. `backend` takes the steps
+    (default: in-process PyTorch); a backend that checkpoints is saved at every evaluation (or
     every `checkpoint_every` steps) and a rerun resumes from its last checkpoint, replaying the
     same batch order. `progress` builds the progress display (default `Progress`: a bar on a
     terminal, else a line every 30 s); a launcher's rank passes one that marks or silences it."""
@@ -201,12 +201,12 @@ def train(
     rng = np.random.default_rng(seed)
     target_t = torch.as_tensor(targets, dtype=torch.float32, device="cpu")  # host table; batches move
     steps_per_epoch, total, eval_every = schedule(len(enc), cfg)
-    runner = runner or TorchRunner(model, cfg, total)
-    net = runner.model
+    backend = backend or TorchBackend(model, cfg, total)
+    net = backend.model
 
     best_state: dict[str, torch.Tensor] | None = None
     state: dict[str, Any] = {"step": 0, "seen": 0, "best_score": None, "best_step": total, "curve": []}
-    resumed = runner.resume()
+    resumed = backend.resume()
     if resumed is not None:
         state, best_state = resumed
     done = state["step"]
@@ -228,7 +228,7 @@ def train(
             if step < done:  # resuming: replay the batch order up to the checkpoint
                 step += 1
                 continue
-            loss_sum += runner.step(idx, loss_of).to(loss_sum.device, torch.float64)
+            loss_sum += backend.step(idx, loss_of).to(loss_sum.device, torch.float64)
             loss_steps += 1
             step += 1
             state["seen"] += len(idx)
@@ -249,9 +249,9 @@ def train(
                 score = point.get(select) if select else None
                 if score is not None and (state["best_score"] is None or score > state["best_score"]):
                     state["best_score"], state["best_step"] = float(score), step
-                    best_state = runner.full_state()
+                    best_state = backend.full_state()
             if step < total and (step % checkpoint_every == 0 if checkpoint_every else evaluated):
-                runner.save(step, {**state, "step": step}, best_state)
+                backend.save(step, {**state, "step": step}, best_state)
             if step >= total:
                 break
     bar.close()
@@ -259,7 +259,7 @@ def train(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
-    if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead
+    if best_state is not None and isinstance(backend, TorchBackend):  # sharded backends hand it back instead
         model.load_state_dict(best_state)
     model.eval()
     return TrainResult(

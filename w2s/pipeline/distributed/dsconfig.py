@@ -78,7 +78,7 @@ def generate(scfg: StrongConfig, world: int) -> dict[str, Any]:
         "wall_clock_breakdown": False,
     }
     # DeepSpeed's own mixed precision: 16-bit weights in the ranks, fp32 master copies in the
-    # (sharded) optimizer. The runner turns the model's own autocast off under it: the weights
+    # (sharded) optimizer. The backend turns the model's own autocast off under it: the weights
     # already are in that dtype, so autocast would only add a second, per-op mixed precision.
     if scfg.precision == "bf16":
         config["bf16"] = {"enabled": True}

@@ -5,7 +5,7 @@ batch (a distributed sampler over length-grouped batches), so the ranks' shares 
 the engine's gradient average equals the global-batch mean. A global batch that does not split
 evenly is padded by repeating its first examples, as torch's DistributedSampler does.
 
-Devices: every tensor this runner hands to a collective is built on the engine's device (NCCL
+Devices: every tensor this backend hands to a collective is built on the engine's device (NCCL
 reduces only GPU tensors; gloo only CPU ones), and the losses stay there: a step never waits
 for the GPU. The kept checkpoint is copied to host memory.
 """
@@ -28,7 +28,7 @@ from w2s.core.train import HostCopies, param_groups, warmup_cosine
 FAULT_ENV = "W2S_FAULT_AFTER_CHECKPOINT_STEP"
 
 
-class DeepSpeedRunner:
+class DeepSpeedBackend:
     """Wraps the model in a DeepSpeed engine; checkpoints through the engine for resuming."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Where the training runners put their tensors, checked on a CPU so that a GPU cannot surprise us.
+"""Where the training backends put their tensors, checked on a CPU so that a GPU cannot surprise us.
 
 On a GPU, NCCL reduces only GPU tensors: a collective handed a host tensor dies there
 ("No backend type associated with device type cpu"). gloo on a CPU cannot see that bug, because
@@ -149,14 +149,14 @@ def collectives_on(device: torch.device, seen: list[tuple[str, str]]) -> Iterato
         yield
 
 
-def _ds_runner(stage: int, folder: Path, total: int) -> Any:
+def _ds_backend(stage: int, folder: Path, total: int) -> Any:
     from w2s.config import load_config
+    from w2s.pipeline.distributed.backend import DeepSpeedBackend
     from w2s.pipeline.distributed.dsconfig import generate
-    from w2s.pipeline.distributed.runner import DeepSpeedRunner
 
     overrides = ["strong.batch_size=8", f"strong.deepspeed.stage={stage}", "strong.deepspeed.grad_accum=2"]
     cfg = load_config(None, [*overrides, "strong.precision=bf16", "strong.lr=1e-2"]).strong
-    return DeepSpeedRunner(TinyNet(), cfg, total, generate(cfg, 1), folder), cfg
+    return DeepSpeedBackend(TinyNet(), cfg, total, generate(cfg, 1), folder), cfg
 
 
 def _improving() -> Any:
@@ -171,12 +171,12 @@ def test_deepspeed_training_hands_collectives_only_tensors_on_the_engine_device(
     from w2s.core.train import train
 
     n = 32
-    runner, cfg = _ds_runner(stage, tmp_path / "ckpt", total=4)
+    backend, cfg = _ds_backend(stage, tmp_path / "ckpt", total=4)
     seen: list[tuple[str, str]] = []
     # a default device other than the engine's: a tensor built without naming its device goes there
-    with torch.device("meta"), collectives_on(runner.engine.device, seen):
+    with torch.device("meta"), collectives_on(backend.engine.device, seen):
         result = train(
-            runner.model,
+            backend.model,
             Features(n),
             targets(n),
             cfg.model_copy(update={"epochs": 1.0, "evals_per_epoch": 4}),
@@ -184,7 +184,7 @@ def test_deepspeed_training_hands_collectives_only_tensors_on_the_engine_device(
             xent,
             _improving(),
             "score",
-            runner=runner,
+            backend=backend,
             checkpoint_every=1,
         )
     ours = {name for name, caller in seen if Path(caller).is_relative_to(REPO / "w2s")}
@@ -192,13 +192,13 @@ def test_deepspeed_training_hands_collectives_only_tensors_on_the_engine_device(
     assert result.steps == 4 and all(np.isfinite(p["train_loss"]) for p in result.curve)
     best = result.best_state
     assert best is not None and {t.device.type for t in best.values()} == {"cpu"}
-    live = {k: v for k, v in runner.model.state_dict().items() if v.numel()}
+    live = {k: v for k, v in backend.model.state_dict().items() if v.numel()}
     assert all(best[k].data_ptr() != v.data_ptr() for k, v in live.items()), "host copies, not the live weights"
     frozen = {f"frozen.{p}" for p in ("weight", "bias")}
     assert all(best[k].numel() for k in best) and frozen <= best.keys()
 
     # a fresh engine resumes from the last checkpoint with the kept weights in host memory
-    again, _ = _ds_runner(stage, tmp_path / "ckpt", total=4)
+    again, _ = _ds_backend(stage, tmp_path / "ckpt", total=4)
     with torch.device("meta"), collectives_on(again.engine.device, []):
         state, kept = again.resume()
     assert state["step"] == state["best_step"] == 3 and kept is not None and kept.keys() == best.keys()
@@ -207,22 +207,22 @@ def test_deepspeed_training_hands_collectives_only_tensors_on_the_engine_device(
 
 def test_the_plain_loop_builds_every_tensor_where_it_belongs():
     from w2s.core.losses import xent
-    from w2s.core.train import TorchRunner, train
+    from w2s.core.train import TorchBackend, train
 
     n = 24
     model = TinyNet()
-    cfg = _ds_runner_cfg()
+    cfg = _ds_backend_cfg()
     with torch.device("meta"):
         result = train(model, Features(n), targets(n), cfg, 0, xent, _improving(), "score")
     assert result.steps == 3 and {t.device.type for t in result.best_state.values()} == {"cpu"}
-    runner = TorchRunner(model, cfg, 1)
-    first, second = runner.full_state(), runner.full_state()
+    backend = TorchBackend(model, cfg, 1)
+    first, second = backend.full_state(), backend.full_state()
     assert first["frozen.weight"] is second["frozen.weight"], "a frozen weight is copied once"
     assert first["head.weight"] is not second["head.weight"]
     assert first["head.weight"].data_ptr() != model.head.weight.data_ptr()
 
 
-def _ds_runner_cfg() -> Any:
+def _ds_backend_cfg() -> Any:
     from w2s.core.config import EncoderTrainConfig
 
     return EncoderTrainConfig(batch_size=8, epochs=1.0, evals_per_epoch=3, lr=1e-2)
@@ -249,21 +249,21 @@ def host_reads(counted: list[str]) -> Iterator[None]:
 
 def test_no_training_step_reads_a_tensor_back_to_the_host(one_rank, tmp_path):
     from w2s.core.losses import xent
-    from w2s.core.train import TorchRunner, train
+    from w2s.core.train import TorchBackend, train
 
     n = 32
-    runner, cfg = _ds_runner(2, tmp_path, total=4)
-    for make in (lambda: TorchRunner(TinyNet(), cfg, 4), lambda: runner):
+    backend, cfg = _ds_backend(2, tmp_path, total=4)
+    for make in (lambda: TorchBackend(TinyNet(), cfg, 4), lambda: backend):
         use = make()
         counted: list[str] = []
         with host_reads(counted):
             result = train(
-                use.model, Features(n), targets(n), cfg.model_copy(update={"epochs": 1.0}), 0, xent, runner=use
+                use.model, Features(n), targets(n), cfg.model_copy(update={"epochs": 1.0}), 0, xent, backend=use
             )
         assert result.steps == 4 and counted == [], f"{type(use).__name__}: {counted}"
     counted = []
     with host_reads(counted):  # one read of the loss per evaluation, in the loop itself
-        result = train(TinyNet(), Features(n), targets(n), _ds_runner_cfg(), 0, xent, _improving(), "score")
+        result = train(TinyNet(), Features(n), targets(n), _ds_backend_cfg(), 0, xent, _improving(), "score")
     assert len(counted) == len(result.curve) == 4 and all("w2s/core/train.py" in c for c in counted), counted
 
 
