@@ -173,6 +173,41 @@ def schedule(n: int, cfg: EncoderTrainConfig) -> tuple[int, int, int]:
     return steps_per_epoch, total, max(1, steps_per_epoch // cfg.evals_per_epoch)
 
 
+class _Record:
+    """What the loop keeps between steps: the training loss since the last evaluation (summed on
+    the device, read at evaluations only), the evaluation curve, the best score and its weights."""
+
+    def __init__(self, state: dict[str, Any], best_state: dict[str, torch.Tensor] | None, device: torch.device):
+        self.state = state
+        self.best_state = best_state
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_steps = 0
+
+    def add(self, loss: torch.Tensor, examples: int) -> None:
+        self.loss_sum += loss.to(self.loss_sum.device, torch.float64)
+        self.loss_steps += 1
+        self.state["seen"] += examples
+
+    def evaluate(
+        self, step: int, epoch: float, net: torch.nn.Module, evaluate: Evaluator, select: str | None, backend: Backend
+    ) -> None:
+        """One point of the curve; a better `select` score keeps the weights."""
+        point = {
+            "step": step,
+            "epoch": epoch,
+            "train_loss": float(self.loss_sum) / max(1, self.loss_steps),  # the one host sync per evaluation
+            **evaluate(net),
+        }
+        self.loss_sum.zero_()
+        self.loss_steps = 0
+        self.state["curve"].append(point)
+        net.train()
+        score = point.get(select) if select else None
+        if score is not None and (self.state["best_score"] is None or score > self.state["best_score"]):
+            self.state["best_score"], self.state["best_step"] = float(score), step
+            self.best_state = backend.full_state()
+
+
 def train(
     model: torch.nn.Module,
     enc: Batchable,
@@ -211,8 +246,7 @@ def train(
         state, best_state = resumed
     done = state["step"]
     device = model_device(net)
-    # the training loss since the last evaluation, summed on the device (read at evaluations)
-    loss_sum, loss_steps = torch.zeros((), dtype=torch.float64, device=device), 0
+    record = _Record(state, best_state, device)
     start = time.perf_counter()
     net.train()
     step = 0
@@ -228,30 +262,15 @@ def train(
             if step < done:  # resuming: replay the batch order up to the checkpoint
                 step += 1
                 continue
-            loss_sum += backend.step(idx, loss_of).to(loss_sum.device, torch.float64)
-            loss_steps += 1
+            record.add(backend.step(idx, loss_of), len(idx))
             step += 1
-            state["seen"] += len(idx)
             bar.update(1, amount=len(idx))
             evaluated = False
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 evaluated = True
-                point = {
-                    "step": step,
-                    "epoch": step / steps_per_epoch,
-                    "train_loss": float(loss_sum) / max(1, loss_steps),  # the one host sync per evaluation
-                    **evaluate(net),
-                }
-                loss_sum.zero_()
-                loss_steps = 0
-                state["curve"].append(point)
-                net.train()
-                score = point.get(select) if select else None
-                if score is not None and (state["best_score"] is None or score > state["best_score"]):
-                    state["best_score"], state["best_step"] = float(score), step
-                    best_state = backend.full_state()
+                record.evaluate(step, step / steps_per_epoch, net, evaluate, select, backend)
             if step < total and (step % checkpoint_every == 0 if checkpoint_every else evaluated):
-                backend.save(step, {**state, "step": step}, best_state)
+                backend.save(step, {**state, "step": step}, record.best_state)
             if step >= total:
                 break
     bar.close()
@@ -259,6 +278,7 @@ def train(
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
     trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
+    best_state = record.best_state
     if best_state is not None and isinstance(backend, TorchBackend):  # sharded backends hand it back instead
         model.load_state_dict(best_state)
     model.eval()
