@@ -410,6 +410,27 @@ def estimate_torch(frozen: int, trainable: int, precision: str) -> dict[str, Any
     return _with_gib([row])[0]
 
 
+def _lora_rows(
+    scfg: StrongConfig, size: ModelSize, head: int, batch: int, tokens: int, gpus_per_node: int, nodes: int, pick: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The LoRA rows (every ZeRO stage and the torch backend, with activations) and their
+    activations; none when the model has no known LoRA targets."""
+    if not size.lora_r:
+        return [], {}
+    precision = scfg.precision
+    trainable = size.lora_params + head
+    zero_lora = activation_bytes(size, batch, tokens, precision, lora_dropout=scfg.lora.dropout)
+    torch_lora = activation_bytes(
+        size, scfg.batch_size, tokens, precision, lora_dropout=scfg.lora.dropout, fp32_weights=precision != "fp32"
+    )
+    rows = estimate_lora(size.params, trainable, size.largest_layer_params, gpus_per_node, nodes, precision)
+    for row in rows:
+        row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + zero_lora[pick]) / GIB, 3)
+    rows.append(estimate_torch(size.params, trainable, precision))
+    rows[-1]["gpu_with_activations_gib"] = round((rows[-1]["gpu_bytes"] + torch_lora[pick]) / GIB, 3)
+    return rows, {"lora_without_checkpointing_bytes": zero_lora[0], "lora_with_checkpointing_bytes": zero_lora[1]}
+
+
 def plan(
     scfg: StrongConfig, gpus_per_node: int, nodes: int, seq_len: int | None = None, num_labels: int = 2
 ) -> dict[str, Any]:
@@ -439,20 +460,7 @@ def plan(
         row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + zero_act[pick]) / GIB, 3)
     rows.append(estimate_torch(0, size.params + head, precision))
     rows[-1]["gpu_with_activations_gib"] = round((rows[-1]["gpu_bytes"] + torch_act[pick]) / GIB, 3)
-    lora_rows: list[dict[str, Any]] = []
-    lora_act: dict[str, int] = {}
-    if size.lora_r:
-        trainable = size.lora_params + head
-        zero_lora = activation_bytes(size, batch, tokens, precision, lora_dropout=scfg.lora.dropout)
-        torch_lora = activation_bytes(
-            size, scfg.batch_size, tokens, precision, lora_dropout=scfg.lora.dropout, fp32_weights=precision != "fp32"
-        )
-        lora_rows = estimate_lora(size.params, trainable, size.largest_layer_params, gpus_per_node, nodes, precision)
-        for row in lora_rows:
-            row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + zero_lora[pick]) / GIB, 3)
-        lora_rows.append(estimate_torch(size.params, trainable, precision))
-        lora_rows[-1]["gpu_with_activations_gib"] = round((lora_rows[-1]["gpu_bytes"] + torch_lora[pick]) / GIB, 3)
-        lora_act = {"lora_without_checkpointing_bytes": zero_lora[0], "lora_with_checkpointing_bytes": zero_lora[1]}
+    lora_rows, lora_act = _lora_rows(scfg, size, head, batch, tokens, gpus_per_node, nodes, pick)
     without, with_ckpt = zero_act
     return {
         "model": scfg.model,
