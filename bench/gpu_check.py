@@ -196,6 +196,7 @@ def _cfg(args: argparse.Namespace, lm: bool, stage: str, lora: bool = True) -> A
 
 
 def child(args: argparse.Namespace) -> None:
+    """One mode, in the ranks torchrun started: train on synthetic ids, print rank 0's RESULT line."""
     import numpy as np
     import torch
 
@@ -209,8 +210,7 @@ def child(args: argparse.Namespace) -> None:
     cuda = args.device == "cuda"
     if cuda and not torch.cuda.is_available():
         raise SystemExit(f"error: rank {os.environ.get('RANK', 0)} sees no CUDA device")
-    stage = backend[-1] if backend != "torch" else "2"
-    cfg = _cfg(args, lm, stage, lora)
+    cfg = _cfg(args, lm, backend[-1] if backend != "torch" else "2", lora)
     _, model = build_classifier(cfg.model_copy(update={"num_layers": None}), 2, seed=0)
     batch, seq, steps = (args.lm_batch, args.lm_seq, args.lm_steps) if lm else (args.batch, args.seq, args.steps)
     flops = lm_flops_per_token(model, seq) if lm else None
@@ -222,45 +222,14 @@ def child(args: argparse.Namespace) -> None:
     ids = torch.as_tensor(rng.integers(1, vocab, size=(n, seq)) if lm else rng.integers(1000, 20000, size=(n, seq)))
     mask = torch.ones_like(ids)
     targets = torch.softmax(torch.as_tensor(rng.normal(size=(n, 2)), dtype=torch.float32), -1)
-    trainer: Any
-    if backend == "torch":
-        from w2s.core.train import TorchBackend
-
-        trainer = TorchBackend(model, cfg, total)
-        rank, world = 0, 1
-    else:
-        import deepspeed
-        import torch.distributed as dist
-
-        from w2s.pipeline.distributed.backend import DeepSpeedBackend
-        from w2s.pipeline.distributed.dsconfig import generate
-
-        if cuda:  # before the process group, as the pipeline's worker does
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
-        trainer = DeepSpeedBackend(model, cfg, total, generate(cfg, args.gpus), Path(tempfile.mkdtemp()))
-        rank, world = dist.get_rank(), dist.get_world_size()
+    trainer, rank, world = _trainer(backend, model, cfg, total, args.gpus, cuda)
     device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
-
-    def sync() -> None:
-        if cuda:
-            torch.cuda.synchronize()
 
     def loss_of(idx):
         logits = trainer.model(ids[idx].to(device), mask[idx].to(device))
         return xent(logits, targets[idx].to(device), 0.0)
 
-    batches = np.arange(n).reshape(total, batch)
-    for b in batches[: args.warmup]:
-        trainer.step(b, loss_of)
-    sync()
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for b in batches[args.warmup :]:
-        loss = trainer.step(b, loss_of)
-    sync()
-    seconds = time.perf_counter() - start
+    seconds, loss = _timed(trainer, loss_of, np.arange(n).reshape(total, batch), args.warmup, cuda)
     if rank != 0:
         return
     peak = torch.cuda.max_memory_allocated() / 1024**3 if cuda else None
@@ -284,25 +253,72 @@ def child(args: argparse.Namespace) -> None:
         "last_loss": round(float(loss), 4),
     }
     if lm:  # what `w2s plan` says this configuration needs, beside what it took
-        try:
-            result["plan_gib"] = plan_gib(cfg, backend, lora, world, seq)
-        except Exception as exc:  # the measurement stands without it
-            result["plan_gib"], result["plan_failed"] = None, f"{type(exc).__name__}: {exc}"[:300]
-        planned = result["plan_gib"]
-        result["plan_error"] = round(planned / peak - 1, 3) if peak and planned else None
+        result.update(_planned(cfg, backend, lora, world, seq, peak))
     if flops is not None:
-        peak = peak_tflops(result["device"], args.peak_tflops) if cuda else args.peak_tflops
-        achieved = flops["flops_per_token"] * result["tokens_per_s"] / world / 1e12
-        result.update(
-            {
-                **flops,
-                "lora_r": cfg.lora.r if lora else 0,
-                "tflops_per_gpu": round(achieved, 2),
-                "peak_tflops": peak,
-                "mfu": round(achieved / peak, 4) if peak else None,
-            }
-        )
+        result.update(_mfu(flops, result, args, cuda, cfg.lora.r if lora else 0))
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def _trainer(backend: str, model: Any, cfg: Any, total: int, gpus: int, cuda: bool) -> tuple[Any, int, int]:
+    """The pipeline's backend for `backend` (torch, zero2, zero3), with this process's rank and world."""
+    import torch
+
+    if backend == "torch":
+        from w2s.core.train import TorchBackend
+
+        return TorchBackend(model, cfg, total), 0, 1
+    import deepspeed
+    import torch.distributed as dist
+
+    from w2s.pipeline.distributed.backend import DeepSpeedBackend
+    from w2s.pipeline.distributed.dsconfig import generate
+
+    if cuda:  # before the process group, as the pipeline's worker does
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo")
+    trainer = DeepSpeedBackend(model, cfg, total, generate(cfg, gpus), Path(tempfile.mkdtemp()))
+    return trainer, dist.get_rank(), dist.get_world_size()
+
+
+def _timed(trainer: Any, loss_of: Any, batches: Any, warmup: int, cuda: bool) -> tuple[float, Any]:
+    """Seconds for the steps after the warm-up ones (the device drained at both ends), and the
+    last loss; the peak memory counts from the timed steps on."""
+    import torch
+
+    for b in batches[:warmup]:
+        trainer.step(b, loss_of)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    loss = None
+    for b in batches[warmup:]:
+        loss = trainer.step(b, loss_of)
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, loss
+
+
+def _planned(cfg: Any, backend: str, lora: bool, world: int, seq: int, peak: float | None) -> dict[str, Any]:
+    """`w2s plan`'s figure for the mode and its error against the measured peak."""
+    try:
+        planned = plan_gib(cfg, backend, lora, world, seq)
+    except Exception as exc:  # the measurement stands without it
+        return {"plan_gib": None, "plan_failed": f"{type(exc).__name__}: {exc}"[:300], "plan_error": None}
+    return {"plan_gib": planned, "plan_error": round(planned / peak - 1, 3) if peak and planned else None}
+
+
+def _mfu(flops: dict[str, Any], result: dict[str, Any], args: argparse.Namespace, cuda: bool, r: int) -> dict[str, Any]:
+    """Achieved TFLOP/s per GPU and the model FLOP utilisation against the device's peak."""
+    peak = peak_tflops(result["device"], args.peak_tflops) if cuda else args.peak_tflops
+    achieved = flops["flops_per_token"] * result["tokens_per_s"] / result["gpus"] / 1e12
+    return {
+        **flops,
+        "lora_r": r,
+        "tflops_per_gpu": round(achieved, 2),
+        "peak_tflops": peak,
+        "mfu": round(achieved / peak, 4) if peak else None,
+    }
 
 
 def plan_gib(cfg: Any, backend: str, lora: bool, gpus: int, seq: int) -> float:
@@ -509,24 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(args)
         return 0
+    problem = _check_devices(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     import torch
 
-    if args.device == "cuda":
-        if not torch.cuda.is_available():
-            print(
-                "error: no CUDA device visible; this check needs a GPU "
-                "(`--device cpu --tiny` smoke-tests the code path)",
-                file=sys.stderr,
-            )
-            return 2
-        args.gpus = args.gpus or torch.cuda.device_count()
-    else:
-        args.gpus = args.gpus or 1
-    for section in ("encoder", "lm"):
-        batch = args.lm_batch if section == "lm" else args.batch
-        if section in args.sections and batch % args.gpus:
-            print(f"error: the {section} global batch {batch} does not split over {args.gpus} ranks", file=sys.stderr)
-            return 2
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     started = time.time()
     report: dict[str, Any] = {
@@ -546,21 +550,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="w2s-gpu-check-") as tmp:
         if "lm" in args.sections:
-            start = time.perf_counter()
-            report["lm"] = build_lm(
-                Path(tmp) / "lm",
-                args.lm_hidden,
-                args.lm_layers,
-                args.lm_heads,
-                args.lm_vocab,
-                max_positions=max(512, args.lm_seq),
-                device=args.device,
-            )
-            report["lm"]["build_seconds"] = round(time.perf_counter() - start, 1)
-            args.lm_dir = report["lm"]["folder"]
-            print(f"built the LM: {report['lm']}", flush=True)
-            if args.device == "cuda":
-                torch.cuda.empty_cache()
+            report["lm"] = _build(args, Path(tmp))
         for section in args.sections:
             for mode in (m for m in SECTIONS[section] if section != "lm" or m in args.lm_modes):
                 report["results"].append(_run_mode(args, mode, env))
@@ -586,6 +576,45 @@ def main(argv: list[str] | None = None) -> int:
         report[s] for s in ("hf", "flow") if s in report and ("error" in report[s] or report[s].get("ok") is False)
     ]
     return 1 if failed else 0
+
+
+def _check_devices(args: argparse.Namespace) -> str | None:
+    """Fill in the rank count; what is wrong with the devices or the batch sizes, if anything."""
+    import torch
+
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            return "no CUDA device visible; this check needs a GPU (`--device cpu --tiny` smoke-tests the code path)"
+        args.gpus = args.gpus or torch.cuda.device_count()
+    else:
+        args.gpus = args.gpus or 1
+    for section in ("encoder", "lm"):
+        batch = args.lm_batch if section == "lm" else args.batch
+        if section in args.sections and batch % args.gpus:
+            return f"the {section} global batch {batch} does not split over {args.gpus} ranks"
+    return None
+
+
+def _build(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Build the decoder every LM mode trains (weights initialised on the device)."""
+    import torch
+
+    start = time.perf_counter()
+    built = build_lm(
+        folder / "lm",
+        args.lm_hidden,
+        args.lm_layers,
+        args.lm_heads,
+        args.lm_vocab,
+        max_positions=max(512, args.lm_seq),
+        device=args.device,
+    )
+    built["build_seconds"] = round(time.perf_counter() - start, 1)
+    args.lm_dir = built["folder"]
+    print(f"built the LM: {built}", flush=True)
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
+    return built
 
 
 def _flow(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,6 +16,7 @@ CPU, with the training loss of both.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import statistics
 import tempfile
@@ -135,81 +136,103 @@ def hf_contender(
     `train_sampling_strategy="group_by_length"`) and default optimizer (fused AdamW), no
     evaluation, saving or logging, the data loader in the main process. In bf16 the base is
     loaded in bf16 and the `Trainer` autocasts (`bf16=True`), as w2s holds a LoRA base."""
+    return (
+        functools.partial(_hf_prepare, precision=precision),
+        functools.partial(_hf_run, group_by_length=group_by_length, device=device, precision=precision),
+    )
 
-    def prepare(model_dir: Path, k: int, bs: int, max_len: int) -> tuple[Any, ...]:
-        import torch
-        from peft import LoraConfig, get_peft_model
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-        from transformers.utils import logging as hf_logging
 
-        from w2s.core.models.arch import lora_targets
+def _hf_prepare(model_dir: Path, k: int, bs: int, max_len: int, precision: str) -> tuple[Any, ...]:
+    """The HF model with its peft LoRA adapters (the same projections as w2s) and its tokenizer."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        tokenizer.pad_token = tokenizer.eos_token  # decoders ship without one
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # "score.weight newly initialised" is the point
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-        try:
-            model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=k, dtype=dtype)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        model.config.pad_token_id = tokenizer.pad_token_id
-        torch.manual_seed(0)
-        lora = LoraConfig(
-            task_type="SEQ_CLS",
-            r=int(LORA["r"]),
-            lora_alpha=int(LORA["alpha"]),
-            lora_dropout=LORA["dropout"],
-            target_modules=lora_targets(model.config, "auto"),  # the same projections as w2s
-            bias="none",
-        )
-        return tokenizer, get_peft_model(model, lora), bs, max_len
+    from w2s.core.models.arch import lora_targets
 
-    def run(
-        texts: list[str], y: np.ndarray, k: int, tokenizer: Any, model: Any, bs: int, max_len: int
-    ) -> dict[str, Any]:
-        from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.pad_token = tokenizer.eos_token  # decoders ship without one
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "score.weight newly initialised" is the point
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=k, dtype=dtype)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(0)
+    lora = LoraConfig(
+        task_type="SEQ_CLS",
+        r=int(LORA["r"]),
+        lora_alpha=int(LORA["alpha"]),
+        lora_dropout=LORA["dropout"],
+        target_modules=lora_targets(model.config, "auto"),
+        bias="none",
+    )
+    return tokenizer, get_peft_model(model, lora), bs, max_len
 
-        del k
-        collator = DataCollatorWithPadding(tokenizer)
-        padded = 0
 
-        def collate(features):  # counts the tokens it pads to; the batch is the collator's own
-            nonlocal padded
-            batch = collator(features)
-            padded += batch["input_ids"].numel()
-            return batch
+def _hf_run(
+    texts: list[str],
+    y: np.ndarray,
+    k: int,
+    tokenizer: Any,
+    model: Any,
+    bs: int,
+    max_len: int,
+    group_by_length: bool,
+    device: str,
+    precision: str,
+) -> dict[str, Any]:
+    """One epoch of the `Trainer`: its mean loss, and the real and padded tokens it saw."""
+    from transformers import DataCollatorWithPadding, Trainer
 
-        rows = hf_rows(tokenizer, texts, y, max_len)
-        with tempfile.TemporaryDirectory() as out:
-            args = TrainingArguments(
-                output_dir=out,
-                per_device_train_batch_size=bs,
-                num_train_epochs=1,
-                learning_rate=LR,
-                weight_decay=WEIGHT_DECAY,
-                warmup_steps=WARMUP,
-                lr_scheduler_type="cosine",
-                max_grad_norm=1.0,
-                report_to=[],
-                eval_strategy="no",
-                save_strategy="no",
-                logging_strategy="no",
-                disable_tqdm=True,
-                use_cpu=device == "cpu",
-                bf16=precision == "bf16",
-                dataloader_num_workers=0,
-                seed=0,
-                label_names=["labels"],
-                train_sampling_strategy="group_by_length" if group_by_length else "random",
-            )
-            trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
-            with contextlib.redirect_stdout(io.StringIO()):  # it prints its own metrics dict
-                result = trainer.train()
-        real = sum(len(row["input_ids"]) for row in rows)
-        return {"mean_loss": float(result.training_loss), "real_tokens": real, "padded_tokens": padded}
+    del k
+    collator = DataCollatorWithPadding(tokenizer)
+    padded = 0
 
-    return prepare, run
+    def collate(features):  # counts the tokens it pads to; the batch is the collator's own
+        nonlocal padded
+        batch = collator(features)
+        padded += batch["input_ids"].numel()
+        return batch
+
+    rows = hf_rows(tokenizer, texts, y, max_len)
+    with tempfile.TemporaryDirectory() as out:
+        args = _hf_arguments(out, bs, group_by_length, device, precision)
+        trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=collate)
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints its own metrics dict
+            result = trainer.train()
+    real = sum(len(row["input_ids"]) for row in rows)
+    return {"mean_loss": float(result.training_loss), "real_tokens": real, "padded_tokens": padded}
+
+
+def _hf_arguments(out: str, bs: int, group_by_length: bool, device: str, precision: str) -> Any:
+    """The `Trainer`'s arguments: the same schedule as w2s, nothing but training."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=out,
+        per_device_train_batch_size=bs,
+        num_train_epochs=1,
+        learning_rate=LR,
+        weight_decay=WEIGHT_DECAY,
+        warmup_steps=WARMUP,
+        lr_scheduler_type="cosine",
+        max_grad_norm=1.0,
+        report_to=[],
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        bf16=precision == "bf16",
+        dataloader_num_workers=0,
+        seed=0,
+        label_names=["labels"],
+        train_sampling_strategy="group_by_length" if group_by_length else "random",
+    )
 
 
 def contender_table(device: str = "cpu", precision: str = "fp32") -> dict[str, Any]:
@@ -309,24 +332,26 @@ def measure(
         "torch_threads": torch.get_num_threads(),
         "real_tokens": real,
         "cpu_pressure_avg300": {"before": pressure, "after": cpu_pressure()},
-        "contenders": {},
     }
-    for name in names:
-        med = statistics.median(seconds[name])
-        info = last[name]
-        entry: dict[str, Any] = {
-            "seconds": [round(s, 3) for s in seconds[name]],
-            "cpu_seconds": [round(s, 3) for s in cpu[name]],
-            "tokens_per_s": real / med,
-            "examples_per_s": n / med,
-            "padded_tokens": info["padded_tokens"],
-            "pad_fraction": 1 - real / info["padded_tokens"],
-        }
-        if "losses" in info:
-            losses = info["losses"]
-            entry["mean_loss"] = float(np.mean(losses))
-            entry["final_loss"] = float(np.mean(losses[-max(1, len(losses) // 4) :]))  # last quarter of the epoch
-        else:
-            entry["mean_loss"] = info["mean_loss"]
-        out["contenders"][name] = entry
+    out["contenders"] = {name: _entry(seconds[name], cpu[name], last[name], real, n) for name in names}
     return out
+
+
+def _entry(seconds: list[float], cpu: list[float], info: dict[str, Any], real: int, n: int) -> dict[str, Any]:
+    """One contender's figures: the median epoch's rates, its padding and its losses."""
+    med = statistics.median(seconds)
+    entry: dict[str, Any] = {
+        "seconds": [round(s, 3) for s in seconds],
+        "cpu_seconds": [round(s, 3) for s in cpu],
+        "tokens_per_s": real / med,
+        "examples_per_s": n / med,
+        "padded_tokens": info["padded_tokens"],
+        "pad_fraction": 1 - real / info["padded_tokens"],
+    }
+    if "losses" in info:
+        losses = info["losses"]
+        entry["mean_loss"] = float(np.mean(losses))
+        entry["final_loss"] = float(np.mean(losses[-max(1, len(losses) // 4) :]))  # last quarter of the epoch
+    else:
+        entry["mean_loss"] = info["mean_loss"]
+    return entry
