@@ -274,13 +274,28 @@ def train(
             if step >= total:
                 break
     bar.close()
+    return _finish(model, backend, record, total, done, resumed is not None, start, cfg.batch_size)
+
+
+def _finish(
+    model: torch.nn.Module,
+    backend: Backend,
+    record: _Record,
+    total: int,
+    done: int,
+    resumed: bool,
+    start: float,
+    batch_size: int,
+) -> TrainResult:
+    """The kept weights back in the model (an in-process backend), and what training did."""
+    device = model_device(backend.model)
     if device.type == "cuda":  # the queued steps belong to the time
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
-    best_state = record.best_state
-    if best_state is not None and isinstance(backend, TorchBackend):  # sharded backends hand it back instead
-        model.load_state_dict(best_state)
+    state = record.state
+    trained = state["seen"] if not resumed else max(1, (total - done) * batch_size)
+    if record.best_state is not None and isinstance(backend, TorchBackend):  # sharded backends hand it back
+        model.load_state_dict(record.best_state)
     model.eval()
     return TrainResult(
         total,
@@ -289,6 +304,6 @@ def train(
         state["best_step"],
         state["best_score"],
         state["curve"],
-        best_state,
+        record.best_state,
         done,
     )
