@@ -1,9 +1,10 @@
 """Write examples/reviews.csv: 600 short product reviews in a user's own schema (`review_id`,
 `body`, `stars` as `pos` / `neg`), generated from templates with a fixed seed. Made up, so it can
-ship with the repository; its negations ("not great", "never again") and mixed reviews make a
-bag-of-words weak model miss what a pretrained sentence encoder gets.
+ship with the repository; its negations ("not great") and mixed reviews make a bag-of-words weak
+model trained on a few labels miss what a pretrained sentence encoder trained on many gets.
 
-    python examples/make_reviews.py
+    python examples/make_reviews.py                                   # the shipped file (seed 7)
+    python examples/make_reviews.py --seed 8 --out data/reviews.csv   # a new batch, for retraining
 """
 
 from __future__ import annotations
@@ -65,4 +66,11 @@ def main(path: Path = OUT, n: int = 600, seed: int = 7) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write made-up product reviews as a CSV.")
+    parser.add_argument("--out", type=Path, default=OUT, help="the CSV to write (default examples/reviews.csv)")
+    parser.add_argument("--rows", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    main(args.out, args.rows, args.seed)
