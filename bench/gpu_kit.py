@@ -5,7 +5,7 @@ downloads them; this module decides which.
     python -m bench.gpu_kit                      # name==version, one a line
     python -m bench.gpu_kit split OUT --part-mib 56   # OUT/all/*.whl -> OUT/part1, part2, ...
 
-The box (a GPU machine lent for minutes, no package registry) is assumed to have Python 3.12 and
+The box (a GPU machine with no package registry) is assumed to have Python 3.12 and
 `PRESENT`: the packages its image was seen to hold (torch, transformers, peft, accelerate, pandas,
 pyarrow, scikit-learn and numpy among them, also matplotlib, pillow, protobuf, rich, httpx). It
 lacks `NEEDED` (mlflow, prefect, dvc, great-expectations, pydantic, hjson, deepspeed). The kit is

@@ -14,7 +14,7 @@
 # or pure-Python wheels; deepspeed is an sdist, so a py3-none-any wheel of it is built here (no ops
 # compiled: the check uses none).
 #
-# One transfer to a lent machine carries at most 64 MiB with the tree, so the wheels go into parts
+# A file transfer to such a box may be size-limited, so the wheels go into parts
 # of at most --part-mib (one part, DIR/part1, at the lock's versions). The last part also holds
 # data/election-tweets-2016.tab (the hf and flow sections' tweets). DIR/install.txt has the line to
 # run on the box for each part:

@@ -1,19 +1,23 @@
-"""Every code snippet of README.md, extracted and tried as a new user would: verbatim, from the
-project folder, in fresh processes with no MLflow setting exported.
+"""Every code snippet of the README and of docs/ (its guides included), extracted and tried as a
+new user would: verbatim, from the project folder, in fresh processes with no MLflow setting
+exported. The guides on one's own data and on retraining are walked end to end, in order, in
+test_guides.py; the example module of docs/methods.md runs in test_method_protocol.py.
 
 - A `python` block runs whole in a fresh interpreter, in a project whose registry holds the
-  README's model name (the session's tiny student, registered again as w2s-strong).
-- A `bash` block runs line by line (continuation lines joined, `&&` chains split, comments
-  dropped, a leading `VAR=value` kept as that command's environment):
+  docs' model name (the session's tiny student, registered again as w2s-strong).
+- A `bash` block runs line by line (continuation lines joined, `&&`, `||`, `;` and `|` chains
+  split, comments dropped, a leading `VAR=value` kept as that command's environment):
   - `w2s` commands that read (help, predict, lineage, gc --dry-run, ui)
     and `dvc metrics show` / `dvc plots show` run verbatim;
   - every other `w2s` command (training, sweeps, hub models, GPU clusters) goes through the real
     argument parser and has its config validated (`w2s plan` too: it is arithmetic over the
     config, tested in test_plan_lm.py): a sweep config is expanded into every point's
-    validated config, so a renamed flag or key in the README fails here;
+    validated config, so a renamed flag or key in the docs fails here; `dvc exp run -S` has its
+    overrides validated the same way;
   - `make` targets must exist (`make -n`), the subcommands of `dvc`, `mlflow` and `prefect` must
-    exist (`--help`), scripts must exist; git and curl lines are the user's own
-    (`mlflow models serve` + curl run in test_predict.py).
+    exist (`--help`), scripts must exist, and `bash bench/gpu_check.sh` flags must parse;
+  - `python -c` code must compile; the rest of a pipeline (`| tee`, `| head`), what runs after
+    `||`, `cd`, `export`, `mkdir`, `git`, `curl`, `pip` and `huggingface-cli` lines are the user's own.
 A line of a program not listed here fails the test, so a new kind of snippet gets classified.
 """
 
@@ -36,29 +40,45 @@ from conftest import TinyRun, make_project
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-# The files README commands name as the user's own, and what the test puts there.
+# Walked end to end in test_guides.py; the python block of methods.md runs in test_method_protocol.py.
+WALKED = {"docs/guides/own-data.md", "docs/guides/retraining.md"}
+PYTHON_ELSEWHERE = {"docs/methods.md"}
+DOCS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").rglob("*.md"))]
+# The files doc commands name as the user's own, and what the test puts there.
 USER_CSV = "id,text\n1,Make America great again!\n2,Stronger together.\n3,I am with her.\n"
 # `w2s plan` is arithmetic over the config (tests/unit/test_plan_lm.py): validated like the rest.
 VERBATIM_W2S = ("--help", "predict", "lineage", "gc", "ui")
 HUB = re.compile(r"(Qwen|meta-llama|EleutherAI|gpt2)")
+OPERATORS = ("&&", "||", ";", "|")
+USERS_OWN = ("cd", "export", "mkdir", "git", "curl", "huggingface-cli")
 
 
-def blocks(lang: str) -> list[str]:
-    """The README's fenced code blocks in `lang`."""
+def blocks(lang: str, skip: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """(file, body) of every fenced code block in `lang` of the docs, but those in `skip`."""
     import textwrap
 
-    found = re.findall(rf"^( *)```{lang}\n(.*?)^\1```", (REPO / "README.md").read_text(), flags=re.S | re.M)
-    return [textwrap.dedent(body) for _, body in found]
+    found = []
+    for doc in DOCS:
+        if doc in WALKED or doc in skip:
+            continue
+        text = (REPO / doc).read_text()
+        found += [
+            (doc, textwrap.dedent(body))
+            for _, body in re.findall(rf"^( *)```{lang}\n(.*?)^\1```", text, flags=re.S | re.M)
+        ]
+    return found
 
 
 def commands(block: str) -> list[list[str]]:
-    """Shell words of each command of a bash block (continuations joined, `&&` split)."""
+    """Shell words of each command of a bash block (continuations joined, chains split); a command
+    after `||` or `|` keeps the operator as its first word, for the caller to classify."""
     out = []
     for line in block.replace("\\\n", " ").splitlines():
-        words = shlex.split(line, comments=True)
+        words, op = shlex.split(line, comments=True), None
         while words:
-            cut = words.index("&&") if "&&" in words else len(words)
-            out.append(words[:cut])
+            cut = next((i for i, w in enumerate(words) if w in OPERATORS), len(words))
+            out.append(([op] if op in ("||", "|") else []) + words[:cut])
+            op = words[cut] if cut < len(words) else None
             words = words[cut + 1 :]
     return out
 
@@ -96,9 +116,9 @@ def readme_project(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, 
 
 
 def test_every_python_snippet_runs_verbatim_from_the_project_folder(readme_project: Path) -> None:
-    snippets = blocks("python")
-    assert snippets, "the README shows how to load the registered model"
-    for code in snippets:
+    snippets = blocks("python", skip=PYTHON_ELSEWHERE)
+    assert snippets, "the docs show how to load the registered model"
+    for doc, code in snippets:
         proc = subprocess.run(
             [sys.executable, "-c", code],
             cwd=readme_project,
@@ -107,7 +127,7 @@ def test_every_python_snippet_runs_verbatim_from_the_project_folder(readme_proje
             text=True,
             timeout=300,
         )
-        assert proc.returncode == 0, f"README snippet failed:\n{code}\n{proc.stderr[-2000:]}"
+        assert proc.returncode == 0, f"{doc}: snippet failed:\n{code}\n{proc.stderr[-2000:]}"
 
 
 def _validate_w2s(argv: list[str], repo_view: Path) -> None:
@@ -159,23 +179,34 @@ def _w2s_ui_serves(project: Path, env: dict[str, str]) -> None:
         proc.wait(timeout=30)
 
 
+def _validate_gpu_check(argv: list[str]) -> None:
+    """`bash bench/gpu_check.sh FLAGS`: the flags parse (the check itself needs a GPU)."""
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.gpu_check import parse_args
+    finally:
+        sys.path.remove(str(REPO))
+    parse_args(argv)
+
+
 def test_every_shell_snippet_runs_or_validates(readme_project: Path, tmp_path: Path) -> None:
     repo_view = tmp_path / "repo"  # params.yaml and configs/ as in a clone, plus the user's files
     repo_view.mkdir()
     shutil.copy(REPO / "params.yaml", repo_view / "params.yaml")
     shutil.copytree(REPO / "configs", repo_view / "configs")
-    shutil.copy(REPO / "params.yaml", repo_view / "my-experiment.yaml")
+    shutil.copytree(REPO / "examples", repo_view / "examples")
     seen: set[str] = set()
     done: set[tuple[tuple[str, ...], tuple[tuple[str, str], ...]]] = set()
-    for block in blocks("bash"):
+    for doc, block in blocks("bash"):
         for words in commands(block):
             assigns = {}
             while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
                 key, _, value = words.pop(0).partition("=")
                 assigns[key] = value
+            words = [w for w in words if not re.fullmatch(r"\d?>&?\d?|&", w)]  # redirections, `&`
             command = (tuple(words), tuple(assigns.items()))
-            if command in done:
-                continue  # a command the README repeats (in another section) is tried once
+            if not words or command in done:
+                continue  # a command the docs repeat is tried once
             done.add(command)
             prog, rest = words[0], words[1:]
             seen.add(prog)
@@ -198,11 +229,26 @@ def test_every_shell_snippet_runs_or_validates(readme_project: Path, tmp_path: P
                 sub = [w for w in rest if not w.startswith("-")][:2]
                 if prog == "dvc" and sub and sub[0] in ("add", "repro"):
                     sub = sub[:1]  # their operands are the user's paths
+                if prog == "dvc" and sub == ["exp", "run"]:
+                    from w2s.config import load_config
+
+                    sets = [rest[i + 1] for i, w in enumerate(rest) if w in ("-S", "--set-param")]
+                    load_config(repo_view / "params.yaml", sets)
                 _run([prog, *sub, "--help"], REPO, env, timeout=120)
             elif prog == "bash":
-                assert (REPO / rest[0]).is_file(), words
-            elif prog in ("git", "curl"):
+                assert (REPO / rest[0]).is_file(), f"{doc}: {shlex.join(words)}"
+                if rest[0] == "bench/gpu_check.sh":
+                    _validate_gpu_check(rest[1:])
+            elif prog in ("python", "python3") and rest[:1] == ["-c"]:
+                compile(rest[1], f"{doc}: python -c", "exec")
+            elif prog in ("python", "python3") and rest[:2] == ["-m", "pip"]:
+                continue  # the user's own install
+            elif prog in ("python", "python3"):
+                assert (REPO / rest[0]).is_file(), f"{doc}: {shlex.join(words)}"
+            elif prog in ("||", "|"):
+                assert prog == "||" or rest[0] in ("tee", "head"), f"{doc}: {shlex.join(words)}"
+            elif prog in USERS_OWN:
                 continue
             else:
-                pytest.fail(f"README runs `{prog}`: classify it in this test")
-    assert {"w2s", "make", "dvc"} <= seen
+                pytest.fail(f"{doc} runs `{prog}`: classify it in this test")
+    assert {"w2s", "make", "dvc", "bash", "python"} <= seen
