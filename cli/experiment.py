@@ -47,25 +47,37 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep config through the Prefect sweep flow and print the aggregated table."""
-    from w2s.pipeline.sweep_grid import expand, load_sweep
+    from pathlib import Path
+
+    from w2s.pipeline.seed_ledger import declare
+    from w2s.pipeline.sweep_grid import expand, load_sweep, sweep_name
     from w2s.project import Project
 
     project = Project.discover()
     spec = load_sweep(args.config)
     points = expand(spec, project.root)  # every point's config is validated before any work
+    # the seed ledger's verdict (a confirmatory sweep on used seeds, or not as committed, is
+    # refused) before anything starts; the flow records the entry before its first point
+    declaration = declare(project, spec, points, Path(args.config), sweep_name(spec.model_dump(mode="json")))
     from w2s.cli.prefect_server import start_temporary_server_early
 
     server_ready = start_temporary_server_early()
     for _, cfg in points:
         preflight(cfg, project)
     info = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
-    print(f"sweep: {len(points)} points over {', '.join(spec.axes)}", file=info)
+    kind = "confirmatory" if spec.confirmatory else "exploratory"
+    print(
+        f"sweep: {len(points)} points over {', '.join(spec.axes)} ({kind}, seeds recorded in the seed ledger)",
+        file=info,
+    )
 
     from w2s.flows.sweep import with_runner
 
     tune_logging()
     server_ready()
-    result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
+    result = with_runner(spec)(
+        sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root), declaration=declaration
+    )
     if args.json:
         print(json.dumps({k: result[k] for k in ("dir", "mlflow_run_id", "table")}, indent=2, default=str))
         return 0

@@ -35,6 +35,22 @@ STRONG_KEY = "strong.model"
 CORRECT_FILE = "test_correct.parquet"  # per test row: 0/1 correctness of weak, w2s and ceiling (raw output)
 
 
+SWEEP_FILE = "sweep.json"  # the sweep's config, grouping, baseline and seed-ledger declaration
+
+
+def write_sweep_record(
+    sweep_dir: Path,
+    sweep_config: dict[str, Any],
+    group_keys: list[str],
+    baseline: dict[str, Any],
+    declaration: dict[str, Any],
+) -> None:
+    """What a sweep was, beside its outputs (`sweep.json`): the config, how its rows group and
+    compare, and its seed-ledger entry (config file, commit, seeds per testbed, confirmatory)."""
+    record = {"spec": sweep_config, "group_keys": group_keys, "baseline": baseline, **declaration}
+    write_json(sweep_dir / SWEEP_FILE, record)
+
+
 def point_dir(sweep_dir: Path, index: int) -> Path:
     """Where a sweep point keeps its files (its per-row test correctness among them)."""
     return sweep_dir / f"point-{index:03d}"
