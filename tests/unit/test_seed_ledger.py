@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import TINY_CONFIG
 from w2s.config import load_config
 from w2s.errors import ConfigError
 from w2s.pipeline import seed_ledger
 from w2s.pipeline.sweep_grid import SweepConfig, expand
 from w2s.project import Project
+
+from conftest import TINY_CONFIG
 
 
 def _cfg(*sets: str):
