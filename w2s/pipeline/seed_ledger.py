@@ -26,6 +26,7 @@ reuse test rows.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from w2s.core.config import stable_hash
 from w2s.errors import ConfigError
-from w2s.io import write_json
+from w2s.io import write_text
 
 if TYPE_CHECKING:
     from w2s.config import Config
@@ -184,7 +185,14 @@ def record(project: Project, entry: dict[str, Any]) -> None:
         ledger = read_ledger(project)
         check(ledger, entry)
         ledger["sweeps"].append(entry)
-        write_json(project.root / LEDGER, ledger)
+        write_ledger(project, ledger)
+
+
+def write_ledger(project: Project, ledger: dict[str, Any]) -> None:
+    """The ledger as reviewable JSON (sorted keys, a sweep's seeds on one line), atomically."""
+    text = json.dumps(ledger, indent=2, sort_keys=True)
+    text = re.sub(r"\[\s*(\d+(?:,\s*\d+)*)\s*\]", lambda m: "[" + ", ".join(m[1].replace(",", " ").split()) + "]", text)
+    write_text(project.root / LEDGER, text + "\n")
 
 
 def run_tags(entry: dict[str, Any]) -> dict[str, str]:
