@@ -52,6 +52,10 @@ def fmt_p(p: float | None) -> str:
     return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def differences_table(
     rows: list[dict[str, Any]], group_keys: list[str], baseline: dict[str, Any], metrics: list[str] | None = None
 ) -> str:
@@ -84,7 +88,7 @@ def differences_table(
         body.append(cells)
     intro = (
         f"Paired differences to {against}: 95% t-interval over the paired seeds; p: two-sided paired "
-        f"t-test; Holm-adjusted over the {family} comparisons of this table; a claim needs the "
+        f"t-test; Holm-adjusted over the {_count(family, 'comparison')} of this table; a claim needs the "
         f"adjusted p < {CLAIM_ALPHA:g} on ≥ {CLAIM_SEEDS} seeds."
     )
     return intro + "\n\n" + md_table(head, body)
@@ -119,7 +123,7 @@ def within_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         body.append([*cells, str(max(r[f"within_{n}_n"] for n in names))])
     intro = (
         "Inside each configuration, paired by seed: 95% t-interval; p: two-sided paired t-test, in "
-        f"brackets Holm-adjusted over the {family} differences of this table."
+        f"brackets Holm-adjusted over the {_count(family, 'difference')} of this table."
     )
     return intro + "\n\n" + md_table([*head, "seeds"], body)
 
