@@ -253,17 +253,24 @@ def test_a_pgr_without_an_interval_says_why():
     assert fmt_pgr(one) == "0.40", "one seed: the value alone"
 
 
-def test_the_within_table_holm_adjusts_over_its_differences():
+def test_the_within_table_holm_adjusts_over_its_distinct_differences():
     from w2s.analysis.tables import within_table
 
-    rows = [_row("naive", s, 0.85, ceiling=0.90 + 0.01 * (s % 2), strong_budget_acc=0.84 + 0.01 * s) for s in range(5)]
-    (out,) = aggregate_seeds(rows, ["method"])
-    # two differences with a test (the gap and over-budget; no OOD split): one family of 2
-    assert out["within_gap_family"] == 2
-    expected = holm([out["within_gap_p"], out["within_over_budget_p"]])
-    assert [out["within_gap_p_holm"], out["within_over_budget_p_holm"]] == pytest.approx(expected)
-    text = within_table([out], ["method"])
-    assert "Holm-adjusted over the 2 differences of this table" in text and "p (Holm, 2)" in text
+    rows = []
+    for method, offset in (("naive", 0.0), ("corrector", 0.02)):
+        rows += [
+            _row(method, s, 0.85 + offset, ceiling=0.90 + 0.01 * (s % 2), strong_budget_acc=0.84 + 0.01 * s)
+            for s in range(5)
+        ]
+    out = aggregate_seeds(rows, ["method"])
+    # both configurations share each seed's weak model and ceiling: one gap test, shown twice,
+    # counted once; the two over-budget differences are two more (no OOD split): a family of 3
+    assert out[0]["within_gap_p"] == out[1]["within_gap_p"] and out[0]["within_gap_family"] == 3
+    expected = holm([out[0]["within_gap_p"], out[0]["within_over_budget_p"], out[1]["within_over_budget_p"]])
+    got = [out[0]["within_gap_p_holm"], out[0]["within_over_budget_p_holm"], out[1]["within_over_budget_p_holm"]]
+    assert got == pytest.approx(expected) and out[1]["within_gap_p_holm"] == out[0]["within_gap_p_holm"]
+    text = within_table(out, ["method"])
+    assert "Holm-adjusted over the 3 distinct differences of this table" in text and "p (Holm, 3)" in text
 
 
 def test_the_misfit_slope_is_ols_with_a_ci_from_resampling_seeds():

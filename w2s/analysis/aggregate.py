@@ -67,13 +67,20 @@ def _pgr_ci(members: Sequence[dict[str, Any]], suffix: str) -> tuple[float, floa
 def holm_family(rows: Sequence[dict[str, Any]], prefixes: Sequence[str]) -> tuple[list[dict[str, float | None]], int]:
     """Holm-adjusted p-values of every `<prefix>_p` in `rows` taken as one family (the comparisons
     of one table): per row, prefix -> adjusted p (None where there is no test), and the family's
-    size."""
+    size. A comparison that repeats in several rows (the same difference, to the bit: e.g. the
+    ceiling − weak gap that configurations sharing a seed's weak model and ceiling all show) is
+    one test and counts once."""
     cells = [(i, prefix) for i, r in enumerate(rows) for prefix in prefixes if r.get(f"{prefix}_p") is not None]
-    adjusted = holm([rows[i][f"{prefix}_p"] for i, prefix in cells])
+
+    def test_of(i: int, prefix: str) -> tuple:
+        return tuple(rows[i].get(f"{prefix}_{k}") for k in ("mean", "lo", "hi", "n", "p"))
+
+    tests = list(dict.fromkeys(test_of(i, prefix) for i, prefix in cells))
+    adjusted = dict(zip(tests, holm([t[-1] for t in tests]), strict=True))
     out: list[dict[str, float | None]] = [dict.fromkeys(prefixes) for _ in rows]
-    for (i, prefix), p in zip(cells, adjusted, strict=True):
-        out[i][prefix] = p
-    return out, len(cells)
+    for i, prefix in cells:
+        out[i][prefix] = adjusted[test_of(i, prefix)]
+    return out, len(tests)
 
 
 def aggregate_seeds(

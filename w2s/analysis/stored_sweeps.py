@@ -113,9 +113,13 @@ def _ensure_remote(repo: Any) -> None:
     """The `results` remote, a folder of the repository, unless the DVC config already names one."""
     if REMOTE in repo.config.get("remote", {}):
         return
+    import os
+
+    store = Path(repo.root_dir) / RESULTS_DIR / STORE_DIR
     with repo.config.edit("repo") as conf:
-        # a relative local URL is read against the config file's folder (.dvc/)
-        conf["remote"][REMOTE] = {"url": f"../{RESULTS_DIR}/{STORE_DIR}"}
+        # DVC reads a relative URL given here against the working directory, and writes it to
+        # .dvc/config relative to .dvc/ (../results/dvc-store): a clone anywhere finds it
+        conf["remote"][REMOTE] = {"url": os.path.relpath(store, Path.cwd())}
 
 
 def load(project: Project, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -125,16 +129,24 @@ def load(project: Project, name: str) -> tuple[dict[str, Any], list[dict[str, An
     dvc_file = folder.with_name(f"{name}.dvc")
     if not dvc_file.is_file():
         raise W2SError(f"no stored sweep '{name}' ({RESULTS_DIR}/{name}.dvc not found)")
-    if not _complete(folder):
+    if not folder.exists():
         pull(project, dvc_file)
+    elif _modified(project, dvc_file):  # a file changed, added or missing
+        raise W2SError(
+            f"{RESULTS_DIR}/{name} differs from the version {RESULTS_DIR}/{name}.dvc records "
+            f"(restore it: dvc checkout --force {RESULTS_DIR}/{name}.dvc)"
+        )
     return read_json(folder / SWEEP_FILE), read_json(folder / POINTS_FILE)
 
 
-def _complete(folder: Path) -> bool:
-    if not (folder / SWEEP_FILE).is_file() or not (folder / POINTS_FILE).is_file():
-        return False
-    rows = read_json(folder / POINTS_FILE)
-    return all((folder / point_dir(Path(), r["point"]).name / CORRECT_FILE).is_file() for r in rows)
+def _modified(project: Project, dvc_file: Path) -> bool:
+    """Whether the workspace copy of a stored sweep differs from what its `.dvc` file records."""
+    from dvc.repo import Repo
+
+    from w2s.ops.versioning import dvc_lock
+
+    with dvc_lock(project), Repo(str(project.root)) as repo:
+        return bool(repo.status(targets=[str(dvc_file)]))
 
 
 def pull(project: Project, dvc_file: Path) -> None:

@@ -123,7 +123,7 @@ def within_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
         body.append([*cells, str(max(r[f"within_{n}_n"] for n in names))])
     intro = (
         "Inside each configuration, paired by seed: 95% t-interval; p: two-sided paired t-test, in "
-        f"brackets Holm-adjusted over the {_count(family, 'difference')} of this table."
+        f"brackets Holm-adjusted over the {_count(family, 'distinct difference')} of this table."
     )
     return intro + "\n\n" + md_table([*head, "seeds"], body)
 
