@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class Swept:
-    """The tiny sweep config, marked confirmatory and committed, run once through `w2s sweep`."""
+    """The tiny sweep config, marked confirmatory and committed, run once through `w2s sweep`,
+    its raw outputs stored as results/tiny (`--store tiny`)."""
 
     root: Path
     code: int
@@ -53,7 +54,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path, tiny_run)
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.chdir(root)
-        code = main(["sweep", "--config", "sweep.yaml"])
+        code = main(["sweep", "--config", "sweep.yaml", "--store", "tiny"])
     return Swept(root, code, out.getvalue(), _git(root, "rev-parse", "HEAD"))
 
 
@@ -159,10 +160,11 @@ def test_stored_raw_outputs_regenerate_the_tables_on_a_fresh_clone(swept: Swept,
     root = swept.root
     (root / "docs").mkdir(exist_ok=True)
     (root / "docs" / "results.md").write_text(DOC)
+    assert "raw outputs stored in results/tiny" in swept.out and (root / "results" / "tiny.dvc").is_file()
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
-        assert main(["results", "store", str(swept.sweep_dir), "tiny"]) == 0
         assert main(["results", "store", str(swept.sweep_dir), "tiny"]) == 2, "a stored sweep is never replaced"
+        assert main(["results", "store", str(swept.sweep_dir), "tiny-copy"]) == 0
         assert main(["results", "check"]) == 1, "empty blocks differ"
         assert main(["results", "write"]) == 0
         assert main(["results", "check"]) == 0

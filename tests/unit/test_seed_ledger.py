@@ -75,11 +75,12 @@ def _git(root: Path, *args: str) -> str:
 
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A git repository holding the tiny params.yaml and a committed sweep config (no data: what
-    is tested here is refused before a point would read any)."""
+    """A git repository holding the tiny params.yaml and a committed sweep config. Its data file is
+    missing: what is tested here stops before a point would read it (a refusal, or the preflight's
+    data check)."""
     root = tmp_path / "proj"
     root.mkdir()
-    (root / "params.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+    (root / "params.yaml").write_text(yaml.safe_dump({**TINY_CONFIG, "data": {"path": "data/tweets.csv"}}))
     (root / "configs").mkdir()
     (root / "configs" / "sweep.yaml").write_text(
         "base: params.yaml\nconfirmatory: true\ngrid:\n  strong.loss: [xent, logconf]\n  seed: [3, 4]\n"
@@ -124,6 +125,12 @@ def test_w2s_sweep_refuses_a_confirmatory_reuse_before_anything_runs(repo: Path,
     )
     assert (repo / "results" / "seed-ledger.json").read_bytes() == ledger, "the ledger is unchanged"
     assert not (repo / ".w2s" / "sweeps").exists(), "nothing ran"
+    # --exploratory (how a confirmatory sweep is rerun) passes the ledger; the run stops at the
+    # preflight's check of the data file this repository lacks, before the ledger is written
+    assert main(["sweep", "--config", "configs/sweep.yaml", "--exploratory"]) == 2
+    err = capsys.readouterr().err
+    assert "refused" not in err and "data/tweets.csv" in err
+    assert (repo / "results" / "seed-ledger.json").read_bytes() == ledger
 
     # fresh seeds pass the check; an uncommitted protocol does not
     (repo / "configs" / "sweep.yaml").write_text(

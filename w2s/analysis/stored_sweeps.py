@@ -53,10 +53,9 @@ def _folder(project: Project, name: str) -> Path:
     return project.root / RESULTS_DIR / name
 
 
-def store(project: Project, sweep_dir: Path, name: str) -> Stored:
-    """Copy a finished sweep's raw outputs into `results/<name>/`, `dvc add` it and push it to the
-    `results` remote (added to the DVC config, as a folder in the repository, if missing).
-    Refuses an unfinished sweep and a name already stored; nothing is left half-copied."""
+def check_name(project: Project, name: str) -> Path:
+    """The folder a sweep stored as `name` would take: refused when the name is malformed or
+    taken, or when the project is not a DVC repository."""
     from w2s.ops.versioning import is_dvc_repo
 
     target = _folder(project, name)
@@ -64,6 +63,14 @@ def store(project: Project, sweep_dir: Path, name: str) -> Stored:
         raise W2SError(f"{project.root} is not a DVC repository (run `dvc init` there)")
     if target.exists() or target.with_name(f"{name}.dvc").exists():
         raise W2SError(f"{RESULTS_DIR}/{name} is already a stored sweep; choose another name")
+    return target
+
+
+def store(project: Project, sweep_dir: Path, name: str) -> Stored:
+    """Copy a finished sweep's raw outputs into `results/<name>/`, `dvc add` it and push it to the
+    `results` remote (added to the DVC config, as a folder in the repository, if missing).
+    Refuses an unfinished sweep and a name already stored; nothing is left half-copied."""
+    target = check_name(project, name)
     record_file, points_file = sweep_dir / SWEEP_FILE, sweep_dir / POINTS_FILE
     for path in (record_file, points_file):
         if not path.is_file():

@@ -151,7 +151,7 @@ def check(ledger: dict[str, Any], entry: dict[str, Any]) -> None:
                 kind = "confirmatory" if earlier["confirmatory"] else "exploratory"
                 clashes.append(
                     f"seed(s) {', '.join(map(str, reused))} on testbed {key} were used by sweep "
-                    f"{earlier['sweep']} ({earlier['config']}, {kind}, {earlier['date'][:10]})"
+                    f"{earlier['sweep']} ({earlier['config'] or 'no config file'}, {kind}, {earlier['date'][:10]})"
                 )
                 break
     if clashes:
