@@ -20,11 +20,17 @@ PIP := $(BIN)/pip install --constraint $(LOCK)
 # for CUDA 12.8.
 TORCH_INDEX ?=
 
-$(STAMP): pyproject.toml $(LOCK)
+# Which torch build the install took: one marker per TORCH_INDEX, so a later `make install` with
+# another TORCH_INDEX finds no marker and installs again (torch reinstalled from the new index).
+TORCH_STAMP := $(VENV)/.torch-index-$(subst /,_,$(subst :,_,$(TORCH_INDEX)))
+$(TORCH_STAMP):
+	@mkdir -p $(VENV) && rm -f $(VENV)/.torch-index-* && touch $@
+
+$(STAMP): pyproject.toml $(LOCK) $(TORCH_STAMP)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) pip
 	# torch first, on its own, pinned: an unpinned torch pulls a multi-GB CUDA build.
-	$(PIP) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
+	$(PIP) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --force-reinstall) torch==2.13.0
 	$(PIP) -e '.[test]'
 	touch $(STAMP)
 

@@ -21,9 +21,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     """Make a new project (git + DVC) around the user's data file."""
     from pathlib import Path
 
+    from w2s.flows.deploy import prefect_yaml
     from w2s.pipeline.project_template import new_project
 
-    made = new_project(Path(args.folder).resolve(), [Path(f) for f in args.data], args.set, args.remote)
+    files = {"prefect.yaml": prefect_yaml()}
+    made = new_project(Path(args.folder).resolve(), [Path(f) for f in args.data], args.set, args.remote, files)
     if args.json:
         print(json.dumps(made, indent=2))
         return 0
@@ -32,6 +34,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         print(f"  {f}  (tracked by DVC, md5 {made['data_md5']}, pushed to {made['dvc_remote']})")
     print("  params.yaml  (every key at its default, with its help; `w2s config show` prints the effective config)")
     print("  dvc.yaml     (the pipeline's stages, for `dvc repro` and `dvc exp run`)")
+    print("  prefect.yaml (the weekly retrain deployment, for `w2s deploy`)")
     print(f"next: cd {args.folder} && w2s run")
     return 0
 

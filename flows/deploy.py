@@ -13,15 +13,57 @@ import yaml
 
 from w2s.errors import ConfigError
 
-FLOWS = {"flows/retrain.py:retrain": ("w2s.flows.retrain", "retrain")}
+# The flows a deployment may name, by entrypoint (an import path, so it resolves in a project
+# outside this repository; the file path is the older spelling).
+FLOWS = {
+    "w2s.flows.retrain:retrain": ("w2s.flows.retrain", "retrain"),
+    "flows/retrain.py:retrain": ("w2s.flows.retrain", "retrain"),
+}
+
+
+def prefect_yaml() -> str:
+    """The prefect.yaml `w2s init` writes into a new project (this repository's is the same text)."""
+    return PREFECT_YAML
+
+
+PREFECT_YAML = """\
+# Prefect deployments of w2s. `w2s deploy` serves the ones below from this file (no worker
+# needed); a team running the worker in infra/ can instead `prefect deploy --name w2s-retrain`
+# against the `w2s-pool` process work pool (infra/).
+name: w2s
+prefect-version: 3.9.1
+
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: "{{ $W2S_PROJECT_DIR }}"
+
+deployments:
+  - name: w2s-retrain
+    description: >-
+      Weekly retraining: snapshot the data with DVC, run the weak-to-strong pipeline on the
+      project's params.yaml, score challenger and champion on the same evaluation set, and move
+      the champion alias only if the promotion gate passes.
+    entrypoint: w2s.flows.retrain:retrain
+    tags: [w2s, retrain]
+    parameters:
+      overrides: []          # `key=value` config overrides for every scheduled run, e.g. [strong.epochs=3]
+      config_file: null      # a config file that replaces params.yaml for the scheduled runs
+    schedules:
+      - cron: "0 3 * * 1"
+        timezone: UTC
+        active: true
+    work_pool:
+      name: w2s-pool
+      work_queue_name: default
+"""
 
 
 def find_prefect_yaml(project_root: Path) -> Path:
-    """The project's own prefect.yaml, else the one shipped beside the flows."""
-    for candidate in (project_root / "prefect.yaml", Path(__file__).resolve().parents[1] / "prefect.yaml"):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"no prefect.yaml in {project_root} or beside the installed flows")
+    """The project's prefect.yaml (`w2s init` writes one; this repository ships one)."""
+    path = project_root / "prefect.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no prefect.yaml in {project_root}: `w2s init` writes one, or copy this repository's")
+    return path
 
 
 def deployment_spec(path: Path, name: str) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Scheduled retraining: snapshot the data, run the pipeline, gate the challenger.
 
 The `champion` alias moves only when the gate passes; a failed pipeline or gate raises before
-any alias is touched, and a rejection is a completed run whose decision is logged and published.
+any alias is touched, and a rejection is a completed run in a state named `Rejected` (its
+decision logged to MLflow, published as a Prefect artifact, and an event an automation can act on).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
+from prefect.states import Completed
 
 from w2s.config import load_config
 from w2s.errors import ConfigError
@@ -36,7 +38,7 @@ def retrain(
     if result.model is None:  # registry.enabled was checked above: the flow always registers here
         raise RuntimeError("the pipeline registered no challenger")
     decision = promotion.gate(root, config, result.model, str(Path(result.run_dir) / "splits.parquet"))
-    return {
+    out = {
         "snapshot": snapshot,
         "metrics": result.metrics,
         "model": result.model,
@@ -44,3 +46,14 @@ def retrain(
         "run_dir": result.run_dir,
         "decision": decision,
     }
+    if decision["promoted"] or decision.get("unchanged"):
+        return out
+    # Still a completed run (nothing failed), but not one that reads "Completed" in the UI: the
+    # state is named Rejected, and Prefect emits `prefect.flow-run.Rejected`, which an automation
+    # can turn into a notification.
+    message = f"{decision['model']}/{decision['challenger']} rejected: {'; '.join(decision['reasons'])}"
+    # Prefect makes a returned state the run's final state and hands its data to the caller
+    return Completed(name=REJECTED, message=message, data=out)  # type: ignore[return-value]
+
+
+REJECTED = "Rejected"  # the state name of a retrain whose challenger the gate rejected

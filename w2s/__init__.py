@@ -4,4 +4,4 @@ The library is importable without Prefect and without loading any heavy dependen
 MLflow, DVC and Great Expectations are imported inside the functions that use them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # what CHANGELOG.md says a version means

@@ -136,7 +136,7 @@ def test_two_ranks_shard_the_data_and_match_one_process(
 
 
 def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path, monkeypatch):
-    from w2s.pipeline.distributed.runner import FAULT_ENV
+    from w2s.pipeline.distributed.backend import FAULT_ENV
 
     args = (
         "strong.backend=deepspeed",
@@ -309,7 +309,7 @@ def test_a_lora_decoder_on_two_ranks_matches_one_process(lm_ds_run, lm_reference
 
 
 def test_a_killed_lora_bf16_zero3_run_resumes_from_its_checkpoint(tiny, tiny_lms, lm_ds_run, tmp_path, monkeypatch):
-    from w2s.pipeline.distributed.runner import FAULT_ENV
+    from w2s.pipeline.distributed.backend import FAULT_ENV
 
     args = (*_lm_ds_args(tiny_lms, 3, "bf16"), "strong.distributed.checkpoint_every=2")
     monkeypatch.setenv(FAULT_ENV, "2")

@@ -177,5 +177,5 @@ def test_held_out_groups_must_exist(tmp_path, bundled_dir):
     root = make_project(tmp_path / "proj", bundled_dir)
     cfg = load_config(root / "params.yaml", ["split.ood_groups=[nonexistent]"])
     table = data_steps.ingest(cfg, Project(root), tmp_path)
-    with pytest.raises(DataError, match="absent from the data's `group` column"):
+    with pytest.raises(DataError, match=r"absent from the data's groups \(data.group_column\)"):
         data_steps.make_splits(table, cfg, tmp_path)

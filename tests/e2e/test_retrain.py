@@ -126,6 +126,21 @@ def test_retrain_promotes_a_better_model_and_refuses_a_worse_one(history):
     assert any("version 3 — **REJECTED**" in md for md in published)
     assert any("version 2 — **PROMOTED**" in md for md in published)
 
+    async def retrain_states():
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        async with get_client() as client:
+            runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["w2s-retrain"])), sort=FlowRunSort.START_TIME_ASC
+            )
+        return [(r.state.name, r.state.type.value) for r in runs if r.parameters.get("project_dir") == str(root)]
+
+    # a rejection is visible in Prefect: a completed run whose state is named Rejected
+    completed = ("Completed", "COMPLETED")
+    assert asyncio.run(retrain_states())[:3] == [completed, completed, ("Rejected", "COMPLETED")]
+
 
 def _disk(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

@@ -9,6 +9,8 @@ import pytest
 import w2s.cli.main as cli_main
 from w2s.errors import ConfigError, ServiceUnavailable, redact
 
+from conftest import REPO
+
 
 def test_credentials_in_uris_are_redacted_and_nothing_else_changes():
     msg = "MLflow tracking server http://alice:s3cr3t@mlflow:5000 is unreachable; db postgresql://w2s:pw@db/x"
@@ -22,7 +24,10 @@ def test_credentials_in_uris_are_redacted_and_nothing_else_changes():
 def test_version(capsys):
     with pytest.raises(SystemExit) as done:
         cli_main.main(["--version"])
-    assert done.value.code == 0 and capsys.readouterr().out.strip() == "w2s 0.1.0"
+    import w2s
+
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"w2s {w2s.__version__}"
+    assert w2s.__version__ in (REPO / "CHANGELOG.md").read_text(), "every version is in the changelog"
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 from w2s.config import load_config
 from w2s.core.config import EncoderTrainConfig
 from w2s.errors import ConfigError
-from w2s.pipeline.distributed.dsconfig import generate, resolve
+from w2s.pipeline.distributed.dsconfig import BUCKET_ELEMENTS, PERSISTENCE_ELEMENTS, generate, resolve
 from w2s.pipeline.distributed.launch import (
     DistributedTrainingError,
     hostfile_slots,
@@ -38,6 +38,22 @@ def test_generated_config_follows_the_typed_settings():
     assert zero["stage"] == 3 and zero["offload_optimizer"]["device"] == "cpu"
     assert zero["offload_param"]["device"] == "cpu" and zero["stage3_gather_16bit_weights_on_model_save"]
     assert ds["bf16"] == {"enabled": True} and "fp16" not in ds
+    assert zero["overlap_comm"] and zero["contiguous_gradients"] and zero["reduce_bucket_size"] == BUCKET_ELEMENTS
+    assert zero["stage3_param_persistence_threshold"] == PERSISTENCE_ELEMENTS
+
+
+@pytest.mark.parametrize("stage", [0, 1, 2, 3])
+def test_buckets_are_sized_for_small_models_and_stage_3_keeps_small_weights_whole(stage):
+    zero = generate(load_config(None, [f"strong.deepspeed.stage={stage}"]).strong, world=1)["zero_optimization"]
+    if stage == 0:
+        assert zero == {"stage": 0}, "nothing to reduce in buckets without ZeRO"
+        return
+    # DeepSpeed's 5e8-element default bucket is larger than a sub-500M model's whole gradient
+    assert zero["reduce_bucket_size"] == BUCKET_ELEMENTS < 5e8 and zero["overlap_comm"]
+    assert ("allgather_bucket_size" in zero) == (stage < 3)
+    assert ("stage3_prefetch_bucket_size" in zero) == (stage == 3)
+    if stage == 3:  # a LoRA adapter of Qwen2.5-7B's widest projection at r=16 is not partitioned
+        assert 16 * 18944 < zero["stage3_param_persistence_threshold"] <= 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -121,7 +137,7 @@ def test_plan_counts_parameters_without_loading_weights_and_orders_the_stages(ca
     capsys.readouterr()
     assert main(["plan", "--gpus", "8", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["params"] == total and len(out["rows"]) == 7
+    assert out["params"] == total and len(out["rows"]) == 8
 
 
 @pytest.mark.parametrize(

@@ -232,3 +232,15 @@ def test_importing_the_library_loads_no_heavy_dependency():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "[]"
+
+
+def test_no_function_is_longer_than_80_lines():
+    """A function that grows past a screen is split where its steps are (the benchmark scripts too)."""
+    files = [*_files(), *(REPO / "bench").glob("*.py"), *(REPO / "tools").glob("*.py")]
+    long = [
+        f"{p.relative_to(REPO)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for p in files
+        for node in ast.walk(ast.parse(p.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno - node.lineno + 1 > 80
+    ]
+    assert long == []

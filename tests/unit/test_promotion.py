@@ -88,12 +88,20 @@ def test_a_floor_on_an_unknown_metric_is_a_config_error():
         load_config(None, ["promotion.metric=f1"])
 
 
+def test_w2s_init_writes_the_shipped_prefect_yaml():
+    from w2s.flows.deploy import prefect_yaml
+
+    assert prefect_yaml() == (REPO / "prefect.yaml").read_text()
+
+
 def test_the_shipped_prefect_yaml_declares_a_weekly_cron_retrain():
     spec = deployment_spec(REPO / "prefect.yaml", "w2s-retrain")
     (cron,) = schedules(spec)
     assert cron.cron == "0 3 * * 1" and cron.timezone == "UTC" and cron.active
-    assert spec["entrypoint"] == "flows/retrain.py:retrain" and spec["work_pool"]["name"] == "w2s-pool"
-    assert (REPO / spec["entrypoint"].split(":")[0]).is_file()
+    assert spec["entrypoint"] == "w2s.flows.retrain:retrain" and spec["work_pool"]["name"] == "w2s-pool"
+    from prefect.utilities.importtools import import_object
+
+    assert import_object(spec["entrypoint"]).name == "w2s-retrain", "Prefect loads the flow the entrypoint names"
 
 
 def test_prefect_yaml_errors_name_the_file_and_the_problem(tmp_path: Path):

@@ -109,3 +109,26 @@ def test_table_md5_sees_any_cell_change():
     changed = table.copy()
     changed.loc[1, "label"] = "a"
     assert table_md5(table) != table_md5(changed)
+
+
+def test_a_files_own_group_column_feeds_the_held_out_split(tmp_path):
+    """data.group_column names the column of groups (here `topic`), which split.ood_groups holds out."""
+    import pandas as pd
+
+    from w2s.config import load_config
+    from w2s.core.data.sources import canonicalise, read_source
+    from w2s.core.data.split import assign_splits
+    from w2s.project import Project
+
+    rows = [{"body": f"text {i}", "y": "a" if i % 2 else "b", "topic": f"t{i % 4}"} for i in range(800)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    cfg = load_config(
+        None,
+        ["data.path=d.csv", "data.text_column=body", "data.label_column=y", "data.group_column=topic",
+         "split={weak_train: 50, transfer: 100, val: 50, test: 100, ood_groups: [t3], ood_test: 100}"],
+    )  # fmt: skip
+    table, _ = canonicalise(read_source(cfg.data, Project(tmp_path))[0], cfg.data)
+    assert set(table["group"]) == {"t0", "t1", "t2", "t3"}
+    splits = assign_splits(table, cfg.split, 0)
+    assert set(splits.loc[splits["split"] == "ood_test", "group"]) == {"t3"}
+    assert "t3" not in set(splits.loc[splits["split"] != "ood_test", "group"])

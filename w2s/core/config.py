@@ -74,6 +74,12 @@ class DataConfig(Section):
     text_column: str = Field("text", description="Column holding the input text (file / HF sources).")
     label_column: str = Field("label", description="Column holding the class label.")
     id_column: str | None = Field(None, description="Column with unique example ids; row numbers are used when unset.")
+    group_column: str | None = Field(
+        None,
+        description="Column naming each row's group (a topic, a source, a time period), for distribution-shift "
+        "splits: split.ood_groups holds those groups out (file / HF sources; the bundled 20newsgroups-super "
+        "has its topics as groups already).",
+    )
     labels: list[str] | None = Field(
         None,
         description="Declared label set; any other label value fails validation. Inferred from the data when unset.",
@@ -129,9 +135,8 @@ class SplitConfig(Section):
     min_test: int = Field(100, ge=1, description="Smallest test split accepted: below it PGR is noise.")
     ood_groups: list[str] = Field(
         default_factory=list,
-        description="Distribution shift: rows of these groups (the data's "
-        "`group` column, e.g. held-out newsgroup topics) never enter weak_train/transfer/val/test "
-        "and form the `ood_test` split instead. Empty: no shift.",
+        description="Distribution shift: rows of these groups (data.group_column, e.g. held-out newsgroup "
+        "topics) never enter weak_train/transfer/val/test and form the `ood_test` split instead. Empty: no shift.",
     )
     ood_test: int = Field(1000, ge=2, description="Size of the ood_test split when ood_groups is set.")
 

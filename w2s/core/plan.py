@@ -33,19 +33,51 @@ weights while it loads them. The optimizer states are too small to be worth offl
 LoRA rows have no offload options. The adapters of a targeted nn.Linear, GPT-2 Conv1D or
 nn.Embedding with an in x out weight hold r * (in + out) parameters, exactly what peft adds.
 
-Activations per GPU (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large
-Transformer Models", section 4.1): a transformer layer stores s*b*h*(34 + 5*a*s/h) bytes of
-16-bit activations without recomputation, for sequence length s, micro batch b, hidden size h
-and a attention heads; fp32 doubles it. Of the 34, the MLP's 19 are 2 (input of the first
-linear) + 1 (dropout mask) + 16: the activation's input and output, 4h wide at 2 bytes. Here the
-16 is sized from the config's intermediate size i instead of assuming 4h: 4*i/h for a plain MLP
-(GPT-2, Pythia, BERT) and 8*i/h for a gated one (Llama, Qwen2: the gate and up outputs, the
-activation's output and the product down_proj reads). With i = 4h and no gate this is exactly the
-paper's formula. With full gradient checkpointing a layer keeps only its input, 2*s*b*h bytes,
-plus one layer's full activations while it is recomputed. The 5*a*s^2*b term is eager attention's
-score matrices (a fused attention kernel avoids it), so the figure is an upper bound there; the
-embeddings, the head and LoRA's adapter-input dropout are not counted. The micro batch is
-strong.batch_size / (GPUs x grad_accum), rounded up.
+Model states of the plain torch backend (`strong.backend=torch`, the "torch" rows): AdamW on
+fp32 trainable weights under autocast, 4 weights + 4 gradients + 8 Adam m and v + 2 for the
+16-bit copy of each weight that autocast makes in the forward pass and the backward pass reads:
+18 bytes per trainable parameter (16 in fp32, where there is no copy). LoRA adds the frozen base
+at 2 bytes per parameter in 16 bits (4 in fp32).
+
+Activations per GPU: the bytes autograd keeps from the forward pass for the backward pass, per
+token and layer, for a Llama / Qwen2-style block with PyTorch's scaled_dot_product_attention
+(sdpa, what transformers picks where the model supports it). It differs from Korthikanti et al.
+2022 ("Reducing Activation Recomputation in Large Transformer Models", section 4.1), whose
+s*b*h*(34 + 5*a*s/h) counts eager attention: sdpa's flash and memory-efficient kernels keep no
+s x s score matrix, only their inputs, their output and an fp32 log-sum-exp per head. With h the
+hidden size, i the MLP width, q the query width (heads x head size), c the bytes of a 16-bit or
+fp32 activation and r the bytes of the residual stream (4 where autocast runs over fp32 weights,
+the torch backend's full fine-tune; else c):
+
+- each of the two norms: an fp32 copy of its input (RMSNorm computes in fp32; LayerNorm under
+  autocast too), 4h, plus the normalised value its weight multiplies, r*h, when it trains;
+- attention: the query, key and value as the kernel reads them and its output, 4*c*q (under a
+  padding mask transformers repeats grouped key/value heads to the query heads, so every batch
+  with padding pays the full width), plus 4 bytes per head; eager attention (a model without
+  sdpa, e.g. MPNet) also keeps the score matrices, Korthikanti's 5*a*s*c/2;
+- the projections' inputs their weight gradients need, full fine-tune only: c*h for the
+  attention's and c*h for the MLP's input projections (autocast over an fp32 stream casts the
+  input once per projection: 3 and 2 copies for separate q, k, v and gate, up);
+- the MLP: the activation function's input and the down projection's input, 2*c*i, and for a
+  gated MLP also the gate's activated value and the up projection (their product needs both),
+  4*c*i; with LoRA the down projection's input is kept only by its adapter (below);
+- LoRA: each adapter keeps its dropout's output and its 1-byte mask, (c + 1) x its input width,
+  and the r-wide output of its first matrix; with adapter dropout 0 the adapters read tensors
+  that their projection group shares (q, k, v and o in one attention; gate and up in one MLP),
+  counted once per (module, width). The frozen base keeps nothing for weight gradients.
+
+The final norm is counted once; the embeddings, the pooled head, the loss and the backward
+pass's transient buffers are not. The micro batch is strong.batch_size / (GPUs x grad_accum),
+rounded up. With full gradient checkpointing each layer keeps only its input, r*h per token,
+plus one layer's activations while it is recomputed. The torch rows use the torch backend's
+activations (fp32 stream under autocast for a full fine-tune), the ZeRO rows the DeepSpeed
+engine's (the whole module in the 16-bit dtype, no autocast), the LoRA rows LoRA's.
+
+Checked against peaks measured on one H200 (torch 2.11 + CUDA 13, transformers 5.24, peft 0.21.2,
+deepspeed 0.19.8; tests/unit/test_plan_lm.py): a 310M and a 1.2B Qwen2-style decoder, 512 tokens,
+micro batch 32, bf16: LoRA at ZeRO-2, -2 % and 0 %; the 310M's full fine-tune at ZeRO-2 and ZeRO-3,
++5 % and +1 %, and on the torch backend +2 % (that run held bf16 weights and Adam states, 8 bytes a
+weight, before the loader kept fp32 masters; the torch row's 18 bytes are unmeasured).
 """
 
 from __future__ import annotations
@@ -85,6 +117,16 @@ class ModelSize:
     lora_params: int  # adapters added at `lora_r` (0 when LoRA is not planned)
     lora_r: int
     lora_targets: tuple[str, ...]
+    head_dim: int = 0  # width of one attention head (0: hidden / heads)
+    attention: str = "sdpa"  # the attention implementation transformers picks for the model
+    attention_inputs: int = 3  # projections reading the attention's input (3: q, k, v; 1: fused)
+    mlp_inputs: int = 2  # projections reading the MLP's input (2: gate and up; 1: fused or ungated)
+    # (parent module, input width) of each module LoRA adapts in one block
+    lora_inputs: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def query_width(self) -> int:
+        return self.heads * (self.head_dim or self.hidden // self.heads)
 
 
 def weight_bytes(precision: str) -> int:
@@ -147,6 +189,12 @@ def measure(config: Any, lora_r: int = 0, target_modules: list[str] | str = "aut
     # the MLP width under its family's name (GPT-2 leaves n_inner unset for 4h)
     widths = (getattr(config, name, None) for name in ("intermediate_size", "n_inner", "ffn_dim"))
     intermediate = next((w for w in widths if w), 4 * hidden)
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    names = [name for name, _ in base.named_modules()]
+    fused_qkv = _has_linear(base, hidden, (heads + 2 * kv_heads) * head_dim)
+    gated = any(name.endswith(GATED_MLP_NAMES) for name in names)
     return ModelSize(
         model_type=config.model_type,
         params=params,
@@ -154,13 +202,46 @@ def measure(config: Any, lora_r: int = 0, target_modules: list[str] | str = "aut
         largest_layer_params=largest,
         layers=num_layers_of(config),
         hidden=hidden,
-        heads=config.num_attention_heads,
+        heads=heads,
         intermediate=intermediate,
-        gated_mlp=any(name.endswith(GATED_MLP_NAMES) for name, _ in base.named_modules()),
+        gated_mlp=gated,
         lora_params=lora_param_count(base, targets, lora_r) if lora_r else 0,
         lora_r=lora_r,
         lora_targets=tuple(targets),
+        head_dim=head_dim,
+        attention=str(getattr(base.config, "_attn_implementation", None) or "eager"),
+        attention_inputs=1 if fused_qkv else 3,
+        mlp_inputs=2 if gated and not any(name.endswith("gate_up_proj") for name in names) else 1,
+        lora_inputs=_lora_inputs(base, targets) if lora_r else (),
     )
+
+
+def _in_out(module: nn.Module) -> tuple[int, int] | None:
+    """(input, output) width of a linear layer (nn.Linear, or GPT-2's Conv1D stored in x out)."""
+    from torch import nn
+    from transformers.pytorch_utils import Conv1D
+
+    if isinstance(module, nn.Linear):
+        return module.in_features, module.out_features
+    if isinstance(module, Conv1D):
+        return module.weight.shape[0], module.weight.shape[1]
+    return None
+
+
+def _has_linear(model: nn.Module, width_in: int, width_out: int) -> bool:
+    return any(_in_out(m) == (width_in, width_out) for m in model.modules())
+
+
+def _lora_inputs(base: nn.Module, targets: list[str]) -> tuple[tuple[str, int], ...]:
+    """(parent module, input width) of every module of the first block that LoRA adapts."""
+    from w2s.core.models.arch import blocks
+
+    out = []
+    for name, module in blocks(base)[2][0].named_modules():
+        widths = _in_out(module)
+        if widths and any(name == t or name.endswith("." + t) for t in targets):
+            out.append((name.rpartition(".")[0], widths[0]))
+    return tuple(out)
 
 
 def count_params(model_name: str, num_layers: int | None) -> tuple[int, int]:
@@ -268,16 +349,86 @@ def micro_batch(batch_size: int, world: int, grad_accum: int) -> int:
     return -(-batch_size // (world * grad_accum))
 
 
-def activation_bytes(size: ModelSize, batch: int, seq_len: int, precision: str) -> tuple[int, int]:
+def layer_activation_bytes(
+    size: ModelSize, seq_len: int, precision: str, lora_dropout: float | None = None, fp32_weights: bool = False
+) -> int:
+    """Bytes one block keeps for the backward pass per token (see the module docstring).
+
+    `lora_dropout`: None for a full fine-tune, else the adapters' dropout. `fp32_weights`: the
+    trained weights are fp32 under 16-bit autocast (the torch backend's)."""
+    c = weight_bytes(precision)
+    lora = lora_dropout is not None
+    stream = 4 if fp32_weights and not lora else c
+    h, i, q = size.hidden, size.intermediate, size.query_width
+    norms = 2 * (4 * h + (0 if lora else stream * h))
+    attention = 4 * c * q + 4 * size.heads
+    if size.attention == "eager":  # the score matrices, and the output's contiguous copy
+        attention += 5 * size.heads * seq_len * c // 2 + c * q
+    mlp = (4 if size.gated_mlp else 2) * c * i
+    if not lora:
+        copies = stream != c  # autocast casts an fp32 input once per projection
+        inputs = c * h * ((size.attention_inputs if copies else 1) + (size.mlp_inputs if copies else 1))
+        return norms + attention + inputs + mlp
+    if lora_dropout:
+        adapters = (c + 1) * sum(width for _, width in size.lora_inputs)
+    elif fp32_weights:  # peft casts the input to the fp32 adapter's dtype, autocast back: one copy each
+        adapters = c * sum(width for _, width in size.lora_inputs)
+    else:
+        adapters = c * sum(width for _, width in set(size.lora_inputs))
+    adapters += c * size.lora_r * len(size.lora_inputs)
+    return norms + attention + mlp - c * i + adapters
+
+
+def activation_bytes(
+    size: ModelSize,
+    batch: int,
+    seq_len: int,
+    precision: str,
+    lora_dropout: float | None = None,
+    fp32_weights: bool = False,
+) -> tuple[int, int]:
     """(without, with full gradient checkpointing) activation bytes per GPU; see the module docstring."""
-    s, b, h, a, i = seq_len, batch, size.hidden, size.heads, size.intermediate
-    sbh = s * b * h
-    attention = 11 * sbh + 5 * a * s * s * b
-    norms = 4 * sbh
-    mlp = 3 * sbh + (8 if size.gated_mlp else 4) * s * b * i
-    layer = attention + norms + mlp
-    scale = weight_bytes(precision) // 2
-    return size.layers * layer * scale, (size.layers * 2 * sbh + layer) * scale
+    tokens = batch * seq_len
+    layer = tokens * layer_activation_bytes(size, seq_len, precision, lora_dropout, fp32_weights)
+    stream = 4 if fp32_weights and lora_dropout is None else weight_bytes(precision)
+    final_norm = tokens * (4 + (0 if lora_dropout is not None else stream)) * size.hidden
+    return size.layers * layer + final_norm, size.layers * tokens * stream * size.hidden + layer + final_norm
+
+
+def estimate_torch(frozen: int, trainable: int, precision: str) -> dict[str, Any]:
+    """The plain torch backend (one GPU, no ZeRO): fp32 trainable weights, gradients and Adam
+    states plus autocast's 16-bit weight copies; a LoRA model's frozen base in its own dtype."""
+    w = weight_bytes(precision)
+    per_trainable = 16 if precision == "fp32" else 18
+    row = {
+        "stage": "torch",
+        "offload": "none",
+        "gpu_bytes": frozen * w + trainable * per_trainable,
+        "cpu_bytes": frozen * w + trainable * 4,
+        "source": "torch backend accounting",
+    }
+    return _with_gib([row])[0]
+
+
+def _lora_rows(
+    scfg: StrongConfig, size: ModelSize, head: int, batch: int, tokens: int, gpus_per_node: int, nodes: int, pick: int
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The LoRA rows (every ZeRO stage and the torch backend, with activations) and their
+    activations; none when the model has no known LoRA targets."""
+    if not size.lora_r:
+        return [], {}
+    precision = scfg.precision
+    trainable = size.lora_params + head
+    zero_lora = activation_bytes(size, batch, tokens, precision, lora_dropout=scfg.lora.dropout)
+    torch_lora = activation_bytes(
+        size, scfg.batch_size, tokens, precision, lora_dropout=scfg.lora.dropout, fp32_weights=precision != "fp32"
+    )
+    rows = estimate_lora(size.params, trainable, size.largest_layer_params, gpus_per_node, nodes, precision)
+    for row in rows:
+        row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + zero_lora[pick]) / GIB, 3)
+    rows.append(estimate_torch(size.params, trainable, precision))
+    rows[-1]["gpu_with_activations_gib"] = round((rows[-1]["gpu_bytes"] + torch_lora[pick]) / GIB, 3)
+    return rows, {"lora_without_checkpointing_bytes": zero_lora[0], "lora_with_checkpointing_bytes": zero_lora[1]}
 
 
 def plan(
@@ -300,16 +451,17 @@ def plan(
     world = gpus_per_node * nodes
     batch = micro_batch(scfg.batch_size, world, scfg.deepspeed.grad_accum)
     tokens = seq_len or scfg.max_length
-    without, with_ckpt = activation_bytes(size, batch, tokens, precision)
-    active = with_ckpt if scfg.gradient_checkpointing else without
+    pick = 1 if scfg.gradient_checkpointing else 0
+    # the DeepSpeed engine's micro batch, 16-bit module; the torch backend's whole batch on one GPU
+    zero_act = activation_bytes(size, batch, tokens, precision)
+    torch_act = activation_bytes(size, scfg.batch_size, tokens, precision, fp32_weights=precision != "fp32")
     rows = estimate(size.params + head, size.largest_layer_params, gpus_per_node, nodes, precision)
-    lora_rows = (
-        estimate_lora(size.params, size.lora_params + head, size.largest_layer_params, gpus_per_node, nodes, precision)
-        if size.lora_r
-        else []
-    )
-    for row in rows + lora_rows:
-        row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + active) / GIB, 3)
+    for row in rows:
+        row["gpu_with_activations_gib"] = round((row["gpu_bytes"] + zero_act[pick]) / GIB, 3)
+    rows.append(estimate_torch(0, size.params + head, precision))
+    rows[-1]["gpu_with_activations_gib"] = round((rows[-1]["gpu_bytes"] + torch_act[pick]) / GIB, 3)
+    lora_rows, lora_act = _lora_rows(scfg, size, head, batch, tokens, gpus_per_node, nodes, pick)
+    without, with_ckpt = zero_act
     return {
         "model": scfg.model,
         "model_type": size.model_type,
@@ -344,5 +496,9 @@ def plan(
             "with_checkpointing_bytes": with_ckpt,
             "without_checkpointing_gib": round(without / GIB, 3),
             "with_checkpointing_gib": round(with_ckpt / GIB, 3),
+            "attention": size.attention,
+            "torch_backend_without_checkpointing_bytes": torch_act[0],
+            "torch_backend_with_checkpointing_bytes": torch_act[1],
+            **lora_act,
         },
     }

@@ -1,8 +1,14 @@
 """The PyTorch training loop shared by weak encoders, the student and the ceiling.
 
 AdamW with linear warm-up and cosine decay, length-grouped batches with dynamic padding,
-periodic evaluation, and the best checkpoint (by the caller's selection score) kept in memory
-and restored at the end.
+periodic evaluation, and the best checkpoint (by the caller's selection score) kept in host
+memory and restored at the end.
+
+Devices: the loop never waits for the accelerator between optimiser steps. A step's loss stays
+on the device (summed there) and is read once per evaluation; batches are copied to a GPU from
+pinned host memory without blocking, so the host prepares the next batch while the GPU still
+works on this one. Every tensor the loop or a backend builds names its device: the backend's
+(what meets a collective) or the host (the targets table, the kept checkpoint).
 """
 
 from __future__ import annotations
@@ -51,17 +57,20 @@ def warmup_cosine(total: int, warmup_frac: float) -> Callable[[int], float]:
     return factor
 
 
-class Runner(Protocol):
+class Backend(Protocol):
     """How one optimiser step is taken: in-process PyTorch, or a DeepSpeed engine in one of N ranks."""
 
     model: torch.nn.Module  # what the evaluator runs (every rank calls it in lockstep)
     is_main: bool  # the rank that keeps the best state and writes results
 
-    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
-        """Train on global batch `idx` (this rank's share of it); return the batch's mean loss."""
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+        """Train on global batch `idx` (this rank's share of it); return the batch's mean loss as
+        a detached 0-dim tensor on the backend's device (reading it is a host sync: the loop
+        does so once per evaluation, never per step)."""
 
     def full_state(self) -> dict[str, torch.Tensor] | None:
-        """The complete weights (gathered if sharded) on the main rank; None elsewhere."""
+        """The complete weights (gathered if sharded) on the main rank, copied to host memory;
+        None elsewhere."""
 
     def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
         """Checkpoint for resuming (a no-op where resuming is not supported)."""
@@ -80,7 +89,46 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
-class TorchRunner:
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` (host memory) on `device`. To a GPU it goes through pinned memory without
+    blocking: a copy from pageable memory waits for the GPU to finish its queued work first."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+class HostCopies:
+    """Copies of a model's state dict in host memory, taken without a sync per tensor: the
+    device-to-host copies are queued together and waited for once. A parameter that does not
+    train (a LoRA model's frozen base) never changes, so it is copied once and shared by every
+    later copy: keeping the best checkpoint of a LoRA model then moves only adapters and head."""
+
+    def __init__(self) -> None:
+        self.frozen: dict[str, torch.Tensor] = {}
+
+    def copy(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """`model.state_dict()` copied to the CPU, detached from the model."""
+        state = model.state_dict()
+        fixed = {name for name, p in model.named_parameters() if not p.requires_grad}
+        out: dict[str, torch.Tensor] = {}
+        queued = False
+        for key, value in state.items():
+            if key in self.frozen:
+                out[key] = self.frozen[key]
+                continue
+            if value.device.type == "cpu":
+                out[key] = value.detach().clone()
+            else:  # into pinned memory, asynchronously; waited for below
+                out[key] = value.detach().to("cpu", non_blocking=True)
+                queued = True
+            if key in fixed:
+                self.frozen[key] = out[key]
+        if queued:
+            torch.cuda.synchronize()
+        return out
+
+
+class TorchBackend:
     """The plain in-process loop: fused AdamW over the trainable weights, warm-up + cosine,
     gradient clipping at 1, and dynamic loss scaling for fp16 (the model autocasts itself)."""
 
@@ -88,6 +136,7 @@ class TorchRunner:
 
     def __init__(self, model: torch.nn.Module, cfg: EncoderTrainConfig, total: int) -> None:
         self.model = model.to("cuda") if torch.cuda.is_available() else model
+        self.copies = HostCopies()
         # The fused kernel updates all parameters in one pass: ~6x faster steps than the default
         # per-tensor loop on CPU (~17 % of a MiniLM training step), same update rule.
         self.optim = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
@@ -96,7 +145,7 @@ class TorchRunner:
         self.scaler = torch.amp.GradScaler(model_device(self.model).type, enabled=cfg.precision == "fp16")
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
 
-    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
         loss = loss_of(idx)
         self.optim.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -105,10 +154,10 @@ class TorchRunner:
         self.scaler.step(self.optim)
         self.scaler.update()
         self.sched.step()
-        return loss.item()
+        return loss.detach()
 
     def full_state(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return self.copies.copy(self.model)
 
     def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
         del step, client_state, best_state
@@ -124,6 +173,41 @@ def schedule(n: int, cfg: EncoderTrainConfig) -> tuple[int, int, int]:
     return steps_per_epoch, total, max(1, steps_per_epoch // cfg.evals_per_epoch)
 
 
+class _Record:
+    """What the loop keeps between steps: the training loss since the last evaluation (summed on
+    the device, read at evaluations only), the evaluation curve, the best score and its weights."""
+
+    def __init__(self, state: dict[str, Any], best_state: dict[str, torch.Tensor] | None, device: torch.device):
+        self.state = state
+        self.best_state = best_state
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self.loss_steps = 0
+
+    def add(self, loss: torch.Tensor, examples: int) -> None:
+        self.loss_sum += loss.to(self.loss_sum.device, torch.float64)
+        self.loss_steps += 1
+        self.state["seen"] += examples
+
+    def evaluate(
+        self, step: int, epoch: float, net: torch.nn.Module, evaluate: Evaluator, select: str | None, backend: Backend
+    ) -> None:
+        """One point of the curve; a better `select` score keeps the weights."""
+        point = {
+            "step": step,
+            "epoch": epoch,
+            "train_loss": float(self.loss_sum) / max(1, self.loss_steps),  # the one host sync per evaluation
+            **evaluate(net),
+        }
+        self.loss_sum.zero_()
+        self.loss_steps = 0
+        self.state["curve"].append(point)
+        net.train()
+        score = point.get(select) if select else None
+        if score is not None and (self.state["best_score"] is None or score > self.state["best_score"]):
+            self.state["best_score"], self.state["best_step"] = float(score), step
+            self.best_state = backend.full_state()
+
+
 def train(
     model: torch.nn.Module,
     enc: Batchable,
@@ -135,14 +219,14 @@ def train(
     select: str | None = None,
     desc: str = "train",
     aux: Callable[[torch.nn.Module, np.ndarray, float], torch.Tensor] | None = None,
-    runner: Runner | None = None,
+    backend: Backend | None = None,
     checkpoint_every: int = 0,
     progress: Callable[..., Progress] | None = None,
 ) -> TrainResult:
     """Fit `model` to soft `targets` (N x K, or N x M x K for a loss that takes several teachers);
     keep the checkpoint with the highest `select` score. `aux(model, batch_idx, step_frac)` adds
-    a regulariser (e.g. perturbation consistency) to each step's loss. `runner` takes the steps
-    (default: in-process PyTorch); a runner that checkpoints is saved at every evaluation (or
+    a regulariser (e.g. perturbation consistency) to each step's loss. `backend` takes the steps
+    (default: in-process PyTorch); a backend that checkpoints is saved at every evaluation (or
     every `checkpoint_every` steps) and a rerun resumes from its last checkpoint, replaying the
     same batch order. `progress` builds the progress display (default `Progress`: a bar on a
     terminal, else a line every 30 s); a launcher's rank passes one that marks or silences it."""
@@ -150,28 +234,27 @@ def train(
         raise ValueError(f"{len(enc)} encoded examples but {len(targets)} targets")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    target_t = torch.as_tensor(targets, dtype=torch.float32)
+    target_t = torch.as_tensor(targets, dtype=torch.float32, device="cpu")  # host table; batches move
     steps_per_epoch, total, eval_every = schedule(len(enc), cfg)
-    runner = runner or TorchRunner(model, cfg, total)
-    net = runner.model
+    backend = backend or TorchBackend(model, cfg, total)
+    net = backend.model
 
     best_state: dict[str, torch.Tensor] | None = None
     state: dict[str, Any] = {"step": 0, "seen": 0, "best_score": None, "best_step": total, "curve": []}
-    resumed = runner.resume()
+    resumed = backend.resume()
     if resumed is not None:
         state, best_state = resumed
     done = state["step"]
-    recent: list[float] = []
+    device = model_device(net)
+    record = _Record(state, best_state, device)
     start = time.perf_counter()
     net.train()
     step = 0
     bar = (progress or Progress)(desc, "step", total, rate_unit="examples", initial=done, leave=False)
 
-    device = model_device(net)
-
     def loss_of(idx: np.ndarray) -> torch.Tensor:
-        logits = net(*(t.to(device) for t in enc.batch(idx)))
-        loss = loss_fn(logits, target_t[idx].to(device), step / total)
+        logits = net(*(to_device(t, device) for t in enc.batch(idx)))
+        loss = loss_fn(logits, to_device(target_t[idx], device), step / total)
         return loss + aux(net, idx, step / total) if aux is not None else loss
 
     while step < total:
@@ -179,35 +262,40 @@ def train(
             if step < done:  # resuming: replay the batch order up to the checkpoint
                 step += 1
                 continue
-            recent.append(runner.step(idx, loss_of))
+            record.add(backend.step(idx, loss_of), len(idx))
             step += 1
-            state["seen"] += len(idx)
             bar.update(1, amount=len(idx))
             evaluated = False
             if evaluate is not None and (step % eval_every == 0 or step == total):
                 evaluated = True
-                point = {
-                    "step": step,
-                    "epoch": step / steps_per_epoch,
-                    "train_loss": float(np.mean(recent)),
-                    **evaluate(net),
-                }
-                recent.clear()
-                state["curve"].append(point)
-                net.train()
-                score = point.get(select) if select else None
-                if score is not None and (state["best_score"] is None or score > state["best_score"]):
-                    state["best_score"], state["best_step"] = float(score), step
-                    best_state = runner.full_state()
+                record.evaluate(step, step / steps_per_epoch, net, evaluate, select, backend)
             if step < total and (step % checkpoint_every == 0 if checkpoint_every else evaluated):
-                runner.save(step, {**state, "step": step}, best_state)
+                backend.save(step, {**state, "step": step}, record.best_state)
             if step >= total:
                 break
     bar.close()
+    return _finish(model, backend, record, total, done, resumed is not None, start, cfg.batch_size)
+
+
+def _finish(
+    model: torch.nn.Module,
+    backend: Backend,
+    record: _Record,
+    total: int,
+    done: int,
+    resumed: bool,
+    start: float,
+    batch_size: int,
+) -> TrainResult:
+    """The kept weights back in the model (an in-process backend), and what training did."""
+    device = model_device(backend.model)
+    if device.type == "cuda":  # the queued steps belong to the time
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    trained = state["seen"] if resumed is None else max(1, (total - done) * cfg.batch_size)
-    if best_state is not None and isinstance(runner, TorchRunner):  # sharded runners hand it back instead
-        model.load_state_dict(best_state)
+    state = record.state
+    trained = state["seen"] if not resumed else max(1, (total - done) * batch_size)
+    if record.best_state is not None and isinstance(backend, TorchBackend):  # sharded backends hand it back
+        model.load_state_dict(record.best_state)
     model.eval()
     return TrainResult(
         total,
@@ -216,6 +304,6 @@ def train(
         state["best_step"],
         state["best_score"],
         state["curve"],
-        best_state,
+        record.best_state,
         done,
     )

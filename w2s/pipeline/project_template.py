@@ -17,11 +17,18 @@ from w2s.pipeline.dvc_yaml import generate
 from w2s.project import STATE_DIR, Project
 
 
-def new_project(root: Path, data_files: list[Path], overrides: list[str], remote: str | None = None) -> dict[str, Any]:
+def new_project(
+    root: Path,
+    data_files: list[Path],
+    overrides: list[str],
+    remote: str | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """`w2s init`: a new project at `root` (absent or empty) with `data_files` under data/ and
     params.yaml reading the first of them (`overrides`, `key=value`, on top), the generated
     dvc.yaml, and `remote` (default: `.w2s/dvc-remote` in the project) as its DVC remote. The
-    config is validated before anything is written; returns what was made."""
+    config is validated before anything is written; `extra_files` (name -> text) are written
+    beside params.yaml. Returns what was made."""
     if root.exists() and (not root.is_dir() or any(root.iterdir())):
         raise ConfigError(f"{root} already exists and is not an empty folder: w2s init makes a new project")
     missing = [str(f) for f in data_files if not f.is_file()]
@@ -42,6 +49,8 @@ def new_project(root: Path, data_files: list[Path], overrides: list[str], remote
     init_project(root, data_files, {}, remote)
     (root / "params.yaml").write_text(params_template(tree))
     (root / "dvc.yaml").write_text(generate(code=False))
+    for name, text in (extra_files or {}).items():  # the orchestration's own files (prefect.yaml)
+        (root / name).write_text(text)
     version = add_and_push(Project(root), root / "data") if data_files else None
     commit(root, "w2s init: params, dvc.yaml and the data version")
     return {

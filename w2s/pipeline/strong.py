@@ -403,73 +403,21 @@ def resolved_backend(scfg: StrongConfig) -> str:
 def _fit(
     splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: Path, cache: ArtifactCache
 ) -> dict[str, Any]:
-    import torch
-
-    from w2s.core.models.batching import encode, predict_logits, softmax
+    """Train the model of `run`, write its predictions, weights and training record into `folder`."""
     from w2s.core.models.classifier import save_classifier, trainable_parameters
-    from w2s.core.perturbation import flip_rate, perturb_text
-    from w2s.core.train import train
 
     names = splits_ref.label_names
     scfg = run.cfg.strong
     start = time.perf_counter()
-    backend = resolved_backend(scfg)
-    extras: dict[str, Any] = {}
     s = training_setup(names, splits, run, cache)
-    if backend == "deepspeed":
-        from w2s.pipeline.distributed.launch import train_distributed
-
-        result, extras = train_distributed(s.model, run.cfg, run.job(), names, splits_ref.path, cache)
-        if torch.cuda.is_available():  # predict where the ranks trained
-            s.model.to("cuda")
-    else:
-        result = train(
-            s.trainee,
-            s.encs[0],
-            s.targets,
-            s.settings,
-            run.cfg.seed,
-            s.loss,
-            s.evaluate,
-            s.select,
-            desc=run.stage,
-            aux=s.aux,
-        )
-        extras = loss_report(s.loss)
-    transfer, val, *evals = s.parts
-    enc_train, enc_val, *enc_evals = s.encs
-
-    # The student also predicts its own training split: its misfit to the weak labels there is
-    # what the Charikar et al. bound relates to the gain.
-    parts = [(transfer, enc_train)] if run.predicts_transfer else []
-    parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
-    rows = pd.concat([df for df, _ in parts])
-    probs = softmax(
-        np.concatenate(
-            [
-                predict_logits(s.trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
-                for df, enc in parts
-            ]
-        )
-    )
-    # In the splits table's row order, so held-out training rows sit among the rows trained on.
-    order = np.argsort(rows.index.to_numpy(), kind="stable")
-    write_predictions(folder / "preds.parquet", rows["id"].iloc[order], rows["split"].iloc[order], probs[order])
+    backend = resolved_backend(scfg)
+    result, extras = _train(s, run, backend, names, splits_ref.path, cache)
+    rows, probs = _predict(s, run, folder)
     shards = extras.pop("shards", None)
     if shards is not None:  # which transfer rows each rank trained on (the sharding record)
         write_json(folder / "shards.json", shards)
-    save_classifier(
-        s.model,
-        s.tokenizer,
-        folder / "model",
-        {
-            "num_labels": len(names),
-            "label_names": names,
-            "max_length": scfg.max_length,
-            "base_model": scfg.model,
-            "num_layers": scfg.num_layers,
-        },
-    )
+    meta = {"num_labels": len(names), "label_names": names, "max_length": scfg.max_length, "base_model": scfg.model}
+    save_classifier(s.model, s.tokenizer, folder / "model", {**meta, "num_layers": scfg.num_layers})
     trainable, total = trainable_parameters(s.model)
     info = {
         "role": run.kind,
@@ -481,7 +429,7 @@ def _fit(
         "train_seconds": round(result.seconds, 2),
         "examples_per_s": round(result.examples_per_s, 2),
         "mode": scfg.mode,
-        "truncated_texts": getattr(enc_train, "truncated", 0),
+        "truncated_texts": getattr(s.encs[0], "truncated", 0),
         "curve": result.curve,
         "backend": backend,
         "base_model": scfg.model,
@@ -494,10 +442,60 @@ def _fit(
     }
     if run.predicts_transfer and scfg.mode == "finetune":
         # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
-        test = evals[0]
-        enc_pert = encode(s.tokenizer, [perturb_text(t, FLIP_DROP_FRAC) for t in test["text"]], scfg.max_length)
-        pert = softmax(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
-        info["flip_rate"] = flip_rate(probs[rows["split"].to_numpy() == "test"], pert)
+        info["flip_rate"] = _flip_rate(s, scfg, probs[rows["split"].to_numpy() == "test"])
     info["seconds"] = round(time.perf_counter() - start, 2)
     write_json(folder / "info.json", info)
     return info
+
+
+def _train(
+    s: Any, run: TrainingRun, backend: str, names: list[str], splits_path: str, cache: ArtifactCache
+) -> tuple[Any, dict[str, Any]]:
+    """Train in this process, or on the DeepSpeed engine in its ranks; the result and extras."""
+    import torch
+
+    from w2s.core.train import train
+
+    if backend == "deepspeed":
+        from w2s.pipeline.distributed.launch import train_distributed
+
+        result, extras = train_distributed(s.model, run.cfg, run.job(), names, splits_path, cache)
+        if torch.cuda.is_available():  # predict where the ranks trained
+            s.model.to("cuda")
+        return result, extras
+    result = train(
+        s.trainee, s.encs[0], s.targets, s.settings, run.cfg.seed, s.loss, s.evaluate, s.select,
+        desc=run.stage, aux=s.aux,
+    )  # fmt: skip
+    return result, loss_report(s.loss)
+
+
+def _predict(s: Any, run: TrainingRun, folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """Predict every split the model predicts; write them in the splits table's row order."""
+    from w2s.core.models.batching import predict_logits, softmax
+
+    transfer, val, *evals = s.parts
+    enc_train, enc_val, *enc_evals = s.encs
+    # The student also predicts its own training split: its misfit to the weak labels there is
+    # what the Charikar et al. bound relates to the gain.
+    parts = [(transfer, enc_train)] if run.predicts_transfer else []
+    parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
+    rows = pd.concat([df for df, _ in parts])
+    batch = run.cfg.strong.eval_batch_size
+    logits = [predict_logits(s.trainee, enc, batch, desc=f"predict {df['split'].iloc[0]}") for df, enc in parts]
+    probs = softmax(np.concatenate(logits))
+    # In the splits table's row order, so held-out training rows sit among the rows trained on.
+    order = np.argsort(rows.index.to_numpy(), kind="stable")
+    write_predictions(folder / "preds.parquet", rows["id"].iloc[order], rows["split"].iloc[order], probs[order])
+    return rows, probs
+
+
+def _flip_rate(s: Any, scfg: Any, test_probs: np.ndarray) -> float:
+    """How often the test prediction changes when the irrelevant tokens are dropped."""
+    from w2s.core.models.batching import encode, predict_logits, softmax
+    from w2s.core.perturbation import flip_rate, perturb_text
+
+    test = s.parts[2]
+    enc_pert = encode(s.tokenizer, [perturb_text(t, FLIP_DROP_FRAC) for t in test["text"]], scfg.max_length)
+    pert = softmax(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
+    return flip_rate(test_probs, pert)

@@ -241,7 +241,8 @@ def _require(columns: list[str], wanted: dict[str, str], where: str) -> None:
 def _wanted(cfg: DataConfig) -> dict[str, str]:
     """The columns a config reads, by the config key that names each."""
     cols = {"data.text_column": cfg.text_column, "data.label_column": cfg.label_column}
-    return cols | ({"data.id_column": cfg.id_column} if cfg.id_column else {})
+    cols |= {"data.id_column": cfg.id_column} if cfg.id_column else {}
+    return cols | ({"data.group_column": cfg.group_column} if cfg.group_column else {})
 
 
 def read_columns(
@@ -439,7 +440,7 @@ def _pick_columns(
             "id": ids.map(_as_str),
             "text": df[cfg.text_column].map(lambda v: None if _missing(v) else str(v)),
             "label": df[cfg.label_column].map(_as_str),
-            "group": None,
+            "group": df[cfg.group_column].map(lambda v: None if _missing(v) else str(v)) if cfg.group_column else None,
             items.PAIR: None,
         }
     )

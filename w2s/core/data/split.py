@@ -52,7 +52,7 @@ def _hold_out(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -
     groups = table["group"]
     unknown = sorted(set(cfg.ood_groups) - set(groups.dropna().unique()))
     if unknown:
-        raise DataError(f"split.ood_groups names group(s) absent from the data's `group` column: {unknown}")
+        raise DataError(f"split.ood_groups names group(s) absent from the data's groups (data.group_column): {unknown}")
     codes = items.item_codes(table)
     # An item with any row in a held-out group is held out whole, so it cannot straddle ood_test.
     pool = np.unique(codes[groups.isin(cfg.ood_groups).to_numpy()])

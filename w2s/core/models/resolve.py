@@ -56,6 +56,7 @@ def load_pretrained(name: str, num_layers: int | None = None, dtype: Any = None)
     """Tokenizer and base transformer (no LM head) for `name`: only its first `num_layers`
     blocks are built and loaded, in `dtype` (None: fp32). An unknown model is a one-line
     ConfigError."""
+    import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -71,7 +72,10 @@ def load_pretrained(name: str, num_layers: int | None = None, dtype: Any = None)
         # the dropped blocks' weights are "unused" by design: not a warning worth printing
         hf_logging.set_verbosity_error()
         try:
-            encoder = AutoModel.from_pretrained(path, config=config, dtype=dtype)
+            # transformers 5 loads a checkpoint in its saved dtype unless told otherwise: a bf16
+            # hub checkpoint would then fine-tune bf16 weights with no fp32 master (updates below
+            # bf16's resolution vanish; fp16 ones make the loss scaler refuse to unscale)
+            encoder = AutoModel.from_pretrained(path, config=config, dtype=dtype or torch.float32)
         finally:
             hf_logging.set_verbosity(verbosity)
     except (OSError, ValueError) as exc:

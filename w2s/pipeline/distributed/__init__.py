@@ -1,2 +1,2 @@
-"""Strong training on the DeepSpeed engine in N ranks: config generation, the per-rank runner,
+"""Strong training on the DeepSpeed engine in N ranks: config generation, the per-rank backend,
 the worker entry point and the launcher that starts and watches the ranks."""

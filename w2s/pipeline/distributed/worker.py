@@ -35,23 +35,23 @@ def run(job_path: Path) -> None:
     from w2s.core.progress import MARKER, Progress
     from w2s.core.train import schedule, train
     from w2s.io import atomic_path, read_json, write_json
-    from w2s.pipeline.distributed.runner import DeepSpeedRunner
+    from w2s.pipeline.distributed.backend import DeepSpeedBackend
     from w2s.pipeline.strong import TrainingRun, loss_report, training_setup
 
     job = read_json(job_path)
     if os.environ.get(HANG_ENV) is not None and os.environ.get(HANG_ENV) == os.environ.get("RANK"):
         time.sleep(10**6)
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, timeout=timedelta(minutes=10))
-    rank = dist.get_rank()
-    if torch.cuda.is_available():
+    cuda = torch.cuda.is_available()
+    if cuda:  # before the process group: NCCL binds each rank to its current device
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    deepspeed.init_distributed(dist_backend="nccl" if cuda else "gloo", timeout=timedelta(minutes=10))
+    rank = dist.get_rank()
     cfg = Config.model_validate(job["config"])
     out = Path(job["out"])
     run = TrainingRun.from_job(cfg, job["run"])
     setup = training_setup(job["names"], pd.read_parquet(job["splits"]), run, ArtifactCache(Path(job["cache"])))
     _, total, _ = schedule(len(setup.encs[0]), setup.settings)
-    runner = DeepSpeedRunner(setup.model, cfg.strong, total, job["ds_config"], Path(job["checkpoints"]))
+    backend = DeepSpeedBackend(setup.model, cfg.strong, total, job["ds_config"], Path(job["checkpoints"]))
     # Dropout masks differ per rank; everything else (init, batch order) is identical on all ranks.
     result = train(
         setup.trainee,
@@ -64,16 +64,16 @@ def run(job_path: Path) -> None:
         setup.select,
         desc=f"{run.stage} ({dist.get_world_size()} ranks)",
         aux=setup.aux,
-        runner=runner,
+        backend=backend,
         checkpoint_every=cfg.strong.distributed.checkpoint_every,
         # The ranks step in lockstep, so rank 0 speaks for all; the marker lets the launching
         # process pick its lines out of whatever the launcher adds, and forward them live.
         progress=partial(Progress, every_s=job["progress_s"], enabled=rank == 0, marker=MARKER),
     )
     ids = setup.parts[0]["id"].tolist()
-    write_text(out / f"seen-rank{rank}.json", json.dumps([ids[i] for i in runner.seen]))
+    write_text(out / f"seen-rank{rank}.json", json.dumps([ids[i] for i in backend.seen]))
     # every rank computed the same scores, so every rank takes the same branch (ZeRO-3 gathers)
-    weights = result.best_state if result.best_score is not None else runner.full_state()
+    weights = result.best_state if result.best_score is not None else backend.full_state()
     if rank == 0:
         if weights is None:
             raise RuntimeError("rank 0 holds no weights to save")

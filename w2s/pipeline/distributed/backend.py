@@ -4,6 +4,10 @@ Every rank walks the same global batch order; rank r takes every world-th exampl
 batch (a distributed sampler over length-grouped batches), so the ranks' shares are disjoint and
 the engine's gradient average equals the global-batch mean. A global batch that does not split
 evenly is padded by repeating its first examples, as torch's DistributedSampler does.
+
+Devices: every tensor this backend hands to a collective is built on the engine's device (NCCL
+reduces only GPU tensors; gloo only CPU ones), and the losses stay there: a step never waits
+for the GPU. The kept checkpoint is copied to host memory.
 """
 
 from __future__ import annotations
@@ -18,13 +22,13 @@ import numpy as np
 import torch
 
 from w2s.core.config import StrongConfig
-from w2s.core.train import param_groups, warmup_cosine
+from w2s.core.train import HostCopies, param_groups, warmup_cosine
 
 # Reliability testing: rank 0 exits hard right after the checkpoint of this optimiser step.
 FAULT_ENV = "W2S_FAULT_AFTER_CHECKPOINT_STEP"
 
 
-class DeepSpeedRunner:
+class DeepSpeedBackend:
     """Wraps the model in a DeepSpeed engine; checkpoints through the engine for resuming."""
 
     def __init__(
@@ -47,7 +51,9 @@ class DeepSpeedRunner:
             }
             optim = None
         else:
-            optim = torch.optim.AdamW(groups, lr=scfg.lr)
+            # fused: one kernel for the whole update of the engine's flat fp32 partitions (on a
+            # CPU too), as in the plain loop; the per-tensor default launches several per tensor
+            optim = torch.optim.AdamW(groups, lr=scfg.lr, fused=True)
         self.engine, *_ = deepspeed.initialize(
             model=model,
             optimizer=optim,
@@ -56,8 +62,15 @@ class DeepSpeedRunner:
             config=ds_config,
         )
         self.model = self.engine.module
+        sixteen_bit = any(ds_config.get(key, {}).get("enabled") for key in ("bf16", "fp16"))
+        if sixteen_bit and hasattr(self.model, "autocast"):
+            # the engine holds the weights in 16 bits and keeps the fp32 masters itself: the
+            # classifier's own autocast would add per-op casts and fp32 islands on top
+            self.model.autocast = None
         self.accum = self.engine.gradient_accumulation_steps()
         self.seen: list[int] = []
+        self.copies = HostCopies()  # rank 0's host copies of the kept checkpoint
+        self.frozen_held = False
 
     def shard(self, idx: np.ndarray) -> np.ndarray:
         """This rank's disjoint share of a global batch (padded to split evenly)."""
@@ -65,30 +78,38 @@ class DeepSpeedRunner:
         padded = np.resize(idx, math.ceil(len(idx) / unit) * unit)
         return padded[self.rank :: self.world]
 
-    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> float:
+    def step(self, idx: np.ndarray, loss_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
         import torch.distributed as dist
 
         local = self.shard(idx)
         self.seen.extend(int(i) for i in local)
-        total = 0.0
+        # [loss x examples, examples] of this rank, on the engine's device: the collective's
+        # backend needs it there, and summing there never waits for the GPU
+        both = torch.zeros(2, dtype=torch.float64, device=self.engine.device)
+        both[1] = len(local)
         for micro in np.array_split(local, self.accum):
             loss = loss_of(micro)
             self.engine.backward(loss)
             self.engine.step()
-            total += loss.item() * len(micro)
-        both = torch.tensor([total, float(len(local))], dtype=torch.float64)
+            both[0] += loss.detach().to(torch.float64) * len(micro)
         dist.all_reduce(both)
-        return float(both[0] / both[1])
+        return both[0] / both[1]
 
     def full_state(self) -> dict[str, torch.Tensor] | None:
-        """Full fp32 weights on rank 0; ZeRO-3 shards are gathered (a collective: every rank calls)."""
+        """The weights on rank 0 in host memory, in the dtypes the engine holds them; ZeRO-3
+        shards are gathered (a collective: every rank calls), the frozen ones only once."""
         import deepspeed
 
-        params = list(self.model.parameters()) if self.stage == 3 else []
-        with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=self.stage == 3):
+        zero3 = self.stage == 3
+        # after the first call rank 0 holds the frozen weights: every rank then gathers the
+        # trainable ones only (the same list on every rank, or the collective would hang)
+        params = [p for p in self.model.parameters() if p.requires_grad or not self.frozen_held] if zero3 else []
+        self.frozen_held = True
+        with deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=zero3):
             if not self.is_main:
                 return None
-            return {k: v.detach().float().clone() for k, v in self.model.state_dict().items()}
+            # copied (and waited for) before the gathered weights are released on leaving
+            return self.copies.copy(self.model)
 
     def save(self, step: int, client_state: dict[str, Any], best_state: dict[str, torch.Tensor] | None) -> None:
         import torch.distributed as dist
