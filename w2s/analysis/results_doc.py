@@ -69,6 +69,13 @@ def _provenance(s: Sweep, opts: dict[str, str]) -> str:
 
 def _differences(s: Sweep, opts: dict[str, str]) -> str:
     metrics = opts["metrics"].split(",") if "metrics" in opts else None
+    compared = {k[5:-5] for r in s.table for k in r if k.startswith("diff_") and k.endswith("_mean")}
+    unknown = sorted(set(metrics or []) - compared)
+    if unknown or not compared:
+        raise W2SError(
+            f"stored sweep '{s.name}' compares no {', '.join(unknown) or 'metric'} with a baseline "
+            f"(it compares: {', '.join(sorted(compared)) or 'nothing'})"
+        )
     return tables.differences_table(s.table, s.group_keys, s.record.get("baseline") or {}, metrics)
 
 
