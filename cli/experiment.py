@@ -13,7 +13,8 @@ from w2s.cli.common import config_args, preflight, tune_logging
 EXAMPLES = {
     "run": "w2s run --set strong.epochs=1 --set data.name=reuters-r8\n"
     "  w2s run --config examples/reviews.yaml --set data.label_column=stars",
-    "sweep": "w2s sweep --config examples/sweep.yaml\n  w2s sweep --config configs/sweep-paired-tweets.yaml",
+    "sweep": "w2s sweep --config examples/sweep.yaml\n"
+    "  w2s sweep --config configs/sweep-paired-tweets.yaml --store paired-tweets",
 }
 
 
@@ -47,30 +48,55 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run a sweep config through the Prefect sweep flow and print the aggregated table."""
-    from w2s.pipeline.sweep_grid import expand, load_sweep
+    from pathlib import Path
+
+    from w2s.analysis.stored_sweeps import check_name
+    from w2s.pipeline.seed_ledger import declare
+    from w2s.pipeline.sweep_grid import expand, load_sweep, sweep_name
     from w2s.project import Project
 
     project = Project.discover()
+    if args.store:
+        check_name(project, args.store)  # a name already taken fails now, not after the sweep
     spec = load_sweep(args.config)
+    if args.exploratory:  # e.g. a rerun of a confirmatory sweep, whose seeds the ledger now holds
+        spec = spec.model_copy(update={"confirmatory": False})
     points = expand(spec, project.root)  # every point's config is validated before any work
+    # the seed ledger's verdict (a confirmatory sweep on used seeds, or not as committed, is
+    # refused) before anything starts; the flow records the entry before its first point
+    declaration = declare(project, spec, points, Path(args.config), sweep_name(spec.model_dump(mode="json")))
     from w2s.cli.prefect_server import start_temporary_server_early
 
     server_ready = start_temporary_server_early()
     for _, cfg in points:
         preflight(cfg, project)
     info = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
-    print(f"sweep: {len(points)} points over {', '.join(spec.axes)}", file=info)
+    kind = "confirmatory" if spec.confirmatory else "exploratory"
+    print(
+        f"sweep: {len(points)} points over {', '.join(spec.axes)} ({kind}, seeds recorded in the seed ledger)",
+        file=info,
+    )
 
     from w2s.flows.sweep import with_runner
 
     tune_logging()
     server_ready()
-    result = with_runner(spec)(sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root))
+    result = with_runner(spec)(
+        sweep_config=spec.model_dump(mode="json"), project_dir=str(project.root), declaration=declaration
+    )
+    stored = None
+    if args.store:
+        from w2s.analysis.stored_sweeps import store
+
+        stored = store(project, Path(result["dir"]), args.store)
     if args.json:
-        print(json.dumps({k: result[k] for k in ("dir", "mlflow_run_id", "table")}, indent=2, default=str))
+        out = {k: result[k] for k in ("dir", "mlflow_run_id", "table")}
+        print(json.dumps({**out, "stored": stored.__dict__ if stored else None}, indent=2, default=str))
         return 0
     print(result["markdown"])
     print(f"\nresults: {result['dir']} (results.csv, results.md, pgr.png); MLflow run {result['mlflow_run_id']}")
+    if stored:
+        print(f"raw outputs stored in {stored.path} ({stored.dvc_file}, pushed to the DVC remote 'results')")
     return 0
 
 
@@ -105,6 +131,17 @@ def add_sweep(sub: argparse._SubParsersAction, fmt: type[argparse.HelpFormatter]
         epilog="example:\n  " + EXAMPLES["sweep"],
     )
     sw.add_argument("--config", metavar="FILE", required=True, help="sweep YAML (see configs/)")
+    sw.add_argument(
+        "--exploratory",
+        action="store_true",
+        help="run a config marked confirmatory as an exploratory sweep (recorded as such in the seed "
+        "ledger): how a confirmatory sweep is rerun once its seeds are used",
+    )
+    sw.add_argument(
+        "--store",
+        metavar="NAME",
+        help="when it finishes, store its raw outputs as results/NAME (as `w2s results store` does)",
+    )
     sw.add_argument("--json", action="store_true", help="print the aggregated table as JSON")
     sw.set_defaults(func=cmd_sweep)
 

@@ -49,7 +49,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The `w2s` parser: every verb, registered by the module that implements it."""
-    from w2s.cli import audit, experiment, gc, models, predict, project, release, ui
+    from w2s.cli import audit, experiment, gc, models, predict, project, release, stored_results, ui
 
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"w2s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (experiment, models, project, release, audit, predict, gc):
+    for module in (experiment, models, project, release, audit, predict, gc, stored_results):
         for add in module.PARSERS:
             add(sub, fmt)
     ui.add_parser(sub, fmt)

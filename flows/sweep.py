@@ -7,33 +7,38 @@ method change reuses the weak model and the ceiling of the same data and seed).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from w2s.core.config import stable_hash
+from w2s.analysis.sweep_report import write_sweep_record
 from w2s.ops import activity
-from w2s.pipeline.sweep_grid import SweepConfig, expand
+from w2s.pipeline import seed_ledger
+from w2s.pipeline.sweep_grid import SweepConfig, expand, sweep_name
 from w2s.project import Project
 from w2s.tasks import sweep_points, tracking
 
 
 @flow(name="w2s-sweep", log_prints=True, validate_parameters=False)
-def sweep(sweep_config: dict[str, Any], project_dir: str) -> dict[str, Any]:
-    """Run every grid point, aggregate seeds, publish the table and the PGR chart."""
+def sweep(sweep_config: dict[str, Any], project_dir: str, declaration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Record the sweep in the seed ledger (`declaration`: its entry, as `w2s sweep` declared it
+    from the config file; without one, declared here with no config file), then run every grid
+    point, aggregate seeds, publish the table and the PGR chart."""
     spec = SweepConfig.model_validate(sweep_config)
     project = Project(Path(project_dir))
     points = expand(spec, project.root)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    name = f"sweep-{stamp}-{stable_hash(sweep_config)[:6]}"
+    if declaration is None:
+        declaration = seed_ledger.declare(project, spec, points, None, sweep_name(sweep_config))
+    seed_ledger.record(project, declaration)  # before any point runs; refuses a confirmatory reuse
+    name = declaration["sweep"]
     sweep_dir = project.sweeps_dir / name
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_sweep_record(sweep_dir, sweep_config, spec.group_keys, spec.comparison_baseline, declaration)
     base = points[0][1].model_dump(mode="json")
     with activity.working(project):  # `w2s gc` waits until the sweep is over
-        parent_id, tags = tracking.start(project_dir, base, name, None)
+        parent_id, tags = tracking.start(project_dir, base, name, None, seed_ledger.run_tags(declaration))
         ok = False
         try:
             runner = sweep_points.run_point.with_options(task_run_name="point-{index}")

@@ -14,9 +14,12 @@ from w2s.tasks.retry import RETRY
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE, **RETRY)
-def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None) -> tuple[str, dict]:
-    """Create the parent run with params and the lineage tags known before training; first mark
-    KILLED the runs that processes killed on this host left RUNNING."""
+def start(
+    project_dir: str, config: dict, run_name: str, flow_run_id: str | None, extra_tags: dict | None = None
+) -> tuple[str, dict]:
+    """Create the parent run with params and the lineage tags known before training (and
+    `extra_tags`, e.g. a sweep's declaration); first mark KILLED the runs that processes killed on
+    this host left RUNNING."""
     project = Project.discover(project_dir)
     tracking.configure(project)
     cfg = Config.model_validate(config)
@@ -27,6 +30,7 @@ def start(project_dir: str, config: dict, run_name: str, flow_run_id: str | None
         "params_hash": params_hash(cfg),
         "prefect_flow_run_id": flow_run_id or "none",
         "method": method_name(cfg),
+        **(extra_tags or {}),
     }
     run = tracking.start_run(exp_id, run_name, tags={**tags, **activity.process_tags()})
     run.params(config)

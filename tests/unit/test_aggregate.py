@@ -95,5 +95,9 @@ def test_gap_and_gain_over_the_budget_are_paired_by_seed_inside_each_configurati
     assert x["within_over_budget_mean"] == pytest.approx(0.07) and x["within_over_budget_n"] == 2
     assert x["within_gap_ood_mean"] is None and x["within_gap_ood_n"] == 0  # no OOD split
     table = within_table([x], ["method"])
-    assert "| xent | +0.180 [-0.074, +0.434] | +0.070 [-0.184, +0.324] | 2 |" in table
+    # p on 1 degree of freedom (Cauchy): 1 - (2 / pi) atan(t); gap t = 9: 0.0705, over budget
+    # t = 0.07 / 0.02 = 3.5: 0.1772. Holm over the 2: 0.141 and max(0.141, 0.177) = 0.177
+    assert x["within_gap_p"] == pytest.approx(1 - 2 / math.pi * math.atan(9))
+    assert x["within_over_budget_p_holm"] == pytest.approx(1 - 2 / math.pi * math.atan(3.5))
+    assert "| xent | +0.180 [-0.074, +0.434] | 0.07 (0.14) | +0.070 [-0.184, +0.324] | 0.18 (0.18) | 2 |" in table
     assert "OOD" not in table

@@ -1,13 +1,16 @@
-"""Aggregate per-seed results: mean ± standard error, PGR against seed-averaged baselines with a
-bootstrap CI, and each configuration's paired difference to a baseline configuration.
+"""Aggregate per-seed results: mean ± standard error, PGR against seed-averaged baselines with
+its Fieller interval over seeds, and each configuration's paired difference to a baseline
+configuration, Holm-adjusted across the table's comparisons.
 
 Averaging per-seed PGRs is unstable (a seed whose ceiling barely beats its weak model explodes
 the ratio); the protocol computes PGR from the seed-averaged weak, student and ceiling numbers,
 reports it only when the gap is at least the seeds' mean `min_gap` (`eval.min_gap`), and gives
-its two-stage bootstrap CI (seeds, then test rows) when the per-row correctness is at hand.
+the Fieller interval of that ratio over the seeds (`w2s.core.stats.pgr_interval`).
 
 Comparisons are paired: a configuration's difference to the baseline configuration (the sweep's
-`baseline`, naive by default) is taken seed by seed, on the seeds both ran, with a t-interval.
+`baseline`, naive by default) is taken seed by seed, on the seeds both ran, with a t-interval and
+the t-test's p-value. The p-values of every comparison in one table are one family: Holm adjusts
+them together, and a claim needs the adjusted p-value below 0.05 on at least 5 seeds.
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pandas as pd
-
 from w2s.core.metric_schema import aggregated_names
 from w2s.core.metrics import pgr
-from w2s.core.stats import Interval, bootstrap_pgr, gated_pgr, paired_differences
+from w2s.core.stats import Interval, gated_pgr, holm, is_claim, paired_differences, pgr_interval
 from w2s.methods import all_metrics
 
 SEED_KEY = "seed"
@@ -52,34 +53,55 @@ def mean_se(values: Iterable[float | None]) -> tuple[float | None, float | None,
     return m, math.sqrt(var / len(xs)), len(xs)
 
 
-def _pgr_ci(members: Sequence[dict[str, Any]], correct: dict[int, pd.DataFrame] | None) -> tuple | None:
-    """The bootstrap CI of a group's PGR from its seeds' per-row test correctness, if every
-    member's is at hand."""
-    if not correct or any(m.get(POINT_KEY) not in correct for m in members):
+def _pgr_ci(members: Sequence[dict[str, Any]], suffix: str) -> tuple[float, float] | None:
+    """The Fieller interval of a group's seed-averaged PGR on the seeds that have all three
+    scores (`w2s.core.stats.pgr_interval`)."""
+    keys = (f"weak_{suffix}", f"w2s_{suffix}", f"ceiling_{suffix}")
+    scored = [m for m in members if all(m.get(k) is not None for k in keys)]
+    if len(scored) < 2:
         return None
-    frames = [correct[m[POINT_KEY]] for m in members]
-    weak, w2s, ceiling = ([f[c].to_numpy(dtype=float) for f in frames] for c in ("weak", "w2s", "ceiling"))
-    return bootstrap_pgr(weak, w2s, ceiling)
+    weak, w2s, ceiling = ([float(m[k]) for m in scored] for k in keys)
+    return pgr_interval(weak, w2s, ceiling)
+
+
+def holm_family(rows: Sequence[dict[str, Any]], prefixes: Sequence[str]) -> tuple[list[dict[str, float | None]], int]:
+    """Holm-adjusted p-values of every `<prefix>_p` in `rows` taken as one family (the comparisons
+    of one table): per row, prefix -> adjusted p (None where there is no test), and the family's
+    size. A comparison that repeats in several rows (the same difference, to the bit: e.g. the
+    ceiling − weak gap that configurations sharing a seed's weak model and ceiling all show) is
+    one test and counts once."""
+    cells = [(i, prefix) for i, r in enumerate(rows) for prefix in prefixes if r.get(f"{prefix}_p") is not None]
+
+    def test_of(i: int, prefix: str) -> tuple:
+        return tuple(rows[i].get(f"{prefix}_{k}") for k in ("mean", "lo", "hi", "n", "p"))
+
+    tests = list(dict.fromkeys(test_of(i, prefix) for i, prefix in cells))
+    adjusted = dict(zip(tests, holm([t[-1] for t in tests]), strict=True))
+    out: list[dict[str, float | None]] = [dict.fromkeys(prefixes) for _ in rows]
+    for i, prefix in cells:
+        out[i][prefix] = adjusted[test_of(i, prefix)]
+    return out, len(tests)
 
 
 def aggregate_seeds(
     rows: Sequence[dict[str, Any]],
     group_keys: Sequence[str],
     baseline: dict[str, Any] | None = None,
-    correct: dict[int, pd.DataFrame] | None = None,
     compare: Sequence[str] = COMPARED,
 ) -> list[dict[str, Any]]:
     """One row per group (all `group_keys` equal, any seed) with `<metric>_mean/_se`, `seeds`,
-    `pgr` / `pgr_auroc` from the seed-averaged metrics (None under the seeds' mean `min_gap`,
-    with `pgr_status` saying why), the per-seed PGR spread, and:
+    `pgr` / `pgr_auroc` (and `_ood`) from the seed-averaged metrics (None under the seeds' mean
+    `min_gap`, with `pgr_status` saying why), the per-seed PGR spread, and:
 
-    - `pgr_lo` / `pgr_hi`: its 95% two-stage bootstrap CI, from `correct` (a point's per-row 0/1
-      test correctness of weak, w2s and ceiling, keyed by the row's `point`);
-    - `diff_<metric>_mean/_lo/_hi/_n/_claim` for each metric of `compare`: the paired difference
-      to the group that equals this one except for `baseline`'s keys, which take its values
-      (t-interval over the seeds both ran; `_claim`: excludes zero on at least 5 seeds);
-    - `within_<name>_mean/_lo/_hi/_n` for each difference of `WITHIN`, taken seed by seed inside
-      the group (t-interval; absent metrics give n = 0).
+    - `pgr_lo` / `pgr_hi` (and each variant's): its 95% Fieller interval over the seeds, None when
+      the seeds do not resolve the gap;
+    - `diff_<metric>_mean/_lo/_hi/_n/_p` for each metric of `compare`: the paired difference to
+      the group that equals this one except for `baseline`'s keys, which take its values
+      (t-interval and two-sided t-test over the seeds both ran), `_p_holm` Holm-adjusted over
+      every such comparison of the sweep (`_family`: how many), `_claim` that adjusted p < 0.05 on
+      at least 5 seeds;
+    - `within_<name>_mean/_lo/_hi/_n/_p/_p_holm` for each difference of `WITHIN`, taken seed by
+      seed inside the group (absent metrics give n = 0), Holm over every within-difference.
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for row in rows:
@@ -93,21 +115,10 @@ def aggregate_seeds(
         for name in aggregated_names(all_metrics()):  # every declared metric marked so (and its OOD twin)
             mean, se, _ = mean_se(m.get(name) for m in members)
             agg[f"{name}_mean"], agg[f"{name}_se"] = mean, se
-        for name, suffix in PGRS:
-            floor = agg.get(f"min_gap{suffix.removeprefix('acc').removeprefix('auroc')}_mean") or 0.0
-            weak, ceiling = agg[f"weak_{suffix}_mean"], agg[f"ceiling_{suffix}_mean"]
-            agg[name] = gated_pgr(weak, agg[f"w2s_{suffix}_mean"], ceiling, floor)
-            if weak is not None and ceiling is not None:
-                agg[f"{name}_status"] = "ok" if agg[name] is not None else "gap too small"
-            per_seed = [
-                pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}")) for m in members
-            ]
-            _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
+        _add_pgrs(agg, members)
         for name, (minuend, subtrahend) in WITHIN.items():
             within = paired_differences(_by_seed(members, minuend), _by_seed(members, subtrahend))
             agg.update(_interval(f"within_{name}", within))
-        ci = _pgr_ci(members, correct) if agg["pgr"] is not None else None
-        agg["pgr_lo"], agg["pgr_hi"] = ci if ci is not None else (None, None)
         if baseline and any(agg[k] != v for k, v in baseline.items()):
             base = groups.get(tuple(baseline.get(k, agg[k]) for k in group_keys))
             for metric in compare:
@@ -115,9 +126,38 @@ def aggregate_seeds(
                 if base is not None:
                     diff = paired_differences(_by_seed(members, metric), _by_seed(base, metric))
                 agg.update(_interval(f"diff_{metric}", diff))
-                agg[f"diff_{metric}_claim"] = bool(diff and diff.supports_claim)
         out.append(agg)
+    _adjust(out, [f"diff_{m}" for m in compare], claims=True)
+    _adjust(out, [f"within_{name}" for name in WITHIN], claims=False)
     return out
+
+
+def _add_pgrs(agg: dict[str, Any], members: Sequence[dict[str, Any]]) -> None:
+    """Each PGR variant of a group from its seed-averaged scores, gated by the mean `min_gap`,
+    with its Fieller interval and the spread of the per-seed ratios."""
+    for name, suffix in PGRS:
+        floor = agg.get(f"min_gap{suffix.removeprefix('acc').removeprefix('auroc')}_mean") or 0.0
+        weak, ceiling = agg[f"weak_{suffix}_mean"], agg[f"ceiling_{suffix}_mean"]
+        agg[name] = gated_pgr(weak, agg[f"w2s_{suffix}_mean"], ceiling, floor)
+        if weak is not None and ceiling is not None:
+            agg[f"{name}_status"] = "ok" if agg[name] is not None else "gap too small"
+        ci = _pgr_ci(members, suffix) if agg[name] is not None else None
+        agg[f"{name}_lo"], agg[f"{name}_hi"] = ci if ci is not None else (None, None)
+        per_seed = [pgr(m.get(f"weak_{suffix}"), m.get(f"w2s_{suffix}"), m.get(f"ceiling_{suffix}")) for m in members]
+        _, agg[f"{name}_seed_se"], agg[f"{name}_defined_seeds"] = mean_se(per_seed)
+
+
+def _adjust(table: list[dict[str, Any]], prefixes: Sequence[str], claims: bool) -> None:
+    """Holm-adjust the comparisons under `prefixes` over the whole table, in place: `_p_holm`,
+    `_family` and (for comparisons with a baseline) `_claim`."""
+    adjusted, family = holm_family(table, prefixes)
+    for row, ps in zip(table, adjusted, strict=True):
+        for prefix in prefixes:
+            if f"{prefix}_n" not in row:
+                continue  # the baseline is not compared with itself
+            row[f"{prefix}_p_holm"], row[f"{prefix}_family"] = ps[prefix], family
+            if claims:
+                row[f"{prefix}_claim"] = is_claim(ps[prefix], row[f"{prefix}_n"])
 
 
 def _by_seed(members: list[dict[str, Any]], metric: str) -> dict[int, Any]:
@@ -126,10 +166,11 @@ def _by_seed(members: list[dict[str, Any]], metric: str) -> dict[int, Any]:
 
 
 def _interval(prefix: str, diff: Interval | None) -> dict[str, Any]:
-    """`<prefix>_mean/_lo/_hi/_n` of a paired difference: None and n = 0 where there is none."""
+    """`<prefix>_mean/_lo/_hi/_n/_p` of a paired difference: None and n = 0 where there is none."""
     return {
         f"{prefix}_mean": diff.mean if diff else None,
         f"{prefix}_lo": diff.lo if diff else None,
         f"{prefix}_hi": diff.hi if diff else None,
         f"{prefix}_n": diff.n if diff else 0,
+        f"{prefix}_p": diff.p if diff else None,
     }

@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from w2s.analysis.aggregate import POINT_KEY, aggregate_seeds
+from w2s.analysis.aggregate import aggregate_seeds
 from w2s.analysis.dvc_views import write_sweep_view
 from w2s.analysis.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
 from w2s.analysis.tables import (
@@ -34,7 +32,23 @@ from w2s.io import atomic_path, write_json, write_text
 log = logging.getLogger(__name__)
 
 STRONG_KEY = "strong.model"
-CORRECT_FILE = "test_correct.parquet"  # per test row: 0/1 correctness of weak, w2s and ceiling
+CORRECT_FILE = "test_correct.parquet"  # per test row: 0/1 correctness of weak, w2s and ceiling (raw output)
+
+
+SWEEP_FILE = "sweep.json"  # the sweep's config, grouping, baseline and seed-ledger declaration
+
+
+def write_sweep_record(
+    sweep_dir: Path,
+    sweep_config: dict[str, Any],
+    group_keys: list[str],
+    baseline: dict[str, Any],
+    declaration: dict[str, Any],
+) -> None:
+    """What a sweep was, beside its outputs (`sweep.json`): the config, how its rows group and
+    compare, and its seed-ledger entry (config file, commit, seeds per testbed, confirmatory)."""
+    record = {"spec": sweep_config, "group_keys": group_keys, "baseline": baseline, **declaration}
+    write_json(sweep_dir / SWEEP_FILE, record)
 
 
 def point_dir(sweep_dir: Path, index: int) -> Path:
@@ -62,17 +76,12 @@ def write_report(
     """Aggregate `rows` (one per point: grid values, seed, metrics, `point`) by `group_keys`;
     write results.csv / .json / .md, points.json, pgr.png (and the misfit and PGR-vs-size figures
     where they apply) into `out`, and the project's DVC PGR view when `project_root` is given."""
-    correct = {
-        r[POINT_KEY]: pd.read_parquet(path)
-        for r in rows
-        if (path := point_dir(out, r[POINT_KEY]) / CORRECT_FILE).is_file()
-    }
-    table = aggregate_seeds(rows, group_keys, baseline, correct)
+    table = aggregate_seeds(rows, group_keys, baseline)
     write_json(out / "points.json", rows)
     write_json(out / "results.json", table)
     _write_csv(out / "results.csv", table)
     md = _markdown(table, group_keys, baseline)
-    plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI, or ± s.e. over seeds)")
+    plot_pgr_bars(table, group_keys, out / "pgr.png", "PGR by configuration (95% CI over seeds, or ± s.e.)")
     if project_root is not None:
         write_sweep_view(project_root, table, group_keys)
     files = ["results.csv", "results.md", "pgr.png", "points.json"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from w2s.core.stats import Interval
+from w2s.analysis.aggregate import holm_family
+from w2s.core.stats import CLAIM_ALPHA, CLAIM_SEEDS, is_claim
 
 
 def md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -21,14 +22,17 @@ def fmt_mean_se(mean: float | None, se: float | None, digits: int = 3) -> str:
 
 
 def fmt_pgr(r: dict[str, Any], name: str = "pgr") -> str:
-    """PGR with its bootstrap CI when there is one, else ± the per-seed spread; `gap too small`
-    where ceiling - weak is under the minimum gap."""
+    """PGR with its 95% interval over seeds; `[unbounded]` when two or more seeds do not resolve the
+    gap (no finite interval), the value alone on one seed; `gap too small` where ceiling - weak is
+    under the minimum gap."""
     if r.get(name) is None:
         return "gap too small" if r.get(f"{name}_status") == "gap too small" else "n/a"
     lo, hi = r.get(f"{name}_lo"), r.get(f"{name}_hi")
     if lo is not None and hi is not None:
         return f"{r[name]:.2f} [{lo:.2f}, {hi:.2f}]"
-    return fmt_mean_se(r[name], r.get(f"{name}_seed_se"), 2)
+    if len(r.get("seeds") or []) >= 2:
+        return f"{r[name]:.2f} [unbounded]"
+    return f"{r[name]:.2f}"
 
 
 def fmt_interval(mean: float | None, lo: float | None, hi: float | None, digits: int = 3) -> str:
@@ -40,30 +44,54 @@ def fmt_interval(mean: float | None, lo: float | None, hi: float | None, digits:
     return f"{mean:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
 
 
-def differences_table(rows: list[dict[str, Any]], group_keys: list[str], baseline: dict[str, Any]) -> str:
+def fmt_p(p: float | None) -> str:
+    """A p-value to two significant digits (`0.021`, `0.0015`, `1`); `< 0.0001` below that;
+    `n/a` when there is no test (fewer than 2 seeds)."""
+    if p is None:
+        return "n/a"
+    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def differences_table(
+    rows: list[dict[str, Any]], group_keys: list[str], baseline: dict[str, Any], metrics: list[str] | None = None
+) -> str:
     """Each configuration's paired difference to the baseline (same seeds and splits), with its
-    95% t-interval; `yes` in the claim column needs the interval to exclude zero on >= 5 seeds."""
+    95% t-interval, the two-sided paired t-test's p-value, and that p-value Holm-adjusted over
+    every comparison in this table (all its rows and metric columns: the count is in the
+    header). `yes` in the claim column needs the adjusted p below 0.05 on >= 5 seeds.
+    `metrics`: the compared metrics to show (default: every one the rows hold)."""
     against = ", ".join(f"{k}={v}" for k, v in baseline.items())
-    metrics = sorted({k[5:-5] for r in rows for k in r if k.startswith("diff_") and k.endswith("_mean")})
+    found = sorted({k[5:-5] for r in rows for k in r if k.startswith("diff_") and k.endswith("_mean")})
+    metrics = found if metrics is None else [m for m in metrics if m in found]
+    compared = [r for r in rows if metrics and f"diff_{metrics[0]}_n" in r]  # not the baseline itself
+    adjusted, family = holm_family(compared, [f"diff_{m}" for m in metrics])
     head = [*group_keys]
     for m in metrics:
-        head += [f"{m} − baseline [95% CI]", "paired seeds", "excludes 0", "claim (≥ 5 seeds)"]
+        head += [f"{m} − baseline [95% CI]", "paired seeds", "p", f"p, Holm ({family})"]
+        head.append(f"claim (≥ {CLAIM_SEEDS} seeds)")
     body = []
-    for r in rows:
-        if f"diff_{metrics[0]}_n" not in r:
-            continue  # the baseline itself
+    for r, ps in zip(compared, adjusted, strict=True):
         cells = [str(r[k]) for k in group_keys]
         for m in metrics:
-            lo, hi, n = r[f"diff_{m}_lo"], r[f"diff_{m}_hi"], r[f"diff_{m}_n"]
-            excludes = Interval(r[f"diff_{m}_mean"] or 0.0, lo, hi, n).excludes_zero
+            n, p_holm = r[f"diff_{m}_n"], ps[f"diff_{m}"]
             cells += [
-                fmt_interval(r[f"diff_{m}_mean"], lo, hi),
+                fmt_interval(r[f"diff_{m}_mean"], r[f"diff_{m}_lo"], r[f"diff_{m}_hi"]),
                 str(n),
-                "yes" if excludes else "no",
-                "yes" if r[f"diff_{m}_claim"] else "no",
+                fmt_p(r.get(f"diff_{m}_p")),
+                fmt_p(p_holm),
+                "yes" if is_claim(p_holm, n) else "no",
             ]
         body.append(cells)
-    return f"Paired differences to {against}:\n\n" + md_table(head, body)
+    intro = (
+        f"Paired differences to {against}: 95% t-interval over the paired seeds; p: two-sided paired "
+        f"t-test; Holm-adjusted over the {_count(family, 'comparison')} of this table; a claim needs the "
+        f"adjusted p < {CLAIM_ALPHA:g} on ≥ {CLAIM_SEEDS} seeds."
+    )
+    return intro + "\n\n" + md_table(head, body)
 
 
 WITHIN_HEADS = {
@@ -75,19 +103,29 @@ WITHIN_HEADS = {
 
 
 def within_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
-    """Per configuration, differences paired by seed inside it (95% t-interval): the gap the
-    testbed resolves, and the student against the strong model trained on the weak budget."""
+    """Per configuration, differences paired by seed inside it (95% t-interval, then the paired
+    t-test's p and, in brackets, that p Holm-adjusted over every difference in this table): the
+    gap the testbed resolves, and the student against the strong model trained on the weak
+    budget."""
     names = [n for n in WITHIN_HEADS if any(r.get(f"within_{n}_n") for r in rows)]
-    head = [*group_keys, *(f"{WITHIN_HEADS[n]} [95% CI]" for n in names), "seeds"]
-    body = [
-        [
-            *(str(r[k]) for k in group_keys),
-            *(fmt_interval(r[f"within_{n}_mean"], r[f"within_{n}_lo"], r[f"within_{n}_hi"]) for n in names),
-            str(max(r[f"within_{n}_n"] for n in names)),
-        ]
-        for r in rows
-    ]
-    return "Inside each configuration, paired by seed:\n\n" + md_table(head, body)
+    adjusted, family = holm_family(rows, [f"within_{n}" for n in names])
+    head = [*group_keys]
+    for n in names:
+        head += [f"{WITHIN_HEADS[n]} [95% CI]", f"p (Holm, {family})"]
+    body = []
+    for r, ps in zip(rows, adjusted, strict=True):
+        cells = [str(r[k]) for k in group_keys]
+        for n in names:
+            cells += [
+                fmt_interval(r[f"within_{n}_mean"], r[f"within_{n}_lo"], r[f"within_{n}_hi"]),
+                f"{fmt_p(r.get(f'within_{n}_p'))} ({fmt_p(ps[f'within_{n}'])})",
+            ]
+        body.append([*cells, str(max(r[f"within_{n}_n"] for n in names))])
+    intro = (
+        "Inside each configuration, paired by seed: 95% t-interval; p: two-sided paired t-test, in "
+        f"brackets Holm-adjusted over the {_count(family, 'distinct difference')} of this table."
+    )
+    return intro + "\n\n" + md_table([*head, "seeds"], body)
 
 
 def markdown_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:

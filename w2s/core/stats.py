@@ -1,14 +1,27 @@
 """Statistics for claims about weak-to-strong results: paired differences over seeds with a
-t-interval, a minimum resolvable gap for PGR, and a two-stage bootstrap CI for PGR.
+t-interval and its p-value, Holm's adjustment across the comparisons of one table, a minimum
+resolvable gap for PGR, and a Fieller interval for PGR over seeds.
 
 Why paired: every configuration of a sweep runs on the same seeds, and a seed fixes the splits
 and the weak model, so most of the seed-to-seed spread is shared by two methods. The difference
 per seed removes it; an unpaired `mean ± se` of each method keeps it, and a real difference
 drowns in the spread the two methods share.
 
+Why Holm: a table of k comparisons against one baseline offers k chances of an interval that
+excludes zero by luck. Holm's step-down adjustment keeps the chance of any false claim in the
+table at 5 % (whatever the comparisons' correlation) and is uniformly more powerful than
+Bonferroni. A claim needs the adjusted p-value below 0.05 on at least `CLAIM_SEEDS` seeds.
+
 Why a minimum gap: PGR divides by ceiling − weak. When that gap is within what the test set can
 resolve, the ratio is noise (a 1-point gap turns a 1-point student difference into PGR ±1), so it
 is not reported at all.
+
+Why Fieller for PGR: the seed-averaged PGR is a ratio of two seed means, (student − weak) over
+(ceiling − weak). Each seed measures both on its own test rows (the seed draws the splits), so
+the spread of the per-seed pairs already holds both sources of error, which seed and which rows;
+Fieller's interval inverts the t-test of (gain − θ · gap) = 0 over those pairs, exact for normal
+pairs at any number of seeds. A percentile bootstrap over 5 seeds under-covers (it cannot see
+past the 5 values it has), and adding a test-row stage on top counts the row noise twice.
 """
 
 from __future__ import annotations
@@ -21,30 +34,29 @@ from typing import Any
 import numpy as np
 
 CLAIM_SEEDS = 5  # fewer seeds than this support no claim, whatever the interval says
+CLAIM_ALPHA = 0.05  # a claim's Holm-adjusted p-value is below this
 MIN_GAP_SE = 3.0  # `eval.min_gap: auto`: this many standard errors of a test accuracy
 
 
 @dataclass(frozen=True)
 class Interval:
-    """A mean with a two-sided confidence interval (bounds None when n < 2)."""
+    """A mean with a two-sided confidence interval and the two-sided p-value of the t-test of a
+    zero mean (bounds and p None when n < 2)."""
 
     mean: float
     lo: float | None
     hi: float | None
     n: int
+    p: float | None = None
 
     @property
     def excludes_zero(self) -> bool:
         return self.lo is not None and self.hi is not None and (self.lo > 0 or self.hi < 0)
 
-    @property
-    def supports_claim(self) -> bool:
-        """Excludes zero on at least `CLAIM_SEEDS` paired seeds."""
-        return self.excludes_zero and self.n >= CLAIM_SEEDS
-
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> Interval | None:
-    """Mean and Student-t interval of `values` (e.g. per-seed paired differences); None if empty."""
+    """Mean, Student-t interval and t-test p-value of `values` (e.g. per-seed paired
+    differences); None if empty."""
     from scipy import stats
 
     xs = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
@@ -53,8 +65,11 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> Interval | None:
     mean = float(xs.mean())
     if len(xs) < 2:
         return Interval(mean, None, None, 1)
-    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1) * xs.std(ddof=1) / math.sqrt(len(xs)))
-    return Interval(mean, mean - half, mean + half, len(xs))
+    se = float(xs.std(ddof=1)) / math.sqrt(len(xs))
+    half = float(stats.t.ppf(0.5 + level / 2, len(xs) - 1)) * se
+    # se 0: every seed gave the same difference, zero or certainly not zero
+    p = float(2 * stats.t.sf(abs(mean) / se, len(xs) - 1)) if se > 0 else float(mean == 0)
+    return Interval(mean, mean - half, mean + half, len(xs), p)
 
 
 def paired_differences(
@@ -63,6 +78,29 @@ def paired_differences(
     """`values - baseline` paired by seed (only seeds both have), with a t-interval."""
     seeds = sorted(s for s in values.keys() & baseline.keys() if values[s] is not None and baseline[s] is not None)
     return t_interval([float(values[s]) - float(baseline[s]) for s in seeds], level)  # type: ignore[arg-type]
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm's step-down adjustment of the p-values of one family of comparisons, in input order.
+
+    The m defined p-values, sorted p(1) <= ... <= p(m), become max over j <= i of
+    min(1, (m - j + 1) p(j)): the smallest is multiplied by m, the next by m - 1, and so on, never
+    below an adjusted value before it. None (a comparison with no test) stays None and does not
+    count in m."""
+    defined = [(p, i) for i, p in enumerate(pvalues) if p is not None]
+    m = len(defined)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(sorted(defined)):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def is_claim(p_adjusted: float | None, n: int) -> bool:
+    """The bar for a claim: the multiplicity-adjusted p-value below `CLAIM_ALPHA` on at least
+    `CLAIM_SEEDS` paired seeds."""
+    return p_adjusted is not None and p_adjusted < CLAIM_ALPHA and n >= CLAIM_SEEDS
 
 
 def accuracy_se(acc: float, n: int) -> float:
@@ -88,49 +126,51 @@ def gated_pgr(weak: float | None, strong: float | None, ceiling: float | None, f
     return (strong - weak) / gap
 
 
-def bootstrap_pgr(
-    weak: Sequence[np.ndarray],
-    strong: Sequence[np.ndarray],
-    ceiling: Sequence[np.ndarray],
-    level: float = 0.95,
-    reps: int = 2000,
-    seed: int = 0,
+def ratio_interval(num: np.ndarray, den: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Fieller's interval for mean(num) / mean(den) from paired observations on the last axis
+    (vectorised over any leading axes): every θ for which the t-test of mean(num − θ den) = 0
+    does not reject at `1 - level`.
+
+    It is the set where (a − θ b)² <= q (s_aa − 2θ s_ab + θ² s_bb) / k (a, b the means, s the
+    sample covariances, q the squared t quantile on k − 1 degrees of freedom): a quadratic in θ.
+    Bounded exactly when b² > q s_bb / k, i.e. when the same t-test finds mean(den) != 0; else
+    (and with fewer than 2 observations) both bounds are NaN: the denominator is not resolved and
+    the ratio has no finite interval."""
+    from scipy import stats
+
+    a_obs, b_obs = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    k = a_obs.shape[-1]
+    if k < 2:
+        nan = np.full(a_obs.shape[:-1], np.nan)
+        return nan, nan.copy()
+    a, b = a_obs.mean(axis=-1), b_obs.mean(axis=-1)
+    da, db = a_obs - a[..., None], b_obs - b[..., None]
+    s_aa, s_bb, s_ab = ((x * y).sum(axis=-1) / (k - 1) for x, y in ((da, da), (db, db), (da, db)))
+    v = float(stats.t.ppf(0.5 + level / 2, k - 1)) ** 2 / k
+    quad, half_lin, const = b * b - v * s_bb, a * b - v * s_ab, a * a - v * s_aa
+    bounded = quad > 0
+    # the point estimate a / b always satisfies the inequality, so the discriminant is >= 0 when
+    # bounded; the clip only absorbs rounding
+    root = np.sqrt(np.clip(half_lin * half_lin - quad * const, 0.0, None))
+    safe = np.where(bounded, quad, 1.0)
+    lo = np.where(bounded, (half_lin - root) / safe, np.nan)
+    hi = np.where(bounded, (half_lin + root) / safe, np.nan)
+    return lo, hi
+
+
+def pgr_interval(
+    weak: Sequence[float], strong: Sequence[float], ceiling: Sequence[float], level: float = 0.95
 ) -> tuple[float, float] | None:
-    """Percentile CI of the seed-averaged PGR by a two-stage bootstrap.
-
-    Inputs: per seed, the 0/1 correctness of each model on that seed's test rows (the three
-    arrays of one seed aligned by row). Each replicate draws seeds with replacement, then, for
-    each drawn seed, test rows with replacement, the same rows for all three models (paired), and
-    computes PGR from the accuracies averaged over the drawn seeds. Both sources of error a
-    result carries, which seed and which test rows, are in the interval.
-
-    None when more than the interval's tail mass of replicates has ceiling <= weak: the gap is
-    then not resolved and no interval on the ratio is meaningful.
-    """
-    k = len(weak)
-    if k == 0 or not (len(strong) == len(ceiling) == k):
-        raise ValueError("one correctness array per seed and model")
-    rng = np.random.default_rng(seed)
-    # per seed, `reps` resampled accuracies of the three models, paired by row
-    per_seed = []
-    for w, s, c in zip(weak, strong, ceiling, strict=True):
-        n = len(w)
-        if not (len(s) == len(c) == n) or n == 0:
-            raise ValueError("the three models' correctness arrays of a seed must be aligned and non-empty")
-        counts = rng.multinomial(n, np.full(n, 1.0 / n), size=reps)
-        stacked = np.stack([w, s, c], axis=1).astype(float)  # n x 3
-        per_seed.append(counts @ stacked / n)  # reps x 3
-    means = np.stack(per_seed)  # k x reps x 3
-    # stage one: which seeds; stage two: an independent row resample for each drawn slot
-    drawn_seed = rng.integers(0, k, size=(reps, k))
-    drawn_rows = rng.integers(0, reps, size=(reps, k))
-    acc = means[drawn_seed, drawn_rows].mean(axis=1)  # reps x 3
-    gap = acc[:, 2] - acc[:, 0]
-    tail = (1 - level) / 2
-    if np.mean(gap <= 0) >= tail:
+    """The Fieller interval of the seed-averaged PGR, (mean student − mean weak) / (mean ceiling −
+    mean weak), from one (weak, student, ceiling) score per seed, the three of a seed measured on
+    the same test rows. None with fewer than 2 seeds, or when the seeds do not resolve the gap
+    (its paired t-interval includes zero): the ratio then has no bounded interval."""
+    w, s, c = (np.asarray(x, dtype=float) for x in (weak, strong, ceiling))
+    if not (len(w) == len(s) == len(c)):
+        raise ValueError("one weak, student and ceiling score per seed")
+    lo, hi = ratio_interval(s - w, c - w, level)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         return None
-    ratios = np.where(gap > 0, (acc[:, 1] - acc[:, 0]) / np.where(gap > 0, gap, 1.0), -np.inf)
-    lo, hi = np.quantile(ratios, [tail, 1 - tail])
     return float(lo), float(hi)
 
 

@@ -33,7 +33,8 @@ class Versioned:
     remote: str | None
 
 
-def _lock(project: Project):
+def dvc_lock(project: Project):
+    """The project's DVC lock: DVC's own repository lock fails rather than waits, so w2s queues here."""
     from filelock import FileLock
 
     project.state.mkdir(parents=True, exist_ok=True)
@@ -59,7 +60,7 @@ def add_and_push(project: Project, path: Path, push: bool = True) -> Versioned:
         raise W2SError(f"{project.root} is not a DVC repository (run `dvc init` there)")
     rel = path.resolve().relative_to(project.root)
     dvc_file = project.root / f"{rel}.dvc"
-    with _lock(project), Repo(str(project.root)) as repo:
+    with dvc_lock(project), Repo(str(project.root)) as repo:
         repo.scm_context.quiet = True  # the CLI reports the .dvc file itself
         try:
             # absolute paths: DVC resolves relative ones against the process's cwd, not the repo

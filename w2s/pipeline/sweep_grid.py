@@ -50,6 +50,13 @@ class SweepConfig(BaseModel):
     dask_address: str | None = Field(
         None, description="Scheduler of an existing Dask cluster, e.g. tcp://10.0.0.5:8786 (runner=dask)."
     )
+    confirmatory: bool = Field(
+        False,
+        description="Declare the sweep confirmatory: it may use only seeds that no earlier sweep in "
+        "the seed ledger (results/seed-ledger.json) used on the same testbed, and its config file "
+        "and base config must be committed to git; otherwise it is refused before any point runs. "
+        "Every sweep, confirmatory or not, records its seeds and its config's commit in the ledger.",
+    )
 
     @property
     def axes(self) -> dict[str, list[Any]]:
@@ -82,6 +89,17 @@ class SweepConfig(BaseModel):
     def group_keys(self) -> list[str]:
         """Axes that define a configuration (all but the seed)."""
         return [k for k in self.axes if k != "seed"]
+
+
+def sweep_name(sweep_config: dict[str, Any]) -> str:
+    """A new sweep's name (its folder under the state folder, its entry in the seed ledger):
+    the start time and a hash of its config."""
+    from datetime import UTC, datetime
+
+    from w2s.core.config import stable_hash
+
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"sweep-{stamp}-{stable_hash(sweep_config)[:6]}"
 
 
 def load_sweep(path: str | Path) -> SweepConfig:
