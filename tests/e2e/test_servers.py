@@ -29,7 +29,7 @@ import yaml
 
 from w2s.ops.tracking import LINEAGE_TAGS
 
-from conftest import BIN, REPO, TINY_CONFIG, free_port, make_project
+from conftest import BIN, TINY_CONFIG, free_port, make_project
 
 # The servers' credentials: MLflow's admin account (basic-auth app) and Prefect's `user:password`.
 MLFLOW_USER, MLFLOW_PASSWORD = "w2s-admin", "w2s-test-mlflow-password"
@@ -359,6 +359,9 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
 
     cfg = {**TINY_CONFIG, "promotion": {"floors": {}}}
     project = make_project(tmp_path / "proj", bundled_dir, cfg, warm=tiny_run.cache)
+    from w2s.flows.deploy import prefect_yaml
+
+    (project / "prefect.yaml").write_text(prefect_yaml())  # what `w2s init` writes beside params.yaml
     _use_s3_remote(project, s3)
     # Every client logs in: `w2s deploy` and the runs it serves through the environment, this
     # process's Prefect client through its settings (below) and MlflowClient through the environment.
@@ -382,7 +385,7 @@ def test_cron_deployment_served_on_a_real_prefect_server_registers_on_a_real_mlf
     # client at the server, with the credentials, explicitly rather than through the environment.
     with temporary_settings({PREFECT_API_URL: servers["prefect"], PREFECT_API_AUTH_STRING: PREFECT_AUTH}):
         try:
-            declared = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"][0]
+            declared = yaml.safe_load((project / "prefect.yaml").read_text())["deployments"][0]
             dep = asyncio.run(_deployment("w2s-retrain/w2s-retrain", deploy, tmp_path / "deploy.log"))
             assert [s.schedule.cron for s in dep.schedules] == [declared["schedules"][0]["cron"]]
             assert dep.schedules[0].schedule.timezone == "UTC" and dep.schedules[0].active

@@ -1,6 +1,6 @@
 """The generated blocks of a results document: how they are found, what each kind renders, and the
 one-line errors for a block that cannot be generated. Storing, pulling and checking real sweeps
-is in tests/e2e/test_sweep.py and tests/e2e/test_results_doc.py."""
+is in tests/e2e/test_sweep.py and tests/e2e/test_results_committed.py."""
 
 from __future__ import annotations
 
