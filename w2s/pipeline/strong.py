@@ -20,7 +20,7 @@ import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.config import StrongConfig, weights_only
+from w2s.core.config import StrongConfig, budget_strong, weights_only
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import encode_labels, hash_folds
 from w2s.core.refs import (
@@ -273,11 +273,16 @@ class CeilingRun(TrainingRun):
 class BudgetRun(CeilingRun):
     """The same strong model on the weak model's ground-truth budget (weak_train) alone: the
     baseline weak supervision has to beat to be worth it. It sees no other ground truth, so
-    it keeps its last step (selecting on ground-truth val would spend labels the budget lacks)."""
+    it keeps its last step (selecting on ground-truth val would spend labels the budget lacks).
+    `strong.budget` may give it its own epochs and lr (its tuning, independent of the student's);
+    unset, it trains exactly as the student does, and its cache key is what it always was."""
 
     kind = "budget"
     stage = "strong-budget"
     train_split = "weak_train"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg.model_copy(update={"strong": budget_strong(cfg.strong)}))
 
     @property
     def select(self) -> None:
@@ -405,7 +410,8 @@ def _fit(
 ) -> dict[str, Any]:
     import torch
 
-    from w2s.core.models.batching import encode, predict_logits, softmax
+    from w2s.core.links import link_of, probabilities
+    from w2s.core.models.batching import encode, predict_logits
     from w2s.core.models.classifier import save_classifier, trainable_parameters
     from w2s.core.perturbation import flip_rate, perturb_text
     from w2s.core.train import train
@@ -444,13 +450,15 @@ def _fit(
     parts = [(transfer, enc_train)] if run.predicts_transfer else []
     parts += [(val, enc_val), *zip(evals, enc_evals, strict=True)]
     rows = pd.concat([df for df, _ in parts])
-    probs = softmax(
+    link = link_of(s.loss)  # how its outputs become probabilities (softmax of logits, or not)
+    probs = probabilities(
         np.concatenate(
             [
                 predict_logits(s.trainee, enc, scfg.eval_batch_size, desc=f"predict {df['split'].iloc[0]}")
                 for df, enc in parts
             ]
-        )
+        ),
+        link,
     )
     # In the splits table's row order, so held-out training rows sit among the rows trained on.
     order = np.argsort(rows.index.to_numpy(), kind="stable")
@@ -468,6 +476,7 @@ def _fit(
             "max_length": scfg.max_length,
             "base_model": scfg.model,
             "num_layers": scfg.num_layers,
+            "link": link,
         },
     )
     trainable, total = trainable_parameters(s.model)
@@ -496,7 +505,9 @@ def _fit(
         # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
         test = evals[0]
         enc_pert = encode(s.tokenizer, [perturb_text(t, FLIP_DROP_FRAC) for t in test["text"]], scfg.max_length)
-        pert = softmax(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
+        pert = probabilities(
+            predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"), link
+        )
         info["flip_rate"] = flip_rate(probs[rows["split"].to_numpy() == "test"], pert)
     info["seconds"] = round(time.perf_counter() - start, 2)
     write_json(folder / "info.json", info)
