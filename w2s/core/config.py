@@ -134,6 +134,13 @@ class SplitConfig(Section):
         "and form the `ood_test` split instead. Empty: no shift.",
     )
     ood_test: int = Field(1000, ge=2, description="Size of the ood_test split when ood_groups is set.")
+    source_groups: list[str] = Field(
+        default_factory=list,
+        description="Weak supervision from a shifted source: weak_train is drawn only from rows of "
+        "these groups (the data's `group` column) and transfer, val and test only from the other "
+        "groups (outside ood_groups), so the weak supervisors label a target they were not trained "
+        "on (RAVEN's setting). Empty: every split from the same groups.",
+    )
 
     @model_validator(mode="after")
     def _test_size(self) -> SplitConfig:
@@ -143,6 +150,9 @@ class SplitConfig(Section):
             raise ValueError("the split fractions add up to more than 1")
         if self.ood_groups and self.ood_test < self.min_test:
             raise ValueError(f"split.ood_test={self.ood_test} is below split.min_test={self.min_test}")
+        both = sorted(set(self.source_groups) & set(self.ood_groups))
+        if both:
+            raise ValueError(f"split.source_groups and split.ood_groups share group(s) {both}")
         return self
 
 
