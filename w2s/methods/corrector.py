@@ -60,6 +60,7 @@ def _corrector_class() -> type:
                 return log_w + self.residual(torch.cat([x, weak_probs], dim=1))
             # sparse features (TF-IDF): the same first layer, split at the features' width
             first, dim = self.residual[0], x.shape[1]
+            assert isinstance(first, nn.Linear)
             hidden = torch.sparse.mm(x, first.weight[:, :dim].T) + weak_probs @ first.weight[:, dim:].T + first.bias
             return log_w + self.residual[2](self.residual[1](hidden))
 
