@@ -189,6 +189,33 @@ def make_project(
     return root
 
 
+def assert_truncations_share_one_pass(model: str, depths: list[int], tmp_path: Path) -> None:
+    """Embeddings of several truncations from one pass (frozen.embed_layers) are bit-identical to
+    each truncated model's own pass, and the later lookups of every depth hit the shared entries."""
+    import numpy as np
+    import pandas as pd
+
+    from w2s.core.cache import ArtifactCache
+    from w2s.core.config import StrongConfig
+    from w2s.core.embeddings import split_embeddings, take
+
+    rows = pd.DataFrame(
+        {"id": [f"r{i}" for i in range(10)], "text": [f"post {i} on the " + "game " * (i % 4) for i in range(10)]}
+    )
+    shared, alone = ArtifactCache(tmp_path / "shared"), ArtifactCache(tmp_path / "alone")
+
+    def embed(cache: ArtifactCache, n: int, layers: list[int]) -> np.ndarray:
+        cfg = StrongConfig(model=model, num_layers=n, max_length=16, eval_batch_size=4, frozen={"embed_layers": layers})
+        return take(split_embeddings(rows, cfg, cache), rows["id"])
+
+    first = embed(shared, depths[0], depths)
+    assert len(list((tmp_path / "shared" / "embeddings").iterdir())) == len(depths), "every depth from one pass"
+    for n in depths:
+        np.testing.assert_array_equal(embed(shared, n, depths), embed(alone, n, []))
+    assert len(list((tmp_path / "shared" / "embeddings").iterdir())) == len(depths), "later depths were cache hits"
+    assert not np.array_equal(first, embed(alone, depths[-1], [])), "the depths do differ"
+
+
 @dataclass(frozen=True)
 class TinyRun:
     """One real `w2s-pipeline` flow run on TINY_CONFIG in a fresh project with cold caches."""

@@ -63,7 +63,7 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
         assert 0.5 < row["refined_acc"] <= 1.0 and 0.5 < row["labels_transfer_acc"] <= 1.0, name
         assert 0.0 <= row["changed_frac_transfer"] <= 1.0
     for name in ("confidence", "selective"):
-        assert 0.0 <= rows[name]["self_label_frac"] <= 1.0
+        assert 0.0 <= rows[name]["self_label_frac"] <= 1.0 and 0.0 <= rows[name]["self_label_budget_acc"] <= 1.0
     hard = rows["hardened"]  # the argmax of the weak labels: same accuracy, sharper labels
     assert hard["changed_frac_transfer"] == 0.0 and hard["labels_transfer_acc"] == naive["labels_transfer_acc"]
     weights = [rows["ensemble"][f"weight.{m}"] for m in ("tfidf", "minilm-1l", "tfidf-half")]
@@ -71,8 +71,10 @@ def test_every_method_runs_in_a_sweep_and_reports_what_it_did(warm_project, caps
     assert rows["perturb"]["labels_transfer_acc"] == naive["labels_transfer_acc"], "same labels, new objective"
     assert rows["perturb"]["w2s_acc"] is not None
 
-    # the strong embeddings were computed once and shared by every method that reads them
-    assert len(list((project / ".w2s" / "cache" / "embeddings").iterdir())) == 1
+    # the strong embeddings of the split rows were computed once and shared by every method that
+    # reads them; the only other entry holds the two label names the zero-shot answers compare with
+    sizes = sorted(len(np.load(e / "vectors.npy")) for e in (project / ".w2s" / "cache" / "embeddings").iterdir())
+    assert sizes[0] == 2 and len(sizes) == 2
 
 
 def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(warm_project):
@@ -107,12 +109,19 @@ def test_ensemble_in_the_flow_versions_member_labels_and_logs_the_weights(warm_p
     assert version.tags["student_labels_md5"] == result.student_labels.md5
 
 
-@pytest.mark.parametrize("method", ["selective", "corrector"])
-def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, bundled_dir, method):
+@pytest.mark.parametrize(
+    "method, sets",
+    [
+        ("selective", []),  # zero-shot self-labels, P(IK) on the budget
+        ("corrector", []),
+        ("corrector", ["corrector.features=weak"]),  # the weak model's own TF-IDF features
+    ],
+)
+def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, bundled_dir, method, sets):
     """The same refinement on splits whose transfer/val/test labels are scrambled gives
     identical labels (separate caches, so nothing is simply reused)."""
     root = make_project(tmp_path / "proj", bundled_dir)
-    cfg = load_config(root / "params.yaml", [f"method={method}", "selective.folds=3", "corrector.folds=3"])
+    cfg = load_config(root / "params.yaml", [f"method={method}", "selective.folds=3", "corrector.folds=3", *sets])
     table = data_steps.ingest(cfg, Project(root), tmp_path)
     splits, _ = data_steps.make_splits(table, cfg, tmp_path)
     cache = ArtifactCache(tmp_path / "cache-a")
@@ -121,7 +130,8 @@ def test_refinement_never_reads_ground_truth_outside_the_weak_budget(tmp_path, b
     # the second cache starts with the weak model and the strong embeddings, which read no label
     # outside the budget either; the refined entry itself must be computed again
     for kind in ("weak", "embeddings"):
-        shutil.copytree(tmp_path / "cache-a" / kind, tmp_path / "cache-b" / kind, copy_function=os.link)
+        if (tmp_path / "cache-a" / kind).is_dir():  # no embeddings: a refinement without strong features
+            shutil.copytree(tmp_path / "cache-a" / kind, tmp_path / "cache-b" / kind, copy_function=os.link)
 
     df = pd.read_parquet(splits.path)
     rest = df["split"] != "weak_train"
@@ -179,3 +189,37 @@ def test_held_out_groups_must_exist(tmp_path, bundled_dir):
     table = data_steps.ingest(cfg, Project(root), tmp_path)
     with pytest.raises(DataError, match=r"absent from the data's groups \(data.group_column\)"):
         data_steps.make_splits(table, cfg, tmp_path)
+
+
+def test_raven_members_trained_on_parts_of_a_shifted_source_label_the_target(tmp_path, bundled_dir):
+    """RAVEN's own setting: with split.source_groups the weak budget comes from other topics than
+    transfer/val/test, and each ensemble member trains on its own part of that source."""
+    root = make_project(tmp_path / "proj", bundled_dir)
+    for name in ("20newsgroups-train.tab", "20newsgroups-test.tab"):
+        shutil.copyfile(bundled_dir / name, root / "data" / name)
+    source = {"one": ["comp.graphics", "rec.autos", "sci.crypt", "talk.politics.guns"],
+              "two": ["comp.sys.mac.hardware", "rec.motorcycles", "sci.med", "talk.politics.misc"]}  # fmt: skip
+    members = {name: {"groups": groups} for name, groups in source.items()}
+    cfg = load_config(
+        root / "params.yaml",
+        [
+            "data.name=20newsgroups-super",
+            "data.max_rows=3000",
+            f"split.source_groups={json.dumps(source['one'] + source['two'])}",
+            "split.weak_train=120",
+            "method=ensemble",
+            f"ensemble.members={json.dumps(members)}",
+        ],
+    )
+    table = data_steps.ingest(cfg, Project(root), tmp_path)
+    splits, _ = data_steps.make_splits(table, cfg, tmp_path)
+    df = pd.read_parquet(splits.path)
+    budget = df[df["split"] == "weak_train"]
+    assert set(budget["group"]) == set(source["one"] + source["two"])
+    assert not set(df.loc[df["split"] != "weak_train", "group"]) & set(budget["group"]), "the target is shifted"
+    cache = ArtifactCache(tmp_path / "cache")
+    refined = refine_supervisor(splits, weak_model.train_weak(splits, cfg, cache), get_method("ensemble")(cfg), cache)
+    for name, groups in source.items():
+        member = json.loads((cache.path("weak", refined.info["member_cache_keys"][name]) / "info.json").read_text())
+        assert member["train_examples"] == int(budget["group"].isin(groups).sum()) < len(budget), name
+    assert refined.info["members"] == ["one", "two"] and 0.0 <= refined.info["all_agree_frac"] <= 1.0

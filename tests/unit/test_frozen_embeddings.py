@@ -9,6 +9,8 @@ from w2s.core.cache import ArtifactCache
 from w2s.core.config import EncoderTrainConfig
 from w2s.core.frozen import embeddings
 
+from conftest import assert_truncations_share_one_pass
+
 
 def test_every_order_of_the_same_rows_shares_one_embedding_pass(tmp_path, minilm_2layer):
     tokenizer, model = minilm_2layer
@@ -24,3 +26,7 @@ def test_every_order_of_the_same_rows_shares_one_embedding_pass(tmp_path, minilm
     by_id = dict(zip(rows["id"], first, strict=True))
     np.testing.assert_array_equal(again, np.stack([by_id[i] for i in shuffled["id"]]))
     assert not np.allclose(again, first), "returned in the order asked for, not the stored one"
+
+
+def test_one_pass_embeds_every_truncation_of_minilm_exactly(tmp_path):
+    assert_truncations_share_one_pass("minilm-l6", [1, 3, 6], tmp_path)

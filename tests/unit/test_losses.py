@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
+from w2s.core.links import link_of, probabilities
 from w2s.core.losses import LOSSES, LogConf, Product, make_loss
 
 
@@ -12,10 +14,10 @@ def _ce(target, probs):
     return -sum(t * math.log(p) for t, p in zip(target, probs, strict=False))
 
 
-def test_registry_has_the_three_losses_and_builds_a_fresh_instance_per_run():
+def test_registry_has_the_four_losses_and_builds_a_fresh_instance_per_run():
     from w2s.core.config import StrongConfig
 
-    assert set(LOSSES) == {"xent", "logconf", "product"}
+    assert set(LOSSES) == {"xent", "logconf", "product", "squared"}
     # the config's choices are the registry's, and every loss's settings section exists
     assert set(StrongConfig.model_fields["loss"].annotation.__args__) == set(LOSSES)
     with pytest.raises(KeyError, match="unknown loss 'hinge'"):
@@ -93,3 +95,57 @@ def test_product_target_and_loss():
     assert prod(logits, weak, 0.5).item() == pytest.approx(_ce([1 / 3, 2 / 3], [0.25, 0.75]))
     # strong_exp = 0 recovers plain cross-entropy on the weak labels
     assert Product(strong_exp=0.0)(logits, weak, 0.5).item() == pytest.approx(_ce([0.6, 0.4], [0.25, 0.75]))
+
+
+# ---- squared loss (Charikar et al.'s setting) and output links ---------------------------------
+
+
+def test_squared_loss_is_the_sum_of_squares_of_the_raw_outputs_to_the_labels():
+    outputs = torch.tensor([[0.7, 0.1], [0.2, 1.0]])
+    target = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    expected = ((0.3**2 + 0.1**2) + (0.3**2 + 0.5**2)) / 2
+    loss = make_loss("squared")
+    assert loss(outputs, target, 0.4).item() == pytest.approx(expected)
+    assert link_of(loss) == "simplex" and link_of(make_loss("xent")) == "softmax"
+
+
+def test_simplex_projection_is_the_euclidean_projection_and_never_moves_away_from_the_simplex():
+    rng = np.random.default_rng(0)
+    v = rng.normal(scale=0.7, size=(200, 4)) + 0.25
+    p = probabilities(v, "simplex")
+    assert (p >= 0).all() and np.allclose(p.sum(1), 1.0)
+    assert (p.argmax(1) == v.argmax(1)).all(), "the argmax (the predicted class) is kept"
+    inside = rng.dirichlet([1, 1, 1, 1], size=200)
+    np.testing.assert_allclose(probabilities(inside, "simplex"), inside, atol=1e-12)
+    # the closest point of the simplex: no random point of it is nearer to v
+    others = rng.dirichlet([1, 1, 1, 1], size=(500,))
+    for row, proj in zip(v[:20], p[:20], strict=True):
+        assert np.sum((row - proj) ** 2) <= np.min(np.sum((row - others) ** 2, axis=1)) + 1e-12
+    # non-expansive towards any point of the simplex (a label): squared errors only shrink
+    labels = rng.dirichlet([1, 1, 1, 1], size=200)
+    assert (np.sum((p - labels) ** 2, 1) <= np.sum((v - labels) ** 2, 1) + 1e-12).all()
+    np.testing.assert_allclose(probabilities(v), np.exp(v) / np.exp(v).sum(1, keepdims=True))
+    with pytest.raises(KeyError, match="unknown output link 'identity'"):
+        probabilities(v, "identity")
+
+
+def test_a_linear_head_trained_with_the_squared_loss_is_the_least_squares_fit():
+    """The frozen head (HeadOnly) trained with `squared` converges to the closed-form least-squares
+    solution: a linear model fit by squared loss, the convex class the misfit theorem is about."""
+    from w2s.core.config import EncoderTrainConfig
+    from w2s.core.frozen import Embedded
+    from w2s.core.train import train
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    labels = rng.dirichlet([1, 1, 1], size=300).astype(np.float32)
+    torch.manual_seed(0)
+    head = torch.nn.Linear(5, 3)
+    cfg = EncoderTrainConfig(epochs=400, batch_size=300, lr=0.05, weight_decay=0.0, warmup_frac=0.0, evals_per_epoch=1)
+    train(head, Embedded(torch.from_numpy(x)), labels, cfg, seed=0, loss_fn=make_loss("squared"))
+    design = np.hstack([x, np.ones((300, 1))])
+    solution = np.linalg.lstsq(design, labels, rcond=None)[0]
+    with torch.no_grad():
+        fitted = head(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(fitted, design @ solution, atol=2e-3)
+    np.testing.assert_allclose(fitted.sum(1), 1.0, atol=2e-3)  # least squares of rows summing to 1 sums to 1

@@ -244,3 +244,77 @@ def test_flip_rate_counts_changed_predictions():
     a = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
     b = np.array([[0.8, 0.2], [0.7, 0.3], [0.4, 0.6]])
     assert flip_rate(a, b) == pytest.approx(2 / 3)
+
+
+def test_zero_shot_answers_are_the_nearest_label_description_and_read_no_label():
+    from w2s.methods.selective import zero_shot_answers
+
+    x, y = clusters(30, 3)
+    centres = np.stack([x[y == c].mean(0) for c in range(3)])
+    own = zero_shot_answers(x[:45], x[45:], centres, temperature=0.05)
+    assert own.source == "zero_shot"
+    assert (own.budget.argmax(1) == y[:45]).all() and (own.target.argmax(1) == y[45:]).all()
+    np.testing.assert_allclose(own.target.sum(1), 1.0)
+    cooler = zero_shot_answers(x[:45], x[45:], centres, temperature=1.0)
+    assert (cooler.target.argmax(1) == own.target.argmax(1)).all(), "the temperature sets confidence only"
+    assert cooler.target.max(1).mean() < own.target.max(1).mean()
+
+
+def test_pik_gate_on_zero_shot_answers_self_labels_where_they_are_right():
+    """The model's own (zero-shot) answer is right in region A and wrong in region B; P(IK), trained
+    on the budget, learns where, so the gate keeps the own answers in A and the weak labels in B."""
+    from w2s.methods.selective import OwnAnswers, gate_labels
+
+    rng = np.random.default_rng(0)
+    n = 400
+    region_a = rng.random(n) < 0.5
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, 4))
+    x[:, 1] += np.where(region_a, 3.0, -3.0)  # the probe can tell the regions apart
+    answer = np.where(region_a, y, 1 - y)  # right in A, wrong in B
+    confident = np.eye(2)[answer] * 0.8 + 0.1  # equally confident everywhere: confidence cannot tell
+    weak = np.eye(2)[y] * 0.6 + 0.2
+    weak[rng.random(n) < 0.2] = [0.5, 0.5]
+    budget, target = np.arange(0, 200), np.arange(200, n)
+    own = OwnAnswers(confident[budget], confident[target], "zero_shot")
+    res = gate_labels(x[budget], y[budget], weak[budget], x[target], weak[target], own, "pik", None, 5, 1.0, 0)
+    assert res.gate[region_a[target]].mean() > 0.9 and res.gate[~region_a[target]].mean() < 0.1
+    assert np.mean(res.probs.argmax(1) == y[target]) > np.mean(weak[target].argmax(1) == y[target])
+    assert res.info["self_labels"] == "zero_shot" and res.info["head_oof_acc"] == pytest.approx(
+        np.mean(answer[budget] == y[budget])
+    )
+    plain = gate_labels(x[budget], y[budget], weak[budget], x[target], weak[target], own, "confidence", None, 5, 1.0, 0)
+    assert not plain.gate.any(), "a confidence gate cannot separate the regions: it keeps the weak labels"
+
+
+def test_corrector_on_sparse_features_computes_what_it_does_on_the_same_dense_ones():
+    from scipy import sparse
+
+    x, y = clusters(40, 2, spread=0.5)
+    x = np.where(np.abs(x) > 3, x, 0.0)  # mostly zeros, like TF-IDF
+    weak = np.random.default_rng(1).dirichlet([1, 1], size=len(y))
+    cfg = CorrectorConfig(steps=50)
+    dense, dense_losses = fit_corrector(x, weak, y, cfg, seed=0)
+    sp, sparse_losses = fit_corrector(sparse.csr_matrix(x), weak, y, cfg, seed=0)
+    np.testing.assert_allclose(sparse_losses, dense_losses, rtol=1e-9)
+    np.testing.assert_allclose(correct(sp, sparse.csr_matrix(x), weak), correct(dense, x, weak), atol=1e-9)
+
+
+def test_weak_side_features_are_the_weak_models_own_tfidf_features(tmp_path):
+    from types import SimpleNamespace
+
+    from w2s.core.config import WeakConfig
+    from w2s.core.models.weak import train_tfidf
+    from w2s.methods.corrector import weak_side_features
+
+    texts = [f"the {w} senator said {i} things about {w}" for i, w in enumerate(["tax", "war", "jobs"] * 10)]
+    budget = pd.DataFrame({"text": texts[:20]})
+    targets = pd.DataFrame({"text": texts[20:]})
+    weak = WeakConfig(tfidf={"ngram_max": 2, "max_features": 50})
+    train_tfidf(budget["text"].tolist(), np.arange(20) % 2, 2, weak, 0, tmp_path)
+    import joblib
+
+    vectorizer = joblib.load(tmp_path / "tfidf.joblib")[0]  # the weak model's own featuriser
+    x_budget, x_targets = weak_side_features(SimpleNamespace(budget=budget, targets=targets), weak)
+    assert (x_budget != vectorizer.transform(budget["text"])).nnz == 0
+    assert (x_targets != vectorizer.transform(targets["text"])).nnz == 0

@@ -91,3 +91,50 @@ def test_a_2000_row_table_splits_with_the_default_sizes():
     ).assign(group=None, pair=None)
     counts = assign_splits(table, SplitConfig(), seed=0)["split"].value_counts().to_dict()
     assert counts == {"transfer": 1111, "test": 555, "val": 222, "weak_train": 111}
+
+
+def _grouped(n_per: int = 100) -> pd.DataFrame:
+    """Four topics, two per class: a/x and a/y are class a, b/x and b/y class b."""
+    groups = ["a/x", "a/y", "b/x", "b/y"]
+    g = np.repeat(groups, n_per)
+    return pd.DataFrame(
+        {"id": [f"i{k}" for k in range(len(g))], "text": [f"t{k}" for k in range(len(g))], "label": [s[0] for s in g]}
+    ).assign(group=g)
+
+
+def test_source_groups_train_the_weak_budget_on_a_shifted_source_and_the_rest_on_the_target():
+    cfg = SplitConfig(weak_train=40, transfer=120, val=20, test=40, min_test=20, source_groups=["a/x", "b/x"])
+    out = assign_splits(_grouped(), cfg, seed=0)
+    groups = out.groupby("split")["group"].agg(set).to_dict()
+    assert groups["weak_train"] == {"a/x", "b/x"}
+    for split in ("transfer", "val", "test"):
+        assert groups[split] <= {"a/y", "b/y"}, split
+    assert out["split"].value_counts().to_dict() == {"transfer": 120, "weak_train": 40, "test": 40, "val": 20}
+    weak = out[out["split"] == "weak_train"]
+    assert weak["label"].value_counts().to_dict() == {"a": 20, "b": 20}, "stratified by class"
+    assert out["id"].is_unique and out.equals(assign_splits(_grouped(), cfg, seed=0))
+    # with held-out groups too: three pools, none shared
+    both = cfg.model_copy(update={"ood_groups": ["b/y"], "ood_test": 40, "transfer": 80})
+    out = assign_splits(_grouped(), both, seed=1)
+    assert set(out.loc[out["split"] == "ood_test", "group"]) == {"b/y"}
+    assert set(out.loc[out["split"].isin(["transfer", "val", "test"]), "group"]) == {"a/y"}
+
+
+def test_source_groups_must_exist_leave_a_target_and_stay_apart_from_held_out_groups():
+    with pytest.raises(DataError, match=r"source_groups names group\(s\) absent .*\['c/z'\]"):
+        assign_splits(_grouped(), SplitConfig(weak_train=20, transfer=50, val=10, test=20, min_test=20,
+                                             source_groups=["c/z"]), seed=0)  # fmt: skip
+    every = SplitConfig(
+        weak_train=20, transfer=50, val=10, test=20, min_test=20, source_groups=["a/x", "a/y", "b/x", "b/y"]
+    )
+    with pytest.raises(DataError, match="no target rows"):
+        assign_splits(_grouped(), every, seed=0)
+    too_big = SplitConfig(
+        weak_train=20, transfer=300, val=10, test=20, min_test=20, scale_to_fit=False, source_groups=["a/x"]
+    )
+    with pytest.raises(
+        DataError, match=r"need 330 rows .* but the target data \(outside split.source_groups\) has 300"
+    ):
+        assign_splits(_grouped(), too_big, seed=0)
+    with pytest.raises(ValueError, match=r"share group\(s\) \['a/x'\]"):
+        SplitConfig(source_groups=["a/x"], ood_groups=["a/x"])

@@ -139,6 +139,13 @@ class SplitConfig(Section):
         "topics) never enter weak_train/transfer/val/test and form the `ood_test` split instead. Empty: no shift.",
     )
     ood_test: int = Field(1000, ge=2, description="Size of the ood_test split when ood_groups is set.")
+    source_groups: list[str] = Field(
+        default_factory=list,
+        description="Weak supervision from a shifted source: weak_train is drawn only from rows of "
+        "these groups (the data's `group` column) and transfer, val and test only from the other "
+        "groups (outside ood_groups), so the weak supervisors label a target they were not trained "
+        "on (RAVEN's setting). Empty: every split from the same groups.",
+    )
 
     @model_validator(mode="after")
     def _test_size(self) -> SplitConfig:
@@ -148,6 +155,9 @@ class SplitConfig(Section):
             raise ValueError("the split fractions add up to more than 1")
         if self.ood_groups and self.ood_test < self.min_test:
             raise ValueError(f"split.ood_test={self.ood_test} is below split.min_test={self.min_test}")
+        both = sorted(set(self.source_groups) & set(self.ood_groups))
+        if both:
+            raise ValueError(f"split.source_groups and split.ood_groups share group(s) {both}")
         return self
 
 
@@ -234,6 +244,31 @@ class FrozenConfig(Section):
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate of the head on frozen features.")
     epochs: float = Field(30.0, gt=0, description="Passes over the cached embeddings.")
     batch_size: int = Field(64, ge=1, description="Embeddings per step.")
+    embed_layers: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=list,
+        description="Encoders only: when the embeddings of strong.num_layers are computed, also cache "
+        "those of these truncations of strong.model (its first N blocks) from the same forward pass, so "
+        "a sweep over strong.num_layers embeds each row once. They equal each truncated model's own "
+        "embeddings. Empty: only strong.num_layers. Changes no model, so it enters no cache key.",
+    )
+
+
+class BudgetTrainConfig(Section):
+    """Training settings of the strong-on-budget baseline that may differ from the student's, so
+    that each can get its own tuning (by the same rule)."""
+
+    epochs: float | None = Field(
+        None,
+        gt=0,
+        description="Passes over weak_train for the strong-on-budget baseline; None: the student's "
+        "(strong.epochs, or strong.frozen.epochs with mode=frozen).",
+    )
+    lr: float | None = Field(
+        None,
+        gt=0,
+        description="Learning rate of the strong-on-budget baseline; None: the student's (strong.lr, or "
+        "strong.frozen.lr with mode=frozen).",
+    )
 
 
 class DeepSpeedConfig(Section):
@@ -285,10 +320,27 @@ class DistributedConfig(Section):
 
 def weights_only(strong: dict[str, Any]) -> dict[str, Any]:
     """A strong config's dump without the settings that cannot change the weights (a launch's
-    time limit), so changing them reuses the cached model."""
+    time limit; the budget baseline's own overrides, which only the budget run applies, to its
+    own copy; the truncations that share an embedding pass), so changing them reuses the cached
+    model."""
+    strong = {k: v for k, v in strong.items() if k != "budget"}
+    if "frozen" in strong:  # which other truncations share the embedding pass changes no model
+        strong["frozen"] = {k: v for k, v in strong["frozen"].items() if k != "embed_layers"}
     if "distributed" not in strong:
         return strong
     return {**strong, "distributed": {k: v for k, v in strong["distributed"].items() if k != "timeout_s"}}
+
+
+def budget_strong(strong: StrongConfig) -> StrongConfig:
+    """The strong config the budget baseline trains with: `strong.budget`'s epochs and lr in
+    place of the ones the active mode reads (`strong.*` when fine-tuning, `strong.frozen.*` on
+    frozen features), everything else the student's. Applying it twice changes nothing."""
+    override = {k: v for k, v in strong.budget.model_dump().items() if v is not None}
+    if not override:
+        return strong
+    if strong.mode == "frozen":
+        return strong.model_copy(update={"frozen": strong.frozen.model_copy(update=override)})
+    return strong.model_copy(update=override)
 
 
 class StrongConfig(EncoderTrainConfig):
@@ -312,10 +364,17 @@ class StrongConfig(EncoderTrainConfig):
         "train only the head (fast; see `frozen`).",
     )
     frozen: FrozenConfig = Field(default_factory=FrozenConfig, description="Settings of mode=frozen.")
-    loss: Literal["xent", "logconf", "product"] = Field(
+    loss: Literal["xent", "logconf", "product", "squared"] = Field(
         "xent",
         description="Student loss: xent (soft cross-entropy), logconf (auxiliary "
-        "confidence), product (product-of-experts target).",
+        "confidence), product (product-of-experts target), squared (least squares of the head's "
+        "outputs to the soft labels; the outputs are probabilities, projected onto the simplex, "
+        "not logits: with mode=frozen, a linear head fit by least squares, Charikar et al.'s "
+        "convex setting). The ceiling and the budget baseline always train with xent.",
+    )
+    budget: BudgetTrainConfig = Field(
+        default_factory=BudgetTrainConfig,
+        description="Overrides of epochs and lr for the strong-on-budget baseline alone (default: the student's).",
     )
     logconf: LogConfConfig = Field(default_factory=LogConfConfig, description="Settings of loss=logconf.")
     product: ProductConfig = Field(default_factory=ProductConfig, description="Settings of loss=product.")

@@ -4,6 +4,13 @@
 training done. `LOSSES` maps each `strong.loss` name to its class; `make_loss` builds a fresh
 instance for one training run from the configured settings (the confidence loss keeps a buffer
 of recent rows, so no two runs may share one).
+
+A loss also says how the model's outputs become class probabilities, its `link`
+(`w2s.core.links.LINKS`):
+`softmax` for the cross-entropy losses, whose outputs are logits; `simplex` for the squared loss,
+whose outputs are the predicted probability vectors themselves (projected onto the simplex, so
+they are probabilities). The pipeline and the saved model read the link by name and never ask
+which loss trained the model.
 """
 
 from __future__ import annotations
@@ -103,8 +110,20 @@ class Product:
         return soft_ce(logits, self.target(logits, weak_probs))
 
 
+class Squared:
+    """Squared loss on the model's raw outputs, `sum_k (f_k(x) - p_w(x)_k)^2` averaged over rows:
+    with a linear head on frozen features, least squares over a convex class (Charikar et al.'s
+    setting). The outputs are the predicted probability vectors, not logits (`link = simplex`)."""
+
+    link = "simplex"
+
+    def __call__(self, logits: torch.Tensor, weak_probs: torch.Tensor, step_frac: float) -> torch.Tensor:
+        del step_frac  # constant over training
+        return ((logits.float() - weak_probs.float()) ** 2).sum(-1).mean()
+
+
 # `strong.loss` name -> loss class; its settings (if any) are the `strong.<name>` section.
-LOSSES: dict[str, type] = {"xent": Xent, "logconf": LogConf, "product": Product}
+LOSSES: dict[str, type] = {"xent": Xent, "logconf": LogConf, "product": Product, "squared": Squared}
 
 
 def make_loss(name: str, settings: Any = None) -> Loss:

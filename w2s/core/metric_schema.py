@@ -126,7 +126,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("misfit", "Squared distance of the student's probabilities to its training labels, on weakly "
            "labelled val.", higher_is_better=None, floor=True),
     Metric("misfit_kl", "KL(labels || student) on weakly labelled val.", higher_is_better=None),
-    Metric("actual_gain", "Test Brier score of the supervisor minus the student's.", floor=True),
+    Metric("actual_gain", "Test Brier score of the supervisor minus the student's: the gain `misfit` bounds.",
+           floor=True),
+    Metric("actual_gain_kl", "Test log loss of the supervisor minus the student's: the gain `misfit_kl` goes "
+           "with."),
     Metric("gain_minus_misfit", "actual_gain - misfit: >= 0 where the misfit bound holds.", floor=True),
     # the labels the student learned from (diagnostics: transfer ground truth is never trained on)
     Metric("weak_transfer_acc", "Accuracy of the weak labels on transfer, against its ground truth."),
@@ -136,6 +139,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("changed_frac_transfer", "Fraction of transfer labels a refining method changed.",
            higher_is_better=None, aggregated=False),
     # training dynamics (read after training, never used to pick anything)
+    # ground-truth val accuracy of the kept models: what a tuning rule reads (an oracle when it
+    # picks settings, applied alike to the student and the budget baseline); no run reads it
+    Metric("w2s_val_acc", "Ground-truth val accuracy of the student as kept (read after training, for tuning "
+           "rules; never used by the run)."),
+    Metric("strong_budget_val_acc", "Ground-truth val accuracy of the strong-on-budget baseline (the same use)."),
     Metric("student_steps", "Optimiser steps the student took.", higher_is_better=None),
     Metric("val_acc_last", "Ground-truth val accuracy of the student at its last evaluation."),
     Metric("val_acc_peak", "Its peak over training."),

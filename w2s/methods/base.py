@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from w2s.core.config import BaseConfig, WeakConfig
+from w2s.core.config import BaseConfig, EncoderTrainConfig, WeakConfig
 from w2s.core.data.split import encode_labels
 from w2s.core.metric_schema import Metric
 from w2s.core.refs import LabelsRef, ModelRef, split_part
@@ -93,12 +93,34 @@ class RefineInputs:
     weak_probs: np.ndarray  # on `targets`, aligned by id
     targets: pd.DataFrame  # transfer, val, test (and ood_test) rows, in prediction order
     embed_ids: Callable[[pd.Series], np.ndarray]  # strong-model embeddings of rows, by id
-    # train another weak supervisor (config, optional (fraction, seed) of the budget); returns
-    # its probabilities on `targets` and its cache entry
-    train_weak: Callable[[WeakConfig, tuple[float, int] | None], tuple[np.ndarray, ModelRef]]
+    # train another weak supervisor (config, optional (fraction, seed) of the budget, and
+    # optionally only the budget's rows of some groups); returns its probabilities on `targets`
+    # and its cache entry
+    train_weak: Callable[..., tuple[np.ndarray, ModelRef]]
+    # pooled embeddings of any `id, text` rows by any transformer config (cached by content): the
+    # strong model's of free texts such as label descriptions, a weak encoder's of split rows
+    embed_rows_with: Callable[[EncoderTrainConfig, pd.DataFrame], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         assert_blind(self.splits)
+
+    def embed_rows(self, ecfg: EncoderTrainConfig, rows: pd.DataFrame) -> np.ndarray:
+        """Embeddings of `rows` (`id`, `text`) by the transformer of `ecfg`, in their order."""
+        if self.embed_rows_with is None:
+            raise ValueError("this refinement was given no embedding service for other models or texts")
+        return self.embed_rows_with(ecfg, rows[["id", "text"]])
+
+    def embed_texts(self, texts: list[str]) -> np.ndarray:
+        """Strong-model embeddings of free texts (not split rows), e.g. label descriptions."""
+        rows = pd.DataFrame({"id": [f"free-text-{i}" for i in range(len(texts))], "text": texts})
+        return self.embed_rows(self.cfg.strong, rows)
+
+    def strong_is_decoder(self) -> bool:
+        """Whether the strong model is a causal LM (read from its config alone, no weights)."""
+        from w2s.core.models.arch import is_decoder
+        from w2s.core.models.resolve import check_model
+
+        return is_decoder(check_model(self.cfg.strong.model))
 
     @property
     def k(self) -> int:

@@ -114,6 +114,11 @@ class EnsembleMember(Section):
         1.0, gt=0, le=1, description="Train on this deterministic fraction of weak_train (stratified)."
     )
     subset_seed: int = Field(0, ge=0, description="Which subset, when subset_frac < 1.")
+    groups: list[str] = Field(
+        default_factory=list,
+        description="Train only on the weak_train rows of these groups (the data's `group` column; "
+        "with split.source_groups, a part of the shifted source). Empty: all of weak_train.",
+    )
 
 
 class EnsembleConfig(Section):
@@ -160,7 +165,8 @@ class Ensemble(RefiningMethod):
         c = self.settings
         members, keys = {}, {}
         for name, member in c.members.items():
-            members[name], ref = inp.train_weak(member.weak, (member.subset_frac, member.subset_seed))
+            subset = (member.subset_frac, member.subset_seed)
+            members[name], ref = inp.train_weak(member.weak, subset, tuple(member.groups))
             keys[name] = ref.key
         stacked = np.stack(list(members.values()), axis=1)  # N x M x K
         weights = initial_weights(stacked[inp.is_transfer()], c.init)

@@ -135,7 +135,9 @@ class _Model:
     def predict(self, ids: np.ndarray, texts: list[str]) -> pd.DataFrame:
         from w2s.core.models.batching import predict_texts
 
-        probs = predict_texts(self.model, self.tokenizer, texts, self.meta["max_length"])
+        probs = predict_texts(
+            self.model, self.tokenizer, texts, self.meta["max_length"], link=self.meta.get("link", "softmax")
+        )
         out = pd.DataFrame({"id": ids, "label": np.asarray(self.names, dtype=object)[probs.argmax(axis=1)]})
         for j, name in enumerate(self.names):
             out[f"p_{name}"] = probs[:, j]

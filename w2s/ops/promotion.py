@@ -135,7 +135,9 @@ def score_model(folder: Path, table: pd.DataFrame) -> dict[str, float | None]:
     if unknown:
         raise W2SError(f"evaluation label '{unknown[0]}' is not one of the model's labels {names}")
     y = table["label"].map({n: i for i, n in enumerate(names)}).to_numpy()
-    probs = predict_texts(model, tokenizer, table["text"].tolist(), meta["max_length"])
+    probs = predict_texts(
+        model, tokenizer, table["text"].tolist(), meta["max_length"], link=meta.get("link", "softmax")
+    )
     return {"acc": accuracy(probs, y), "auroc": auroc(probs, np.asarray(y))}
 
 

@@ -19,6 +19,7 @@ from w2s.core.refs import (
     SplitsRef,
     split_part,
 )
+from w2s.errors import DataError
 from w2s.pipeline.labels import (
     read_weak_labels,
 )
@@ -59,13 +60,19 @@ def evaluate(
     evals = {"test": test["id"], **({"ood_test": ood["id"]} if len(ood) else {})}
     fit = read_weak_labels(Path(labels.path))
     fit = fit[fit["split"] == "val"].reset_index(drop=True)
+    val = split_part(splits, "val")
     w = split_probs(weak, {**wanted, **evals})
-    s = split_probs(student, {**wanted, **evals, "val": fit["id"]})
-    c, b = split_probs(ceiling, evals), split_probs(budget, evals)
+    s = split_probs(student, {**wanted, **evals, "val": val["id"]})
+    c, b = split_probs(ceiling, evals), split_probs(budget, {**evals, "val": val["id"]})
     out = split_metrics(SplitPredictions(y, w["test"], s["test"], c["test"], b["test"]))
     out["n_test"] = float(len(test))
+    # For tuning rules only (read after training; no run chooses anything by them).
+    y_val = encode_labels(val["label"], names)
+    out["w2s_val_acc"], out["strong_budget_val_acc"] = accuracy(s["val"], y_val), accuracy(b["val"], y_val)
     supervisor = supervisor_of(weak, refined, chain)
     sup = w if supervisor is weak else split_probs(supervisor, evals)
+    if list(fit["id"]) != list(val["id"]):
+        raise DataError("the student's label file does not hold the val split's rows in its order")
     out.update(gain_over_labels(y, sup["test"], s["test"], np.stack(fit["weak_probs"].to_numpy()), s["val"]))
     if len(ood):
         y_ood = encode_labels(ood["label"], names)

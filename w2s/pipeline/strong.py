@@ -20,7 +20,7 @@ import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.config import StrongConfig, weights_only
+from w2s.core.config import StrongConfig, budget_strong, weights_only
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import encode_labels, hash_folds
 from w2s.core.refs import (
@@ -273,11 +273,16 @@ class CeilingRun(TrainingRun):
 class BudgetRun(CeilingRun):
     """The same strong model on the weak model's ground-truth budget (weak_train) alone: the
     baseline weak supervision has to beat to be worth it. It sees no other ground truth, so
-    it keeps its last step (selecting on ground-truth val would spend labels the budget lacks)."""
+    it keeps its last step (selecting on ground-truth val would spend labels the budget lacks).
+    `strong.budget` may give it its own epochs and lr (its tuning, independent of the student's);
+    unset, it trains exactly as the student does, and its cache key is what it always was."""
 
     kind = "budget"
     stage = "strong-budget"
     train_split = "weak_train"
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg.model_copy(update={"strong": budget_strong(cfg.strong)}))
 
     @property
     def select(self) -> None:
@@ -404,6 +409,7 @@ def _fit(
     splits_ref: SplitsRef, splits: pd.DataFrame, run: TrainingRun, folder: Path, cache: ArtifactCache
 ) -> dict[str, Any]:
     """Train the model of `run`, write its predictions, weights and training record into `folder`."""
+    from w2s.core.links import link_of
     from w2s.core.models.classifier import save_classifier, trainable_parameters
 
     names = splits_ref.label_names
@@ -412,11 +418,18 @@ def _fit(
     s = training_setup(names, splits, run, cache)
     backend = resolved_backend(scfg)
     result, extras = _train(s, run, backend, names, splits_ref.path, cache)
-    rows, probs = _predict(s, run, folder)
+    link = link_of(s.loss)  # how its outputs become probabilities (softmax of logits, or not)
+    rows, probs = _predict(s, run, folder, link)
     shards = extras.pop("shards", None)
     if shards is not None:  # which transfer rows each rank trained on (the sharding record)
         write_json(folder / "shards.json", shards)
-    meta = {"num_labels": len(names), "label_names": names, "max_length": scfg.max_length, "base_model": scfg.model}
+    meta = {
+        "num_labels": len(names),
+        "label_names": names,
+        "max_length": scfg.max_length,
+        "base_model": scfg.model,
+        "link": link,
+    }
     save_classifier(s.model, s.tokenizer, folder / "model", {**meta, "num_layers": scfg.num_layers})
     trainable, total = trainable_parameters(s.model)
     info = {
@@ -442,7 +455,7 @@ def _fit(
     }
     if run.predicts_transfer and scfg.mode == "finetune":
         # Flip rate under the lexicon perturbation: a robustness diagnostic for every student.
-        info["flip_rate"] = _flip_rate(s, scfg, probs[rows["split"].to_numpy() == "test"])
+        info["flip_rate"] = _flip_rate(s, scfg, probs[rows["split"].to_numpy() == "test"], link)
     info["seconds"] = round(time.perf_counter() - start, 2)
     write_json(folder / "info.json", info)
     return info
@@ -470,9 +483,10 @@ def _train(
     return result, loss_report(s.loss)
 
 
-def _predict(s: Any, run: TrainingRun, folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
+def _predict(s: Any, run: TrainingRun, folder: Path, link: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Predict every split the model predicts; write them in the splits table's row order."""
-    from w2s.core.models.batching import predict_logits, softmax
+    from w2s.core.links import probabilities
+    from w2s.core.models.batching import predict_logits
 
     transfer, val, *evals = s.parts
     enc_train, enc_val, *enc_evals = s.encs
@@ -483,19 +497,20 @@ def _predict(s: Any, run: TrainingRun, folder: Path) -> tuple[pd.DataFrame, np.n
     rows = pd.concat([df for df, _ in parts])
     batch = run.cfg.strong.eval_batch_size
     logits = [predict_logits(s.trainee, enc, batch, desc=f"predict {df['split'].iloc[0]}") for df, enc in parts]
-    probs = softmax(np.concatenate(logits))
+    probs = probabilities(np.concatenate(logits), link)
     # In the splits table's row order, so held-out training rows sit among the rows trained on.
     order = np.argsort(rows.index.to_numpy(), kind="stable")
     write_predictions(folder / "preds.parquet", rows["id"].iloc[order], rows["split"].iloc[order], probs[order])
     return rows, probs
 
 
-def _flip_rate(s: Any, scfg: Any, test_probs: np.ndarray) -> float:
+def _flip_rate(s: Any, scfg: Any, test_probs: np.ndarray, link: str) -> float:
     """How often the test prediction changes when the irrelevant tokens are dropped."""
-    from w2s.core.models.batching import encode, predict_logits, softmax
+    from w2s.core.links import probabilities
+    from w2s.core.models.batching import encode, predict_logits
     from w2s.core.perturbation import flip_rate, perturb_text
 
     test = s.parts[2]
     enc_pert = encode(s.tokenizer, [perturb_text(t, FLIP_DROP_FRAC) for t in test["text"]], scfg.max_length)
-    pert = softmax(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"))
+    pert = probabilities(predict_logits(s.model, enc_pert, scfg.eval_batch_size, desc="predict perturbed test"), link)
     return flip_rate(test_probs, pert)

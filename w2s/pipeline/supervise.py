@@ -19,7 +19,7 @@ import pandas as pd
 
 from w2s.config import Config
 from w2s.core.cache import ArtifactCache, cache_key
-from w2s.core.config import BaseConfig, WeakConfig
+from w2s.core.config import BaseConfig, EncoderTrainConfig, WeakConfig
 from w2s.core.data.sources import table_md5
 from w2s.core.data.split import without_transfer_truth
 from w2s.core.refs import (
@@ -117,11 +117,28 @@ def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMet
                 embedded["table"] = split_embeddings(blind, scfg, cache)
             return take(embedded["table"], ids)
 
-        def train_weak(wcfg: WeakConfig, subset: tuple[float, int] | None) -> tuple[np.ndarray, ModelRef]:
-            ref = weak_model.train_weak(blind_ref, cfg.model_copy(update={"weak": wcfg}), cache, subset=subset)
+        def train_weak(
+            wcfg: WeakConfig, subset: tuple[float, int] | None, groups: tuple[str, ...] = ()
+        ) -> tuple[np.ndarray, ModelRef]:
+            wrun = cfg.model_copy(update={"weak": wcfg})
+            ref = weak_model.train_weak(blind_ref, wrun, cache, subset=subset, groups=groups)
             return _probs_on(ref, targets), ref
 
-        inp = RefineInputs(blind, splits_ref.label_names, cfg, _probs_on(weak, targets), targets, embed_ids, train_weak)
+        def embed_rows_with(ecfg: EncoderTrainConfig, rows: pd.DataFrame) -> np.ndarray:
+            from w2s.core.embeddings import split_embeddings, take
+
+            return take(split_embeddings(rows, ecfg, cache), rows["id"])
+
+        inp = RefineInputs(
+            blind,
+            splits_ref.label_names,
+            cfg,
+            _probs_on(weak, targets),
+            targets,
+            embed_ids,
+            train_weak,
+            embed_rows_with,
+        )
         out = method.refine(inp)
     with cache.build("refined", key, spec) as folder:
         write_predictions(folder / "preds.parquet", targets["id"], targets["split"], out.probs)

@@ -22,6 +22,7 @@ from w2s.core.refs import (
     SplitsRef,
     split_part,
 )
+from w2s.errors import DataError
 from w2s.io import read_json, write_json
 from w2s.pipeline.labels import (
     write_predictions,
@@ -40,14 +41,22 @@ def budget_subset(train_df: pd.DataFrame, frac: float, seed: int) -> pd.DataFram
 
 
 def train_weak(
-    splits_ref: SplitsRef, cfg: Config, cache: ArtifactCache, subset: tuple[float, int] | None = None
+    splits_ref: SplitsRef,
+    cfg: Config,
+    cache: ArtifactCache,
+    subset: tuple[float, int] | None = None,
+    groups: tuple[str, ...] = (),
 ) -> ModelRef:
-    """Train the weak supervisor on weak_train ground truth (or a `(fraction, seed)` subset of
-    it); predict transfer, val, test and ood_test."""
+    """Train the weak supervisor on weak_train ground truth (or on its rows of `groups`, and/or a
+    `(fraction, seed)` subset of it); predict transfer, val, test and ood_test."""
     from w2s.core.models.weak import WEAK_TRAINERS
 
     splits = pd.read_parquet(splits_ref.path)
     train_df = split_part(splits, "weak_train")
+    if groups:
+        train_df = train_df[train_df["group"].isin(groups)]
+        if train_df.empty:
+            raise DataError(f"no weak_train row is in the group(s) {list(groups)}")
     if subset is not None and subset[0] < 1:
         train_df = budget_subset(train_df, *subset)
     targets = splits[splits["split"].isin(PREDICT_SPLITS)]

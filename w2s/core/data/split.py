@@ -72,12 +72,12 @@ def _listed(sizes: dict[str, int]) -> str:
     return " + ".join(f"{name} {n}" for name, n in sizes.items())
 
 
-def split_sizes(cfg: SplitConfig, rows: int, pool: str = "the data") -> dict[str, int]:
-    """Rows of each split for a pool of `rows` rows: a fraction of the pool, or a count. Counts
-    that need more rows than the pool has are scaled down in proportion, with a warning, when
-    `split.scale_to_fit` (else, and when the scaled test split falls below `split.min_test`, a
-    `DataError` says what is missing)."""
-    sizes = {name: int(v * rows) if isinstance(v, float) else v for name, v in ((n, getattr(cfg, n)) for n in SIZED)}
+def split_sizes(cfg: SplitConfig, rows: int, pool: str = "the data", names: tuple[str, ...] = SIZED) -> dict[str, int]:
+    """Rows of each split of `names` for a pool of `rows` rows: a fraction of the pool, or a count.
+    Counts that need more rows than the pool has are scaled down in proportion, with a warning,
+    when `split.scale_to_fit` (else, and when the scaled test split falls below `split.min_test`,
+    a `DataError` says what is missing)."""
+    sizes = {name: int(v * rows) if isinstance(v, float) else v for name, v in ((n, getattr(cfg, n)) for n in names)}
     need = sum(sizes.values())
     if need <= rows:
         return sizes
@@ -85,7 +85,7 @@ def split_sizes(cfg: SplitConfig, rows: int, pool: str = "the data") -> dict[str
     if not cfg.scale_to_fit:
         raise DataError(asked)
     scaled = {name: max(2, n * rows // need) for name, n in sizes.items()}
-    if scaled["test"] < cfg.min_test:
+    if scaled.get("test", cfg.min_test) < cfg.min_test:
         raise DataError(
             f"{asked}; scaled to fit, test would hold {scaled['test']} rows, below split.min_test={cfg.min_test}"
         )
@@ -97,14 +97,31 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
     """Return the rows used by the experiment with a `split` column; same seed, same splits.
 
     With `ood_groups`, those groups' rows are set aside first (a sample of them is `ood_test`)
-    and every other split is drawn from the remaining groups only. Paired data is split by item:
-    a split of n rows takes the whole items that hold about n rows (exactly n for pairs and an
+    and every other split is drawn from the remaining groups only. With `source_groups`,
+    weak_train is drawn from those groups' rows and transfer, val and test from the other
+    groups' (a weak supervisor trained on a shifted source). Paired data is split by item: a
+    split of n rows takes the whole items that hold about n rows (exactly n for pairs and an
     even n), and weak_train is stratified by each item's label set.
     """
     rng = np.random.default_rng(seed)
     ood = None
     if cfg.ood_groups:
         table, ood = _hold_out(table, cfg, np.random.default_rng([seed, 1]))
+    parts = _source_shift_parts(table, cfg, rng) if cfg.source_groups else _parts(table, cfg, rng)
+    if ood is not None:
+        parts.append(ood)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _named(table: pd.DataFrame, codes: np.ndarray, chosen: np.ndarray, name: str) -> pd.DataFrame:
+    """The rows of the chosen items, with the split's name."""
+    part = table.iloc[items.rows_of(codes, chosen)].copy()
+    part["split"] = name
+    return part
+
+
+def _parts(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -> list[pd.DataFrame]:
+    """The four splits drawn from one pool: weak_train stratified, the rest a permutation."""
     pool = "the data outside split.ood_groups" if cfg.ood_groups else "the data"
     sizes = split_sizes(cfg, len(table), pool)
     need = sum(sizes.values())
@@ -122,14 +139,42 @@ def assign_splits(table: pd.DataFrame, cfg: SplitConfig, seed: int) -> pd.DataFr
     rest = rng.permutation(np.setdiff1d(np.arange(n_items), weak))
     cuts = np.cumsum([test_n, val_n, transfer_n])
     test, val, transfer = rest[: cuts[0]], rest[cuts[0] : cuts[1]], rest[cuts[1] : cuts[2]]
-    parts = []
-    for name, chosen in (("weak_train", weak), ("transfer", transfer), ("val", val), ("test", test)):
-        part = table.iloc[items.rows_of(codes, chosen)].copy()
-        part["split"] = name
-        parts.append(part)
-    if ood is not None:
-        parts.append(ood)
-    return pd.concat(parts, ignore_index=True)
+    chosen = (("weak_train", weak), ("transfer", transfer), ("val", val), ("test", test))
+    return [_named(table, codes, rows, name) for name, rows in chosen]
+
+
+def _source_shift_parts(table: pd.DataFrame, cfg: SplitConfig, rng: np.random.Generator) -> list[pd.DataFrame]:
+    """weak_train from the source groups' items; transfer, val and test from the other items."""
+    groups = table["group"]
+    unknown = sorted(set(cfg.source_groups) - set(groups.dropna().unique()))
+    if unknown:
+        raise DataError(f"split.source_groups names group(s) absent from the data's `group` column: {unknown}")
+    codes = items.item_codes(table)
+    # An item with any row in a source group is a source item, so no item straddles the two pools.
+    is_source = np.isin(codes, np.unique(codes[groups.isin(cfg.source_groups).to_numpy()]))
+    source, target = table[is_source].reset_index(drop=True), table[~is_source].reset_index(drop=True)
+    if target.empty:
+        raise DataError("split.source_groups covers every group: no target rows are left for transfer, val and test")
+    weak_size = split_sizes(cfg, len(source), "the data in split.source_groups", ("weak_train",))
+    sizes = split_sizes(cfg, len(target), "the target data (outside split.source_groups)", ("transfer", "val", "test"))
+    s_codes, t_codes = items.item_codes(source), items.item_codes(target)
+    weak_n = items.items_for(weak_size["weak_train"], items.item_count(s_codes), len(source))
+    test_n, val_n, transfer_n = (
+        items.items_for(sizes[name], items.item_count(t_codes), len(target)) for name in ("test", "val", "transfer")
+    )
+    if test_n + val_n + transfer_n > items.item_count(t_codes):
+        raise DataError(
+            f"the target splits need {_listed(sizes)} rows but the target data has {len(target)} rows "
+            f"({items.item_count(t_codes)} items)"
+        )
+    weak = stratified_take(items.item_strata(source["label"].to_numpy(), s_codes), weak_n, rng)
+    rest = rng.permutation(items.item_count(t_codes))
+    cuts = np.cumsum([test_n, val_n, transfer_n])
+    test, val, transfer = rest[: cuts[0]], rest[cuts[0] : cuts[1]], rest[cuts[1] : cuts[2]]
+    target_parts = [
+        _named(target, t_codes, rows, name) for name, rows in (("transfer", transfer), ("val", val), ("test", test))
+    ]
+    return [_named(source, s_codes, weak, "weak_train"), *target_parts]
 
 
 def encode_labels(labels: pd.Series, names: list[str]) -> np.ndarray:

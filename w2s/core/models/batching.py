@@ -14,6 +14,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from w2s.core.links import probabilities
+
 log = logging.getLogger(__name__)
 
 
@@ -112,16 +114,16 @@ def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int, desc
     return out
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float64, renormalised so each row sums to 1."""
-    z = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def predict_texts(
-    model: torch.nn.Module, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64
+    model: torch.nn.Module,
+    tokenizer,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+    link: str = "softmax",
 ) -> np.ndarray:
-    """Class probabilities for raw texts (the served model's predict, shared by the gate)."""
+    """Class probabilities for raw texts (the served model's predict, shared by the gate); `link`
+    is the saved model's output link (`w2s.core.losses.LINKS`: softmax of logits, or the simplex
+    projection of a squared-loss head's outputs)."""
     with torch.inference_mode():
-        return softmax(predict_logits(model, encode(tokenizer, texts, max_length), batch_size))
+        return probabilities(predict_logits(model, encode(tokenizer, texts, max_length), batch_size), link)

@@ -82,6 +82,18 @@ class TextClassifier(nn.Module):
             out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
             return POOLERS[self.pooling](out.last_hidden_state, attention_mask).float()
 
+    def embed_layers(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, layers: list[int]) -> torch.Tensor:
+        """The pooled output of each of the first `layers[i]` blocks, concatenated (fp32), from one
+        forward pass. For an encoder, block n's output is exactly what the model truncated to n
+        blocks returns (each block ends in its own LayerNorm); a decoder's last hidden state has a
+        final norm applied that the intermediate ones lack, so decoders are refused."""
+        if self.decoder:
+            raise ConfigError("embeddings of several truncations from one pass hold only for encoders")
+        with torch.autocast(input_ids.device.type, dtype=self.autocast or torch.float32, enabled=bool(self.autocast)):
+            out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+            pool = POOLERS[self.pooling]
+            return torch.cat([pool(out.hidden_states[n], attention_mask).float() for n in layers], dim=1)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         pooled = self.embed(input_ids, attention_mask)
         # the head is fp32, except inside a DeepSpeed bf16/fp16 engine, which casts every weight
@@ -114,12 +126,20 @@ def check_options(cfg: EncoderTrainConfig, where: str) -> None:
     """Every model option of `cfg` checked against the model's config alone (no weights): the
     model exists, `num_layers` is within its depth, LoRA knows its projections, the device runs
     the precision. Errors name the config key (`where`: e.g. `strong`, `weak.encoder`)."""
-    from w2s.core.models.arch import check_num_layers, lora_targets
+    from w2s.core.models.arch import check_num_layers, is_decoder, lora_targets
     from w2s.core.models.resolve import check_model
 
     config = check_model(cfg.model)
+    shared = getattr(getattr(cfg, "frozen", None), "embed_layers", None) or []
     try:
         check_num_layers(config, cfg.num_layers)
+        for n in shared:
+            check_num_layers(config, n)
+        if shared and is_decoder(config):
+            raise ConfigError(
+                "frozen.embed_layers: one embedding pass serves several truncations of an encoder only "
+                "(a decoder's last hidden state is normed, its intermediate ones are not)"
+            )
         if cfg.lora.r:
             lora_targets(config, cfg.lora.target_modules)
         check_precision(cfg.precision)

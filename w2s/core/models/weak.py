@@ -12,22 +12,26 @@ from pathlib import Path
 import numpy as np
 
 from w2s.core.config import WeakConfig
-from w2s.core.models.batching import encode, predict_logits, softmax
+from w2s.core.links import softmax
+from w2s.core.models.batching import encode, predict_logits
+
+
+def tfidf_vectorizer(cfg: WeakConfig):
+    """The TF-IDF featuriser of the weak supervisor (unfitted): what the weak model reads."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        ngram_range=(1, cfg.tfidf.ngram_max), max_features=cfg.tfidf.max_features, sublinear_tf=True, min_df=1
+    )
 
 
 def train_tfidf(texts: list[str], y: np.ndarray, num_classes: int, cfg: WeakConfig, seed: int, out_dir: Path):
     """Fit TF-IDF + logistic regression; save it with joblib; return a predict_proba callable."""
     import joblib
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    pipe = make_pipeline(
-        TfidfVectorizer(
-            ngram_range=(1, cfg.tfidf.ngram_max), max_features=cfg.tfidf.max_features, sublinear_tf=True, min_df=1
-        ),
-        LogisticRegression(C=cfg.tfidf.C, max_iter=2000, random_state=seed),
-    )
+    pipe = make_pipeline(tfidf_vectorizer(cfg), LogisticRegression(C=cfg.tfidf.C, max_iter=2000, random_state=seed))
     pipe.fit(texts, y)
     joblib.dump(pipe, out_dir / "tfidf.joblib")
     seen = pipe.classes_.astype(int)

@@ -45,5 +45,7 @@ class TextClassifierModel(PythonModel):
         texts = as_texts(model_input)
         if not texts:
             return pd.DataFrame(columns=self.meta["label_names"])
-        probs = predict_texts(self.model, self.tokenizer, texts, self.meta["max_length"])
+        probs = predict_texts(
+            self.model, self.tokenizer, texts, self.meta["max_length"], link=self.meta.get("link", "softmax")
+        )
         return pd.DataFrame(probs, columns=self.meta["label_names"])
