@@ -133,3 +133,15 @@ def test_curve_diagnostics_read_the_peak_the_end_and_the_weak_val_pick():
     assert metrics.curve_diagnostics(blind) == {}, "no ground truth on val: nothing to say"
     no_weak = [{k: v for k, v in p.items() if k != "val_weak_acc"} for p in curve]
     assert "val_acc_weak_pick" not in metrics.curve_diagnostics(no_weak)
+
+
+def test_every_declared_metric_is_listed_once_even_when_a_method_inherits_another_s():
+    from w2s.methods import all_metrics, all_methods
+
+    names = [m.name for m in all_metrics()]
+    assert len(names) == len(set(names))
+    inherited = [
+        n for n, cls in all_methods().items() for base in cls.__mro__[1:] if getattr(base, "declared_metrics", None)
+    ]
+    assert inherited, "some method inherits another's declared metrics (confidence from selective)"
+    assert {"self_label_frac", "self_label_budget_acc"} <= set(names)

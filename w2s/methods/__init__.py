@@ -64,4 +64,9 @@ def all_metrics() -> tuple[Metric, ...]:
     method's own (`Method.declared_metrics`)."""
     from w2s.core import metric_schema
 
-    return metric_schema.METRICS + tuple(m for method in all_methods().values() for m in method.declared_metrics)
+    # A method that subclasses another inherits its declarations: the same Metric, listed once.
+    seen: dict[str, Metric] = {}
+    for m in metric_schema.METRICS + tuple(m for method in all_methods().values() for m in method.declared_metrics):
+        if seen.setdefault(m.name, m) != m:
+            raise TypeError(f"metric '{m.name}' is declared twice, differently")
+    return tuple(seen.values())
