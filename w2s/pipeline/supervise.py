@@ -12,7 +12,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,7 @@ from w2s.core.refs import (
 )
 from w2s.io import read_json, write_json
 from w2s.methods import get as get_method
-from w2s.methods.base import RefineInputs, RefiningMethod, Supervision
+from w2s.methods.base import Refined, RefineInputs, RefiningMethod, Supervision
 from w2s.pipeline import predictions, weak_model
 from w2s.pipeline.cross_fit import train_cross_fitted
 from w2s.pipeline.labels import write_predictions
@@ -140,25 +140,33 @@ def refine_supervisor(splits_ref: SplitsRef, weak: ModelRef, method: RefiningMet
             embed_rows_with,
         )
         out = method.refine(inp)
+    info = _write_refined(cache, key, spec, method.name, inp, out, time.perf_counter() - start)
+    return ModelRef("refined", str(cache.path("refined", key)), key, False, info)
+
+
+def _write_refined(
+    cache: ArtifactCache, key: str, spec: dict[str, Any], name: str, inp: RefineInputs, out: Refined, seconds: float
+) -> dict[str, Any]:
+    """Seal the refined supervisor's cache entry (predictions, member teachers, info); its info."""
     with cache.build("refined", key, spec) as folder:
-        write_predictions(folder / "preds.parquet", targets["id"], targets["split"], out.probs)
+        write_predictions(folder / "preds.parquet", inp.targets["id"], inp.targets["split"], out.probs)
         if out.members is not None:
             members = list(out.members.values())
             teachers = pd.DataFrame(
                 {
-                    "id": targets["id"],
-                    "split": targets["split"],
-                    "member_probs": [np.stack([m[i] for m in members]).tolist() for i in range(len(targets))],
+                    "id": inp.targets["id"],
+                    "split": inp.targets["split"],
+                    "member_probs": [np.stack([m[i] for m in members]).tolist() for i in range(len(inp.targets))],
                 }
             )
             teachers.to_parquet(folder / TEACHERS_FILE, index=False)
         moved = out.probs.argmax(1) != inp.weak_probs.argmax(1)
         info = {
-            "kind": f"refined ({method.name})",
-            "method": method.name,
+            "kind": f"refined ({name})",
+            "method": name,
             **out.info,
             "changed_frac_transfer": float(moved[inp.is_transfer()].mean()),
-            "seconds": round(time.perf_counter() - start, 2),
+            "seconds": round(seconds, 2),
         }
         write_json(folder / "info.json", info)
-    return ModelRef("refined", str(cache.path("refined", key)), key, False, info)
+    return info
