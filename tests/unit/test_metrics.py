@@ -136,7 +136,7 @@ def test_curve_diagnostics_read_the_peak_the_end_and_the_weak_val_pick():
 
 
 def test_every_declared_metric_is_listed_once_even_when_a_method_inherits_another_s():
-    from w2s.methods import all_metrics, all_methods
+    from w2s.methods import all_methods, all_metrics
 
     names = [m.name for m in all_metrics()]
     assert len(names) == len(set(names))

@@ -151,3 +151,21 @@ def test_w2s_sweep_refuses_a_confirmatory_reuse_before_anything_runs(repo: Path,
     assert [e["sweep"] for e in recorded["sweeps"]] == ["sweep-earlier", "sweep-fresh"]
     with pytest.raises(ConfigError, match="seed\\(s\\) 3, 5 on testbed .* sweep-fresh"):
         seed_ledger.record(project, {**entry, "sweep": "sweep-twice"})  # re-checked under the lock
+
+
+def test_a_sweep_on_a_bundled_corpus_not_yet_fetched_stops_before_the_ledger_records_its_seeds(
+    repo: Path, capsys: pytest.CaptureFixture
+):
+    from w2s.cli.main import main
+
+    (repo / "configs" / "news.yaml").write_text(
+        "base: params.yaml\nconfirmatory: true\noverrides:\n  data: {path: null, name: 20newsgroups-super}\n"
+        "grid:\n  seed: [100, 101]\n"
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "news")
+    assert main(["sweep", "--config", "configs/news.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: bundled corpus file ") and "w2s data fetch" in err
+    assert not (repo / "results" / "seed-ledger.json").exists(), "no seed was spent"
+    assert not (repo / ".w2s" / "sweeps").exists(), "nothing ran"

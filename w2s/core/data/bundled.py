@@ -140,14 +140,20 @@ def read_tab(path: Path) -> pd.DataFrame:
     )
 
 
+def check_present(name: str, data_dir: Path) -> None:
+    """Every file of the corpus is in `data_dir`, or a one-line error saying how to fetch it."""
+    for fname in corpus(name).files:
+        if not (data_dir / fname).is_file():
+            raise DataError(f"bundled corpus file {data_dir / fname} is missing: run `w2s data fetch`")
+
+
 def load_corpus(name: str, data_dir: Path) -> pd.DataFrame:
     """The corpus as a table with columns `id, text, label, group` (group may be None)."""
     spec = corpus(name)
+    check_present(name, data_dir)
     frames = []
     for fname in spec.files:
         path = data_dir / fname
-        if not path.is_file():
-            raise DataError(f"bundled corpus file {path} is missing: run `w2s data fetch`")
         df = read_tab(path)
         stem = fname.removesuffix(".tab")
         frames.append(

@@ -527,12 +527,15 @@ def probe_source(cfg: DataConfig, project: Project) -> None:
     that cannot be opened, is not UTF-8, cannot be parsed or lacks a configured column, or a label
     that is not a class, fails in one line before any work starts. Ingest reads the rest with the
     same readers. Hub datasets, tasks and bundled corpora are not probed (they are downloaded or
-    checked by their own code)."""
+    checked by their own code), but a bundled corpus's files must be present: a sweep records its
+    seeds in the ledger before its first point reads them."""
     if cfg.path:
         batches: Iterator[pd.DataFrame] = _file_batches(project.resolve_inside(cfg.path), cfg, PROBE_ROWS)
     elif cfg.name not in suite.TASKS and local_dataset(cfg, project) is not None:
         batches, _ = _hf_batches(cfg, project, PROBE_ROWS)
     else:
+        if cfg.name in bundled.CORPORA and not cfg.hf_name:
+            bundled.check_present(cfg.name, project.data_dir)
         return
     try:
         next(batches, None)
