@@ -63,7 +63,7 @@ TINY_CONFIG = {
 
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # Two test workers on two cores: one compute thread each instead of two that fight.
+    # Test workers share the machine's cores: one compute thread each instead of several that fight.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
@@ -144,8 +144,8 @@ def tiny_lms(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> dic
 
 
 # The longest test files (seconds per file under `make test`, from --durations), started first:
-# `make test` hands whole files to two workers in collection order (--dist loadfile,
-# --no-loadscope-reorder), and a long file scheduled last would leave one worker idle meanwhile.
+# `make test` hands whole files to its workers in collection order (--dist loadfile,
+# --no-loadscope-reorder), and a long file scheduled last would leave the other workers idle.
 LONGEST_FIRST = (
     "test_distributed.py",
     "test_retrain.py",
