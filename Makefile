@@ -57,7 +57,7 @@ demo: data
 # Unit and end-to-end tests in two worker processes; a test file stays on one worker (its
 # module-scoped fixtures are built once).
 test: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n 3 --dist loadfile --no-loadscope-reorder
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder
 
 # Unit tests only (tests/unit/), in about a minute.
 test-fast: $(STAMP)

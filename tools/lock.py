@@ -120,6 +120,11 @@ def installed_mismatches(root: str = f"{SELF}[test]", lock: Path = LOCK) -> list
     return sorted(set(problems))
 
 
+# Dependencies that only some Python 3.11 releases install, so a lock frozen on a newer one lacks
+# them: redis and aiohttp need async-timeout below Python 3.11.3 (Debian 12's python3 is 3.11.2).
+OTHER_PYTHONS = {"async-timeout": "5.0.1"}
+
+
 def write(venv: Path, lock: Path = LOCK) -> int:
     """Pin everything `venv` has installed (pip and setuptools included, the project excluded)."""
     out = subprocess.run(
@@ -127,8 +132,10 @@ def write(venv: Path, lock: Path = LOCK) -> int:
     ).stdout
     # A local version label (torch's `+cpu`) is dropped: `torch==2.13.0` admits the CPU and the
     # CUDA builds of that release alike, so TORCH_INDEX chooses the build and the lock the release.
+    frozen = [line.split("+")[0] for line in out.splitlines() if re.match(r"^[A-Za-z0-9_.\-]+==", line)]
+    have = {canonicalize_name(line.split("==")[0]) for line in frozen}
     pins = sorted(
-        (line.split("+")[0] for line in out.splitlines() if re.match(r"^[A-Za-z0-9_.\-]+==", line)),
+        frozen + [f"{name}=={version}" for name, version in OTHER_PYTHONS.items() if name not in have],
         key=lambda line: canonicalize_name(line.split("==")[0]),
     )
     lock.write_text(

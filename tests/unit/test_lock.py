@@ -42,3 +42,17 @@ def test_a_dependency_change_the_lock_does_not_follow_is_named(tmp_path: Path):
         "the dependency lists in pyproject.toml changed since requirements.lock was made"
     ]
     assert lock.disagreements(reqs, tmp_path / "absent.lock") == ["absent.lock is missing: run `make lock`"]
+
+
+def test_the_lock_pins_what_older_python_311_releases_also_install(tmp_path: Path):
+    # A lock frozen on Python 3.11.7 lacks async-timeout, which redis and aiohttp require below
+    # 3.11.3: an install on Debian 12's python3 (3.11.2) then held a package the lock did not pin.
+    pip = tmp_path / "venv" / "bin" / "pip"
+    pip.parent.mkdir(parents=True)
+    pip.write_text("#!/bin/sh\nprintf 'torch==2.13.0+cpu\\nattrs==26.1.0\\naiohttp==3.14.5\\n'\n")
+    pip.chmod(0o755)
+    out = tmp_path / "requirements.lock"
+    assert lock.write(tmp_path / "venv", out) == 0
+    pins = [line for line in out.read_text().splitlines() if not line.startswith("#")]
+    assert pins == ["aiohttp==3.14.5", "async-timeout==5.0.1", "attrs==26.1.0", "torch==2.13.0"]
+    assert "async-timeout==5.0.1" in (lock.ROOT / "requirements.lock").read_text().splitlines()
