@@ -54,6 +54,7 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for weak in sorted({r.get(WEAK_KEY) for r in rows}, key=str):
@@ -70,7 +71,10 @@ def plot(rows: list[dict[str, Any]], out: Path, title: str) -> None:
             ax.annotate(r["variant"], (x, r["pgr"]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log")
-    ax.set_xlabel("strong model parameters (millions, log scale)")
+    sizes = sorted({r["params"] / 1e6 for r in rows})
+    ax.set_xticks(sizes, [f"{x:.0f}M" for x in sizes], minor=False)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("strong model parameters (log scale)")
     ax.set_ylabel("PGR (accuracy), 95% Fieller CI over seeds")
     ax.set_title(title)
     ax.legend(fontsize=8)
