@@ -243,6 +243,11 @@ def test_every_shell_snippet_runs_or_validates(readme_project: Path, tmp_path: P
                 compile(rest[1], f"{doc}: python -c", "exec")
             elif prog in ("python", "python3") and rest[:2] == ["-m", "pip"]:
                 continue  # the user's own install
+            elif prog in ("python", "python3") and rest[:1] == ["-m"]:  # a module of this repository
+                module = REPO / rest[1].replace(".", "/")
+                assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), (
+                    f"{doc}: {shlex.join(words)}"
+                )
             elif prog in ("python", "python3"):
                 assert (REPO / rest[0]).is_file(), f"{doc}: {shlex.join(words)}"
             elif prog in ("||", "|"):
