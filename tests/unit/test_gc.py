@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -205,6 +206,10 @@ def test_a_waiting_gc_stops_on_a_signal_with_the_documented_exit_code(empty_proj
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # A child inherits an ignored SIGINT (left so by an earlier test in this worker, or by a
+            # shell that started the suite in the background), and Python then installs no handler
+            # for it; a scheduler's child starts with the default disposition.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         assert proc.stderr is not None
         for line in proc.stderr:  # the signal comes once gc is waiting, not while Python starts
