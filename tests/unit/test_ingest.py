@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from w2s.core.config import DataConfig
-from w2s.core.data import sources
+from w2s.core.data import file_readers
 from w2s.core.data.ingest import ingest_table, iter_table, read_rows
 from w2s.core.data.sources import canonicalise, read_source, table_md5
 from w2s.errors import DataError
@@ -38,7 +38,7 @@ def _write(df: pd.DataFrame, path):
 def test_streamed_ingest_in_small_batches_writes_the_table_canonicalise_gives_in_memory(
     tmp_path, monkeypatch, suffix, max_rows
 ):
-    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", 256)  # a CSV block of a few rows: many batches
+    monkeypatch.setattr(file_readers, "CSV_BLOCK_BYTES", 256)  # a CSV block of a few rows: many batches
     _write(_frame(), tmp_path / f"d{suffix}")
     cfg = DataConfig(path=f"d{suffix}", text_column="body", label_column="y", id_column="uid", max_rows=max_rows)
     expected, stats = canonicalise(read_source(cfg, Project(tmp_path))[0], cfg)
@@ -54,9 +54,9 @@ def test_streamed_ingest_in_small_batches_writes_the_table_canonicalise_gives_in
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["table.parquet"]  # no scratch left
 
 
-@pytest.mark.parametrize("block", [64, sources.CSV_BLOCK_BYTES])  # in a later block, and in the first
+@pytest.mark.parametrize("block", [64, file_readers.CSV_BLOCK_BYTES])  # in a later block, and in the first
 def test_a_bad_row_deep_in_the_file_stops_ingest_with_its_line_and_leaves_no_table(tmp_path, monkeypatch, block):
-    monkeypatch.setattr(sources, "CSV_BLOCK_BYTES", block)
+    monkeypatch.setattr(file_readers, "CSV_BLOCK_BYTES", block)
     lines = ["text,label", *[f"row {i},a" for i in range(40)]]
     lines[33] = "row \xff,b"
     (tmp_path / "d.csv").write_bytes("\n".join(lines).encode("utf-8").replace("\xff".encode(), b"\xff"))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from w2s.core.data.sources import BATCH_ROWS, READERS, read_columns
+from w2s.core.data.file_readers import BATCH_ROWS, READERS, read_columns
 from w2s.errors import DataError
 from w2s.io import atomic_path, file_md5, write_json
 

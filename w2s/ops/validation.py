@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from w2s.core.data.file_readers import BATCH_ROWS
 from w2s.core.data.ingest import iter_table
-from w2s.core.data.sources import BATCH_ROWS, COLUMNS
+from w2s.core.data.sources import COLUMNS
 from w2s.core.data.split import text_digests
 from w2s.errors import ValidationFailed
 

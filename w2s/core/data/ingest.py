@@ -22,15 +22,14 @@ import numpy as np
 import pandas as pd
 
 from w2s.core.config import DataConfig
+from w2s.core.data.file_readers import BATCH_ROWS, parquet_batches
 from w2s.core.data.sources import (
-    BATCH_ROWS,
     COLUMNS,
     STREAMED,
     Source,
     TableDigest,
     canonicalise,
     iter_source,
-    parquet_batches,
 )
 from w2s.core.data.split import label_names
 from w2s.errors import DataError

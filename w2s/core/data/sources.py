@@ -6,10 +6,7 @@ built from one source item (`w2s.core.data.items`). Either is null where it does
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import json
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +17,21 @@ import pandas as pd
 
 from w2s.core.config import DataConfig
 from w2s.core.data import bundled, hub, items, suite
+from w2s.core.data.file_readers import (
+    BATCH_ROWS,
+    READERS,
+    check_readable,
+    read_columns,
+    require_columns,
+    row_name,
+    rows_from,
+    wanted_columns,
+)
 from w2s.errors import DataError
 from w2s.io import file_md5
 from w2s.project import Project
 
 COLUMNS = ["id", "text", "label", "group", items.PAIR]
-READERS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
 
 @dataclass(frozen=True)
@@ -38,281 +44,10 @@ class Source:
     md5: str | None
 
 
-def _row(i: int) -> str:
-    return f"data row {i + 1}"
-
-
-def _rows_from(start: int) -> Callable[[int], str]:
-    """How to name the i-th row of a batch that starts at row `start`."""
-    return lambda i: _row(start + i)
-
-
-BATCH_ROWS = 100_000  # rows per batch a reader yields: bounds ingest memory, whatever the file's size
-CSV_BLOCK_BYTES = 4 << 20  # pyarrow's CSV reader yields one batch per block of this many bytes (and reads a few ahead)
-
-# pandas' default missing-value strings: a CSV cell reads as missing exactly when it did with
-# pandas.read_csv, so streaming ingest gives the same table (and data md5) as before.
-NA_STRINGS = [
-    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
-    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
-]  # fmt: skip
-
-
-def _not_utf8(path: Path) -> DataError | None:
-    """The error for a file that is not UTF-8, naming the first bad line (found in a streamed
-    pass); None when the file is UTF-8."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    line, offset = 1, 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                line += chunk.count(b"\n", 0, max(exc.start, 0))
-                return DataError(
-                    f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {offset + max(exc.start, 0)}); "
-                    "re-save the file as UTF-8"
-                )
-            line += chunk.count(b"\n")
-            offset += len(chunk)
-    try:
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError as exc:
-        return DataError(f"{path}: line {line}: not UTF-8 text ({exc.reason} at the end of the file)")
-    return None
-
-
-class _Refused:
-    """pyarrow's invalid-row handler: keeps the rows pyarrow refused, to name the line of the first
-    (pyarrow's reader knows only its text), and fails the read."""
-
-    def __init__(self) -> None:
-        self.rows: list[Any] = []
-
-    def __call__(self, row: Any) -> str:
-        self.rows.append(row)
-        return "error"
-
-
-def _quiet_undecodable_rows() -> None:
-    """pyarrow decodes a refused row's text as UTF-8 before it calls the handler. In a file that is
-    not UTF-8 that decoding fails inside pyarrow, which prints it through `sys.unraisablehook`
-    ("Exception ignored in: ... Traceback ... UnicodeDecodeError") and then fails the read, which
-    `_csv_error` reports in one line naming the bad byte. Drop those reports, and only those, from
-    every thread pyarrow parses in; any other unraisable exception goes to the previous hook."""
-    previous = sys.unraisablehook
-    if isinstance(previous, _QuietRowsHook):
-        return
-    sys.unraisablehook = _QuietRowsHook(previous)
-
-
-class _QuietRowsHook:
-    def __init__(self, previous: Callable[[Any], Any]) -> None:
-        self.previous = previous
-
-    def __call__(self, unraisable: Any) -> None:
-        if isinstance(unraisable.exc_value, UnicodeDecodeError) and isinstance(unraisable.object, _Refused):
-            return
-        self.previous(unraisable)
-
-
-def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> Iterator[tuple[pd.DataFrame, int]]:
-    """The wanted columns of a CSV/TSV as text, a block at a time (pyarrow's streaming reader)."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    _quiet_undecodable_rows()
-    refused = _Refused()
-    bad = refused.rows
-    parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=refused)
-    try:
-        header = pacsv.open_csv(path, parse_options=parse).schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _csv_error(path, exc, sep, bad) from None
-    _require(header, wanted, where)
-    columns = list(dict.fromkeys(wanted.values()))
-    convert = pacsv.ConvertOptions(
-        column_types={c: pa.string() for c in columns},  # never inferred: an id column of numbers stays text
-        include_columns=columns,
-        strings_can_be_null=True,
-        null_values=NA_STRINGS,
-    )
-    try:  # the reader parses its first block on opening
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
-            parse_options=parse,
-            convert_options=convert,
-        )
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _csv_error(path, exc, sep, bad) from None
-    start = 0
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowInvalid, OSError) as exc:
-            raise _csv_error(path, exc, sep, bad) from None
-        yield batch.to_pandas(), start
-        start += batch.num_rows
-
-
-def _csv_error(path: Path, exc: Exception, sep: str, bad: list[Any]) -> DataError:
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if isinstance(exc, OSError):  # the file became unreadable, or the disk failed, mid-read
-        return DataError(f"{path}: cannot read the file: {msg}")
-    encoding = _not_utf8(path)  # pyarrow reports some encodings as an empty file or a parse error
-    if encoding is not None:
-        return encoding
-    if "Empty CSV file" in msg:
-        return DataError(f"{path}: the file is empty")
-    if bad:
-        row = bad[0]
-        where = _line_of(path, row.text)
-        return DataError(
-            f"{path}: {where}cannot parse {'CSV' if sep == ',' else 'TSV'}: expected {row.expected_columns} fields, "
-            f"saw {row.actual_columns} ({row.text[:60]})"
-        )
-    return DataError(f"{path}: cannot parse {'CSV' if sep == ',' else 'TSV'}: {msg}")
-
-
-def _line_of(path: Path, text: str) -> str:
-    """ "line N: " for the first line of the file that starts the row `text`, in a streamed scan;
-    "" when no line matches."""
-    first = text.split("\n")[0].rstrip("\r").encode()
-    with path.open("rb") as f:
-        for n, line in enumerate(f, start=1):
-            if line.rstrip(b"\r\n") == first:
-                return f"line {n}: "
-    return ""
-
-
-def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[tuple[pd.DataFrame, Callable[[int], str]]]:
-    """One JSON object per line, `batch_rows` lines at a time. Parsed line by line (not
-    pd.read_json) so that a bad line is reported by its number."""
-    records: list[Any] = []
-    lines: list[int] = []
-    offset = total = 0
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, start=1):
-            if n == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw, offset = raw[len(codecs.BOM_UTF8) :], len(codecs.BOM_UTF8)
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{path}: line {n}: not UTF-8 text ({exc.reason} at byte {offset + exc.start}); "
-                    "re-save the file as UTF-8"
-                ) from None
-            offset += len(raw)
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path}: line {n}: expected one JSON object per line, got {type(obj).__name__}")
-            records.append(obj)
-            lines.append(n)
-            total += 1
-            if len(records) == batch_rows:
-                yield _records(records, lines)
-                records, lines = [], []
-    if records:
-        yield _records(records, lines)
-    elif total == 0:
-        raise DataError(f"{path}: the file is empty")
-
-
-def _records(records: list[Any], lines: list[int]) -> tuple[pd.DataFrame, Callable[[int], str]]:
-    numbers = list(lines)
-    return pd.DataFrame.from_records(records), lambda i: f"line {numbers[i]}"
-
-
-def _require(columns: list[str], wanted: dict[str, str], where: str) -> None:
-    for key, col in wanted.items():
-        if col not in columns:
-            have = ", ".join(map(str, columns[:12]))
-            raise DataError(f"{where}: no column '{col}' ({key}); columns are: {have}")
-
-
-def _wanted(cfg: DataConfig) -> dict[str, str]:
-    """The columns a config reads, by the config key that names each."""
-    cols = {"data.text_column": cfg.text_column, "data.label_column": cfg.label_column}
-    cols |= {"data.id_column": cfg.id_column} if cfg.id_column else {}
-    return cols | ({"data.group_column": cfg.group_column} if cfg.group_column else {})
-
-
-def read_columns(
-    path: Path, wanted: dict[str, str], where: str, batch_rows: int = BATCH_ROWS
-) -> Iterator[tuple[pd.DataFrame, int, Callable[[int], str]]]:
-    """The `wanted` columns of a CSV, TSV, JSONL or Parquet file, a batch at a time, each with its
-    first row number and how to name its i-th row in an error. `wanted` maps what the user calls
-    each column (a config key or an option) to its name, for the error when one is missing."""
-    fmt = READERS.get(path.suffix.lower())
-    if fmt is None:
-        raise DataError(f"{path}: unsupported file type '{path.suffix}' (use CSV, TSV, JSONL or Parquet)")
-    check_readable(path)
-    columns = list(dict.fromkeys(wanted.values()))
-    start = 0
-    if fmt in ("csv", "tsv"):
-        for frame, start in _csv_batches(path, "," if fmt == "csv" else "\t", wanted, where):
-            yield frame, start, _rows_from(start)
-    elif fmt == "jsonl":
-        for frame, locate in _jsonl_batches(path, batch_rows):
-            _require(list(frame.columns), wanted, where)
-            yield frame, start, locate
-            start += len(frame)
-    else:
-        import pyarrow.parquet as pq
-
-        try:
-            names = pq.read_schema(path).names
-        except Exception as exc:  # pyarrow's error for a file that is not Parquet
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"{path}: cannot parse PARQUET: {msg}") from None
-        _require(names, wanted, where)
-        batches = parquet_batches(path, columns, batch_rows)
-        while True:
-            try:  # the schema above is the footer only: a damaged data page fails here
-                batch = next(batches)
-            except StopIteration:
-                return
-            except Exception as exc:  # pyarrow's error for a damaged page (OSError, ArrowInvalid, ...)
-                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise DataError(f"{path}: cannot read PARQUET data (from {_row(start)} on): {msg}") from None
-            yield batch.to_pandas(), start, _rows_from(start)
-            start += batch.num_rows
-
-
-def check_readable(path: Path) -> None:
-    """A one-line DataError unless `path` is a regular file this process can open and read."""
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"{path}: not a regular file")
-    try:
-        with path.open("rb") as f:
-            f.read(1)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
-
-
-def parquet_batches(path: str | Path, columns: list[str] | None, batch_rows: int) -> Iterator[Any]:
-    """A Parquet file's Arrow record batches, read one at a time."""
-    import pyarrow.parquet as pq
-
-    # pre_buffer (pyarrow's default) caches what it has read ahead for the file's life: reading a
-    # 1 GB table batch by batch then holds most of it in memory.
-    yield from pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
-
-
 def _file_batches(path: Path, cfg: DataConfig, batch_rows: int) -> Iterator[pd.DataFrame]:
     """The file's canonical rows, a batch at a time: memory stays bounded by the batch, not the file."""
     where, kinds = str(cfg.path), _KindCheck()
-    for frame, start, locate in read_columns(path, _wanted(cfg), where, batch_rows):
+    for frame, start, locate in read_columns(path, wanted_columns(cfg), where, batch_rows):
         yield _pick_columns(frame, cfg, where, start, kinds, locate)
 
 
@@ -344,12 +79,12 @@ def _hf_batches(cfg: DataConfig, project: Project, batch_rows: int) -> tuple[Ite
             raise DataError(f"HF dataset '{cfg.hf_name}' has no split '{cfg.hf_split}' (has: {', '.join(ds)})")
         ds = ds[cfg.hf_split]
     where = f"HF dataset '{cfg.hf_name}'"
-    _require(list(ds.column_names), _wanted(cfg), where)
+    require_columns(list(ds.column_names), wanted_columns(cfg), where)
     feature = ds.features.get(cfg.label_column)
 
     def batches() -> Iterator[pd.DataFrame]:
         # Arrow-backed and memory-mapped: a slice at a time, never the whole dataset as pandas.
-        view = ds.select_columns(list(dict.fromkeys(_wanted(cfg).values()))).with_format("pandas")
+        view = ds.select_columns(list(dict.fromkeys(wanted_columns(cfg).values()))).with_format("pandas")
         kinds = _KindCheck()
         for start in range(0, len(view), batch_rows):
             df = view[start : start + batch_rows]
@@ -371,7 +106,8 @@ def _class_names(values: pd.Series, names: list[str], where: str, column: str, s
         value = values.iloc[pos]
         shown = "no value" if _missing(value) else repr(value.item() if hasattr(value, "item") else value)
         raise DataError(
-            f"{where}: column '{column}' (data.label_column) holds {shown} at {_row(start + pos)}, not a class of its "
+            f"{where}: column '{column}' (data.label_column) holds {shown} at {row_name(start + pos)}, "
+            "not a class of its "
             f"ClassLabel (0..{len(names) - 1}: {', '.join(names[:6])}{', ...' if len(names) > 6 else ''}); "
             "-1 marks an unlabelled row: drop those rows first"
         )
@@ -428,9 +164,9 @@ def _pick_columns(
 ) -> pd.DataFrame:
     """One batch of the source in the canonical columns; `start` is the batch's first row number
     in the source (the default ids are row numbers)."""
-    _require(list(df.columns), _wanted(cfg), where)
+    require_columns(list(df.columns), wanted_columns(cfg), where)
     check = kinds or _KindCheck()
-    at = locate or _rows_from(start)
+    at = locate or rows_from(start)
     check(df[cfg.label_column], f"{where}: column '{cfg.label_column}' (data.label_column)", at)
     if cfg.id_column:
         check(df[cfg.id_column], f"{where}: column '{cfg.id_column}' (data.id_column)", at)
