@@ -11,12 +11,14 @@ drawn hollow, without an interval.
 from __future__ import annotations
 
 import argparse
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 WEAK_KEY = "weak.encoder.model"
 
 
+@cache  # one count per (model, depth): every weak model of a grid shares its strong variants
 def parameter_count(model: str, num_layers: int | None) -> int:
     """Parameters of a registered encoder, truncated to `num_layers`, counted on a meta device."""
     import torch
