@@ -133,14 +133,30 @@ TINY_LMS = {
 @pytest.fixture(scope="session")
 def tiny_lms(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> dict[str, Path]:
     """Randomly initialised causal LMs saved with save_pretrained, sharing one byte-level BPE
-    tokenizer (no pad token, like the real ones) trained on the bundled tweets."""
-    from w2s.core.data.bundled import load_corpus
-    from w2s.core.models.tiny import build_tiny_lm, train_tokenizer
+    tokenizer (no pad token, like the real ones) trained on the bundled tweets; built once per
+    test session and shared by parallel workers (the first to need them builds them)."""
+    from filelock import FileLock
 
-    texts = load_corpus("election-tweets", bundled_dir)["text"].tolist()
-    tokenizer = train_tokenizer(texts, vocab_size=1000)
-    root = tmp_path_factory.mktemp("lms")
-    return {name: build_tiny_lm(root / name, texts, tokenizer=tokenizer, **spec) for name, spec in TINY_LMS.items()}
+    base = _shared_base(tmp_path_factory)
+    root = base / "lms"
+    with FileLock(str(base / "lms.lock")):
+        if not (root / ".complete").is_file():
+            from w2s.core.data.bundled import load_corpus
+            from w2s.core.models.tiny import build_tiny_lm, train_tokenizer
+
+            shutil.rmtree(root, ignore_errors=True)
+            texts = load_corpus("election-tweets", bundled_dir)["text"].tolist()
+            tokenizer = train_tokenizer(texts, vocab_size=1000)
+            for name, spec in TINY_LMS.items():
+                build_tiny_lm(root / name, texts, tokenizer=tokenizer, **spec)
+            (root / ".complete").touch()
+    return {name: root / name for name in TINY_LMS}
+
+
+def _shared_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every parallel worker of this test session sees (the session's own without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 # The longest test files (seconds per file under `make test`, from --durations), started first:
@@ -283,9 +299,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory, bundled_dir: Path) -> Tin
 
     from filelock import FileLock
 
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the folder all workers of this session share
+    base = _shared_base(tmp_path_factory)
     record = base / "tiny-run" / "result.json"
     with FileLock(str(base / "tiny-run.lock")):
         if not record.is_file():

@@ -94,8 +94,7 @@ def torch_reference(tiny, tmp_path_factory):
     "stage, accum, launcher",
     [
         (2, 1, "torchrun"),  # ZeRO-3's parity: the LoRA decoder's test below
-        (2, 2, "torchrun"),
-        (2, 1, "deepspeed"),
+        (2, 2, "deepspeed"),  # gradient accumulation, through DeepSpeed's own launcher
     ],
 )
 def test_two_ranks_shard_the_data_and_match_one_process(
@@ -133,29 +132,6 @@ def test_two_ranks_shard_the_data_and_match_one_process(
         "step 4/4 (100%)",
     ], err[-2000:]
     assert "examples/s, ETA " in lines[0] and ", done in " in lines[-1] and MARKER not in err
-
-
-def test_a_killed_run_resumes_from_its_checkpoint_and_ends_the_same(tiny, torch_reference, tmp_path, monkeypatch):
-    from w2s.pipeline.distributed.backend import FAULT_ENV
-
-    args = (
-        "strong.backend=deepspeed",
-        "strong.distributed.processes=2",
-        "strong.deepspeed.stage=2",
-        "strong.distributed.checkpoint_every=2",
-    )
-    monkeypatch.setenv(FAULT_ENV, "2")
-    with pytest.raises(DistributedTrainingError, match=r"2 ranks\): "):
-        _student(tiny, tmp_path, *args)
-    checkpoints = list((tmp_path / "cache" / "checkpoints").iterdir())
-    assert len(checkpoints) == 1 and (checkpoints[0] / "latest").read_text().strip() == "step2"
-    assert not list((tmp_path / "cache" / "strong").glob("[!.]*")), "no half-written model entry"
-    monkeypatch.delenv(FAULT_ENV)
-    ref = _student(tiny, tmp_path, *args)
-    assert ref.info["ranks"]["resumed_from_step"] == 2
-    assert not checkpoints[0].exists(), "checkpoints are removed once the run finished"
-    diff = _max_diff(_weights(ref), _weights(torch_reference))
-    assert diff < 1e-4, f"resumed run vs uninterrupted: max |dw| = {diff:.2e}"
 
 
 def test_a_failing_rank_fails_the_step_with_its_error(tiny, tmp_path, monkeypatch):
@@ -311,12 +287,18 @@ def test_a_lora_decoder_on_two_ranks_matches_one_process(lm_ds_run, lm_reference
 def test_a_killed_lora_bf16_zero3_run_resumes_from_its_checkpoint(tiny, tiny_lms, lm_ds_run, tmp_path, monkeypatch):
     from w2s.pipeline.distributed.backend import FAULT_ENV
 
+    """Rank 0 dies after step 2 of 4; the rerun resumes from the step-2 checkpoint and ends with
+    the weights of the uninterrupted run (sharded ZeRO-3 state, bf16 engine, LoRA adapters)."""
     args = (*_lm_ds_args(tiny_lms, 3, "bf16"), "strong.distributed.checkpoint_every=2")
     monkeypatch.setenv(FAULT_ENV, "2")
     with pytest.raises(DistributedTrainingError, match=r"2 ranks\): "):
         _student(tiny, tmp_path, *args)
+    checkpoints = list((tmp_path / "cache" / "checkpoints").iterdir())
+    assert len(checkpoints) == 1 and (checkpoints[0] / "latest").read_text().strip() == "step2"
+    assert not list((tmp_path / "cache" / "strong").glob("[!.]*")), "no half-written model entry"
     monkeypatch.delenv(FAULT_ENV)
     resumed = _student(tiny, tmp_path, *args)
     assert resumed.info["ranks"]["resumed_from_step"] == 2
+    assert not checkpoints[0].exists(), "checkpoints are removed once the run finished"
     diff = _max_diff(_weights(resumed), _weights(lm_ds_run(3, "bf16")))
     assert diff < 1e-6, f"resumed vs uninterrupted ZeRO-3 bf16 LoRA run: max |dw| = {diff:.2e}"

@@ -59,47 +59,6 @@ def _dvc_keys(project: Path) -> dict[str, str]:
     return keys
 
 
-def test_library_runner_dvc_repro_and_the_flow_agree_on_a_refining_method_with_weak_selection(warm_project: Path):
-    project = warm_project
-    overrides = ["method=smooth", CANDIDATES, "selection.folds=3"]
-    env = _dvc_project(project, overrides)
-    cfg = load_config(project / "params.yaml")
-    lib = run_steps(cfg, Project(project), project / "library", ArtifactCache(project / ".w2s" / "cache"))
-    assert lib.selection is not None and lib.supervision.refined is not None
-    assert not lib.student.reused
-
-    _repro(project, env)
-    assert _output(project, "select")["value"]["chosen"] == lib.selection.chosen
-    assert _dvc_keys(project) == {
-        "weak": lib.weak.key,
-        "w2s": lib.student.key,
-        "ceiling": lib.ceiling.key,
-        "refined": lib.supervision.refined.key,
-    }
-    metrics = json.loads((project / "metrics.json").read_text())
-    assert metrics == lib.metrics
-    labels = pd.read_parquet(lib.supervision.labels.path)
-    dvc_labels = _output(project, "supervise")["value"]["labels"]["value"]
-    assert dvc_labels["md5"] == lib.supervision.labels.md5 and list(labels.columns)[:4] == [
-        "id",
-        "text",
-        "weak_probs",
-        "weak_label",
-    ]
-    status = subprocess.run(
-        [sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True, text=True
-    )
-    assert "up to date" in status.stdout, status.stdout
-
-    # the Prefect flow on the same params reuses every model the other two trained
-    from w2s.flows.pipeline import pipeline
-
-    flow_cfg = load_config(project / "params.yaml", ["registry.enabled=false"])
-    result = pipeline(config=flow_cfg.model_dump(mode="json"), project_dir=str(project))
-    assert all(result.reused.values()) and set(result.reused) == {"weak", "w2s", "ceiling", "budget"}
-    assert result.metrics == metrics and result.selection == lib.selection
-
-
 # A method that no module of the project knows: naive training on the weak labels mixed with the
 # uniform distribution (label smoothing, eps = 0.2), installed as a plugin.
 PLUGIN = """
@@ -126,15 +85,76 @@ def _plugin(folder: Path) -> Path:
     return folder
 
 
-def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(warm_project: Path, tmp_path: Path):
+LIBRARY_RUN = """
+import json, sys
+from pathlib import Path
+from w2s.config import load_config
+from w2s.core.cache import ArtifactCache
+from w2s.pipeline.sequence import run_steps
+from w2s.project import Project
+
+root = Path.cwd()
+cfg = load_config(root / "params.yaml")
+lib = run_steps(cfg, Project(root), root / "library", ArtifactCache(root / ".w2s" / "cache"))
+keys = {"weak": lib.weak.key, "w2s": lib.student.key, "ceiling": lib.ceiling.key}
+keys["refined"] = lib.supervision.refined.key if lib.supervision.refined else None
+json.dump({"chosen": lib.selection.chosen if lib.selection else None, "keys": keys,
+           "refined": keys["refined"], "student_reused": lib.student.reused, "metrics": lib.metrics,
+           "labels_path": str(lib.supervision.labels.path), "labels_md5": lib.supervision.labels.md5}, sys.stdout)
+"""
+
+
+def _library_run(project: Path, env: dict[str, str]) -> dict:
+    """The library runner (`run_steps`) on the project's params.yaml, in a fresh process."""
+    proc = subprocess.run(
+        [sys.executable, "-c", LIBRARY_RUN], cwd=project, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(proc.stdout)
+
+
+def test_a_plugin_method_with_weak_selection_agrees_across_the_library_dvc_repro_and_the_flow(
+    warm_project: Path, tmp_path: Path
+):
+    """A refining method that no module of the project knows, installed as a plugin, with weak
+    selection among two candidates: the library runner, `dvc repro` and the Prefect flow (through
+    the CLI) choose the same weak model and reach the same cache keys, labels and metrics."""
     project = warm_project
     plugin = _plugin(tmp_path / "plugin")
-    env = _dvc_project(project, [])
+    env = _dvc_project(project, [CANDIDATES, "selection.folds=3"])
     env["PYTHONPATH"] = os.pathsep.join([str(plugin), env.get("PYTHONPATH", "")])
     params = yaml.safe_load((project / "params.yaml").read_text())
     (project / "params.yaml").write_text(yaml.safe_dump({**params, "method": "blurred"}))
 
-    # the flow, through the CLI, in a process where the plugin is installed
+    # the library runner, in a process where the plugin is installed (the config's `method`
+    # choices are composed from the method registry when w2s.config is imported)
+    lib = _library_run(project, env)
+    assert lib["chosen"] is not None and lib["refined"] is not None
+    assert not lib["student_reused"]
+    probs = pd.read_parquet(lib["labels_path"])["weak_probs"].map(max)
+    assert (probs <= 0.9 + 1e-9).all() and (probs >= 0.5).all(), "the student trained on the blurred labels"
+
+    _repro(project, env)
+    assert _output(project, "select")["value"]["chosen"] == lib["chosen"]
+    assert _dvc_keys(project) == lib["keys"]
+    assert _output(project, "student")["value"]["reused"], "the library's student, same key"
+    metrics = json.loads((project / "metrics.json").read_text())
+    assert metrics == lib["metrics"] and metrics["changed_frac_transfer"] == 0.0
+    labels = pd.read_parquet(lib["labels_path"])
+    dvc_labels = _output(project, "supervise")["value"]["labels"]["value"]
+    assert dvc_labels["md5"] == lib["labels_md5"] and list(labels.columns)[:4] == [
+        "id",
+        "text",
+        "weak_probs",
+        "weak_label",
+    ]
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert "up to date" in status.stdout, status.stdout
+
+    # the flow, through the CLI, in a process where the plugin is installed: it reuses every
+    # model the other two trained, and publishes and versions the labels
     run = subprocess.run(
         [str(Path(sys.executable).parent / "w2s"), "run", "--json"],
         cwd=project,
@@ -146,17 +166,10 @@ def test_a_method_added_as_a_plugin_runs_through_the_flow_and_the_dvc_stages(war
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     flow = json.loads(run.stdout[run.stdout.index("{") :])
     assert flow["method"] == "blurred" and flow["tags"]["method"] == "blurred/xent"
-    labels = pd.read_parquet(flow["student_labels"]["path"])
-    probs = labels["weak_probs"].map(max)
-    assert (probs <= 0.9 + 1e-9).all() and (probs >= 0.5).all(), "the student trained on the blurred labels"
+    assert all(flow["reused"].values()) and set(flow["reused"]) == {"weak", "w2s", "ceiling", "budget"}
+    assert flow["metrics"] == metrics and flow["selection"]["chosen"] == lib["chosen"]
+    assert flow["student_labels"]["md5"] == lib["labels_md5"]
     assert Path(flow["student_labels"]["path"] + ".dvc").is_file(), "published and DVC-versioned"
-
-    _repro(project, env)
-    metrics = json.loads((project / "metrics.json").read_text())
-    assert metrics == flow["metrics"] and metrics["changed_frac_transfer"] == 0.0
-    sup = _output(project, "supervise")["value"]
-    assert sup["labels"]["value"]["md5"] == flow["student_labels"]["md5"]
-    assert _output(project, "student")["value"]["reused"], "the flow's student, same key"
 
 
 def _toy(env, cfg, splits):
