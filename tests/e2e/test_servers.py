@@ -81,15 +81,24 @@ def _stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, 9)
 
 
+def _runuser() -> str | None:
+    """util-linux's runuser, also where PATH lacks the sbin folders (a root shell started with `env -i`)."""
+    found = (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK))
+    return shutil.which("runuser") or next(found, None)
+
+
 def _pg_bin() -> Path | None:
-    """The PostgreSQL server binaries of the Debian packages, if installed."""
+    """The PostgreSQL server binaries of the Debian packages, if installed and runnable here
+    (as root they run as the `postgres` user, through runuser)."""
     found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
+    if not found or (os.geteuid() == 0 and _runuser() is None):
+        return None
+    return Path(found[-1]).parent
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
     # PostgreSQL refuses to run as root; the Debian packages create a `postgres` user for it.
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
+    return [str(_runuser()), "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
 @pytest.fixture
