@@ -77,3 +77,25 @@ def test_each_kind_renders_from_the_stored_rows():
     (ood,) = blocks("<!-- results:paired differences metrics=w2s_acc_ood -->\n<!-- /results -->\n", "d")
     with pytest.raises(W2SError, match="compares no w2s_acc_ood with a baseline \\(it compares: w2s_acc\\)"):
         render(ood, sweeps)
+
+
+def test_the_misfit_kind_fits_gain_on_misfit_over_the_stored_runs():
+    """Two pairs, each fit over every run with seeds as clusters: on these runs gain = 0.01 + 2 x
+    misfit exactly (slope 2, every bootstrap slope 2) and gain >= misfit on every run; the KL
+    pair is fit the same way on its own columns (gain = 0.025 - misfit_kl: the bound holds only
+    where misfit_kl <= 0.0125, one run)."""
+    sweep = _sweep()
+    misfits = [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10]
+    for r, m in zip(sweep.rows, misfits, strict=True):
+        r.update(misfit=m, actual_gain=0.01 + 2 * m, misfit_kl=m, actual_gain_kl=0.025 - m)
+    (block,) = blocks("<!-- results:paired misfit -->\n<!-- /results -->\n", "d")
+    assert render(block, {"paired": sweep}) == (
+        "- Misfit vs gain over 10 runs: actual gain = +0.010 + 2.00 [95% CI 2.00, 2.00, runs resampled by seed] "
+        "x misfit; gain >= misfit (Charikar et al.'s bound) on 10 of 10 runs.\n"
+        "- Misfit_kl vs gain over 10 runs: actual_gain_kl = +0.025 + -1.00 [95% CI -1.00, -1.00, runs resampled "
+        "by seed] x misfit_kl; gain >= misfit_kl (the bound's form) on 1 of 10 runs.\n"
+    )
+    (no_runs,) = blocks("<!-- results:plain misfit -->\n<!-- /results -->\n", "d")
+    plain = _sweep()
+    with pytest.raises(W2SError, match="stored sweep 'paired' has no runs with a misfit and a gain to relate"):
+        render(no_runs, {"plain": plain})

@@ -11,7 +11,9 @@ Kinds: `sweep` (one line: the config, its commit, exploratory or confirmatory, s
 `configurations` (accuracies and PGR per configuration), `methods` (label quality and OOD),
 `differences` (paired differences to the baseline with raw and Holm-adjusted p-values; option
 `metrics=a,b` picks the compared metrics, and Holm then adjusts over the comparisons shown),
-`within` (differences inside each configuration), `dynamics` and `selection`. `write` rewrites
+`within` (differences inside each configuration), `dynamics`, `selection`, and `misfit` (the
+misfit-vs-gain fit over every run: squared misfit against the Brier gain, and `misfit_kl`
+against the log-loss gain where the runs have them). `write` rewrites
 every block in place; `check` lists the blocks whose text differs from what the stored outputs
 give, byte for byte, and every point whose stored accuracies disagree with its stored per-row
 correctness.
@@ -28,6 +30,7 @@ from typing import Any
 from w2s.analysis import tables
 from w2s.analysis.aggregate import aggregate_seeds
 from w2s.analysis.stored_sweeps import RESULTS_DIR, load, row_mismatches
+from w2s.core.stats import clustered_slope
 from w2s.errors import W2SError
 from w2s.io import write_text
 from w2s.project import Project
@@ -79,6 +82,24 @@ def _differences(s: Sweep, opts: dict[str, str]) -> str:
     return tables.differences_table(s.table, s.group_keys, s.record.get("baseline") or {}, metrics)
 
 
+# The misfit-gain pairs a sweep's runs can relate: squared misfit with the Brier-score gain (the
+# pair Charikar et al.'s bound is about), and the KL misfit with the log-loss gain.
+MISFIT_PAIRS = (("misfit", "actual_gain", "actual gain"), ("misfit_kl", "actual_gain_kl", "actual_gain_kl"))
+
+
+def _misfit(s: Sweep, opts: dict[str, str]) -> str:
+    lines = []
+    for misfit, gain, gain_name in MISFIT_PAIRS:
+        runs = [r for r in s.rows if r.get(misfit) is not None and r.get(gain) is not None]
+        if len(runs) >= 3:
+            fit = clustered_slope([r[misfit] for r in runs], [r[gain] for r in runs], [r["seed"] for r in runs])
+            held = sum(r[gain] >= r[misfit] for r in runs)
+            lines.append(f"- {tables.misfit_line(fit, held, len(runs), misfit, gain_name)}")
+    if not lines:
+        raise W2SError(f"stored sweep '{s.name}' has no runs with a misfit and a gain to relate")
+    return "\n".join(lines)
+
+
 RENDERERS: dict[str, tuple[Callable[[Sweep, dict[str, str]], str], set[str]]] = {
     "sweep": (_provenance, set()),
     "configurations": (lambda s, o: tables.markdown_table(s.table, s.group_keys), set()),
@@ -87,6 +108,7 @@ RENDERERS: dict[str, tuple[Callable[[Sweep, dict[str, str]], str], set[str]]] = 
     "within": (lambda s, o: tables.within_table(s.table, s.group_keys), set()),
     "dynamics": (lambda s, o: tables.dynamics_table(s.table, s.group_keys), set()),
     "selection": (lambda s, o: tables.selection_table(s.table, s.group_keys), set()),
+    "misfit": (_misfit, set()),
 }
 
 
