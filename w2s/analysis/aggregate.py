@@ -21,7 +21,7 @@ from typing import Any
 
 from w2s.core.metric_schema import aggregated_names
 from w2s.core.metrics import pgr
-from w2s.core.stats import Interval, gated_pgr, holm, is_claim, paired_differences, pgr_interval
+from w2s.core.stats import Interval, clustered_slope, gated_pgr, holm, is_claim, paired_differences, pgr_interval
 from w2s.methods import all_metrics
 
 SEED_KEY = "seed"
@@ -174,3 +174,25 @@ def _interval(prefix: str, diff: Interval | None) -> dict[str, Any]:
         f"{prefix}_n": diff.n if diff else 0,
         f"{prefix}_p": diff.p if diff else None,
     }
+
+
+# The misfit-gain pairs a sweep's runs can relate, with how a report names the gain and the bound:
+# squared misfit with the Brier-score gain (the pair Charikar et al.'s bound is about), and the KL
+# misfit with the log-loss gain.
+MISFIT_PAIRS = (
+    ("misfit", "actual_gain", "actual gain", "Charikar et al.'s bound"),
+    ("misfit_kl", "actual_gain_kl", "actual_gain_kl", "the bound's form"),
+)
+
+
+def misfit_fit(
+    rows: Sequence[dict[str, Any]], misfit: str = "misfit", gain: str = "actual_gain"
+) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The runs that have both `misfit` and `gain`, and the fit of gain on misfit over them (OLS,
+    its slope's CI by resampling seeds) with `bound_holds` (runs where gain >= misfit) and `runs`;
+    None with fewer than 3 such runs."""
+    runs = [r for r in rows if r.get(misfit) is not None and r.get(gain) is not None]
+    if len(runs) < 3:
+        return None
+    fit = clustered_slope([r[misfit] for r in runs], [r[gain] for r in runs], [r["seed"] for r in runs])
+    return runs, {**fit, "bound_holds": sum(r[gain] >= r[misfit] for r in runs), "runs": len(runs)}

@@ -102,9 +102,7 @@ def plot_pgr_bars(rows: list[dict[str, Any]], label_keys: list[str], path: Path,
     _save(fig, path)
 
 
-def plot_misfit_vs_gain(
-    points: list[dict[str, Any]], colour_key: str | None, fit: dict[str, float | None], path: Path
-) -> None:
+def plot_misfit_vs_gain(points: list[dict[str, Any]], colour_key: str | None, fit: dict[str, Any], path: Path) -> None:
     """Every run's misfit (to its training labels, on val) against its actual gain over those
     labels (test Brier), the y = x line of Charikar et al.'s bound (gain >= misfit) and the fitted
     line; one colour per value of `colour_key`."""
@@ -123,7 +121,7 @@ def plot_misfit_vs_gain(
     lo, hi = min(xs + [0.0]), max(xs)
     ax.plot([lo, hi], [lo, hi], color="gray", ls="--", lw=1, label="gain = misfit (the bound)")
     if fit.get("slope") is not None and fit.get("intercept") is not None:
-        slope, icpt = float(fit["slope"]), float(fit["intercept"])  # type: ignore[arg-type]
+        slope, icpt = float(fit["slope"]), float(fit["intercept"])
         ci = f" [{fit['slope_lo']:.2f}, {fit['slope_hi']:.2f}]" if fit.get("slope_lo") is not None else ""
         ax.plot(
             [lo, hi], [icpt + slope * lo, icpt + slope * hi], color="black", lw=1, label=f"fit: slope {slope:.2f}{ci}"

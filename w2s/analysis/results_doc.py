@@ -28,9 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from w2s.analysis import tables
-from w2s.analysis.aggregate import aggregate_seeds
+from w2s.analysis.aggregate import MISFIT_PAIRS, aggregate_seeds, misfit_fit
 from w2s.analysis.stored_sweeps import RESULTS_DIR, load, row_mismatches
-from w2s.core.stats import clustered_slope
 from w2s.errors import W2SError
 from w2s.io import write_text
 from w2s.project import Project
@@ -82,19 +81,12 @@ def _differences(s: Sweep, opts: dict[str, str]) -> str:
     return tables.differences_table(s.table, s.group_keys, s.record.get("baseline") or {}, metrics)
 
 
-# The misfit-gain pairs a sweep's runs can relate: squared misfit with the Brier-score gain (the
-# pair Charikar et al.'s bound is about), and the KL misfit with the log-loss gain.
-MISFIT_PAIRS = (("misfit", "actual_gain", "actual gain"), ("misfit_kl", "actual_gain_kl", "actual_gain_kl"))
-
-
 def _misfit(s: Sweep, opts: dict[str, str]) -> str:
     lines = []
-    for misfit, gain, gain_name in MISFIT_PAIRS:
-        runs = [r for r in s.rows if r.get(misfit) is not None and r.get(gain) is not None]
-        if len(runs) >= 3:
-            fit = clustered_slope([r[misfit] for r in runs], [r[gain] for r in runs], [r["seed"] for r in runs])
-            held = sum(r[gain] >= r[misfit] for r in runs)
-            lines.append(f"- {tables.misfit_line(fit, held, len(runs), misfit, gain_name)}")
+    for misfit, gain, gain_name, bound in MISFIT_PAIRS:
+        found = misfit_fit(s.rows, misfit, gain)
+        if found is not None:
+            lines.append(f"- {tables.misfit_line(found[1], misfit, gain_name, bound)}")
     if not lines:
         raise W2SError(f"stored sweep '{s.name}' has no runs with a misfit and a gain to relate")
     return "\n".join(lines)

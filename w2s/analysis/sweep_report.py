@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from w2s.analysis.aggregate import aggregate_seeds
+from w2s.analysis.aggregate import aggregate_seeds, misfit_fit
 from w2s.analysis.dvc_views import write_sweep_view
 from w2s.analysis.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
 from w2s.analysis.tables import (
@@ -26,7 +26,6 @@ from w2s.analysis.tables import (
     selection_table,
     within_table,
 )
-from w2s.core.stats import clustered_slope
 from w2s.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -85,16 +84,13 @@ def write_report(
     if project_root is not None:
         write_sweep_view(project_root, table, group_keys)
     files = ["results.csv", "results.md", "pgr.png", "points.json"]
-    fitted = [r for r in rows if r.get("misfit") is not None and r.get("actual_gain") is not None]
-    if len(fitted) >= 3:
-        fit = clustered_slope(
-            [r["misfit"] for r in fitted], [r["actual_gain"] for r in fitted], [r["seed"] for r in fitted]
-        )
-        held = sum(r["actual_gain"] >= r["misfit"] for r in fitted)
-        write_json(out / "misfit_fit.json", {**fit, "bound_holds": held, "runs": len(fitted)})
+    found = misfit_fit(rows)
+    if found is not None:
+        fitted, fit = found
+        write_json(out / "misfit_fit.json", fit)
         colour = next((k for k in group_keys if k.startswith("weak.")), group_keys[0] if group_keys else None)
         plot_misfit_vs_gain(fitted, colour, fit, out / "misfit_vs_gain.png")
-        md += "\n\n" + misfit_line(fit, held, len(fitted))
+        md += "\n\n" + misfit_line(fit)
         files += ["misfit_vs_gain.png", "misfit_fit.json"]
     write_text(out / "results.md", md + "\n")  # once, with every section
     if STRONG_KEY in group_keys and _plot_vs_size(table, group_keys, out / "pgr_vs_size.png"):

@@ -188,18 +188,21 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
 
 
 def misfit_line(
-    fit: dict[str, float | None], held: int, runs: int, misfit: str = "misfit", gain: str = "actual gain"
+    fit: dict[str, Any],
+    misfit: str = "misfit",
+    gain: str = "actual gain",
+    bound: str = "Charikar et al.'s bound",
 ) -> str:
-    """One sentence on the misfit-vs-gain relation across a sweep's runs (by default the squared
-    misfit and the Brier gain; `misfit`, `gain` name another pair, e.g. `misfit_kl` with the
-    log-loss gain `actual_gain_kl`)."""
+    """One sentence on the misfit-vs-gain relation across a sweep's runs, from
+    `w2s.analysis.aggregate.misfit_fit` (by default the squared misfit and the Brier gain;
+    `misfit`, `gain`, `bound` name another pair, e.g. `misfit_kl` with the log-loss gain)."""
     name = misfit[0].upper() + misfit[1:]
+    held, runs = fit["bound_holds"], fit["runs"]
     if fit.get("slope") is None:
         return f"{name} vs gain: no fit ({runs} runs, {misfit} constant)."
     ci = ""
     if fit.get("slope_lo") is not None and fit.get("slope_hi") is not None:
         ci = f" [95% CI {fit['slope_lo']:.2f}, {fit['slope_hi']:.2f}, runs resampled by seed]"
-    bound = "Charikar et al.'s bound" if misfit == "misfit" else "the bound's form"
     return (
         f"{name} vs gain over {runs} runs: {gain} = {fit['intercept']:+.3f} + {fit['slope']:.2f}{ci} x {misfit}; "
         f"gain >= {misfit} ({bound}) on {held} of {runs} runs."
