@@ -95,7 +95,6 @@ def test_the_misfit_kind_fits_gain_on_misfit_over_the_stored_runs():
         "- Misfit_kl vs gain over 10 runs: actual_gain_kl = +0.025 + -1.00 [95% CI -1.00, -1.00, runs resampled "
         "by seed] x misfit_kl; gain >= misfit_kl (the bound's form) on 1 of 10 runs.\n"
     )
-    (no_runs,) = blocks("<!-- results:plain misfit -->\n<!-- /results -->\n", "d")
-    plain = _sweep()
+    (no_runs,) = blocks("<!-- results:paired misfit -->\n<!-- /results -->\n", "d")
     with pytest.raises(W2SError, match="stored sweep 'paired' has no runs with a misfit and a gain to relate"):
-        render(no_runs, {"plain": plain})
+        render(no_runs, {"paired": _sweep()})  # accuracies only
