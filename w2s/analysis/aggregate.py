@@ -186,7 +186,7 @@ MISFIT_PAIRS = (
 
 
 def misfit_fit(
-    rows: Sequence[dict[str, Any]], misfit: str = "misfit", gain: str = "actual_gain"
+    rows: Sequence[dict[str, Any]], misfit: str, gain: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
     """The runs that have both `misfit` and `gain`, and the fit of gain on misfit over them (OLS,
     its slope's CI by resampling seeds) with `bound_holds` (runs where gain >= misfit) and `runs`;

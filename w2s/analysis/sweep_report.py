@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from w2s.analysis.aggregate import aggregate_seeds, misfit_fit
+from w2s.analysis.aggregate import MISFIT_PAIRS, aggregate_seeds, misfit_fit
 from w2s.analysis.dvc_views import write_sweep_view
 from w2s.analysis.plots import plot_misfit_vs_gain, plot_pgr_bars, plot_pgr_vs_size
 from w2s.analysis.tables import (
@@ -84,13 +84,14 @@ def write_report(
     if project_root is not None:
         write_sweep_view(project_root, table, group_keys)
     files = ["results.csv", "results.md", "pgr.png", "points.json"]
-    found = misfit_fit(rows)
+    misfit, gain, gain_name, bound = MISFIT_PAIRS[0]  # the squared pair: the one the bound is about
+    found = misfit_fit(rows, misfit, gain)
     if found is not None:
         fitted, fit = found
         write_json(out / "misfit_fit.json", fit)
         colour = next((k for k in group_keys if k.startswith("weak.")), group_keys[0] if group_keys else None)
         plot_misfit_vs_gain(fitted, colour, fit, out / "misfit_vs_gain.png")
-        md += "\n\n" + misfit_line(fit)
+        md += "\n\n" + misfit_line(fit, misfit, gain_name, bound)
         files += ["misfit_vs_gain.png", "misfit_fit.json"]
     write_text(out / "results.md", md + "\n")  # once, with every section
     if STRONG_KEY in group_keys and _plot_vs_size(table, group_keys, out / "pgr_vs_size.png"):

@@ -187,15 +187,10 @@ def methods_table(rows: list[dict[str, Any]], group_keys: list[str]) -> str:
     return md_table(head, body)
 
 
-def misfit_line(
-    fit: dict[str, Any],
-    misfit: str = "misfit",
-    gain: str = "actual gain",
-    bound: str = "Charikar et al.'s bound",
-) -> str:
+def misfit_line(fit: dict[str, Any], misfit: str, gain: str, bound: str) -> str:
     """One sentence on the misfit-vs-gain relation across a sweep's runs, from
-    `w2s.analysis.aggregate.misfit_fit` (by default the squared misfit and the Brier gain;
-    `misfit`, `gain`, `bound` name another pair, e.g. `misfit_kl` with the log-loss gain)."""
+    `w2s.analysis.aggregate.misfit_fit`; `misfit`, `gain` and `bound` name the pair as
+    `w2s.analysis.aggregate.MISFIT_PAIRS` does."""
     name = misfit[0].upper() + misfit[1:]
     held, runs = fit["bound_holds"], fit["runs"]
     if fit.get("slope") is None:
