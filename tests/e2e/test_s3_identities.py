@@ -37,6 +37,9 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cmd += [f"-master.port={ports['master']}", f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}"]
     # as infra/seaweedfs/entrypoint.sh starts it (smaller volumes: a test writes kilobytes)
     cmd += ["-volume.max=0", "-master.volumeSizeLimitMB=64", "-s3", f"-s3.port={ports['s3']}"]
+    # The volume server turns read-only below 1 % free disk by default, which on a shared CI disk
+    # failed every write here with a bare InternalError; the test writes kilobytes.
+    cmd += ["-volume.minFreeSpace=256MiB"]
     cmd += [f"-s3.config={tmp / 's3.json'}"]
     proc = _start(cmd, dict(os.environ), tmp / "weed.log")
     try:
