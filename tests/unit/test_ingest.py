@@ -66,6 +66,39 @@ def test_a_bad_row_deep_in_the_file_stops_ingest_with_its_line_and_leaves_no_tab
     assert not out.parent.exists() or not any(out.parent.iterdir())
 
 
+@pytest.mark.parametrize(
+    "content, error",
+    [
+        (b"text,label\n\xff\xfe,a\n", r"d.csv: line 2: not UTF-8 text"),
+        (b"text,label\nfine,a\nx,y,z\n", r"d.csv: line 3: cannot parse CSV: expected 2 fields, saw 3"),
+        (b"", r"d.csv: the file is empty"),
+    ],
+)
+def test_a_first_block_that_does_not_parse_fails_before_a_streaming_reader_opens(tmp_path, monkeypatch, content, error):
+    # A streaming reader that fails on opening can abort the interpreter at exit once torch is
+    # loaded (exit 134 after the one-line error), so a bad first block must fail without one.
+    import pyarrow.csv as pacsv
+
+    def no_streaming_reader(*args, **kwargs):
+        raise AssertionError("pyarrow's streaming reader opened on a first block that does not parse")
+
+    monkeypatch.setattr(pacsv, "open_csv", no_streaming_reader)
+    (tmp_path / "d.csv").write_bytes(content)
+    with pytest.raises(DataError, match=error):
+        list(file_readers.read_columns(tmp_path / "d.csv", {"data.text_column": "text"}, "data.path"))
+
+
+def test_a_first_block_cut_inside_a_quoted_value_reads_every_row(tmp_path, monkeypatch):
+    rows = pd.DataFrame({"text": ["one", "two\nlines", "three\nmore\nlines", "four"] * 20, "label": ["a", "b"] * 40})
+    rows.to_csv(tmp_path / "d.csv", index=False)
+    raw = (tmp_path / "d.csv").read_bytes()
+    cut = raw.index(b"more") + 2  # the first block ends inside a quoted value with line breaks
+    assert raw.rfind(b"\n", 0, cut) > raw.index(b'"three')
+    monkeypatch.setattr(file_readers, "CSV_BLOCK_BYTES", cut)
+    read = pd.concat(f for f, _, _ in file_readers.read_columns(tmp_path / "d.csv", {"t": "text", "l": "label"}, "x"))
+    assert read["text"].tolist() == rows["text"].tolist() and read["label"].tolist() == rows["label"].tolist()
+
+
 def test_mixed_value_types_are_found_across_batches(tmp_path):
     rows = [{"text": f"t{i}", "label": "1"} for i in range(9)]
     rows[6]["label"] = 1

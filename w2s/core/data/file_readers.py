@@ -107,10 +107,12 @@ def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> It
     refused = _Refused()
     bad = refused.rows
     parse = pacsv.ParseOptions(delimiter=sep, newlines_in_values=True, invalid_row_handler=refused)
-    try:
-        header = pacsv.open_csv(path, parse_options=parse).schema.names
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise _csv_error(path, exc, sep, bad) from None
+    header = _first_block_header(path, parse, sep, bad)
+    if header is None:  # the first block ends inside a row: the streaming reader finds the header
+        try:
+            header = pacsv.open_csv(path, parse_options=parse).schema.names
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _csv_error(path, exc, sep, bad) from None
     require_columns(header, wanted, where)
     columns = list(dict.fromkeys(wanted.values()))
     convert = pacsv.ConvertOptions(
@@ -138,6 +140,53 @@ def _csv_batches(path: Path, sep: str, wanted: dict[str, str], where: str) -> It
             raise _csv_error(path, exc, sep, bad) from None
         yield batch.to_pandas(), start
         start += batch.num_rows
+
+
+def _first_block_header(path: Path, parse: Any, sep: str, bad: list[Any]) -> list[str] | None:
+    """The header of a CSV/TSV, after its first block parsed whole, in memory and in this thread,
+    or None (the streaming reader then reads the header) when that block is cut from a larger file
+    and fails in a way the cut may cause. A first block that does not parse raises the read's
+    one-line DataError here instead of in pyarrow's streaming reader: with torch loaded, a
+    streaming reader that fails on opening aborts the interpreter at exit ("terminate called
+    without an active exception", exit 134) after the one-line error is printed, in one run in
+    five to ten on a busy machine. A failure in a later block, with the reader open, does not
+    (none in 48 runs), nor does this whole-buffer parse (none in 24)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        with path.open("rb") as f:
+            block = f.read(CSV_BLOCK_BYTES + 1)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    if len(block) > CSV_BLOCK_BYTES:  # parse complete lines only; a cut inside a quoted value fails
+        end = block.rfind(b"\n", 0, CSV_BLOCK_BYTES)
+        if end < 0:
+            return None
+        block = block[: end + 1]
+        truncated = True
+    else:
+        truncated = False
+    if not _is_utf8(block):  # pyarrow would infer a binary column and open the streaming reader
+        raise _not_utf8(path) or DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
+    try:
+        # one block (types inferred over all of it, so no value fails a conversion), one thread
+        options = pacsv.ReadOptions(use_threads=False, block_size=len(block) + 1)
+        table = pacsv.read_csv(pa.BufferReader(block), read_options=options, parse_options=parse)
+    except pa.ArrowInvalid as exc:
+        if truncated:  # perhaps only the cut, inside a quoted value: the streaming reader decides
+            bad.clear()  # (and a row it refuses is reported from its own read)
+            return None
+        raise _csv_error(path, exc, sep, bad) from None
+    return table.column_names
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _csv_error(path: Path, exc: Exception, sep: str, bad: list[Any]) -> DataError:
