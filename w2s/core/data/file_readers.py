@@ -8,7 +8,7 @@ from __future__ import annotations
 import codecs
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +43,26 @@ NA_STRINGS = [
 def _not_utf8(path: Path) -> DataError | None:
     """The error for a file that is not UTF-8, naming the first bad line (found in a streamed
     pass); None when the file is UTF-8."""
+    with path.open("rb") as f:
+        return _utf8_error(path, iter(lambda: f.read(1 << 20), b""))
+
+
+def _utf8_error(path: Path, chunks: Iterable[bytes]) -> DataError | None:
+    """The error for the first byte of `chunks` (the file from its start, a part or all of it,
+    ending at a line's end) that is not UTF-8, naming its line; None when there is none."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     line, offset = 1, 0
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                line += chunk.count(b"\n", 0, max(exc.start, 0))
-                return DataError(
-                    f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {offset + max(exc.start, 0)}); "
-                    "re-save the file as UTF-8"
-                )
-            line += chunk.count(b"\n")
-            offset += len(chunk)
+    for chunk in chunks:
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError as exc:
+            line += chunk.count(b"\n", 0, max(exc.start, 0))
+            return DataError(
+                f"{path}: line {line}: not UTF-8 text ({exc.reason} at byte {offset + max(exc.start, 0)}); "
+                "re-save the file as UTF-8"
+            )
+        line += chunk.count(b"\n")
+        offset += len(chunk)
     try:
         decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
@@ -158,7 +164,7 @@ def _first_block_header(path: Path, parse: Any, sep: str, bad: list[Any]) -> lis
         with path.open("rb") as f:
             block = f.read(CSV_BLOCK_BYTES + 1)
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+        raise _csv_error(path, exc, sep, bad) from None
     if len(block) > CSV_BLOCK_BYTES:  # parse complete lines only; a cut inside a quoted value fails
         end = block.rfind(b"\n", 0, CSV_BLOCK_BYTES)
         if end < 0:
@@ -167,8 +173,9 @@ def _first_block_header(path: Path, parse: Any, sep: str, bad: list[Any]) -> lis
         truncated = True
     else:
         truncated = False
-    if not _is_utf8(block):  # pyarrow would infer a binary column and open the streaming reader
-        raise _not_utf8(path) or DataError(f"{path}: not UTF-8 text; re-save the file as UTF-8")
+    encoding = _utf8_error(path, [block])  # pyarrow would read such bytes as a binary column
+    if encoding is not None:
+        raise encoding
     try:
         # one block (types inferred over all of it, so no value fails a conversion), one thread
         options = pacsv.ReadOptions(use_threads=False, block_size=len(block) + 1)
@@ -179,14 +186,6 @@ def _first_block_header(path: Path, parse: Any, sep: str, bad: list[Any]) -> lis
             return None
         raise _csv_error(path, exc, sep, bad) from None
     return table.column_names
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _csv_error(path: Path, exc: Exception, sep: str, bad: list[Any]) -> DataError:
