@@ -165,14 +165,12 @@ def _first_block_header(path: Path, parse: Any, sep: str, bad: list[Any]) -> lis
             block = f.read(CSV_BLOCK_BYTES + 1)
     except OSError as exc:
         raise _csv_error(path, exc, sep, bad) from None
-    if len(block) > CSV_BLOCK_BYTES:  # parse complete lines only; a cut inside a quoted value fails
+    truncated = len(block) > CSV_BLOCK_BYTES
+    if truncated:  # parse complete lines only; a cut inside a quoted value fails
         end = block.rfind(b"\n", 0, CSV_BLOCK_BYTES)
         if end < 0:
             return None
         block = block[: end + 1]
-        truncated = True
-    else:
-        truncated = False
     encoding = _utf8_error(path, [block])  # pyarrow would read such bytes as a binary column
     if encoding is not None:
         raise encoding
