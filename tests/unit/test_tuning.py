@@ -50,6 +50,19 @@ def test_frozen_axes_map_to_the_budget_overrides_and_ties_keep_the_earlier_point
     assert out["overrides"] == {"strong.frozen.epochs": 30, "strong.budget.epochs": 60}
 
 
+def test_a_tie_in_counts_keeps_the_earlier_point_whatever_the_float_sums_say():
+    """Both points got 1,036 of 1,200 val answers right over three seeds of 400 rows (the tweets
+    tuning): summed in their seeds' order the later mean comes out 1e-16 higher, which must not
+    break the tie."""
+    acc = {(2.0, 5e-5): (342, 355, 339), (4.0, 1e-4): (343, 354, 339)}
+    rows = [
+        {"strong.epochs": e, "strong.lr": lr, "seed": seed, "w2s_val_acc": n / 400, "strong_budget_val_acc": 0.8}
+        for (e, lr), counts in acc.items()
+        for seed, n in enumerate(counts)
+    ]
+    assert pick(rows, ["strong.epochs", "strong.lr"], "w2s_val_acc").values == {"strong.epochs": 2.0, "strong.lr": 5e-5}
+
+
 def test_points_on_different_seeds_or_a_repeated_point_are_refused():
     rows = _rows(STUDENT, BUDGET)
     with pytest.raises(ValueError, match="different seeds"):

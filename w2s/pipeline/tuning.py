@@ -27,6 +27,8 @@ RULE = (
     "(oracle tuning: it reads val ground truth, applied alike to the student and the budget baseline; "
     "ties go to the earlier grid point)"
 )
+# means equal to this many decimals are a tie (far finer than one answer in any val split)
+TIE_DIGITS = 9
 # what each model is tuned on
 TUNED_METRIC = {"w2s": "w2s_val_acc", "budget": "strong_budget_val_acc"}
 # a grid axis ending in one of these is that training setting; the budget's override of it
@@ -69,7 +71,9 @@ def pick(rows: Sequence[dict[str, Any]], axes: Sequence[str], metric: str) -> Pi
     if len(seed_sets) != 1:
         raise ValueError(f"the grid points ran on different seeds: {sorted(seed_sets)}")
     means = {combo: sum(s.values()) / len(s) for combo, s in scores.items()}
-    best = max(means, key=lambda c: means[c])  # max keeps the first of equal means
+    # max keeps the first of equal means; rounded, because equal counts of right answers summed
+    # in another order can differ in the last bit, and that noise must not break a tie
+    best = max(means, key=lambda c: round(means[c], TIE_DIGITS))
     return Pick(dict(zip(axes, best, strict=True)), means[best], len(scores[best]))
 
 
