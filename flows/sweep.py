@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from w2s.analysis.sweep_report import write_sweep_record
+from w2s.core import stopping
 from w2s.ops import activity
 from w2s.pipeline import seed_ledger
 from w2s.pipeline.sweep_grid import SweepConfig, expand, sweep_name
@@ -42,11 +43,14 @@ def sweep(sweep_config: dict[str, Any], project_dir: str, declaration: dict[str,
         ok = False
         try:
             runner = sweep_points.run_point.with_options(task_run_name="point-{index}")
-            futures = [
-                runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
-                for i, (point, cfg) in enumerate(points)
-            ]
-            rows = [f.result() for f in futures]
+            # a termination signal reaches this thread only; the scope stops the points training
+            # in the runner's threads at their next batch, instead of the exit waiting them out
+            with stopping.scope():
+                futures = [
+                    runner.submit(project_dir, str(sweep_dir), parent_id, i, point, cfg.model_dump(mode="json"))
+                    for i, (point, cfg) in enumerate(points)
+                ]
+                rows = [f.result() for f in futures]
             result = sweep_points.report(
                 project_dir, rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline
             )

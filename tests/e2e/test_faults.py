@@ -128,6 +128,71 @@ def test_sigterm_mid_training_fails_the_runs_crashes_the_flow_and_leaves_nothing
     assert staging == [], staging
 
 
+def test_sigterm_stops_a_sweep_at_the_running_points_next_batch(warm_project: Path):
+    """A sweep trains its points in a thread pool. SIGTERM reaches the main thread only, and
+    Python cannot interrupt the pool's threads: the exit used to wait for the running point to
+    finish (here minutes; a scheduler's grace period is shorter). The stop scope ends the point
+    at its next batch; its MLflow run and the sweep's close FAILED, and nothing is half-written."""
+    import os
+    import signal
+    import subprocess
+    import threading
+
+    from mlflow import MlflowClient
+
+    from conftest import BIN
+
+    # one point whose student would train for minutes (a new lr: nothing of it is cached)
+    (warm_project / "sweep.yaml").write_text(
+        "base: params.yaml\noverrides: {strong.lr: 2.5e-4, strong.epochs: 200}\ngrid: {seed: [0]}\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
+    # a progress line at every step, at the INFO level Prefect logs a task's prints with
+    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", W2S_PROGRESS_SECONDS="0", PREFECT_LOGGING_LEVEL="INFO")
+    proc = subprocess.Popen(
+        [str(BIN / "w2s"), "sweep", "--config", "sweep.yaml"],
+        cwd=warm_project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    training = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if ": step " in line:
+                training.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert training.wait(timeout=300), "".join(lines[-30:])
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)  # the point alone would train on for minutes
+    finally:
+        proc.kill()
+        proc.wait()
+    reader.join(timeout=10)
+    log = "".join(lines)
+    assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM), log[-3000:]
+    assert "done in" not in log, "no training loop ran to its end"
+
+    uri = f"sqlite:///{warm_project / '.w2s' / 'mlflow.db'}"
+    c = MlflowClient(uri, registry_uri=uri)
+    runs = c.search_runs([c.get_experiment_by_name("w2s").experiment_id])
+    status = {r.info.run_name: r.info.status for r in runs}
+    assert "RUNNING" not in status.values(), status
+    point = next(name for name in status if name.startswith("point-"))
+    sweep = next(r.info.run_name for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert status[point] == status[sweep] == "FAILED", status
+    staging = list((warm_project / ".w2s" / "cache").glob("*/.*")) + list(warm_project.rglob("*.tmp"))
+    assert staging == [], staging
+
+
 def _children(pid: int) -> dict[int, str]:
     """The processes whose parent is `pid`, with their command lines (from /proc)."""
     found = {}

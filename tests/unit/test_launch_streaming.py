@@ -1,6 +1,6 @@
 """The DeepSpeed launch reads its launcher's pipes while the ranks run: rank 0's marked progress
 lines reach this process's stderr live, the rest is kept for the error message, and the time limit
-still stops every process of the launch (also one that outlives the launcher)."""
+and a stop of the run still stop every process of the launch (also one that outlives the launcher)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from w2s.core import stopping
 from w2s.core.progress import MARKER
 from w2s.pipeline.distributed.launch import DistributedTrainingError, _rank_error, _run_ranks
 
@@ -80,6 +81,29 @@ pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))
     pid = int(Path(pid_file).read_text())
     end = time.monotonic() + 5
     while _running(pid) and time.monotonic() < end:  # a signal is delivered asynchronously
+        time.sleep(0.02)
+    assert not _running(pid), "the launcher's child was stopped with it"
+
+
+def test_a_stop_of_the_run_stops_every_process_of_the_launch(tmp_path):
+    """A sweep's point waits on its ranks in a worker thread, which no signal reaches: when the
+    sweep is told to stop, the launch and the processes it started end within seconds."""
+    pid_file = tmp_path / "pid"
+    code = f"""
+import pathlib, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+pathlib.Path({str(pid_file)!r}).write_text(str(child.pid))
+time.sleep(60)
+"""
+    start = time.monotonic()
+    with stopping.scope() as told:
+        threading.Timer(1.0, told.set).start()
+        with pytest.raises(stopping.Stopped):
+            _run_ranks(_child(code), dict(os.environ), 60, "t")
+    assert time.monotonic() - start < 20, "stopped long before the 60 s the ranks would run"
+    pid = int(Path(pid_file).read_text())
+    end = time.monotonic() + 5
+    while _running(pid) and time.monotonic() < end:
         time.sleep(0.02)
     assert not _running(pid), "the launcher's child was stopped with it"
 

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from w2s.core import stopping
 from w2s.core.config import EncoderTrainConfig
 from w2s.core.losses import Loss
 from w2s.core.models.batching import Batchable, length_grouped_batches, model_device
@@ -262,6 +263,7 @@ def train(
             if step < done:  # resuming: replay the batch order up to the checkpoint
                 step += 1
                 continue
+            stopping.check()
             record.add(backend.step(idx, loss_of), len(idx))
             step += 1
             bar.update(1, amount=len(idx))

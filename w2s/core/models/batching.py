@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from w2s.core import stopping
 from w2s.core.links import probabilities
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def predict_logits(model: torch.nn.Module, enc: Batchable, batch_size: int, desc
     out: np.ndarray | None = None
     steps = range(0, len(order), batch_size)
     for start in tqdm(steps, desc=desc, disable=True if desc is None else None, leave=False, unit="batch"):
+        stopping.check()
         idx = order[start : start + batch_size]
         logits = model(*(t.to(device) for t in enc.batch(idx))).float().cpu().numpy()
         if out is None:

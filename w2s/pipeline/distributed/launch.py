@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from w2s.config import Config
+from w2s.core import stopping
 from w2s.core.cache import ArtifactCache
 from w2s.core.config import StrongConfig, stable_hash, weights_only
 from w2s.core.progress import MARKER, interval
@@ -33,6 +34,7 @@ from w2s.io import read_json, write_json
 from w2s.pipeline.distributed.dsconfig import resolve
 
 WORKER = "w2s.pipeline.distributed.worker"
+STOP_POLL_S = 1.0  # how often a launch waiting on its ranks looks whether its run was told to stop
 # The fields of rank 0's result.json that describe training itself.
 RECORD_FIELDS = {"steps", "seconds", "examples_per_s", "best_step", "best_score", "curve", "resumed_from_step"}
 
@@ -131,8 +133,10 @@ def _pump(pipe: IO[str], kept: list[str], forward: Callable[[str], None]) -> Non
 
 
 def _run_ranks(cmd: list[str], env: dict[str, str], timeout_s: float, what: str) -> subprocess.CompletedProcess:
-    """Run the launcher in its own process group; past `timeout_s`, or when this process is
-    interrupted or terminated, stop the whole group so no rank outlives the step.
+    """Run the launcher in its own process group; past `timeout_s`, when this process is
+    interrupted or terminated, or when the run this step belongs to is told to stop (a sweep's
+    point in a worker thread, which no signal reaches), stop the whole group so no rank outlives
+    the step.
 
     Both pipes are read while the ranks run, so rank 0's progress lines reach this process's
     stderr live; the rest of the output is kept for the error message."""
@@ -161,7 +165,14 @@ def _run_ranks(cmd: list[str], env: dict[str, str], timeout_s: float, what: str)
         reader.start()
     deadline = time.monotonic() + timeout_s
     try:
-        proc.wait(timeout=timeout_s)
+        while True:  # in short waits, so that a stop of the run (w2s.core.stopping) ends the ranks too
+            stopping.check()
+            try:
+                proc.wait(timeout=min(STOP_POLL_S, max(0.0, deadline - time.monotonic())))
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    raise
         for reader in readers:
             # a rank that outlives the launcher holds the pipes open: the same time limit applies
             reader.join(timeout=max(0.0, deadline - time.monotonic()))
