@@ -72,6 +72,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         preflight(cfg, project)
     info = sys.stderr if args.json else sys.stdout  # --json: stdout holds the JSON alone
     kind = "confirmatory" if spec.confirmatory else "exploratory"
+    if declaration["resumes"]:  # its finished points come back from the cache
+        kind += f", resuming {', '.join(declaration['resumes'])} of the same protocol"
     print(
         f"sweep: {len(points)} points over {', '.join(spec.axes)} ({kind}, seeds recorded in the seed ledger)",
         file=info,

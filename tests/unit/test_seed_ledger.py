@@ -169,3 +169,58 @@ def test_a_sweep_on_a_bundled_corpus_not_yet_fetched_stops_before_the_ledger_rec
     assert err.count("\n") == 0 and err.startswith("error: bundled corpus file ") and "w2s data fetch" in err
     assert not (repo / "results" / "seed-ledger.json").exists(), "no seed was spent"
     assert not (repo / ".w2s" / "sweeps").exists(), "nothing ran"
+
+
+def test_a_stopped_confirmatory_sweep_resumes_under_the_same_protocol_and_under_nothing_else(
+    repo: Path, capsys: pytest.CaptureFixture
+):
+    from w2s.cli.main import main
+
+    project = Project(repo)
+    config = repo / "configs" / "sweep.yaml"
+    spec = SweepConfig.model_validate(yaml.safe_load(config.read_text()))
+
+    def declare(name: str, sweep: SweepConfig = spec) -> dict:
+        return seed_ledger.declare(project, sweep, expand(sweep, repo), config, name)
+
+    first = declare("sweep-first")
+    assert first["resumes"] == []
+    seed_ledger.record(project, first)  # it started, then was stopped before it finished
+    # the same commit, the ledger it wrote not yet committed: a resume
+    assert declare("sweep-again")["resumes"] == ["sweep-first"]
+    # through `w2s sweep`: past the ledger, to the preflight's check of the data this repo lacks
+    assert main(["sweep", "--config", "configs/sweep.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "refused" not in err and "data/tweets.csv" in err
+    # committing the ledger, stored outputs and docs changes no protocol
+    (repo / "README.md").write_text("what the first start showed\n")
+    (repo / "results" / "notes.txt").write_text("partial\n")
+    _git(repo, "add", "README.md", "results")
+    _git(repo, "commit", "-qm", "ledger and notes")
+    again = declare("sweep-again")
+    assert again["resumes"] == ["sweep-first"]
+    seed_ledger.record(project, again)
+    assert declare("sweep-third")["resumes"] == ["sweep-first", "sweep-again"]
+    assert seed_ledger.run_tags(again)["sweep_resumes"] == "sweep-first"
+
+    # other seeds from the same file are another protocol: 3 is used
+    other = spec.model_copy(update={"grid": {**spec.grid, "seed": [3, 9]}})
+    with pytest.raises(ConfigError, match=r"seed\(s\) 3 on testbed .* sweep-first"):
+        declare("sweep-other", other)
+    # a code change, uncommitted or committed, is another protocol
+    (repo / "params.yaml").write_text((repo / "params.yaml").read_text() + "\n")
+    (repo / "tool.py").write_text("CHANGED = True\n")
+    _git(repo, "add", "tool.py")
+    with pytest.raises(ConfigError) as err:
+        declare("sweep-changed")
+    _git(repo, "commit", "-qam", "a code change")
+    with pytest.raises(ConfigError) as err:
+        declare("sweep-changed")
+    message = str(err.value)
+    assert "\n" not in message and "seed(s) 3, 4 on testbed" in message and "sweep-first" in message
+    assert message.endswith(
+        "or resumes one of the same config and seeds whose commit equals this tree outside results, plots, docs, *.md"
+    )
+    # an exploratory run of the same seeds is never resumed as confirmatory
+    ledger = {"version": 1, "sweeps": [{**first, "confirmatory": False}]}
+    assert seed_ledger.resumable(ledger, first, repo) == []

@@ -11,6 +11,14 @@ written, when
 - its config file or the base config it builds on is not as committed (modified, or not tracked
   by git): the declared protocol is the committed one.
 
+One reuse is allowed: a confirmatory sweep stopped before it finished (a crash, a lost machine, a
+scheduler's kill) is resumed by running it again under the same protocol. Its entry `resumes`
+the earlier confirmatory entries of the same config file with the same seeds on the same
+testbeds whose commit's tree equals the working tree outside what sweeps write and document
+(`OUTPUTS`): the same config, base config and code, so the rerun can choose nothing the first
+start did not (its finished points come back from the cache). Anything else that differs, a
+commit of code or config included, makes the seeds used.
+
 A testbed is the data a seed draws its splits from: the data section (its non-default settings,
 so that a setting added to the schema later does not rename every testbed) and
 `split.ood_groups`. Split sizes are left out on purpose: with the same seed, a larger test split
@@ -67,6 +75,7 @@ class Source:
     commit: str
     uncommitted: list[str]
     tree_dirty: bool
+    root: Path | None = None
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess:
@@ -93,7 +102,36 @@ def config_source(config: Path | None, base: Path | None) -> Source:
         if not tracked or changed or commit == "unknown":
             uncommitted.append(rel)
     dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip())
-    return Source(rels[0], commit, uncommitted, dirty)
+    return Source(rels[0], commit, uncommitted, dirty, root)
+
+
+# What sweeps write (the ledger, stored outputs, the sweep chart) and what documents them: a
+# commit that changes only these leaves the protocol of a confirmatory sweep as it was.
+OUTPUTS = ("results", "plots", "docs", "*.md")
+
+
+def same_tree(root: Path, commit: str) -> bool:
+    """Whether the working tree's tracked files equal `commit`'s, outside `OUTPUTS`."""
+    if commit == "unknown":
+        return False
+    excluded = [f":(exclude,glob)**/{p}" if "*" in p else f":(exclude){p}" for p in OUTPUTS]
+    return _git(root, "diff", "--quiet", commit, "--", ".", *excluded).returncode == 0
+
+
+def resumable(ledger: dict[str, Any], entry: dict[str, Any], root: Path | None) -> list[str]:
+    """The earlier confirmatory sweeps of `ledger` that `entry` resumes: the same config file,
+    the same seeds on the same testbeds, and a commit whose tree equals the working tree outside
+    `OUTPUTS` (see the module's docstring)."""
+    if not entry["confirmatory"] or entry["config"] is None or root is None:
+        return []
+    return [
+        earlier["sweep"]
+        for earlier in ledger["sweeps"]
+        if earlier["confirmatory"]
+        and earlier["config"] == entry["config"]
+        and earlier["seeds"] == entry["seeds"]
+        and same_tree(root, earlier["commit"])
+    ]
 
 
 def declare(
@@ -124,13 +162,16 @@ def declare(
         "testbeds": testbeds,
         "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    check(read_ledger(project), entry)
+    ledger = read_ledger(project)
+    entry["resumes"] = resumable(ledger, entry, source.root)
+    check(ledger, entry)
     return entry
 
 
 def check(ledger: dict[str, Any], entry: dict[str, Any]) -> None:
     """Refuse a confirmatory entry whose protocol is not committed or whose seeds an earlier
-    sweep of `ledger` used on the same testbed (naming the seeds, the testbed and that sweep)."""
+    sweep of `ledger` used on the same testbed (naming the seeds, the testbed and that sweep),
+    unless that sweep is one the entry `resumes`."""
     if not entry["confirmatory"]:
         return
     if entry["config"] is None:
@@ -144,8 +185,11 @@ def check(ledger: dict[str, Any], entry: dict[str, Any]) -> None:
             "(modified or untracked); commit the declared protocol first"
         )
     clashes = []
+    resumes = set(entry.get("resumes", []))
     for key, seeds in entry["seeds"].items():
         for earlier in ledger["sweeps"]:
+            if earlier["sweep"] in resumes:
+                continue
             reused = sorted(set(seeds) & set(earlier["seeds"].get(key, [])))
             if reused:
                 kind = "confirmatory" if earlier["confirmatory"] else "exploratory"
@@ -157,7 +201,8 @@ def check(ledger: dict[str, Any], entry: dict[str, Any]) -> None:
     if clashes:
         raise ConfigError(
             f"confirmatory sweep refused: {'; '.join(clashes)}; a confirmatory sweep needs seeds no "
-            f"earlier sweep used on its testbed ({LEDGER})"
+            f"earlier sweep used on its testbed ({LEDGER}), or resumes one of the same config and "
+            f"seeds whose commit equals this tree outside {', '.join(OUTPUTS)}"
         )
 
 
@@ -203,4 +248,5 @@ def run_tags(entry: dict[str, Any]) -> dict[str, str]:
         "sweep_config_uncommitted": ",".join(entry["uncommitted"]) or "none",
         "sweep_confirmatory": str(entry["confirmatory"]).lower(),
         "sweep_seeds": json.dumps(entry["seeds"], sort_keys=True),
+        "sweep_resumes": ",".join(entry.get("resumes", [])) or "none",
     }
