@@ -5,6 +5,9 @@ deployment; a killed strong training resuming from its checkpoint: tests/test_di
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +21,28 @@ def _leftovers(project: Path) -> list[str]:
     found = [p for p in [state / "runs", state / "cache", state / "mlflow.db", project / "weak_labels"] if p.exists()]
     found += list(project.rglob("*.tmp"))
     return [str(p.relative_to(project)) for p in found]
+
+
+def _spawn(project: Path, args: list[str], **env: str) -> tuple[subprocess.Popen, list[str], threading.Thread]:
+    """`w2s ARGS` started in `project` as a user's shell would (no MLflow setting exported, `env`
+    added), its merged output collected into the returned list by the returned reader thread."""
+    from conftest import BIN
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
+    clean.update(PATH=f"{BIN}{os.pathsep}{clean['PATH']}", **env)
+    proc = subprocess.Popen(
+        [str(BIN / "w2s"), *args], cwd=project, env=clean, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # one at a time: a test watches the list grow
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return proc, lines, reader
 
 
 def test_an_unreachable_mlflow_server_fails_the_run_cleanly_after_the_retries(project, capsys, monkeypatch):
@@ -58,33 +83,11 @@ def test_sigterm_mid_training_fails_the_runs_crashes_the_flow_and_leaves_nothing
     is left. The student trains from scratch (a new lr, more epochs); weak labels come from the
     warm cache."""
     import asyncio
-    import os
     import signal
-    import subprocess
-    import threading
 
     from mlflow import MlflowClient
 
-    from conftest import BIN
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    proc = subprocess.Popen(
-        [str(BIN / "w2s"), "run", "--set", "strong.lr=3e-4", "--set", "strong.epochs=4"],
-        cwd=warm_project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        lines.extend(proc.stdout)
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
+    proc, lines, reader = _spawn(warm_project, ["run", "--set", "strong.lr=3e-4", "--set", "strong.epochs=4"])
     uri = f"sqlite:///{warm_project / '.w2s' / 'mlflow.db'}"
     c = MlflowClient(uri, registry_uri=uri)
 
@@ -133,44 +136,23 @@ def test_sigterm_stops_a_sweep_at_the_running_points_next_batch(warm_project: Pa
     Python cannot interrupt the pool's threads: the exit used to wait for the running point to
     finish (here minutes; a scheduler's grace period is shorter). The stop scope ends the point
     at its next batch; its MLflow run and the sweep's close FAILED, and nothing is half-written."""
-    import os
     import signal
-    import subprocess
-    import threading
 
     from mlflow import MlflowClient
-
-    from conftest import BIN
 
     # one point whose student would train for minutes (a new lr: nothing of it is cached)
     (warm_project / "sweep.yaml").write_text(
         "base: params.yaml\noverrides: {strong.lr: 2.5e-4, strong.epochs: 200}\ngrid: {seed: [0]}\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_") and k != "W2S_PROJECT_DIR"}
     # a progress line at every step, at the INFO level Prefect logs a task's prints with
-    env.update(PATH=f"{BIN}{os.pathsep}{env['PATH']}", W2S_PROGRESS_SECONDS="0", PREFECT_LOGGING_LEVEL="INFO")
-    proc = subprocess.Popen(
-        [str(BIN / "w2s"), "sweep", "--config", "sweep.yaml"],
-        cwd=warm_project,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+    proc, lines, reader = _spawn(
+        warm_project, ["sweep", "--config", "sweep.yaml"], W2S_PROGRESS_SECONDS="0", PREFECT_LOGGING_LEVEL="INFO"
     )
-    lines: list[str] = []
-    training = threading.Event()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if ": step " in line:
-                training.set()
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
     try:
-        assert training.wait(timeout=300), "".join(lines[-30:])
+        deadline = time.monotonic() + 300
+        while not any(": step " in line for line in lines):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines[-30:])
+            time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)  # the point alone would train on for minutes
     finally:
