@@ -54,6 +54,7 @@ def sweep(sweep_config: dict[str, Any], project_dir: str, declaration: dict[str,
             result = sweep_points.report(
                 project_dir, rows, spec.group_keys, str(sweep_dir), parent_id, spec.comparison_baseline
             )
+            seed_ledger.finish(project, name)  # a confirmatory start that finished is resumed no more
             ok = True
         finally:
             tracking.finish(parent_id, {**tags, "method": "sweep"}, ok)

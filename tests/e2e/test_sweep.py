@@ -110,6 +110,7 @@ def test_a_confirmatory_sweep_records_its_commit_and_its_seeds_are_refused_next_
     assert entry["sweep"] == swept.sweep_dir.name and entry["confirmatory"] is True
     assert entry["config"] == "sweep.yaml" and entry["commit"] == swept.head and entry["uncommitted"] == []
     assert entry["seeds"] == {testbed: [0, 1]} and testbed.startswith("election-tweets@")
+    assert entry["finished"] >= entry["date"], "stamped when its report was written: resumed no more"
     record = json.loads((swept.sweep_dir / "sweep.json").read_text())
     assert record["commit"] == swept.head and record["group_keys"] == ["strong.loss"]
     tags = (
@@ -129,7 +130,8 @@ def test_a_confirmatory_sweep_records_its_commit_and_its_seeds_are_refused_next_
     assert err == (
         f"error: confirmatory sweep refused: seed(s) 0, 1 on testbed {testbed} were used by sweep "
         f"{entry['sweep']} (sweep.yaml, confirmatory, {entry['date'][:10]}); a confirmatory sweep needs "
-        "seeds no earlier sweep used on its testbed (results/seed-ledger.json)"
+        "seeds no earlier sweep used on its testbed (results/seed-ledger.json), or resumes one of the same "
+        "config and seeds whose commit equals this tree outside results, plots, docs, *.md"
     )
     assert ledger_file.read_bytes() == before
     assert len(list((swept.root / ".w2s" / "sweeps").iterdir())) == 1, "nothing ran"

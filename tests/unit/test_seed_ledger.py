@@ -202,6 +202,12 @@ def test_a_stopped_confirmatory_sweep_resumes_under_the_same_protocol_and_under_
     seed_ledger.record(project, again)
     assert declare("sweep-third")["resumes"] == ["sweep-first", "sweep-again"]
     assert seed_ledger.run_tags(again)["sweep_resumes"] == "sweep-first"
+    # once a start of the protocol has finished, a rerun is a second look at its seeds: refused
+    seed_ledger.finish(project, "sweep-again")
+    assert json.loads((repo / "results" / "seed-ledger.json").read_text())["sweeps"][1]["finished"]
+    with pytest.raises(ConfigError, match=r"seed\(s\) 3, 4 on testbed .* sweep-first"):
+        declare("sweep-after-the-end")
+    _git(repo, "checkout", "-q", "--", "results/seed-ledger.json")  # back to the unfinished start
 
     # other seeds from the same file are another protocol: 3 is used
     other = spec.model_copy(update={"grid": {**spec.grid, "seed": [3, 9]}})

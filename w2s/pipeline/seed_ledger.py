@@ -16,8 +16,9 @@ scheduler's kill) is resumed by running it again under the same protocol. Its en
 the earlier confirmatory entries of the same config file with the same seeds on the same
 testbeds whose commit's tree equals the working tree outside what sweeps write and document
 (`OUTPUTS`): the same config, base config and code, so the rerun can choose nothing the first
-start did not (its finished points come back from the cache). Anything else that differs, a
-commit of code or config included, makes the seeds used.
+start did not (its finished points come back from the cache). Once one of them has `finished`
+(stamped by `finish` when the sweep's report is written), its seeds are used like any others, as
+they are when anything else differs, a commit of code or config included.
 
 A testbed is the data a seed draws its splits from: the data section (its non-default settings,
 so that a setting added to the schema later does not rename every testbed) and
@@ -124,14 +125,17 @@ def resumable(ledger: dict[str, Any], entry: dict[str, Any], root: Path | None) 
     `OUTPUTS` (see the module's docstring)."""
     if not entry["confirmatory"] or entry["config"] is None or root is None:
         return []
-    return [
-        earlier["sweep"]
+    same = [
+        earlier
         for earlier in ledger["sweeps"]
         if earlier["confirmatory"]
         and earlier["config"] == entry["config"]
         and earlier["seeds"] == entry["seeds"]
         and same_tree(root, earlier["commit"])
     ]
+    if any(earlier.get("finished") for earlier in same):  # done: a rerun would be a second look
+        return []
+    return [earlier["sweep"] for earlier in same]
 
 
 def declare(
@@ -230,6 +234,19 @@ def record(project: Project, entry: dict[str, Any]) -> None:
         ledger = read_ledger(project)
         check(ledger, entry)
         ledger["sweeps"].append(entry)
+        write_ledger(project, ledger)
+
+
+def finish(project: Project, name: str) -> None:
+    """Stamp the ledger entry of sweep `name` as finished (its report written): from then on no
+    start resumes it."""
+    from filelock import FileLock
+
+    with FileLock(str(project.state / "seed-ledger.lock"), timeout=60):
+        ledger = read_ledger(project)
+        for entry in ledger["sweeps"]:
+            if entry["sweep"] == name:
+                entry["finished"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         write_ledger(project, ledger)
 
 
