@@ -37,6 +37,8 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,7 +166,7 @@ def declare(
         "confirmatory": spec.confirmatory,
         "seeds": {k: sorted(v) for k, v in sorted(seeds.items())},
         "testbeds": testbeds,
-        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date": _now(),
     }
     ledger = read_ledger(project)
     entry["resumes"] = resumable(ledger, entry, source.root)
@@ -210,6 +212,10 @@ def check(ledger: dict[str, Any], entry: dict[str, Any]) -> None:
         )
 
 
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def read_ledger(project: Project) -> dict[str, Any]:
     """The project's ledger (an empty one when the file does not exist yet)."""
     path = project.root / LEDGER
@@ -224,30 +230,33 @@ def read_ledger(project: Project) -> dict[str, Any]:
     return ledger
 
 
-def record(project: Project, entry: dict[str, Any]) -> None:
-    """Append a declared sweep to the ledger, atomically, re-checking it under the ledger's lock
-    (two confirmatory sweeps started at once cannot both take the same seeds)."""
+@contextmanager
+def _editing(project: Project) -> Iterator[dict[str, Any]]:
+    """The ledger, read under its lock and written back, atomically, when the block succeeds."""
     from filelock import FileLock
 
     project.state.mkdir(parents=True, exist_ok=True)
     with FileLock(str(project.state / "seed-ledger.lock"), timeout=60):
         ledger = read_ledger(project)
+        yield ledger
+        write_ledger(project, ledger)
+
+
+def record(project: Project, entry: dict[str, Any]) -> None:
+    """Append a declared sweep to the ledger, atomically, re-checking it under the ledger's lock
+    (two confirmatory sweeps started at once cannot both take the same seeds)."""
+    with _editing(project) as ledger:
         check(ledger, entry)
         ledger["sweeps"].append(entry)
-        write_ledger(project, ledger)
 
 
 def finish(project: Project, name: str) -> None:
     """Stamp the ledger entry of sweep `name` as finished (its report written): from then on no
     start resumes it."""
-    from filelock import FileLock
-
-    with FileLock(str(project.state / "seed-ledger.lock"), timeout=60):
-        ledger = read_ledger(project)
+    with _editing(project) as ledger:
         for entry in ledger["sweeps"]:
             if entry["sweep"] == name:
-                entry["finished"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        write_ledger(project, ledger)
+                entry["finished"] = _now()
 
 
 def write_ledger(project: Project, ledger: dict[str, Any]) -> None:
